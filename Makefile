@@ -1,0 +1,35 @@
+# Every target that runs code first makes sure .venv matches pyproject.toml (a no-op when it does).
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
+
+.PHONY: demo test test-fast lint bench clean-demo venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/drum demo --out runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check drum tests benchmarks
+	$(VENV)/bin/ruff format --check drum tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean-demo:
+	rm -rf runs/demo
