@@ -21,7 +21,9 @@ class Registry:
     def register(self, name: str, target: str) -> None:
         """Register ``target`` (``"package.module:attribute"``) under ``name``."""
         if ":" not in target:
-            raise ValueError(f"{self.kind} target must look like 'module:attribute', got {target!r}")
+            raise ValueError(
+                f"{self.kind} target must look like 'module:attribute', got {target!r}"
+            )
         if name in self._targets and self._targets[name] != target:
             raise ValueError(f"{self.kind} {name!r} is already registered as {self._targets[name]}")
         self._targets[name] = target

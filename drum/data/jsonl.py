@@ -46,23 +46,30 @@ def _parse_line(raw: str, path: Path, line: int, verify_images: bool) -> Example
     try:
         record = json.loads(raw)
     except json.JSONDecodeError as error:
-        raise DataError(path, line, f"malformed JSON ({error.msg} at column {error.colno})") from None
+        raise DataError(
+            path, line, f"malformed JSON ({error.msg} at column {error.colno})"
+        ) from None
     if not isinstance(record, dict):
         raise DataError(path, line, f"expected a JSON object, got {type(record).__name__}")
     missing = [name for name in REQUIRED_FIELDS if name not in record]
     if missing:
-        raise DataError(path, line, f"missing field(s) {missing}; required: {list(REQUIRED_FIELDS)}")
+        raise DataError(
+            path, line, f"missing field(s) {missing}; required: {list(REQUIRED_FIELDS)}"
+        )
     if not isinstance(record["id"], str) or not record["id"]:
         raise DataError(path, line, "field 'id' must be a non-empty string")
     if not isinstance(record["text"], str):
         raise DataError(path, line, "field 'text' must be a string")
     if record["task"] not in TASK_TYPES:
-        raise DataError(path, line, f"field 'task' must be one of {TASK_TYPES}, got {record['task']!r}")
+        raise DataError(
+            path, line, f"field 'task' must be one of {TASK_TYPES}, got {record['task']!r}"
+        )
     answers = _as_str_list(record["answers"], "answers", path, line)
     if not answers:
         raise DataError(path, line, "field 'answers' must hold at least one answer")
     image_paths = tuple(
-        (path.parent / name).resolve() for name in _as_str_list(record["images"], "images", path, line)
+        (path.parent / name).resolve()
+        for name in _as_str_list(record["images"], "images", path, line)
     )
     meta = record.get("meta", {})
     if not isinstance(meta, dict):
@@ -88,7 +95,9 @@ def verify_image(image_path: Path, source: Path, line: int | None) -> None:
         with Image.open(image_path) as image:
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise DataError(source, line, f"unreadable or corrupt image {image_path}: {error}") from None
+        raise DataError(
+            source, line, f"unreadable or corrupt image {image_path}: {error}"
+        ) from None
 
 
 def read_examples(path: str | os.PathLike[str], verify_images: bool = True) -> list[Example]:
@@ -98,8 +107,16 @@ def read_examples(path: str | os.PathLike[str], verify_images: bool = True) -> l
         raise DataError(path, None, "dataset file not found")
     examples: list[Example] = []
     first_line_of: dict[str, int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for line_number, raw in enumerate(handle, start=1):
+    # Bytes, decoded line by line, so that invalid UTF-8 is a DataError naming its line rather
+    # than a bare UnicodeDecodeError from somewhere in a read-ahead chunk.
+    with path.open("rb") as handle:
+        for line_number, raw_bytes in enumerate(handle, start=1):
+            try:
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    path, line_number, f"not valid UTF-8 ({error.reason} at byte {error.start})"
+                ) from None
             if not raw.strip():
                 continue
             example = _parse_line(raw, path, line_number, verify_images)
@@ -115,7 +132,7 @@ def read_examples(path: str | os.PathLike[str], verify_images: bool = True) -> l
 
 
 def example_to_record(example: Example, relative_to: Path) -> dict[str, Any]:
-    """The JSON object for ``example`` with image paths relative to ``relative_to`` when possible."""
+    """The JSON object for ``example``, image paths relative to ``relative_to`` when possible."""
     images = []
     for image_path in example.images:
         try:

@@ -1,0 +1,244 @@
+"""``drum``: the command-line entry point (``drum --help`` lists the subcommands)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+data_app = typer.Typer(no_args_is_help=True, help="Make and check datasets.")
+embed_app = typer.Typer(no_args_is_help=True, help="Train and run embedders.")
+index_app = typer.Typer(no_args_is_help=True, help="Build and query FAISS indexes.")
+app.add_typer(data_app, name="data")
+app.add_typer(embed_app, name="embed")
+app.add_typer(index_app, name="index")
+console = Console(stderr=True)
+
+ModelOption = Annotated[
+    str, typer.Option("--model", "-m", help="Embedder: a hub id or a save_pretrained directory.")
+]
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=2)
+
+
+@data_app.command("make-world")
+def make_world_command(
+    out: Annotated[Path, typer.Option(help="Directory to write the world into.")] = Path("world"),
+    seed: int = 0,
+    n_train: int = 20000,
+    n_pool: int = 2000,
+    n_val: int = 500,
+    n_test: int = 1000,
+) -> None:
+    """Generate the built-in world (train / pool / val / test, three task types)."""
+    from drum.data.world.generate import WorldConfig, make_world
+
+    config = WorldConfig(seed=seed, n_train=n_train, n_pool=n_pool, n_val=n_val, n_test=n_test)
+    make_world(out, config)
+    console.print(f"world written to {out}")
+
+
+@data_app.command("digits")
+def digits_command(out: Path = Path("data/digits"), seed: int = 0) -> None:
+    """Write scikit-learn's bundled 8x8 digits as a classification dataset."""
+    from drum.data.bundled import make_digits_dataset
+
+    paths = make_digits_dataset(out, seed=seed)
+    console.print(json.dumps({split: str(path) for split, path in paths.items()}, indent=2))
+
+
+@data_app.command("photos")
+def photos_command(out: Path = Path("data/photos")) -> None:
+    """Write scikit-image's bundled photos as a small captioning dataset."""
+    from drum.data.bundled import make_photos_dataset
+
+    console.print(str(make_photos_dataset(out)))
+
+
+@data_app.command("check")
+def check_command(path: Path) -> None:
+    """Validate a JSONL dataset (fields, types, duplicate ids, every image readable)."""
+    from drum.data.jsonl import DataError, read_examples
+
+    try:
+        examples = read_examples(path)
+    except DataError as error:
+        _fail(str(error))
+    console.print(f"{path}: {len(examples)} examples, all valid")
+
+
+@embed_app.command("train-builtin")
+def train_builtin_command(
+    world: Path = Path("world"),
+    out: Path = Path("models/embedder"),
+    steps: int = 1500,
+    seed: int = 0,
+) -> None:
+    """Train the built-in CLIP on the world's train split (skipped when already current)."""
+    from drum.embed.builtin import BuiltinEmbedderConfig, train_builtin_embedder
+
+    path = train_builtin_embedder(world, out, BuiltinEmbedderConfig(steps=steps, seed=seed))
+    card = json.loads((path / "drum_embedder.json").read_text())
+    console.print_json(
+        data={
+            "model": str(path),
+            **{k: card[k] for k in ("train_seconds", "val_zero_shot_accuracy")},
+        }
+    )
+
+
+@embed_app.command("run")
+def embed_command(
+    data: Annotated[Path, typer.Option(help="JSONL dataset to embed.")],
+    model: ModelOption,
+    cache: Annotated[Path, typer.Option(help="Embedding cache directory.")] = Path("runs/cache"),
+) -> None:
+    """Embed a dataset's images and texts into the cache (a second run embeds nothing)."""
+    from drum.data.jsonl import read_examples
+    from drum.embed.cache import EmbeddingCache
+    from drum.embed.hf import HFDualEncoder
+    from drum.retrieve.retriever import PoolEmbeddings
+
+    embedder = HFDualEncoder(model)
+    store = EmbeddingCache(cache)
+    examples = read_examples(data)
+    PoolEmbeddings.compute(examples, embedder, store, progress=True)
+    console.print(f"{len(examples)} examples: {store.hits} cached, {store.misses} embedded now")
+
+
+@index_app.command("build")
+def index_build_command(
+    pool: Annotated[Path, typer.Option(help="JSONL pool.")],
+    model: ModelOption,
+    out: Annotated[Path, typer.Option(help="Directory to save the index in.")],
+    strategy: str = "concat",
+    image_weight: float = 0.5,
+    factory: Annotated[str, typer.Option(help="FAISS index_factory string.")] = "Flat",
+    cache: Path = Path("runs/cache"),
+) -> None:
+    """Build and save a FAISS index over a pool's vectors for one strategy."""
+    from drum.data.jsonl import read_examples
+    from drum.embed.cache import EmbeddingCache
+    from drum.embed.hf import HFDualEncoder
+    from drum.index import IndexConfig, VectorIndex
+    from drum.retrieve.retriever import PoolEmbeddings
+    from drum.retrieve.strategies import RetrievalConfig, pool_vectors
+
+    config = RetrievalConfig(strategy=strategy, image_weight=image_weight)
+    if not config.uses_similarity:
+        _fail(f"strategy {strategy!r} does not use an index")
+    embedder = HFDualEncoder(model)
+    examples = read_examples(pool)
+    embeddings = PoolEmbeddings.compute(examples, embedder, EmbeddingCache(cache), progress=True)
+    vectors = pool_vectors(config, embeddings.image, embeddings.text)
+    index = VectorIndex(vectors.shape[1], IndexConfig(factory=factory))
+    index.add(vectors, [e.id for e in examples])
+    index.save(
+        out,
+        meta={
+            "pool": str(pool.resolve()),
+            "embedder": embedder.fingerprint,
+            "strategy": strategy,
+            "image_weight": image_weight,
+        },
+    )
+    console.print(f"index of {len(examples)} vectors (dim {vectors.shape[1]}) saved to {out}")
+
+
+@app.command("retrieve")
+def retrieve_command(
+    pool: Annotated[Path, typer.Option(help="JSONL pool of demonstrations.")],
+    queries: Annotated[Path, typer.Option(help="JSONL queries.")],
+    out: Annotated[Path, typer.Option(help="Output JSONL: per query, demo ids and scores.")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Embedder (similarity strategies).")
+    ] = None,
+    strategy: str = "concat",
+    k: int = 4,
+    order: str = "similar_last",
+    image_weight: float = 0.5,
+    seed: int = 0,
+    cache: Path = Path("runs/cache"),
+) -> None:
+    """Choose k demonstrations per query and write them as JSONL (in prompt order)."""
+    from drum.data.jsonl import DataError, read_examples
+    from drum.embed.cache import EmbeddingCache
+    from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+    from drum.retrieve.strategies import RetrievalConfig
+    from drum.utils.io import atomic_open
+
+    try:
+        config = RetrievalConfig(
+            strategy=strategy, k=k, order=order, image_weight=image_weight, seed=seed
+        )
+        pool_examples, query_examples = read_examples(pool), read_examples(queries)
+    except (ValueError, DataError) as error:
+        _fail(str(error))
+    pool_side: PoolEmbeddings | list = pool_examples
+    query_embeddings = None
+    if config.uses_similarity:
+        if model is None:
+            _fail(f"strategy {strategy!r} needs --model")
+        from drum.embed.hf import HFDualEncoder
+
+        embedder = HFDualEncoder(model)
+        store = EmbeddingCache(cache)
+        pool_side = PoolEmbeddings.compute(pool_examples, embedder, store, progress=True)
+        query_embeddings = PoolEmbeddings.compute(query_examples, embedder, store, progress=True)
+    retrievals = DemonstrationRetriever(pool_side, config).retrieve(
+        query_examples, query_embeddings
+    )
+    with atomic_open(out) as handle:
+        for retrieval in retrievals:
+            record = {
+                "query_id": retrieval.query_id,
+                "strategy": strategy,
+                "demos": [
+                    {"id": demo_id, "score": score}
+                    for demo_id, score in zip(retrieval.demo_ids, retrieval.scores, strict=True)
+                ],
+            }
+            handle.write(json.dumps(record) + "\n")
+    console.print(f"{len(retrievals)} queries -> {out}")
+
+
+@app.command("strategies")
+def strategies_command() -> None:
+    """List the retrieval strategies."""
+    from drum.retrieve.strategies import STRATEGIES
+
+    for name in STRATEGIES:
+        typer.echo(name)
+
+
+@app.command("demo")
+def demo_command(
+    out: Annotated[
+        Path, typer.Option(help="Run directory (world, models, cache, results).")
+    ] = Path("runs/demo"),
+    quick: Annotated[
+        bool, typer.Option(help="A small world and short training (smoke run).")
+    ] = False,
+) -> None:
+    """The main job on the built-in default: world -> embedder -> index -> retrieval quality."""
+    from drum.pipelines.demo import run_demo
+
+    run_demo(out, quick=quick)
+
+
+def main() -> None:  # pragma: no cover - console script
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

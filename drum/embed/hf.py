@@ -1,0 +1,146 @@
+"""Hugging Face ``transformers`` dual encoders (CLIP, SigLIP) by hub id or local path.
+
+The built-in embedder is itself a tiny ``CLIPModel`` saved with ``save_pretrained``, so the
+demo runs exactly this code path, the one GPU users run with pretrained checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from drum.embed.base import Embedder, ImageInput, l2_normalize, load_image
+
+SUPPORTED_MODEL_TYPES = ("clip", "siglip", "siglip2")
+
+
+def _batches(items: Sequence, batch_size: int, desc: str, progress: bool) -> Iterator[Sequence]:
+    starts = range(0, len(items), batch_size)
+    for start in tqdm(starts, desc=desc, disable=not progress or len(starts) < 2, unit="batch"):
+        yield items[start : start + batch_size]
+
+
+def _features(output: object) -> torch.Tensor:
+    # transformers >= 5 returns a ModelOutput whose pooler_output holds the projected features;
+    # earlier versions return the tensor itself.
+    if isinstance(output, torch.Tensor):
+        return output
+    return output.pooler_output  # type: ignore[attr-defined]
+
+
+def weights_digest(model_dir: Path) -> str:
+    """SHA-256 over a model directory's config and weight files (order-independent of listing)."""
+    digest = hashlib.sha256()
+    files = sorted(
+        p
+        for p in model_dir.iterdir()
+        if p.suffix in (".safetensors", ".bin", ".json") and p.is_file()
+    )
+    for path in files:
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+class HFDualEncoder(Embedder):
+    """A ``transformers`` CLIP / SigLIP model and its processor behind the ``Embedder`` API.
+
+    Args:
+        model_name_or_path: a hub id (resolved from the local cache when offline) or a directory
+            written by ``save_pretrained`` holding the model and its processor.
+        device: torch device for inference.
+        trust_remote_code: passed to ``from_pretrained``; off unless the user asks.
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str | Path,
+        device: str = "cpu",
+        trust_remote_code: bool = False,
+    ) -> None:
+        from transformers import AutoModel, AutoProcessor
+
+        self.name = str(model_name_or_path)
+        self.device = torch.device(device)
+        self.processor = AutoProcessor.from_pretrained(
+            model_name_or_path, trust_remote_code=trust_remote_code
+        )
+        self.model = AutoModel.from_pretrained(
+            model_name_or_path, trust_remote_code=trust_remote_code
+        ).to(self.device)
+        self.model.eval()
+        model_type = self.model.config.model_type
+        if model_type not in SUPPORTED_MODEL_TYPES:
+            raise ValueError(
+                f"{self.name}: model_type {model_type!r} is not a supported dual encoder; "
+                f"expected one of {SUPPORTED_MODEL_TYPES}"
+            )
+        # SigLIP was trained on texts padded to a fixed length; other padding shifts its outputs.
+        self._pad_to_max = model_type.startswith("siglip")
+        self._max_text_length = int(self.model.config.text_config.max_position_embeddings)
+        self._fingerprint = self._compute_fingerprint(model_name_or_path)
+
+    def _compute_fingerprint(self, model_name_or_path: str | Path) -> str:
+        path = Path(model_name_or_path)
+        if path.is_dir():
+            content = weights_digest(path)
+        else:  # a hub id: its config (incl. commit hash when present) identifies the weights
+            content = json.dumps(self.model.config.to_dict(), sort_keys=True, default=str)
+            content += getattr(self.model.config, "_commit_hash", "") or ""
+        return f"{self.model.config.model_type}-{hashlib.sha256(content.encode()).hexdigest()[:16]}"
+
+    @property
+    def dim(self) -> int:
+        return (
+            int(self.model.config.projection_dim)
+            if hasattr(self.model.config, "projection_dim")
+            else int(self.model.config.text_config.hidden_size)
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @torch.inference_mode()
+    def embed_images(
+        self, images: Sequence[ImageInput], batch_size: int = 64, progress: bool = False
+    ) -> np.ndarray:
+        chunks = [np.zeros((0, self.dim), dtype=np.float32)]
+        for batch in _batches(images, batch_size, "embedding images", progress):
+            pixels = self.processor.image_processor(
+                images=[load_image(image) for image in batch], return_tensors="pt"
+            )["pixel_values"].to(self.device)
+            features = _features(self.model.get_image_features(pixel_values=pixels))
+            chunks.append(features.float().cpu().numpy())
+        return l2_normalize(np.concatenate(chunks))
+
+    @torch.inference_mode()
+    def embed_texts(
+        self, texts: Sequence[str], batch_size: int = 256, progress: bool = False
+    ) -> np.ndarray:
+        chunks = [np.zeros((0, self.dim), dtype=np.float32)]
+        for batch in _batches(texts, batch_size, "embedding texts", progress):
+            tokens = self.processor.tokenizer(
+                list(batch),
+                padding="max_length" if self._pad_to_max else True,
+                max_length=self._max_text_length,
+                truncation=True,
+                return_tensors="pt",
+            )
+            inputs = {
+                key: value.to(self.device)
+                for key, value in tokens.items()
+                if key in ("input_ids", "attention_mask")
+            }
+            if self._pad_to_max:  # SigLIP's text tower takes no attention mask
+                inputs.pop("attention_mask", None)
+            chunks.append(_features(self.model.get_text_features(**inputs)).float().cpu().numpy())
+        return l2_normalize(np.concatenate(chunks))

@@ -1,0 +1,188 @@
+"""VQAv2 accuracy: the official answer normalisation and the leave-one-out "3 humans" score.
+
+A port of ``vqaEval.py`` (``VQAEval.processPunctuation``, ``processDigitArticle`` and the accuracy
+loop of ``evaluate``) from the official VQA evaluation tools, GT-Vision-Lab/VQA. The tables and
+regular expressions are copied verbatim, quirks included, so that scores match the official ones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from drum.eval.metrics.registry import MetricSpec
+
+# Keys with capitals ("Im", "Ive", "Id've") can never match because processDigitArticle lowercases
+# first; they stay, as in the official table, so the behaviour is the official one.
+CONTRACTIONS: dict[str, str] = {
+    "aint": "ain't", "arent": "aren't", "cant": "can't", "couldve": "could've",
+    "couldnt": "couldn't", "couldn'tve": "couldn't've", "couldnt've": "couldn't've",
+    "didnt": "didn't", "doesnt": "doesn't", "dont": "don't", "hadnt": "hadn't",
+    "hadnt've": "hadn't've", "hadn'tve": "hadn't've", "hasnt": "hasn't", "havent": "haven't",
+    "hed": "he'd", "hed've": "he'd've", "he'dve": "he'd've", "hes": "he's", "howd": "how'd",
+    "howll": "how'll", "hows": "how's", "Id've": "I'd've", "I'dve": "I'd've", "Im": "I'm",
+    "Ive": "I've", "isnt": "isn't", "itd": "it'd", "itd've": "it'd've", "it'dve": "it'd've",
+    "itll": "it'll", "let's": "let's", "maam": "ma'am", "mightnt": "mightn't",
+    "mightnt've": "mightn't've", "mightn'tve": "mightn't've", "mightve": "might've",
+    "mustnt": "mustn't", "mustve": "must've", "neednt": "needn't", "notve": "not've",
+    "oclock": "o'clock", "oughtnt": "oughtn't", "ow's'at": "'ow's'at", "'ows'at": "'ow's'at",
+    "'ow'sat": "'ow's'at", "shant": "shan't", "shed've": "she'd've", "she'dve": "she'd've",
+    "she's": "she's", "shouldve": "should've", "shouldnt": "shouldn't",
+    "shouldnt've": "shouldn't've", "shouldn'tve": "shouldn't've",
+    "somebody'd": "somebodyd",  # sic: reversed in the official table
+    "somebodyd've": "somebody'd've", "somebody'dve": "somebody'd've",
+    "somebodyll": "somebody'll", "somebodys": "somebody's", "someoned": "someone'd",
+    "someoned've": "someone'd've", "someone'dve": "someone'd've", "someonell": "someone'll",
+    "someones": "someone's", "somethingd": "something'd", "somethingd've": "something'd've",
+    "something'dve": "something'd've", "somethingll": "something'll", "thats": "that's",
+    "thered": "there'd", "thered've": "there'd've", "there'dve": "there'd've",
+    "therere": "there're", "theres": "there's", "theyd": "they'd", "theyd've": "they'd've",
+    "they'dve": "they'd've", "theyll": "they'll", "theyre": "they're", "theyve": "they've",
+    "twas": "'twas", "wasnt": "wasn't", "wed've": "we'd've", "we'dve": "we'd've",
+    "weve": "we've", "werent": "weren't", "whatll": "what'll", "whatre": "what're",
+    "whats": "what's", "whatve": "what've", "whens": "when's", "whered": "where'd",
+    "wheres": "where's", "whereve": "where've", "whod": "who'd", "whod've": "who'd've",
+    "who'dve": "who'd've", "wholl": "who'll", "whos": "who's", "whove": "who've",
+    "whyll": "why'll", "whyre": "why're", "whys": "why's", "wont": "won't",
+    "wouldve": "would've", "wouldnt": "wouldn't", "wouldnt've": "wouldn't've",
+    "wouldn'tve": "wouldn't've", "yall": "y'all", "yall'll": "y'all'll", "y'allll": "y'all'll",
+    "yall'd've": "y'all'd've", "y'alld've": "y'all'd've", "y'all'dve": "y'all'd've",
+    "youd": "you'd", "youd've": "you'd've", "you'dve": "you'd've", "youll": "you'll",
+    "youre": "you're", "youve": "you've",
+}  # fmt: skip
+
+# "none" -> "0" is official: "none" answers to counting questions are scored as zero.
+NUMBER_WORDS: dict[str, str] = {
+    "none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+    "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10",
+}  # fmt: skip
+
+ARTICLES: frozenset[str] = frozenset({"a", "an", "the"})
+
+# '.', ':' and "'" are deliberately absent: periods go through PERIOD_STRIP, apostrophes must
+# survive for the contractions, and the official list has no colon.
+PUNCTUATION: tuple[str, ...] = (
+    ";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-",
+    ">", "<", "@", "`", ",", "?", "!",
+)  # fmt: skip
+
+# Official typo kept: "(?!<=\d)" was meant as the lookbehind "(?<!\d)" but is a lookahead for the
+# literal "<=" followed by a digit, which never matches a '.', so every period not followed by a
+# digit is removed ("3.5" keeps its period, "5." and "u.s.a." lose theirs).
+PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")
+COMMA_STRIP = re.compile(r"(\d)(\,)(\d)")
+# The official call is ``periodStrip.sub("", text, re.UNICODE)``: the flag lands in the ``count``
+# argument, capping removals at int(re.UNICODE) == 32 periods. Kept for exactness.
+_PERIOD_STRIP_COUNT = int(re.UNICODE)
+
+
+def process_punctuation(text: str) -> str:
+    """``VQAEval.processPunctuation``.
+
+    Each character of ``PUNCTUATION`` is deleted if it touches a space anywhere in the text or if
+    the text contains a digit-comma-digit ("1,000"), and replaced by a space otherwise
+    ("red,blue" -> "red blue", "yes, sir" -> "yes sir", "1,000" -> "1000"). Then periods not
+    followed by a digit are deleted. Case is kept.
+    """
+    out = text
+    has_digit_comma = COMMA_STRIP.search(text) is not None
+    for p in PUNCTUATION:
+        # The condition looks at the input text, not the partially processed one (as official).
+        if (p + " " in text or " " + p in text) or has_digit_comma:
+            out = out.replace(p, "")
+        else:
+            out = out.replace(p, " ")
+    return PERIOD_STRIP.sub("", out, count=_PERIOD_STRIP_COUNT)
+
+
+def process_digit_article(text: str) -> str:
+    """``VQAEval.processDigitArticle``: lowercase, split on whitespace, number words 0-10 ->
+    digits, drop articles (a, an, the), expand apostrophe-less contractions ("dont" -> "don't"),
+    join with single spaces."""
+    words = [NUMBER_WORDS.get(word, word) for word in text.lower().split()]
+    words = [word for word in words if word not in ARTICLES]
+    return " ".join(CONTRACTIONS.get(word, word) for word in words)
+
+
+def _clean_whitespace(text: str) -> str:
+    """The first step of the official loop: newlines and tabs become spaces, then strip."""
+    return text.replace("\n", " ").replace("\t", " ").strip()
+
+
+def normalize_vqa_answer(text: str) -> str:
+    """The official answer normalisation: whitespace clean-up, then ``process_punctuation``,
+    then ``process_digit_article``.
+
+    Examples: "Two" -> "2", "the dog." -> "dog", "dont" -> "don't", "1,000" -> "1000",
+    "t-shirt" -> "t shirt".
+    """
+    return process_digit_article(process_punctuation(_clean_whitespace(text)))
+
+
+def vqa_accuracy(
+    prediction: str, references: Sequence[str], *, official_gating: bool = False
+) -> float:
+    """VQAv2 accuracy of one prediction against its human answers (a number in [0, 1]).
+
+    With ``n`` references ``r_1..r_n`` and ``m_i = #{j != i : r_j == prediction}`` (after
+    normalisation)::
+
+        acc = (1 / n) * sum_i min(1, m_i / 3)
+
+    i.e. "correct if at least 3 humans said it", averaged over the ``n`` leave-one-out subsets
+    of the references, as the official script does. With 10 answers of which 3 match: 3 subsets
+    keep 2 matches (2/3) and 7 keep 3 (1), so acc = (3 * 2/3 + 7) / 10 = 0.9.
+
+    Fewer than 10 references: the same leave-one-out average over however many there are, with
+    the official threshold of 3 kept, so a perfect answer scores 1/3 with 2 references, 2/3 with
+    3, and 1 from 4 on. With a single reference leave-one-out would leave no answer at all
+    (always 0), so we score exact match after normalisation instead (our choice; the official
+    data always has 10 answers).
+
+    By default the prediction and every reference go through ``normalize_vqa_answer``.
+    ``official_gating=True`` reproduces the official script to the letter instead: when all
+    references agree (after whitespace clean-up) nothing is normalised and the comparison is
+    only case-insensitive, so "Two" scores 0 against ten "2"s.
+    """
+    if not references:
+        raise ValueError("vqa_accuracy needs at least one reference answer")
+    if official_gating:
+        pred = _clean_whitespace(prediction)
+        refs = [_clean_whitespace(r) for r in references]
+        if len(set(refs)) > 1:
+            refs = [normalize_vqa_answer(r) for r in refs]
+            pred = normalize_vqa_answer(pred)
+        pred, refs = pred.lower(), [r.lower() for r in refs]
+    else:
+        pred = normalize_vqa_answer(prediction)
+        refs = [normalize_vqa_answer(r) for r in references]
+    matches = [r == pred for r in refs]
+    if len(refs) == 1:
+        return float(matches[0])
+    total = sum(matches)
+    # Leaving out reference i removes one match exactly when r_i itself matches.
+    return sum(min(1.0, (total - int(hit)) / 3.0) for hit in matches) / len(refs)
+
+
+def vqa_accuracy_corpus(
+    predictions: Sequence[str],
+    references: Sequence[Sequence[str]],
+    *,
+    official_gating: bool = False,
+) -> float:
+    """Mean ``vqa_accuracy`` over aligned predictions and reference lists (the official
+    "overall" number, as a fraction rather than a percentage)."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
+    if not predictions:
+        raise ValueError("vqa_accuracy_corpus needs at least one example")
+    scores = [
+        vqa_accuracy(p, r, official_gating=official_gating)
+        for p, r in zip(predictions, references, strict=True)
+    ]
+    return sum(scores) / len(scores)
+
+
+VQA_ACCURACY_SPEC = MetricSpec(
+    name="vqa_accuracy", fn=vqa_accuracy, higher_is_better=True, level="example"
+)

@@ -1,0 +1,19 @@
+"""Vector indexes over example embeddings: a thin FAISS wrapper with an id sidecar."""
+
+from drum.index.faiss_index import (
+    INDEX_FILE,
+    SIDECAR_FILE,
+    IndexConfig,
+    IndexFileError,
+    VectorIndex,
+    brute_force_search,
+)
+
+__all__ = [
+    "INDEX_FILE",
+    "SIDECAR_FILE",
+    "IndexConfig",
+    "IndexFileError",
+    "VectorIndex",
+    "brute_force_search",
+]

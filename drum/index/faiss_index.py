@@ -1,0 +1,434 @@
+"""A thin FAISS wrapper: the FAISS index plus a sidecar of example ids, saved atomically.
+
+Searches behave exactly like FAISS (``(scores, labels)``, labels are insertion positions, ``-1``
+where fewer than ``k`` results exist); ``search_ids`` maps positions to example ids. ``ip``
+scores are inner products (higher is closer), ``l2`` scores are squared distances (lower is
+closer), as in FAISS.
+
+On disk a saved index is a directory with ``index.faiss`` (``faiss.serialize_index`` bytes) and
+``index.json`` (dim, config, ids, ntotal, a sha256 of ``index.faiss`` and the caller's ``meta``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from drum.utils.io import atomic_open
+
+INDEX_FILE = "index.faiss"
+SIDECAR_FILE = "index.json"
+FORMAT_VERSION = 1
+METRICS: dict[str, int] = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
+
+
+class IndexFileError(ValueError):
+    """A saved index that cannot be loaded; the message names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike[str], message: str) -> None:
+        self.path = Path(path)
+        super().__init__(f"{self.path}: {message}")
+
+
+def _positive_int_or_none(name: str, value: object) -> None:
+    # bool is an int subclass; nprobe=True is always a bug.
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+
+
+@dataclass
+class IndexConfig:
+    """Which FAISS index to build (an ``index_factory`` string) and how to search it.
+
+    ``nprobe`` applies to IVF indexes, ``ef_search`` to HNSW ones; ``None`` keeps FAISS defaults.
+    """
+
+    factory: str = "Flat"
+    metric: str = "ip"
+    nprobe: int | None = None
+    ef_search: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.factory, str) or not self.factory.strip():
+            raise ValueError(
+                f"factory must be a non-empty FAISS factory string, not {self.factory!r}"
+            )
+        if "IDMap" in self.factory:
+            # Labels are insertion positions mapped through our own id list; FAISS ids would
+            # break that mapping.
+            raise ValueError(f"factory {self.factory!r}: IDMap is unsupported (ids are kept aside)")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {sorted(METRICS)}, got {self.metric!r}")
+        _positive_int_or_none("nprobe", self.nprobe)
+        _positive_int_or_none("ef_search", self.ef_search)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IndexConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown IndexConfig fields {unknown}; expected a subset of {known}")
+        return cls(**data)
+
+
+def _faiss_message(exc: BaseException) -> str:
+    """The human part of a FAISS C++ error, without the 'Error in <signature> at file:line'."""
+    text = str(exc)
+    match = re.search(r"\.(?:cpp|h):\d+: (.*)", text, flags=re.DOTALL)
+    return match.group(1).strip() if match else text.strip()
+
+
+def _as_matrix(vectors: np.ndarray, dim: int, what: str) -> np.ndarray:
+    """``vectors`` as a C-contiguous float32 ``(n, dim)`` array of finite values."""
+    array = np.asarray(vectors)
+    if array.ndim != 2:
+        raise ValueError(
+            f"{what} must be a 2-D (n, {dim}) array, got shape {array.shape}"
+            + ("; use vectors.reshape(1, -1) for a single vector" if array.ndim == 1 else "")
+        )
+    if array.shape[1] != dim:
+        raise ValueError(f"{what} have dimension {array.shape[1]}, but the index has dim {dim}")
+    # No copy when the input is already float32 and C-contiguous (the common case).
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        bad_row = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
+        raise ValueError(f"{what} contain NaN or inf (first at row {bad_row})")
+    return array
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    return int(k)
+
+
+class VectorIndex:
+    """A FAISS index whose rows are example ids; see the module docstring."""
+
+    def __init__(
+        self, dim: int, config: IndexConfig | None = None, meta: Mapping[str, Any] | None = None
+    ) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+            raise ValueError(f"dim must be a positive int, got {dim!r}")
+        self._config = config if config is not None else IndexConfig()
+        try:
+            index = faiss.index_factory(dim, self._config.factory, METRICS[self._config.metric])
+        except RuntimeError as exc:
+            raise ValueError(
+                f"invalid FAISS factory string {self._config.factory!r}: {_faiss_message(exc)}"
+            ) from exc
+        self._init(index, [], meta)
+
+    def _init(self, index: faiss.Index, ids: list[str], meta: Mapping[str, Any] | None) -> None:
+        self._index = index
+        self._ids = ids
+        self._id_set = set(ids)
+        self._meta = dict(meta) if meta is not None else {}
+        self._apply_search_parameters()
+
+    def _apply_search_parameters(self) -> None:
+        # ParameterSpace reaches through wrappers (PreTransform, IVF quantizers), unlike
+        # setting attributes on the top-level index object.
+        space = faiss.ParameterSpace()
+        for name, value in (("nprobe", self._config.nprobe), ("efSearch", self._config.ef_search)):
+            if value is None:
+                continue
+            try:
+                space.set_index_parameter(self._index, name, value)
+            except RuntimeError as exc:
+                option = "nprobe" if name == "nprobe" else "ef_search"
+                raise ValueError(
+                    f"{option}={value} does not apply to factory {self._config.factory!r}"
+                    f" ({_faiss_message(exc)})"
+                ) from exc
+
+    # -- properties -------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        return int(self._index.d)
+
+    @property
+    def config(self) -> IndexConfig:
+        return dataclasses.replace(self._config)
+
+    @property
+    def ntotal(self) -> int:
+        return int(self._index.ntotal)
+
+    def __len__(self) -> int:
+        return self.ntotal
+
+    @property
+    def ids(self) -> list[str]:
+        """Example ids by position (a copy)."""
+        return list(self._ids)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """Free-form caller metadata stored with the index (a shallow copy)."""
+        return dict(self._meta)
+
+    @property
+    def is_trained(self) -> bool:
+        return bool(self._index.is_trained)
+
+    @property
+    def faiss_index(self) -> faiss.Index:
+        """The underlying FAISS index, for what this wrapper does not cover."""
+        return self._index
+
+    def __repr__(self) -> str:
+        return (
+            f"VectorIndex(dim={self.dim}, factory={self._config.factory!r}, "
+            f"metric={self._config.metric!r}, ntotal={self.ntotal})"
+        )
+
+    # -- building ---------------------------------------------------------------------------
+
+    def train(self, vectors: np.ndarray) -> None:
+        """Train the index (IVF centroids, PQ codebooks); a no-op need for Flat/HNSW."""
+        array = _as_matrix(vectors, self.dim, "training vectors")
+        try:
+            self._index.train(array)
+        except RuntimeError as exc:
+            raise ValueError(
+                f"training factory {self._config.factory!r} on {len(array)} vectors failed: "
+                f"{_faiss_message(exc)}"
+            ) from exc
+
+    def add(self, vectors: np.ndarray, ids: Sequence[str]) -> None:
+        """Append ``vectors`` (``(N, dim)``) under example ``ids``.
+
+        An untrained index is first trained on these vectors; if they are too few for that,
+        a ValueError says to call ``train`` with a larger sample.
+        """
+        array = _as_matrix(vectors, self.dim, "vectors")
+        ids = list(ids)
+        if len(ids) != len(array):
+            raise ValueError(f"got {len(array)} vectors but {len(ids)} ids")
+        seen: set[str] = set()
+        for example_id in ids:
+            if not isinstance(example_id, str):
+                raise ValueError(f"ids must be strings, got {example_id!r}")
+            if example_id in seen:
+                raise ValueError(f"duplicate id {example_id!r} in this add() call")
+            if example_id in self._id_set:
+                raise ValueError(f"duplicate id {example_id!r}: already in the index")
+            seen.add(example_id)
+        if not len(array):
+            return
+        if not self._index.is_trained:
+            try:
+                self._index.train(array)
+            except RuntimeError as exc:
+                raise ValueError(
+                    f"factory {self._config.factory!r} needs training and the {len(array)} "
+                    f"vectors given to add() are not enough ({_faiss_message(exc)}); "
+                    "call train() with a larger sample first"
+                ) from exc
+        self._index.add(array)
+        self._ids.extend(ids)
+        self._id_set.update(ids)
+
+    # -- searching --------------------------------------------------------------------------
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS search: ``(scores (Q, k) float32, labels (Q, k) int64)``, ``-1`` labels pad."""
+        array = _as_matrix(queries, self.dim, "queries")
+        k = _check_k(k)
+        if not self._index.is_trained:
+            raise ValueError(f"factory {self._config.factory!r} is untrained; call train() first")
+        scores, labels = self._index.search(array, k)
+        return scores, labels
+
+    def search_ids(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[list[str]]]:
+        """Like ``search`` but labels become example ids; padding (``-1``) is dropped.
+
+        ``scores`` keeps FAISS's padded ``(Q, k)`` shape; row ``i`` of it lines up with the
+        first ``len(ids[i])`` entries.
+        """
+        scores, labels = self.search(queries, k)
+        id_list = self._ids
+        return scores, [[id_list[label] for label in row if label >= 0] for row in labels.tolist()]
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def save(
+        self, directory: str | os.PathLike[str], meta: Mapping[str, Any] | None = None
+    ) -> Path:
+        """Write ``index.faiss`` + ``index.json`` under ``directory``; returns the directory.
+
+        ``meta`` (JSON-serialisable) replaces the stored metadata when given. Everything is
+        serialised before any file is touched, and each file is replaced atomically, so a
+        failure leaves the previous save intact; the sha256 in the sidecar catches the one
+        remaining window (a crash between the two renames) at load time.
+        """
+        directory = Path(directory)
+        new_meta = dict(meta) if meta is not None else self._meta
+        blob = faiss.serialize_index(self._index)
+        sidecar = {
+            "format": FORMAT_VERSION,
+            "dim": self.dim,
+            "ntotal": self.ntotal,
+            "config": self._config.to_dict(),
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "meta": new_meta,
+            "ids": self._ids,
+        }
+        try:
+            text = json.dumps(sidecar, indent=1, allow_nan=False) + "\n"
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"index meta must be JSON-serialisable: {exc}") from exc
+        with (
+            atomic_open(directory / INDEX_FILE, "wb") as index_handle,
+            atomic_open(directory / SIDECAR_FILE, "w") as sidecar_handle,
+        ):
+            index_handle.write(memoryview(blob))
+            sidecar_handle.write(text)
+            # Make both temporaries durable before either rename, so the renames (sidecar, then
+            # index) follow each other with nothing slow in between.
+            for handle in (index_handle, sidecar_handle):
+                handle.flush()
+                os.fsync(handle.fileno())
+        self._meta = new_meta
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> VectorIndex:
+        """Load a directory written by ``save``; every inconsistency is an ``IndexFileError``."""
+        directory = Path(directory)
+        sidecar_path, index_path = directory / SIDECAR_FILE, directory / INDEX_FILE
+        sidecar = _read_sidecar(sidecar_path)
+        config, ids, meta = sidecar["config"], sidecar["ids"], sidecar["meta"]
+        if not index_path.is_file():
+            raise IndexFileError(index_path, "missing (the sidecar exists but the index does not)")
+        if _sha256_file(index_path) != sidecar["sha256"]:
+            raise IndexFileError(
+                index_path,
+                f"content does not match the sha256 recorded in {sidecar_path.name} "
+                "(an interrupted save or a file from another index)",
+            )
+        try:
+            index = faiss.read_index(str(index_path))
+        except RuntimeError as exc:
+            raise IndexFileError(index_path, f"not a FAISS index: {_faiss_message(exc)}") from exc
+        for name, stored, actual in (
+            ("dim", sidecar["dim"], int(index.d)),
+            ("ntotal", sidecar["ntotal"], int(index.ntotal)),
+            ("metric", METRICS[config.metric], int(index.metric_type)),
+        ):
+            if stored != actual:
+                raise IndexFileError(
+                    sidecar_path, f"{name} is {stored} but {index_path.name} has {actual}"
+                )
+        loaded = cls.__new__(cls)
+        loaded._config = config
+        try:
+            loaded._init(index, ids, meta)
+        except ValueError as exc:
+            raise IndexFileError(sidecar_path, str(exc)) from exc
+        return loaded
+
+
+def _read_sidecar(path: Path) -> dict[str, Any]:
+    """The parsed, validated sidecar; ``config`` becomes an ``IndexConfig``."""
+    if not path.is_file():
+        raise IndexFileError(path, "missing; not a saved VectorIndex directory")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexFileError(path, f"not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise IndexFileError(path, "expected a JSON object")
+    if data.get("format") != FORMAT_VERSION:
+        raise IndexFileError(path, f"format {data.get('format')!r}, expected {FORMAT_VERSION}")
+    required = ("dim", "ntotal", "config", "sha256", "meta", "ids")
+    missing = [key for key in required if key not in data]
+    if missing:
+        raise IndexFileError(path, f"missing keys {missing}")
+    try:
+        data["config"] = IndexConfig.from_dict(data["config"])
+    except (TypeError, ValueError) as exc:
+        raise IndexFileError(path, f"bad config: {exc}") from exc
+    ids = data["ids"]
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise IndexFileError(path, "'ids' must be a list of strings")
+    if len(ids) != data["ntotal"]:
+        raise IndexFileError(path, f"{len(ids)} ids but ntotal is {data['ntotal']}")
+    if len(set(ids)) != len(ids):
+        raise IndexFileError(path, "'ids' contains duplicates")
+    if not isinstance(data["meta"], dict):
+        raise IndexFileError(path, "'meta' must be a JSON object")
+    return data
+
+
+def _sha256_file(path: Path, chunk_size: int = 1 << 24) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def brute_force_search(
+    database: np.ndarray, queries: np.ndarray, k: int, metric: str = "ip"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact search in numpy with FAISS's output conventions; the reference for tests.
+
+    ``ip``: inner products, descending; ``l2``: squared distances, ascending. Where ``k``
+    exceeds the database size, labels pad with ``-1`` and scores with ``-/+FLT_MAX`` as in FAISS.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {sorted(METRICS)}, got {metric!r}")
+    k = _check_k(k)
+    database = np.asarray(database, dtype=np.float64)
+    queries = np.asarray(queries, dtype=np.float64)
+    if database.ndim != 2 or queries.ndim != 2 or database.shape[1] != queries.shape[1]:
+        raise ValueError(f"shapes {database.shape} and {queries.shape} are not (n, d) and (q, d)")
+    if metric == "ip":
+        # Negate so that one ascending sort serves both metrics.
+        keys = -(queries @ database.T)
+    else:
+        keys = np.maximum(
+            (queries**2).sum(axis=1)[:, None]
+            - 2.0 * queries @ database.T
+            + (database**2).sum(axis=1)[None, :],
+            0.0,
+        )
+    n_queries, n_database = keys.shape
+    found = min(k, n_database)
+    # Stable sort: among exact ties the lower position wins, which is FAISS's usual order.
+    order = np.argsort(keys, axis=1, kind="stable")[:, :found]
+    values = np.take_along_axis(keys, order, axis=1)
+    pad = float(np.finfo(np.float32).max)
+    scores = np.full((n_queries, k), -pad if metric == "ip" else pad, dtype=np.float32)
+    labels = np.full((n_queries, k), -1, dtype=np.int64)
+    scores[:, :found] = -values if metric == "ip" else values
+    labels[:, :found] = order
+    return scores, labels
+
+
+__all__ = [
+    "INDEX_FILE",
+    "SIDECAR_FILE",
+    "IndexConfig",
+    "IndexFileError",
+    "VectorIndex",
+    "brute_force_search",
+]

@@ -1,0 +1,108 @@
+"""Retrieval quality of every strategy on every task of a world, as JSON and a table.
+
+The foundation demo: world -> built-in embedder -> FAISS index -> demonstrations per strategy
+-> how often they reveal the query's answer (``answer_hit_rate``) and how many of them do
+(``answer_precision``), with bootstrap 95% confidence intervals.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drum.data.jsonl import read_examples
+from drum.embed.base import Embedder
+from drum.embed.cache import EmbeddingCache
+from drum.eval.stats import bootstrap_ci
+from drum.retrieve.quality import answer_hit_rate, answer_precision
+from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+from drum.retrieve.strategies import RetrievalConfig
+
+DEFAULT_STRATEGIES = ("random", "fixed", "image", "text", "cross", "concat")
+TASKS = ("vqa", "caption", "classification")
+
+
+@dataclass(frozen=True)
+class RetrievalQualityConfig:
+    """Which tasks, strategies, shot count and query split to measure."""
+
+    tasks: tuple[str, ...] = TASKS
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
+    k: int = 4
+    query_split: str = "val"
+    image_weight: float = 0.5
+    seed: int = 0
+    bootstrap_resamples: int = 1000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for strategy in self.strategies:
+            RetrievalConfig(strategy=strategy)  # validates the name
+        if self.query_split not in ("val", "test"):
+            raise ValueError(f"query_split must be 'val' or 'test', got {self.query_split!r}")
+
+
+def measure_retrieval_quality(
+    world_dir: Path,
+    embedder: Embedder,
+    config: RetrievalQualityConfig,
+    cache: EmbeddingCache | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """One row per (task, strategy): hit rate and precision of the top-k demonstrations."""
+    rows = []
+    for task in config.tasks:
+        pool = read_examples(world_dir / task / "pool.jsonl", verify_images=False)
+        queries = read_examples(
+            world_dir / task / f"{config.query_split}.jsonl", verify_images=False
+        )
+        pool_embeddings = PoolEmbeddings.compute(pool, embedder, cache, progress=progress)
+        query_embeddings = PoolEmbeddings.compute(queries, embedder, cache, progress=progress)
+        by_id = {example.id: example for example in pool}
+        for strategy in config.strategies:
+            retrieval_config = RetrievalConfig(
+                strategy=strategy, k=config.k, image_weight=config.image_weight, seed=config.seed
+            )
+            started = time.perf_counter()
+            retriever = DemonstrationRetriever(pool_embeddings, retrieval_config)
+            retrievals = retriever.retrieve(queries, query_embeddings)
+            seconds = time.perf_counter() - started
+            row: dict[str, Any] = {"task": task, "strategy": strategy, "k": config.k}
+            for name, values in (
+                ("answer_hit_rate", answer_hit_rate(queries, retrievals, by_id)),
+                ("answer_precision", answer_precision(queries, retrievals, by_id)),
+            ):
+                mean, low, high = bootstrap_ci(
+                    values, n_resamples=config.bootstrap_resamples, seed=config.seed
+                )
+                row[name] = {"mean": mean, "ci95": [low, high]}
+            row["queries"] = len(queries)
+            row["pool"] = len(pool)
+            row["retrieval_seconds"] = round(seconds, 3)
+            rows.append(row)
+    return rows
+
+
+def quality_table_markdown(rows: list[dict[str, Any]]) -> str:
+    """A markdown table (task x strategy) rendered from the result rows."""
+    strategies = list(dict.fromkeys(row["strategy"] for row in rows))
+    tasks = list(dict.fromkeys(row["task"] for row in rows))
+    cell = {(row["task"], row["strategy"]): row for row in rows}
+    lines = [
+        "| task | " + " | ".join(strategies) + " |",
+        "|---|" + "---|" * len(strategies),
+    ]
+    for task in tasks:
+        values = []
+        for strategy in strategies:
+            metric = cell[(task, strategy)]["answer_hit_rate"]
+            low, high = metric["ci95"]
+            values.append(f"{metric['mean']:.3f} [{low:.3f}, {high:.3f}]")
+        lines.append(f"| {task} | " + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
+def config_dict(config: RetrievalQualityConfig) -> dict[str, Any]:
+    return asdict(config)

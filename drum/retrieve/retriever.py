@@ -1,0 +1,203 @@
+"""``DemonstrationRetriever``: per query, the k pool examples to show, in prompt order.
+
+It is also a library call for other evaluation harnesses: ``retriever.sample(n, query)``
+returns ``n`` demonstration ``Example`` objects, as lm-evaluation-harness samplers do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from drum.data.example import Example
+from drum.embed.base import Embedder
+from drum.embed.cache import EmbeddingCache, image_key
+from drum.index import IndexConfig, VectorIndex
+from drum.retrieve.strategies import RetrievalConfig, pool_vectors, query_vectors
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """The demonstrations chosen for one query, in prompt order, with their scores."""
+
+    query_id: str
+    demo_ids: tuple[str, ...]
+    scores: tuple[float, ...]
+
+
+@dataclass
+class PoolEmbeddings:
+    """Image and text embeddings of a list of examples, row ``i`` for ``examples[i]``."""
+
+    examples: list[Example]
+    image: np.ndarray  # (N, D)
+    text: np.ndarray  # (N, D)
+
+    @classmethod
+    def compute(
+        cls,
+        examples: Sequence[Example],
+        embedder: Embedder,
+        cache: EmbeddingCache | None = None,
+        progress: bool = False,
+    ) -> PoolEmbeddings:
+        images = [example.image for example in examples]
+        texts = [example.text for example in examples]
+        if cache is not None:
+            image = cache.embed_images(embedder, images, progress=progress)
+            text = cache.embed_texts(embedder, texts, progress=progress)
+        else:
+            image = embedder.embed_images(images, progress=progress)
+            text = embedder.embed_texts(texts, progress=progress)
+        return cls(list(examples), image, text)
+
+
+def _content_key(example: Example) -> tuple[str, ...]:
+    return (example.text, *(image_key(path) for path in example.images))
+
+
+def _stable_seed(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little")
+
+
+class DemonstrationRetriever:
+    """Chooses demonstrations from ``pool`` for queries, by ``config.strategy``.
+
+    Args:
+        pool: the demonstration pool (embeddings needed only for similarity strategies).
+        config: strategy, k, order, weights, exclusions.
+        index_config: the FAISS index over pool vectors (exact inner product by default).
+    """
+
+    def __init__(
+        self,
+        pool: PoolEmbeddings | Sequence[Example],
+        config: RetrievalConfig,
+        index_config: IndexConfig | None = None,
+        embedder: Embedder | None = None,
+        cache: EmbeddingCache | None = None,
+    ) -> None:
+        self.config = config
+        self.embedder, self.cache = embedder, cache
+        if isinstance(pool, PoolEmbeddings):
+            self.pool_embeddings: PoolEmbeddings | None = pool
+            self.pool = pool.examples
+        else:
+            if config.uses_similarity:
+                raise ValueError(f"strategy {config.strategy!r} needs PoolEmbeddings for the pool")
+            self.pool_embeddings, self.pool = None, list(pool)
+        if config.k > len(self.pool):
+            raise ValueError(f"k={config.k} exceeds the pool size {len(self.pool)}")
+        if not self.pool:
+            raise ValueError("the demonstration pool is empty")
+        self.by_id = {example.id: example for example in self.pool}
+        self.row_of = {example.id: row for row, example in enumerate(self.pool)}
+        self._pool_keys: dict[tuple[str, ...], list[int]] | None = None
+        self.index: VectorIndex | None = None
+        if config.uses_similarity:
+            assert self.pool_embeddings is not None
+            vectors = pool_vectors(config, self.pool_embeddings.image, self.pool_embeddings.text)
+            self.index = VectorIndex(vectors.shape[1], index_config or IndexConfig())
+            self.index.add(vectors, [example.id for example in self.pool])
+        # ``fixed`` shows the first k of one seeded permutation of the pool to every query.
+        self._fixed_order = [
+            int(i) for i in np.random.default_rng(config.seed).permutation(len(self.pool))
+        ]
+
+    def _excluded(self, query: Example) -> set[int]:
+        """Pool rows a query must not see: itself, or an example with identical content."""
+        if not self.config.exclude_self:
+            return set()
+        if self._pool_keys is None:
+            self._pool_keys = {}
+            for row, example in enumerate(self.pool):
+                self._pool_keys.setdefault(_content_key(example), []).append(row)
+        rows = set(self._pool_keys.get(_content_key(query), []))
+        if query.id in self.row_of:
+            rows.add(self.row_of[query.id])
+        return rows
+
+    def retrieve(
+        self,
+        queries: Sequence[Example],
+        query_embeddings: PoolEmbeddings | None = None,
+        k: int | None = None,
+    ) -> list[Retrieval]:
+        """Demonstrations for every query, ``k`` (default ``config.k``) each.
+
+        Similarity strategies need ``query_embeddings``, or an ``embedder`` given at
+        construction to compute them.
+        """
+        k = self.config.k if k is None else k
+        if not 0 <= k <= len(self.pool):
+            raise ValueError(f"k={k} must be between 0 and the pool size {len(self.pool)}")
+        if self.config.uses_similarity:
+            if query_embeddings is None:
+                if self.embedder is None:
+                    raise ValueError(
+                        f"strategy {self.config.strategy!r} needs query embeddings or an embedder"
+                    )
+                query_embeddings = PoolEmbeddings.compute(queries, self.embedder, self.cache)
+            ranked = self._search(queries, query_embeddings, k)
+        else:
+            ranked = [self._unranked(query, k) for query in queries]
+        return [
+            self._ordered(query, rows_scores)
+            for query, rows_scores in zip(queries, ranked, strict=True)
+        ]
+
+    def _search(
+        self, queries: Sequence[Example], query_embeddings: PoolEmbeddings, k: int
+    ) -> list[list[tuple[int, float]]]:
+        assert self.index is not None
+        vectors = query_vectors(self.config, query_embeddings.image, query_embeddings.text)
+        excluded = [self._excluded(query) for query in queries]
+        # Search a little deeper than k so that excluded rows can be dropped afterwards.
+        depth = min(len(self.pool), k + max((len(e) for e in excluded), default=0))
+        if depth == 0:
+            return [[] for _ in queries]
+        scores, labels = self.index.search(vectors, depth)
+        results = []
+        for row_scores, row_labels, skip in zip(scores, labels, excluded, strict=True):
+            kept = [
+                (int(label), float(score))
+                for score, label in zip(row_scores, row_labels, strict=True)
+                if label >= 0 and int(label) not in skip
+            ]
+            results.append(kept[:k])
+        return results
+
+    def _unranked(self, query: Example, k: int) -> list[tuple[int, float]]:
+        skip = self._excluded(query)
+        if self.config.strategy == "fixed":
+            # When the query is one of the fixed demos, the next row of the permutation stands in.
+            rows = [row for row in self._fixed_order if row not in skip][:k]
+        else:
+            rng = np.random.default_rng(_stable_seed(self.config.seed, query.id))
+            candidates = np.array([r for r in range(len(self.pool)) if r not in skip])
+            rows = [int(r) for r in rng.choice(candidates, size=k, replace=False)]
+        return [(row, 0.0) for row in rows]
+
+    def _ordered(self, query: Example, rows_scores: list[tuple[int, float]]) -> Retrieval:
+        # rows_scores arrive best first (similarity) or in draw order (random / fixed).
+        order = self.config.order
+        if order == "similar_last":
+            rows_scores = rows_scores[::-1]
+        elif order == "random":
+            rng = np.random.default_rng(_stable_seed(self.config.seed, "order", query.id))
+            rows_scores = [rows_scores[i] for i in rng.permutation(len(rows_scores))]
+        return Retrieval(
+            query_id=query.id,
+            demo_ids=tuple(self.pool[row].id for row, _ in rows_scores),
+            scores=tuple(score for _, score in rows_scores),
+        )
+
+    def sample(
+        self, n: int, query: Example, query_embeddings: PoolEmbeddings | None = None
+    ) -> list[Example]:
+        """``n`` demonstrations for ``query`` in prompt order (the sampler interface)."""
+        (retrieval,) = self.retrieve([query], query_embeddings, k=n)
+        return [self.by_id[demo_id] for demo_id in retrieval.demo_ids]

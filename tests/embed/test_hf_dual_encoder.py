@@ -1,0 +1,86 @@
+"""HFDualEncoder: tiny CLIP and SigLIP built from config, saved, and loaded by path offline."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from drum.data.jsonl import read_examples
+from drum.embed.hf import HFDualEncoder
+
+
+@pytest.fixture(scope="module", params=["clip", "siglip"])
+def encoder(request: pytest.FixtureRequest, tiny_clip_dir: Path, tiny_siglip_dir: Path):
+    return HFDualEncoder(tiny_clip_dir if request.param == "clip" else tiny_siglip_dir)
+
+
+def test_shapes_and_unit_norm(encoder: HFDualEncoder, tiny_world: Path) -> None:
+    pool = read_examples(tiny_world / "vqa" / "pool.jsonl")[:5]
+    images = encoder.embed_images([e.image for e in pool])
+    texts = encoder.embed_texts([e.text for e in pool])
+    assert images.shape == (5, encoder.dim) and texts.shape == (5, encoder.dim)
+    assert images.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(texts, axis=1), 1.0, atol=1e-5)
+
+
+def test_batching_does_not_change_vectors(encoder: HFDualEncoder, tiny_world: Path) -> None:
+    pool = read_examples(tiny_world / "vqa" / "pool.jsonl")[:7]
+    images = [e.image for e in pool]
+    texts = [e.text for e in pool]
+    np.testing.assert_allclose(
+        encoder.embed_images(images, batch_size=3),
+        encoder.embed_images(images, batch_size=7),
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        encoder.embed_texts(texts, batch_size=2),
+        encoder.embed_texts(texts, batch_size=7),
+        atol=1e-5,
+    )
+
+
+def test_matches_the_model_called_directly(encoder: HFDualEncoder) -> None:
+    """The wrapper gives the normalised features of the model's own forward pass."""
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    pixels = encoder.processor.image_processor(images=[image], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        direct = encoder.model.get_image_features(pixel_values=pixels).pooler_output
+    direct = torch.nn.functional.normalize(direct, dim=-1).numpy()
+    np.testing.assert_allclose(encoder.embed_images([image]), direct, atol=1e-5)
+
+
+def test_real_size_photo_goes_through_the_processor(encoder: HFDualEncoder) -> None:
+    from skimage import data
+
+    photo = Image.fromarray(data.astronaut())  # 512 x 512 RGB
+    assert encoder.embed_images([photo]).shape == (1, encoder.dim)
+
+
+def test_fingerprint_tracks_the_weights(tiny_clip_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_clip_dir, copy)
+    assert HFDualEncoder(copy).fingerprint == HFDualEncoder(tiny_clip_dir).fingerprint
+    model = HFDualEncoder(copy).model
+    with torch.no_grad():
+        model.visual_projection.weight.mul_(2.0)
+    model.save_pretrained(copy)
+    assert HFDualEncoder(copy).fingerprint != HFDualEncoder(tiny_clip_dir).fingerprint
+
+
+def test_rejects_a_model_that_is_not_a_dual_encoder(tiny_clip_dir: Path, tmp_path: Path) -> None:
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    )
+    BertModel(config).save_pretrained(tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "processor_config.json"):
+        shutil.copy(tiny_clip_dir / name, tmp_path / name)
+    with pytest.raises(ValueError, match="not a supported dual encoder"):
+        HFDualEncoder(tmp_path)

@@ -1,0 +1,139 @@
+"""VQAv2 accuracy and the official answer normalisation (vqaEval.py)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from drum.eval.metrics.vqa import (
+    normalize_vqa_answer,
+    process_digit_article,
+    process_punctuation,
+    vqa_accuracy,
+    vqa_accuracy_corpus,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Two", "2"),
+        ("ten", "10"),
+        ("none", "0"),  # official: "none" is the number zero
+        ("the dog.", "dog"),
+        ("A Dog!", "dog"),
+        ("an apple", "apple"),
+        ("dont", "don't"),
+        ("Hes", "he's"),
+        ("Im", "im"),  # the official key is "Im", never reached after lowercasing
+        ("1,000", "1000"),  # digit-comma-digit: punctuation is deleted, not spaced
+        ("red,blue", "red blue"),  # no space around the comma: it becomes a space
+        ("yes, it is", "yes it is"),  # ", " present: the comma is deleted
+        ("1,000 dogs;yes", "1000 dogsyes"),  # a digit comma anywhere deletes every mark
+        ("(a) cat", "cat"),
+        ("t-shirt", "t shirt"),
+        ("3.5", "3.5"),  # a period before a digit stays
+        ("3.5.", "3.5"),
+        ("u.s.a.", "usa"),
+        ("  Yes\n", "yes"),
+        ("it's", "it's"),  # apostrophes are not punctuation here
+        ("10:30", "10:30"),  # nor are colons
+    ],
+)
+def test_normalize_vqa_answer(raw: str, expected: str) -> None:
+    assert normalize_vqa_answer(raw) == expected
+
+
+def test_period_strip_keeps_the_official_count_quirk() -> None:
+    # Official: periodStrip.sub("", text, re.UNICODE) passes 32 as `count`.
+    assert process_punctuation("a" + "." * 40) == "a" + "." * 8
+
+
+def test_process_punctuation_keeps_case_and_process_digit_article_lowercases() -> None:
+    assert process_punctuation("Two!") == "Two "
+    assert process_digit_article("The  Two  Dogs") == "2 dogs"
+
+
+def _official_loop(prediction: str, answers: list[str]) -> float:
+    """The accuracy loop of vqaEval.py, as literally as possible (answer dicts with ids)."""
+    gts = [{"answer": a.replace("\n", " ").replace("\t", " ").strip(), "answer_id": i}
+           for i, a in enumerate(answers)]  # fmt: skip
+    res = prediction.replace("\n", " ").replace("\t", " ").strip()
+    if len({g["answer"] for g in gts}) > 1:
+        for g in gts:
+            g["answer"] = process_digit_article(process_punctuation(g["answer"]))
+        res = process_digit_article(process_punctuation(res))
+    accs = []
+    for datum in gts:
+        others = [item for item in gts if item != datum]
+        matching = [item for item in others if item["answer"].lower() == res.lower()]
+        accs.append(min(1, float(len(matching)) / 3))
+    return float(sum(accs)) / len(accs)
+
+
+def test_three_of_ten_is_point_nine() -> None:
+    # Dropping one of the 3 matches leaves 2 (2/3); dropping one of the 7 others leaves 3 (1).
+    refs = ["dog"] * 3 + ["cat"] * 7
+    assert vqa_accuracy("dog", refs) == pytest.approx((3 * (2 / 3) + 7 * 1) / 10)
+    assert vqa_accuracy("dog", refs) == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize(
+    ("matches", "expected"),
+    [(0, 0.0), (1, 0.3), (2, 0.6), (3, 0.9), (4, 1.0), (10, 1.0)],
+)
+def test_ten_answers_by_hand(matches: int, expected: float) -> None:
+    # 1 match: 9 subsets keep it (1/3), 1 drops it (0) -> 0.3; 2 matches: 2*(1/3) + 8*(2/3) = 6.
+    refs = ["yes"] * matches + ["no"] * (10 - matches)
+    assert vqa_accuracy("yes", refs) == pytest.approx(expected)
+
+
+def test_prediction_and_references_are_normalised() -> None:
+    refs = ["2", "2", "2", "two", "3", "3", "3", "3", "3", "3"]
+    assert vqa_accuracy("Two.", refs) == pytest.approx(1.0)
+    assert vqa_accuracy("The dog", ["dog", "dog", "dog", "a dog"]) == pytest.approx(1.0)
+
+
+def test_fewer_than_ten_references() -> None:
+    assert vqa_accuracy("Dog.", ["dog"]) == 1.0  # single reference: exact match after normalising
+    assert vqa_accuracy("cat", ["dog"]) == 0.0
+    assert vqa_accuracy("dog", ["dog", "dog"]) == pytest.approx(1 / 3)
+    assert vqa_accuracy("dog", ["dog", "dog", "dog"]) == pytest.approx(2 / 3)
+    assert vqa_accuracy("dog", ["dog"] * 4) == pytest.approx(1.0)
+    assert vqa_accuracy("dog", ["dog"] * 3 + ["cat"] * 2) == pytest.approx((3 * 2 / 3 + 2) / 5)
+
+
+def test_official_gating_reproduces_the_unanimous_quirk() -> None:
+    unanimous = ["2"] * 10
+    assert vqa_accuracy("Two", unanimous) == 1.0
+    assert vqa_accuracy("Two", unanimous, official_gating=True) == 0.0
+    assert vqa_accuracy(" YES\t", ["yes"] * 10, official_gating=True) == 1.0  # case-insensitive
+
+
+def test_official_gating_matches_a_literal_port_of_the_loop() -> None:
+    rng = random.Random(0)
+    pool = ["2", "two", "Two.", "dog", "the dog", "a Dog!", "1,000", "1000", "yes", "no"]
+    for _ in range(300):
+        refs = [rng.choice(pool) for _ in range(10)]
+        pred = rng.choice(pool)
+        assert vqa_accuracy(pred, refs, official_gating=True) == pytest.approx(
+            _official_loop(pred, refs)
+        )
+        if len(set(refs)) > 1:
+            assert vqa_accuracy(pred, refs) == pytest.approx(_official_loop(pred, refs))
+
+
+def test_corpus_is_the_mean() -> None:
+    preds = ["dog", "cat"]
+    refs = [["dog"] * 3 + ["cat"] * 7, ["dog"] * 10]
+    assert vqa_accuracy_corpus(preds, refs) == pytest.approx((0.9 + 0.0) / 2)
+
+
+def test_errors() -> None:
+    with pytest.raises(ValueError):
+        vqa_accuracy("dog", [])
+    with pytest.raises(ValueError):
+        vqa_accuracy_corpus(["dog"], [])
+    with pytest.raises(ValueError):
+        vqa_accuracy_corpus([], [])

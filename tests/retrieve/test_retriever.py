@@ -1,0 +1,175 @@
+"""Strategies, ordering, exclusions and the sampler API of DemonstrationRetriever."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from drum.data.example import Example
+from drum.embed.base import l2_normalize
+from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+from drum.retrieve.strategies import RetrievalConfig, pool_vectors, query_vectors
+
+N, D = 40, 8
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> PoolEmbeddings:
+    directory = tmp_path_factory.mktemp("pool")
+    rng = np.random.default_rng(0)
+    examples = []
+    for i in range(N):
+        path = directory / f"{i}.png"
+        Image.new("RGB", (4, 4), (i, 2 * i, 3)).save(path)
+        examples.append(Example(f"p{i}", (path,), f"question {i}", (f"a{i % 5}",), "vqa"))
+    return PoolEmbeddings(
+        examples, l2_normalize(rng.normal(size=(N, D))), l2_normalize(rng.normal(size=(N, D)))
+    )
+
+
+def _queries(pool: PoolEmbeddings, rows: list[int]) -> PoolEmbeddings:
+    return PoolEmbeddings([pool.examples[r] for r in rows], pool.image[rows], pool.text[rows])
+
+
+def _fresh_query(tmp_path: Path, rng: np.random.Generator) -> PoolEmbeddings:
+    path = tmp_path / "query.png"
+    Image.new("RGB", (4, 4), (255, 0, 0)).save(path)
+    query = Example("q", (path,), "a brand new question", ("a1",), "vqa")
+    return PoolEmbeddings(
+        [query], l2_normalize(rng.normal(size=(1, D))), l2_normalize(rng.normal(size=(1, D)))
+    )
+
+
+@pytest.mark.parametrize("strategy", ["image", "text", "cross", "concat"])
+@pytest.mark.parametrize("weight", [0.5, 0.8])
+def test_scores_match_the_formula_by_brute_force(
+    pool: PoolEmbeddings, strategy: str, weight: float, tmp_path: Path
+) -> None:
+    query = _fresh_query(tmp_path, np.random.default_rng(1))
+    config = RetrievalConfig(strategy=strategy, k=5, image_weight=weight, order="similar_first")
+    (retrieval,) = DemonstrationRetriever(pool, config).retrieve(query.examples, query)
+    qi, qt, pi, pt = query.image[0], query.text[0], pool.image, pool.text
+    expected = {
+        "image": pi @ qi,
+        "text": pt @ qt,
+        "cross": (pt @ qi + pi @ qt) / 2,
+        "concat": weight * (pi @ qi) + (1 - weight) * (pt @ qt),
+    }[strategy]
+    best = np.argsort(-expected)[:5]
+    assert retrieval.demo_ids == tuple(f"p{i}" for i in best)
+    np.testing.assert_allclose(retrieval.scores, expected[best], atol=1e-5)
+
+
+def test_combined_vectors_stay_unit_norm(pool: PoolEmbeddings) -> None:
+    for strategy in ("cross", "concat"):
+        config = RetrievalConfig(strategy=strategy, image_weight=0.3)
+        for vectors in (
+            query_vectors(config, pool.image, pool.text),
+            pool_vectors(config, pool.image, pool.text),
+        ):
+            np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_order_most_similar_last_by_default(pool: PoolEmbeddings) -> None:
+    queries = _queries(pool, [0, 1, 2])
+    first = DemonstrationRetriever(pool, RetrievalConfig("concat", k=4, order="similar_first"))
+    last = DemonstrationRetriever(pool, RetrievalConfig("concat", k=4))
+    for a, b in zip(
+        first.retrieve(queries.examples, queries),
+        last.retrieve(queries.examples, queries),
+        strict=True,
+    ):
+        assert a.demo_ids == b.demo_ids[::-1]
+        assert list(b.scores) == sorted(b.scores)
+
+
+@pytest.mark.parametrize("strategy", ["random", "fixed", "image", "concat"])
+def test_query_in_pool_never_sees_itself(pool: PoolEmbeddings, strategy: str) -> None:
+    queries = _queries(pool, list(range(N)))
+    retriever = DemonstrationRetriever(pool, RetrievalConfig(strategy, k=N - 1))
+    for query, retrieval in zip(
+        queries.examples, retriever.retrieve(queries.examples, queries), strict=True
+    ):
+        assert query.id not in retrieval.demo_ids
+        assert len(set(retrieval.demo_ids)) == N - 1
+
+
+def test_exact_duplicates_of_the_query_are_excluded(pool: PoolEmbeddings) -> None:
+    original = pool.examples[3]
+    duplicate = Example("dup-of-p3", original.images, original.text, original.answers, "vqa")
+    with_duplicate = PoolEmbeddings(
+        [*pool.examples, duplicate],
+        np.vstack([pool.image, pool.image[3:4]]),
+        np.vstack([pool.text, pool.text[3:4]]),
+    )
+    queries = _queries(pool, [3])
+    (retrieval,) = DemonstrationRetriever(with_duplicate, RetrievalConfig("image", k=3)).retrieve(
+        queries.examples, queries
+    )
+    assert not {"p3", "dup-of-p3"} & set(retrieval.demo_ids)
+    (kept,) = DemonstrationRetriever(
+        with_duplicate, RetrievalConfig("image", k=3, exclude_self=False)
+    ).retrieve(queries.examples, queries)
+    assert {"p3", "dup-of-p3"} <= set(kept.demo_ids)
+
+
+def test_random_is_seeded_per_query_and_fixed_is_shared(
+    pool: PoolEmbeddings, tmp_path: Path
+) -> None:
+    queries = [_fresh_query(tmp_path, np.random.default_rng(s)).examples[0] for s in range(1)]
+    other = Example("q2", queries[0].images, "another question", ("a0",), "vqa")
+    random_a = DemonstrationRetriever(pool.examples, RetrievalConfig("random", k=4, seed=0))
+    random_b = DemonstrationRetriever(pool.examples, RetrievalConfig("random", k=4, seed=0))
+    random_c = DemonstrationRetriever(pool.examples, RetrievalConfig("random", k=4, seed=1))
+    a = random_a.retrieve([queries[0], other])
+    assert a == random_b.retrieve([queries[0], other])
+    assert a[0].demo_ids != a[1].demo_ids
+    assert a[0].demo_ids != random_c.retrieve([queries[0]])[0].demo_ids
+    fixed = DemonstrationRetriever(pool.examples, RetrievalConfig("fixed", k=4)).retrieve(
+        [queries[0], other]
+    )
+    assert fixed[0].demo_ids == fixed[1].demo_ids
+
+
+def test_sample_returns_examples_for_any_n(pool: PoolEmbeddings) -> None:
+    queries = _queries(pool, [5])
+    retriever = DemonstrationRetriever(pool, RetrievalConfig("concat", k=4))
+    for n in (0, 1, 4, 7):
+        demos = retriever.sample(n, queries.examples[0], queries)
+        assert len(demos) == n and all(isinstance(d, Example) for d in demos)
+    assert [d.id for d in retriever.sample(7, queries.examples[0], queries)][-4:] == [
+        d.id for d in retriever.sample(4, queries.examples[0], queries)
+    ]
+
+
+def test_clear_errors(pool: PoolEmbeddings) -> None:
+    with pytest.raises(ValueError, match="unknown strategy"):
+        RetrievalConfig("nearest")
+    with pytest.raises(ValueError, match="needs PoolEmbeddings"):
+        DemonstrationRetriever(pool.examples, RetrievalConfig("image"))
+    with pytest.raises(ValueError, match="exceeds the pool size"):
+        DemonstrationRetriever(pool, RetrievalConfig("image", k=N + 1))
+    with pytest.raises(ValueError, match="needs query embeddings"):
+        DemonstrationRetriever(pool, RetrievalConfig("image")).retrieve(pool.examples[:1])
+    assert math.isclose(RetrievalConfig().image_weight, 0.5)
+
+
+def test_end_to_end_on_the_tiny_world_with_an_hf_embedder(
+    tiny_world: Path, tiny_clip_dir: Path
+) -> None:
+    from drum.data.jsonl import read_examples
+    from drum.embed.hf import HFDualEncoder
+
+    embedder = HFDualEncoder(tiny_clip_dir)
+    pool_examples = read_examples(tiny_world / "vqa" / "pool.jsonl")
+    queries = read_examples(tiny_world / "vqa" / "val.jsonl")
+    pool_embeddings = PoolEmbeddings.compute(pool_examples, embedder)
+    retriever = DemonstrationRetriever(
+        pool_embeddings, RetrievalConfig("concat", k=3), embedder=embedder
+    )
+    demos = retriever.sample(3, queries[0])  # embeds the query itself
+    assert len(demos) == 3 and all(d.id.startswith("vqa-pool-") for d in demos)
