@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from drum.embed.base import Embedder, ImageInput, l2_normalize, load_image
+from drum.utils.fingerprint import directory_digest
 
 SUPPORTED_MODEL_TYPES = ("clip", "siglip", "siglip2")
 
@@ -32,22 +33,6 @@ def _features(output: object) -> torch.Tensor:
     if isinstance(output, torch.Tensor):
         return output
     return output.pooler_output  # type: ignore[attr-defined]
-
-
-def weights_digest(model_dir: Path) -> str:
-    """SHA-256 over a model directory's config and weight files (order-independent of listing)."""
-    digest = hashlib.sha256()
-    files = sorted(
-        p
-        for p in model_dir.iterdir()
-        if p.suffix in (".safetensors", ".bin", ".json") and p.is_file()
-    )
-    for path in files:
-        digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 class HFDualEncoder(Embedder):
@@ -91,7 +76,7 @@ class HFDualEncoder(Embedder):
     def _compute_fingerprint(self, model_name_or_path: str | Path) -> str:
         path = Path(model_name_or_path)
         if path.is_dir():
-            content = weights_digest(path)
+            content = directory_digest(path)
         else:  # a hub id: its config (incl. commit hash when present) identifies the weights
             content = json.dumps(self.model.config.to_dict(), sort_keys=True, default=str)
             content += getattr(self.model.config, "_commit_hash", "") or ""

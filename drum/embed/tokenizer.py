@@ -2,7 +2,7 @@
 
 The built-in models speak the built-in world's closed vocabulary, so one token per word is
 both exact and fast; wrapped as ``PreTrainedTokenizerFast`` it saves and loads like any Hugging
-Face tokenizer and plugs into ``CLIPProcessor`` / ``SiglipProcessor``.
+Face tokenizer and plugs into ``CLIPProcessor`` / ``SiglipProcessor`` / ``LlavaProcessor``.
 """
 
 from __future__ import annotations
@@ -17,13 +17,19 @@ SPECIAL_TOKENS = (PAD, UNK, BOS, EOS)
 
 
 def build_word_tokenizer(
-    words: Iterable[str], model_max_length: int = 32
+    words: Iterable[str],
+    model_max_length: int = 32,
+    wrap_bos_eos: bool = True,
+    extra_special_tokens: tuple[str, ...] = (),
 ) -> PreTrainedTokenizerFast:
-    """A lowercase word-level tokenizer: ids 0-3 are ``[PAD] [UNK] [BOS] [EOS]``, then ``words``.
+    """A lowercase word-level tokenizer: ids 0-3 are ``[PAD] [UNK] [BOS] [EOS]``, then
+    ``extra_special_tokens`` (never split, e.g. ``<image>``), then ``words``.
 
-    Every encoded text is ``[BOS] w1 ... wn [EOS]``; unknown words map to ``[UNK]``.
+    With ``wrap_bos_eos`` every encoded text is ``[BOS] w1 ... wn [EOS]`` (what a text encoder
+    wants); without it texts encode bare (a decoder's chat template adds the markers).
+    Unknown words map to ``[UNK]``.
     """
-    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS)}
+    vocab = {token: index for index, token in enumerate((*SPECIAL_TOKENS, *extra_special_tokens))}
     for word in sorted(set(words)):
         if word not in vocab:
             vocab[word] = len(vocab)
@@ -32,11 +38,12 @@ def build_word_tokenizer(
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [pre_tokenizers.Whitespace(), pre_tokenizers.Punctuation()]
     )
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A {EOS}",
-        special_tokens=[(BOS, vocab[BOS]), (EOS, vocab[EOS])],
-    )
-    return PreTrainedTokenizerFast(
+    if wrap_bos_eos:
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{BOS} $A {EOS}",
+            special_tokens=[(BOS, vocab[BOS]), (EOS, vocab[EOS])],
+        )
+    wrapped = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         pad_token=PAD,
         unk_token=UNK,
@@ -44,3 +51,6 @@ def build_word_tokenizer(
         eos_token=EOS,
         model_max_length=model_max_length,
     )
+    if extra_special_tokens:
+        wrapped.add_special_tokens({"additional_special_tokens": list(extra_special_tokens)})
+    return wrapped

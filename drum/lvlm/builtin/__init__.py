@@ -1,0 +1,1 @@
+"""The built-in LVLM: a tiny ``LlavaForConditionalGeneration`` trained here to learn in context."""

@@ -1,0 +1,182 @@
+"""Training and probe episodes for the built-in LVLM: k demonstrations + a query, under a
+freshly sampled convention, so that only the demonstrations can reveal the answer words.
+
+Each demonstration slot is filled by one of several kinds, so that the model meets every
+situation retrieval will put it in: a **match** (reveals the query's answer: same question
+type and value, same colour and shape, same class), a **near miss** (same question type, other
+value), the **query's own image with another question** (image similarity alone is not
+enough), or a **random** example.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from drum.data.world.language import (
+    CAPTION_PROMPT,
+    CLASSIFICATION_PROMPT,
+    QUESTION_TEMPLATES,
+    QUESTION_TYPES,
+    Convention,
+    question_text,
+    sample_convention,
+)
+from drum.data.world.scene import Scene
+
+TASK_MIX = {"vqa": 0.5, "caption": 0.25, "classification": 0.25}
+SLOT_MIX = {"match": 0.25, "near": 0.35, "same_image": 0.1, "random": 0.3}
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One turn of an episode: which image (a row of the image table), its text, its answer."""
+
+    image: int
+    text: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Episode:
+    task: str
+    demos: tuple[Shot, ...]
+    query: Shot
+
+
+def scene_from_meta(meta: dict) -> Scene:
+    return Scene(
+        shape=meta["shape"],
+        colour=meta["colour"],
+        size=meta["size"],
+        count=int(meta["count"]),
+        cells=tuple(meta.get("cells", ())),
+        background=int(meta.get("background", 0)),
+        noise_seed=0,
+    )
+
+
+class EpisodeSampler:
+    """Draws episodes over a table of scenes (row ``i`` is image ``i``)."""
+
+    def __init__(self, scenes: Sequence[Scene], class_attribute: str = "shape") -> None:
+        self.scenes = list(scenes)
+        self.class_attribute = class_attribute
+        self.rows_with: dict[tuple[str, str], np.ndarray] = {}
+        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for row, scene in enumerate(self.scenes):
+            attributes = scene.attributes()
+            for attribute in QUESTION_TYPES:
+                groups[(attribute, str(attributes[attribute]))].append(row)
+            groups[("look", f"{scene.shape}/{scene.colour}")].append(row)
+        self.rows_with = {key: np.array(rows) for key, rows in groups.items()}
+
+    def _row_with(self, rng: np.random.Generator, attribute: str, value: str, avoid: int) -> int:
+        rows = self.rows_with[(attribute, value)]
+        for _ in range(8):
+            row = int(rows[rng.integers(len(rows))])
+            if row != avoid:
+                return row
+        return int(rng.integers(len(self.scenes)))
+
+    def _vqa_shot(
+        self, rng: np.random.Generator, row: int, qtype: str, convention: Convention
+    ) -> Shot:
+        scene = self.scenes[row]
+        template = int(rng.integers(len(QUESTION_TEMPLATES[qtype])))
+        return Shot(row, question_text(scene, qtype, template), convention.vqa_answer(scene, qtype))
+
+    def shot(
+        self,
+        rng: np.random.Generator,
+        task: str,
+        row: int,
+        convention: Convention,
+        qtype: str | None = None,
+    ) -> Shot:
+        scene = self.scenes[row]
+        if task == "vqa":
+            qtype = qtype or QUESTION_TYPES[int(rng.integers(len(QUESTION_TYPES)))]
+            return self._vqa_shot(rng, row, qtype, convention)
+        if task == "caption":
+            return Shot(row, CAPTION_PROMPT, convention.caption(scene))
+        return Shot(row, CLASSIFICATION_PROMPT, convention.class_label(scene))
+
+    def demo(
+        self,
+        rng: np.random.Generator,
+        kind: str,
+        query: Shot,
+        query_qtype: str | None,
+        task: str,
+        convention: Convention,
+    ) -> Shot:
+        """A demonstration of ``kind`` for ``query`` (``miss``: same question, other answer)."""
+        scene = self.scenes[query.image]
+        if kind == "miss":
+            for _ in range(64):
+                row = int(rng.integers(len(self.scenes)))
+                shot = (
+                    self._vqa_shot(rng, row, query_qtype, convention)
+                    if task == "vqa"
+                    else self.shot(rng, task, row, convention)
+                )
+                if shot.answer != query.answer:
+                    return shot
+            raise RuntimeError("could not draw a non-matching demonstration")
+        if task == "vqa":
+            assert query_qtype is not None
+            if kind == "match":
+                value = str(scene.attributes()[query_qtype])
+                return self._vqa_shot(
+                    rng,
+                    self._row_with(rng, query_qtype, value, query.image),
+                    query_qtype,
+                    convention,
+                )
+            if kind == "near":
+                return self._vqa_shot(
+                    rng, int(rng.integers(len(self.scenes))), query_qtype, convention
+                )
+            if kind == "same_image":
+                other = [q for q in QUESTION_TYPES if q != query_qtype]
+                return self._vqa_shot(
+                    rng, query.image, other[int(rng.integers(len(other)))], convention
+                )
+            return self.shot(rng, task, int(rng.integers(len(self.scenes))), convention)
+        if kind == "match":
+            if task == "caption":
+                row = self._row_with(rng, "look", f"{scene.shape}/{scene.colour}", query.image)
+            else:
+                value = str(scene.attributes()[self.class_attribute])
+                row = self._row_with(rng, self.class_attribute, value, query.image)
+            return self.shot(rng, task, row, convention)
+        if kind == "near" and task == "caption":  # shares colour or shape, not both
+            attribute = ("colour", "shape")[int(rng.integers(2))]
+            row = self._row_with(rng, attribute, str(scene.attributes()[attribute]), query.image)
+            return self.shot(rng, task, row, convention)
+        return self.shot(rng, task, int(rng.integers(len(self.scenes))), convention)
+
+    def sample(self, rng: np.random.Generator, n_demos: int) -> Episode:
+        """A training episode: random task, fresh convention, ``n_demos`` mixed demos."""
+        task = str(rng.choice(list(TASK_MIX), p=list(TASK_MIX.values())))
+        convention = sample_convention(rng, class_attribute=self.class_attribute)
+        query_row = int(rng.integers(len(self.scenes)))
+        qtype = QUESTION_TYPES[int(rng.integers(len(QUESTION_TYPES)))] if task == "vqa" else None
+        query = self.shot(rng, task, query_row, convention, qtype)
+        kinds = rng.choice(list(SLOT_MIX), p=list(SLOT_MIX.values()), size=n_demos)
+        demos = tuple(self.demo(rng, str(kind), query, qtype, task, convention) for kind in kinds)
+        return Episode(task, demos, query)
+
+    def probe(self, rng: np.random.Generator, task: str, kinds: Sequence[str]) -> Episode:
+        """An evaluation episode with the given demo kinds, in random order."""
+        convention = sample_convention(rng, class_attribute=self.class_attribute)
+        query_row = int(rng.integers(len(self.scenes)))
+        qtype = QUESTION_TYPES[int(rng.integers(len(QUESTION_TYPES)))] if task == "vqa" else None
+        query = self.shot(rng, task, query_row, convention, qtype)
+        demos = [self.demo(rng, kind, query, qtype, task, convention) for kind in kinds]
+        order = rng.permutation(len(demos))
+        return Episode(task, tuple(demos[i] for i in order), query)

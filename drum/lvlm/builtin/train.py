@@ -1,0 +1,395 @@
+"""Training the built-in LVLM on in-context episodes (LLaVA stage 2 with a frozen vision tower).
+
+The vision tower is frozen, so its features for every training image are computed once; each
+step only runs the projector and the language model. Loss: next-token cross-entropy on every
+answer (and its closing ``[EOS]``) in the episode, demonstrations' answers included.
+
+How long to train: the switch from copying any demonstration's answer to matching the query
+against the demonstrations is a phase change whose time varies by seed, so training stops
+when the held-out probes pass ``stop_accuracy`` (after ``min_steps``) or at ``max_seconds``.
+Progress is checkpointed every ``checkpoint_every`` steps and a rerun resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import LlavaForConditionalGeneration, LlavaProcessor
+
+from drum.data.jsonl import read_examples
+from drum.embed.base import load_image
+from drum.lvlm.builtin.episodes import Episode, EpisodeSampler, scene_from_meta
+from drum.lvlm.builtin.model import (
+    ANSWER_MARKER,
+    BuiltinLVLMArchitecture,
+    build_builtin_lvlm,
+    visual_tokens_per_image,
+)
+from drum.utils.fingerprint import directory_digest
+from drum.utils.io import atomic_open, atomic_write_json
+from drum.utils.seed import seed_everything
+
+CARD_NAME = "drum_lvlm.json"
+IGNORE = -100
+PROBES: dict[str, tuple[str, tuple[str, ...]]] = {
+    # name: (task, demo kinds); "oracle1" = one revealing demo among three that do not.
+    "vqa_zero": ("vqa", ()),
+    "vqa_random4": ("vqa", ("random",) * 4),
+    "vqa_oracle1": ("vqa", ("match", "miss", "miss", "miss")),
+    "caption_oracle1": ("caption", ("match", "miss", "miss", "miss")),
+    "classification_oracle1": ("classification", ("match", "miss", "miss", "miss")),
+}
+STOP_PROBES = ("vqa_oracle1", "caption_oracle1", "classification_oracle1")
+
+
+@dataclass(frozen=True)
+class BuiltinLVLMConfig:
+    """Architecture and training recipe of the built-in LVLM."""
+
+    architecture: BuiltinLVLMArchitecture = field(default_factory=BuiltinLVLMArchitecture)
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    max_steps: int = 6000
+    min_steps: int = 600
+    max_seconds: float = 420.0
+    max_demos: int = 8
+    stop_accuracy: float = 0.95
+    eval_every: int = 200
+    probe_episodes: int = 200
+    checkpoint_every: int = 500
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_steps < 1:
+            raise ValueError("batch_size and max_steps must be >= 1")
+        if not 0 < self.stop_accuracy <= 1:
+            raise ValueError("stop_accuracy must be in (0, 1]")
+        if self.min_steps > self.max_steps:
+            raise ValueError("min_steps must be <= max_steps")
+
+
+class EpisodeEncoder:
+    """Token ids and labels of an episode, exactly as the chat template + processor write it."""
+
+    def __init__(self, processor: LlavaProcessor, tokens_per_image: int) -> None:
+        tokenizer = processor.tokenizer
+        self.tokenizer = tokenizer
+        self.bos, self.eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+        self.image = [tokenizer.convert_tokens_to_ids(processor.image_token)] * tokens_per_image
+        self.marker = self.words(" ".join(ANSWER_MARKER))
+
+    @lru_cache(maxsize=65536)  # noqa: B019 - the encoder lives as long as a training run
+    def words(self, text: str) -> tuple[int, ...]:
+        return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode(
+        self, episode: Episode, query_answer: bool = True
+    ) -> tuple[list[int], list[int], list[int]]:
+        """``(input_ids, labels, image_rows)``; labels are IGNORE except answers and [EOS]."""
+        ids, labels, images = [self.bos], [IGNORE], []
+        turns = (*episode.demos, episode.query)
+        for index, shot in enumerate(turns):
+            prompt = [*self.image, *self.words(shot.text), *self.marker]
+            ids += prompt
+            labels += [IGNORE] * len(prompt)
+            images.append(shot.image)
+            if index < len(turns) - 1 or query_answer:
+                answer = [*self.words(shot.answer), self.eos]
+                ids += answer
+                labels += answer
+        return ids, labels, images
+
+
+def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
+    length = max(len(row) for row in rows)
+    return torch.tensor([row + [value] * (length - len(row)) for row in rows])
+
+
+@torch.no_grad()
+def vision_features(model: LlavaForConditionalGeneration, pixels: torch.Tensor) -> torch.Tensor:
+    """``(N, tokens, D_vision)``: the frozen tower's output that LLaVA projects (layer -1, full)."""
+    chunks = []
+    for start in range(0, len(pixels), 512):
+        output = model.model.vision_tower(pixels[start : start + 512], output_hidden_states=True)
+        chunks.append(output.hidden_states[model.config.vision_feature_layer])
+    return torch.cat(chunks)
+
+
+def episode_logits_and_loss(
+    model: LlavaForConditionalGeneration,
+    features: torch.Tensor,
+    batch: list[tuple[list[int], list[int], list[int]]],
+    pad_id: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward a batch of encoded episodes from precomputed vision features."""
+    input_ids = _pad([ids for ids, _, _ in batch], pad_id)
+    labels = _pad([lab for _, lab, _ in batch], IGNORE)
+    attention_mask = _pad([[1] * len(ids) for ids, _, _ in batch], 0)
+    rows = torch.tensor([row for _, _, images in batch for row in images])
+    embeds = model.get_input_embeddings()(input_ids)
+    image_embeds = model.model.multi_modal_projector(features[rows]).reshape(-1, embeds.shape[-1])
+    mask = (input_ids == model.config.image_token_id).unsqueeze(-1).expand_as(embeds)
+    embeds = embeds.masked_scatter(mask, image_embeds.to(embeds.dtype))
+    output = model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+    return output.logits, output.loss, labels
+
+
+@torch.no_grad()
+def run_probes(
+    model: LlavaForConditionalGeneration,
+    features: torch.Tensor,
+    sampler: EpisodeSampler,
+    encoder: EpisodeEncoder,
+    episodes: int,
+    seed: int,
+) -> dict[str, float]:
+    """Accuracy (every answer token right under teacher forcing) on fixed held-out episodes."""
+    model.eval()
+    results = {}
+    for name, (task, kinds) in PROBES.items():
+        rng = np.random.default_rng([seed, sum(map(ord, name))])
+        encoded = [encoder.encode(sampler.probe(rng, task, kinds)) for _ in range(episodes)]
+        correct = []
+        for start in range(0, len(encoded), 100):
+            batch = encoded[start : start + 100]
+            logits, _, labels = episode_logits_and_loss(
+                model, features, batch, encoder.tokenizer.pad_token_id
+            )
+            predictions = logits[:, :-1].argmax(-1)
+            targets = labels[:, 1:]
+            for row, (ids, _, _) in enumerate(batch):
+                # The query's answer is the last run of labelled tokens.
+                query_start = len(ids) - 1 - _query_answer_length(labels[row, : len(ids)])
+                span = slice(query_start, len(ids) - 1)
+                correct.append(bool((predictions[row, span] == targets[row, span]).all()))
+        results[name] = float(np.mean(correct))
+    model.train()
+    return results
+
+
+def _query_answer_length(labels: torch.Tensor) -> int:
+    length = 0
+    for value in reversed(labels.tolist()):
+        if value == IGNORE:
+            break
+        length += 1
+    return length
+
+
+def _lr_factor(step: int, config: BuiltinLVLMConfig) -> float:
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = min(
+        1.0, (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+    )
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _load_split(world_dir: Path, name: str, processor: LlavaProcessor) -> tuple[list, torch.Tensor]:
+    examples = read_examples(world_dir / name, verify_images=False)
+    chunks = []
+    for start in tqdm(range(0, len(examples), 1024), desc=f"preprocessing {name}", unit="batch"):
+        images = [load_image(e.image) for e in examples[start : start + 1024]]
+        chunks.append(processor.image_processor(images=images, return_tensors="pt")["pixel_values"])
+    return [scene_from_meta(e.meta) for e in examples], torch.cat(chunks)
+
+
+def _identity(world_dir: Path, embedder_dir: Path, config: BuiltinLVLMConfig) -> dict[str, Any]:
+    world = json.loads((world_dir / "world.json").read_text(encoding="utf-8"))
+    return {
+        "config": asdict(config),
+        "world": {"config": world["config"], "format_version": world["format_version"]},
+        "embedder_digest": directory_digest(embedder_dir),
+    }
+
+
+def builtin_lvlm_is_current(
+    out_dir: Path, world_dir: Path, embedder_dir: Path, config: BuiltinLVLMConfig
+) -> bool:
+    card_path = out_dir / CARD_NAME
+    if not card_path.is_file():
+        return False
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    return card.get("identity") == _identity(world_dir, embedder_dir, config)
+
+
+def train_builtin_lvlm(
+    world_dir: str | Path,
+    embedder_dir: str | Path,
+    out_dir: str | Path,
+    config: BuiltinLVLMConfig | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train the built-in LVLM and save it (model, processor, card) to ``out_dir``."""
+    config = config or BuiltinLVLMConfig()
+    world_dir, embedder_dir, out_dir = Path(world_dir), Path(embedder_dir), Path(out_dir)
+    identity = _identity(world_dir, embedder_dir, config)
+    if builtin_lvlm_is_current(out_dir, world_dir, embedder_dir, config):
+        return out_dir
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+    seed_everything(config.seed)
+    model, processor = build_builtin_lvlm(config.architecture, embedder_dir)
+    model.model.vision_tower.requires_grad_(False)
+    world = json.loads((world_dir / "world.json").read_text(encoding="utf-8"))
+    class_attribute = world["config"]["class_attribute"]
+    train_scenes, train_pixels = _load_split(world_dir, "train.jsonl", processor)
+    probe_scenes, probe_pixels = _load_split(world_dir, "caption/val.jsonl", processor)
+    train_features = vision_features(model, train_pixels)
+    probe_features = vision_features(model, probe_pixels)
+    sampler = EpisodeSampler(train_scenes, class_attribute)
+    probe_sampler = EpisodeSampler(probe_scenes, class_attribute)
+    encoder = EpisodeEncoder(processor, visual_tokens_per_image(model))
+    pad_id = processor.tokenizer.pad_token_id
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trainable, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.98)
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
+
+    checkpoint_dir = out_dir.parent / f".{out_dir.name}.checkpoint"
+    step, elapsed, history = 0, 0.0, []
+    rng = np.random.default_rng(config.seed)
+    state_path = checkpoint_dir / "state.pt"
+    meta_path = checkpoint_dir / "state.json"
+    if state_path.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta["identity"] == identity:
+            state = torch.load(state_path, weights_only=True)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            step, elapsed, history = meta["step"], meta["elapsed"], meta["history"]
+            rng.bit_generator.state = meta["rng"]
+
+    model.train()
+    started = time.perf_counter() - elapsed
+    bar = tqdm(
+        total=config.max_steps, initial=step, desc="training built-in LVLM", disable=not progress
+    )
+    losses: list[float] = []
+    stop_reason = "max_steps"
+    while step < config.max_steps:
+        # One shot count per batch: episodes of similar length waste little compute on padding.
+        n_demos = int(rng.integers(config.max_demos + 1))
+        batch = [encoder.encode(sampler.sample(rng, n_demos)) for _ in range(config.batch_size)]
+        _, loss, _ = episode_logits_and_loss(model, train_features, batch, pad_id)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        losses.append(loss.item())
+        bar.update()
+        if step % config.eval_every == 0 or step == config.max_steps:
+            probes = run_probes(
+                model, probe_features, probe_sampler, encoder, config.probe_episodes, config.seed
+            )
+            seconds = time.perf_counter() - started
+            history.append(
+                {
+                    "step": step,
+                    "seconds": round(seconds, 1),
+                    "loss": float(np.mean(losses[-config.eval_every :])),
+                    **probes,
+                }
+            )
+            bar.set_postfix(
+                loss=f"{history[-1]['loss']:.3f}", **{k: f"{probes[k]:.2f}" for k in STOP_PROBES}
+            )
+            if step >= config.min_steps and all(
+                probes[k] >= config.stop_accuracy for k in STOP_PROBES
+            ):
+                stop_reason = "probes_passed"
+                break
+            if seconds >= config.max_seconds:
+                stop_reason = "max_seconds"
+                break
+        if step % config.checkpoint_every == 0:
+            _save_checkpoint(
+                checkpoint_dir,
+                model,
+                optimizer,
+                scheduler,
+                identity,
+                step,
+                time.perf_counter() - started,
+                history,
+                rng,
+            )
+    bar.close()
+    seconds = time.perf_counter() - started
+
+    final = history[-1] if history else {}
+    card = {
+        "identity": identity,
+        "steps": step,
+        "train_seconds": round(seconds, 1),
+        "steps_per_second": round(
+            step / max(seconds - (elapsed or 0.0), 1e-9) if not elapsed else step / seconds, 2
+        ),
+        "stop_reason": stop_reason,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "trainable_parameters": sum(p.numel() for p in trainable),
+        "final_probes": {k: v for k, v in final.items() if k in PROBES},
+        "history": history,
+    }
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        atomic_write_json(staging / CARD_NAME, card)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return out_dir
+
+
+def _save_checkpoint(
+    directory: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    identity: dict[str, Any],
+    step: int,
+    elapsed: float,
+    history: list[dict[str, Any]],
+    rng: np.random.Generator,
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+    }
+    with atomic_open(directory / "state.pt", "wb") as handle:
+        torch.save(state, handle)
+    atomic_write_json(
+        directory / "state.json",
+        {
+            "identity": identity,
+            "step": step,
+            "elapsed": elapsed,
+            "history": history,
+            "rng": rng.bit_generator.state,
+        },
+    )

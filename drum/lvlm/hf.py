@@ -1,0 +1,328 @@
+"""``transformers`` LVLMs (LLaVA, Idefics3 / SmolVLM, Qwen2-VL, ...) behind the ``LVLM`` API.
+
+Prompts are rendered by the model's own chat template and processor, so images are expanded
+into exactly the visual tokens the model was trained with. The built-in LVLM is a tiny
+``LlavaForConditionalGeneration`` saved with its processor and chat template, so it runs
+through this very class.
+
+Scoring appends the answer's tokens to each rendered prompt and sums their log-probabilities.
+Only the logits at answer positions are materialised (``logits_to_keep``), and for LLaVA-style
+models the image encodings are computed once per distinct image and reused across prompts
+and batches (an LRU cache keyed by image content).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from drum.embed.base import load_image
+from drum.embed.cache import image_key
+from drum.lvlm.base import LVLM, ScoreResult
+from drum.lvlm.prompt import ICLPrompt
+from drum.utils.fingerprint import directory_digest
+
+# Model types whose image features are one tensor per image that can be passed back through
+# ``mm_encoder_outputs`` (so they can be cached and reused).
+FEATURE_CACHE_MODEL_TYPES = ("llava",)
+
+LayerHook = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The language model's decoder layers, wherever the architecture keeps them."""
+    for path in (
+        "model.language_model.layers",
+        "model.text_model.layers",
+        "language_model.model.layers",
+    ):
+        module: Any = model
+        try:
+            for name in path.split("."):
+                module = getattr(module, name)
+        except AttributeError:
+            continue
+        if isinstance(module, torch.nn.ModuleList):
+            return module
+    raise ValueError(f"cannot find the decoder layers of {type(model).__name__}")
+
+
+class HFLVLM(LVLM):
+    """An ``AutoModelForImageTextToText`` and its ``AutoProcessor``.
+
+    Args:
+        model_name_or_path: hub id (local cache when offline) or ``save_pretrained`` directory.
+        device: torch device.
+        dtype: torch dtype for the weights (default: as saved).
+        trust_remote_code: passed to ``from_pretrained``; off unless the user asks.
+        image_feature_cache_size: distinct images whose encodings are kept (LLaVA-style models).
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str | Path,
+        device: str = "cpu",
+        dtype: torch.dtype | None = None,
+        trust_remote_code: bool = False,
+        image_feature_cache_size: int = 4096,
+    ) -> None:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.name = str(model_name_or_path)
+        self.device = torch.device(device)
+        self.processor = AutoProcessor.from_pretrained(
+            model_name_or_path, trust_remote_code=trust_remote_code
+        )
+        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        self.model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, **kwargs)
+        self.model.to(self.device).eval()
+        self.tokenizer = self.processor.tokenizer
+        if getattr(self.processor, "chat_template", None) is None:
+            raise ValueError(f"{self.name}: the processor has no chat template to render prompts")
+        self.model_type = str(self.model.config.model_type)
+        self.image_token_id = self._image_token_id()
+        self._accepts_logits_to_keep = (
+            "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        )
+        self._feature_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._feature_cache_size = image_feature_cache_size
+        self._hooks: list[tuple[int, LayerHook]] = []
+        self._visual_mask: torch.Tensor | None = None
+        path = Path(model_name_or_path)
+        content = (
+            directory_digest(path)
+            if path.is_dir()
+            else self.name + str(getattr(self.model.config, "_commit_hash", ""))
+        )
+        self._fingerprint = f"{self.model_type}-{hashlib.sha256(content.encode()).hexdigest()[:16]}"
+
+    # ----------------------------------------------------------------------------- rendering
+    def _image_token_id(self) -> int | None:
+        for attribute in ("image_token_id", "image_token_index"):
+            value = getattr(self.model.config, attribute, None)
+            if isinstance(value, int):
+                return value
+        return getattr(self.processor, "image_token_id", None)
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def render(self, prompt: ICLPrompt) -> str:
+        """The prompt as the model's chat template writes it (before image expansion)."""
+        return self.processor.apply_chat_template(
+            prompt.to_messages(), add_generation_prompt=True, tokenize=False
+        )
+
+    def _encode(
+        self, prompts: Sequence[ICLPrompt]
+    ) -> tuple[list[list[int]], dict[str, Any], list[list[Path]]]:
+        """Token ids per prompt (images expanded, unpadded) and the batch's vision inputs."""
+        texts = [self.render(prompt) for prompt in prompts]
+        images = [[Path(p) for p in prompt.images] for prompt in prompts]
+        kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
+        if any(images):
+            kwargs["images"] = [[load_image(p) for p in row] for row in images]
+        batch = self.processor(**kwargs)
+        mask = batch["attention_mask"].bool()
+        ids = [
+            row[row_mask].tolist() for row, row_mask in zip(batch["input_ids"], mask, strict=True)
+        ]
+        vision = {
+            key: value
+            for key, value in batch.items()
+            if key not in ("input_ids", "attention_mask") and not self._token_aligned(value, mask)
+        }
+        return ids, vision, images
+
+    @staticmethod
+    def _token_aligned(value: Any, mask: torch.Tensor) -> bool:
+        return isinstance(value, torch.Tensor) and value.shape[:2] == mask.shape
+
+    def _token_type_ids(self, ids: list[int]) -> list[int]:
+        # Qwen2-VL style ``mm_token_type_ids``: 1 at image tokens, 0 elsewhere.
+        return [int(token == self.image_token_id) for token in ids]
+
+    # --------------------------------------------------------------------- image feature cache
+    def _cached_image_features(
+        self, images: list[list[Path]], vision: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replace ``pixel_values`` by cached encodings (one per distinct image)."""
+        if self.model_type not in FEATURE_CACHE_MODEL_TYPES or "pixel_values" not in vision:
+            return vision
+        from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+        flat = [path for row in images for path in row]
+        keys = [image_key(path) for path in flat]
+        missing = {key: index for index, key in enumerate(keys) if key not in self._feature_cache}
+        if missing:
+            pixels = vision["pixel_values"][list(missing.values())].to(
+                self.device, self.model.dtype
+            )
+            with torch.inference_mode():
+                features = self.model.model.get_image_features(pixel_values=pixels).pooler_output
+            for key, feature in zip(missing, features, strict=True):
+                self._feature_cache[key] = feature
+                if len(self._feature_cache) > self._feature_cache_size:
+                    self._feature_cache.popitem(last=False)
+        for key in keys:
+            self._feature_cache.move_to_end(key)
+        rest = {k: v for k, v in vision.items() if k != "pixel_values"}
+        features = [self._feature_cache[key] for key in keys]
+        return {
+            **rest,
+            "mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=features)},
+        }
+
+    # ---------------------------------------------------------------------------------- hooks
+    @contextmanager
+    def layer_hook(self, layer_index: int, hook: LayerHook) -> Iterator[None]:
+        """Let ``hook(hidden, visual_mask) -> hidden`` rewrite decoder layer ``layer_index``'s
+        output, where ``hidden`` is ``(B, T, D)`` and ``visual_mask`` ``(B, T)`` marks image
+        tokens: the point where VPG-C adds residual visual prompts."""
+        layers = _decoder_layers(self.model)
+
+        def forward_hook(module: torch.nn.Module, args: Any, output: Any) -> Any:
+            if self._visual_mask is None:
+                return output
+            if isinstance(output, tuple):  # transformers < 5 returned tuples
+                return (hook(output[0], self._visual_mask), *output[1:])
+            return hook(output, self._visual_mask)
+
+        handle = layers[layer_index].register_forward_hook(forward_hook)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any) -> Any:
+        """The model's forward pass with the visual-token mask exposed to layer hooks."""
+        self._visual_mask = (
+            input_ids == self.image_token_id
+            if self.image_token_id is not None
+            else torch.zeros_like(input_ids, dtype=torch.bool)
+        )
+        try:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        finally:
+            self._visual_mask = None
+
+    # -------------------------------------------------------------------------------- scoring
+    def _answer_ids(self, answer: str) -> list[int]:
+        ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ValueError(f"answer {answer!r} tokenizes to nothing")
+        return ids
+
+    @torch.inference_mode()
+    def score(
+        self,
+        prompts: Sequence[ICLPrompt],
+        answers: Sequence[str],
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[ScoreResult]:
+        if len(prompts) != len(answers):
+            raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
+        results: list[ScoreResult] = []
+        starts = range(0, len(prompts), batch_size)
+        for start in tqdm(starts, desc="scoring", disable=not progress or len(starts) < 2):
+            batch_prompts = prompts[start : start + batch_size]
+            batch_answers = answers[start : start + batch_size]
+            results.extend(self._score_batch(batch_prompts, batch_answers))
+        return results
+
+    def _score_batch(
+        self, prompts: Sequence[ICLPrompt], answers: Sequence[str]
+    ) -> list[ScoreResult]:
+        prompt_ids, vision, images = self._encode(prompts)
+        answer_ids = [self._answer_ids(answer) for answer in answers]
+        sequences = [p + a for p, a in zip(prompt_ids, answer_ids, strict=True)]
+        length = max(len(s) for s in sequences)
+        pad = self.tokenizer.pad_token_id or 0
+        # Right padding: a causal model's outputs at real positions ignore later padding, so a
+        # batched score equals the one-at-a-time score.
+        input_ids = torch.tensor([s + [pad] * (length - len(s)) for s in sequences])
+        attention_mask = torch.tensor([[1] * len(s) + [0] * (length - len(s)) for s in sequences])
+        extra = self._cached_image_features(
+            images,
+            {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in vision.items()},
+        )
+        if "mm_token_type_ids" in inspect.signature(self.model.forward).parameters:
+            extra["mm_token_type_ids"] = torch.tensor(
+                [self._token_type_ids(s) + [0] * (length - len(s)) for s in sequences]
+            ).to(self.device)
+        # Logits are needed only where answer tokens are predicted: positions
+        # [len(prompt) - 1, len(sequence) - 1) of every row.
+        first = min(len(p) for p in prompt_ids) - 1
+        if self._accepts_logits_to_keep:
+            extra["logits_to_keep"] = torch.arange(first, length - 1, device=self.device)
+            offset = first
+        else:
+            offset = 0
+        logits = self.forward(
+            input_ids.to(self.device), attention_mask.to(self.device), **extra
+        ).logits
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        results = []
+        for row, (p, a) in enumerate(zip(prompt_ids, answer_ids, strict=True)):
+            positions = torch.arange(len(p) - 1, len(p) - 1 + len(a)) - offset
+            token_log_probs = log_probs[row, positions, torch.tensor(a)]
+            total = float(token_log_probs.sum())
+            results.append(ScoreResult(sum=total, mean=total / len(a), tokens=len(a)))
+        return results
+
+    # ----------------------------------------------------------------------------- generation
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompts: Sequence[ICLPrompt],
+        max_new_tokens: int = 8,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[str]:
+        replies: list[str] = []
+        starts = range(0, len(prompts), batch_size)
+        for start in tqdm(starts, desc="generating", disable=not progress or len(starts) < 2):
+            replies.extend(
+                self._generate_batch(prompts[start : start + batch_size], max_new_tokens)
+            )
+        return replies
+
+    def _generate_batch(self, prompts: Sequence[ICLPrompt], max_new_tokens: int) -> list[str]:
+        prompt_ids, vision, images = self._encode(prompts)
+        length = max(len(p) for p in prompt_ids)
+        pad = self.tokenizer.pad_token_id or 0
+        # Left padding so every row's next token comes at the same position.
+        input_ids = torch.tensor([[pad] * (length - len(p)) + p for p in prompt_ids])
+        attention_mask = torch.tensor([[0] * (length - len(p)) + [1] * len(p) for p in prompt_ids])
+        extra = {
+            k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in vision.items()
+        }
+        if "mm_token_type_ids" in inspect.signature(self.model.forward).parameters:
+            extra["mm_token_type_ids"] = torch.tensor(
+                [[0] * (length - len(p)) + self._token_type_ids(p) for p in prompt_ids]
+            ).to(self.device)
+        output = self.model.generate(
+            input_ids=input_ids.to(self.device),
+            attention_mask=attention_mask.to(self.device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=pad,
+            **extra,
+        )
+        new_tokens = output[:, length:]
+        return [
+            text.strip()
+            for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        ]
