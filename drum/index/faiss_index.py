@@ -202,7 +202,7 @@ class VectorIndex:
     # -- building ---------------------------------------------------------------------------
 
     def train(self, vectors: np.ndarray) -> None:
-        """Train the index (IVF centroids, PQ codebooks); a no-op need for Flat/HNSW."""
+        """Train the index (IVF centroids, PQ codebooks); Flat and HNSW need no training."""
         array = _as_matrix(vectors, self.dim, "training vectors")
         try:
             self._index.train(array)
