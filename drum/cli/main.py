@@ -221,6 +221,115 @@ def strategies_command() -> None:
         typer.echo(name)
 
 
+def _csv_ints(value: str, option: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(item) for item in value.split(",") if item.strip())
+    except ValueError:
+        _fail(f"{option} must be comma-separated integers, got {value!r}")
+        raise  # unreachable: _fail exits
+
+
+@app.command("eval")
+def eval_command(
+    out: Annotated[Path, typer.Option(help="Directory for icl_results.json / .md / .png.")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="LVLM: a hub id or a save_pretrained directory.")
+    ],
+    world: Annotated[
+        Path | None, typer.Option(help="A world directory (drum data make-world).")
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated world tasks (default: all three; needs --world)."),
+    ] = None,
+    task_file: Annotated[
+        list[Path] | None, typer.Option(help="A JSON task file (repeatable).")
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option(help="Comma-separated retrieval strategies.")
+    ] = "random,fixed,image,text,concat",
+    shots: Annotated[str, typer.Option(help="Comma-separated shot counts (0: zero-shot).")] = (
+        "0,1,2,4,8"
+    ),
+    seeds: Annotated[
+        str, typer.Option(help="Comma-separated seeds for the random / fixed strategies.")
+    ] = "0",
+    embedder: Annotated[
+        str | None, typer.Option(help="Dual encoder for the similarity strategies.")
+    ] = None,
+    split: Annotated[str, typer.Option(help="World query split: test or val.")] = "test",
+    max_queries: Annotated[
+        int | None, typer.Option(help="Evaluate only the first N queries of each task.")
+    ] = None,
+    batch_size: int = 32,
+    order: str = "similar_last",
+    image_weight: float = 0.5,
+    bootstrap_resamples: int = 1000,
+    corpus_bootstrap_resamples: int = 200,
+    cache: Annotated[Path, typer.Option(help="Embedding cache directory.")] = Path("runs/cache"),
+    device: str = "cpu",
+) -> None:
+    """In-context learning: tasks x strategies x shots x seeds -> metrics with 95% CIs."""
+    from drum.eval.icl import ICLEvalConfig, check_eval, run_icl_eval
+    from drum.eval.report import markdown_table
+    from drum.tasks.spec import TaskFileError, TaskSpec, load_task_file, world_tasks
+
+    tasks: list[TaskSpec] = []
+    if world is not None:
+        try:
+            available = world_tasks(world, split=split)
+        except (ValueError, FileNotFoundError) as error:
+            _fail(str(error))
+        names = [n.strip() for n in (task or ",".join(available)).split(",") if n.strip()]
+        unknown = [name for name in names if name not in available]
+        if unknown:
+            _fail(f"unknown task(s) {unknown}; the world has {list(available)}")
+        tasks += [available[name] for name in names]
+    elif task is not None:
+        _fail("--task names world tasks and needs --world (or use --task-file)")
+    for path in task_file or []:
+        try:
+            tasks.append(load_task_file(path))
+        except TaskFileError as error:
+            _fail(str(error))
+    if not tasks:
+        _fail("nothing to evaluate: give --world (with --task) and/or --task-file")
+    try:
+        config = ICLEvalConfig(
+            strategies=tuple(s.strip() for s in strategy.split(",") if s.strip()),
+            shots=_csv_ints(shots, "--shots"),
+            seeds=_csv_ints(seeds, "--seeds"),
+            order=order,
+            image_weight=image_weight,
+            batch_size=batch_size,
+            max_queries=max_queries,
+            bootstrap_resamples=bootstrap_resamples,
+            corpus_bootstrap_resamples=corpus_bootstrap_resamples,
+        )
+        # Every check that needs no model runs before the (slow) model loads.
+        check_eval(tasks, config, has_embedder=embedder is not None)
+    except ValueError as error:
+        _fail(str(error))
+    from drum.embed.cache import EmbeddingCache
+    from drum.lvlm.hf import HFLVLM
+
+    dual_encoder = None
+    if config.needs_embedder and embedder is not None:
+        from drum.embed.hf import HFDualEncoder
+
+        dual_encoder = HFDualEncoder(embedder, device=device)
+    results = run_icl_eval(
+        tasks,
+        HFLVLM(model, device=device),
+        config,
+        dual_encoder,
+        out,
+        cache=EmbeddingCache(cache) if dual_encoder is not None else None,
+    )
+    typer.echo(markdown_table(results))
+    console.print(f"results: {out / 'icl_results.json'} (+ .md, .png)")
+
+
 @app.command("demo")
 def demo_command(
     out: Annotated[

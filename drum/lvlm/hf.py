@@ -9,12 +9,19 @@ Scoring appends the answer's tokens to each rendered prompt and sums their log-p
 Only the logits at answer positions are materialised (``logits_to_keep``), and for LLaVA-style
 models the image encodings are computed once per distinct image and reused across prompts
 and batches (an LRU cache keyed by image content).
+
+Qwen2-VL / Qwen2.5-VL without torchvision: their processors always build a video processor,
+which needs torchvision, so ``AutoProcessor`` cannot load such a checkpoint. For those model
+types ``HFLVLM`` falls back to ``Qwen2VLImageOnlyProcessor`` (the processors' image half, done
+by hand; see its docstring). Their M-RoPE needs ``mm_token_type_ids``, which ``HFLVLM`` derives
+from the final (re-padded) token ids.
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +40,17 @@ from drum.utils.fingerprint import directory_digest
 # Model types whose image features are one tensor per image that can be passed back through
 # ``mm_encoder_outputs`` (so they can be cached and reused).
 FEATURE_CACHE_MODEL_TYPES = ("llava",)
+
+# Model types whose processor cannot be built without torchvision but whose image half
+# ``Qwen2VLImageOnlyProcessor`` reproduces (both patch images with ``Qwen2VLImageProcessor``
+# and expand ``<|image_pad|>`` the same way).
+IMAGE_ONLY_PROCESSOR_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
+
+# Processor outputs laid out along the processor's own padded token axis: dropped, since
+# scoring and generation re-pad the ids themselves (``mm_token_type_ids`` is re-derived). Named
+# rather than detected by shape, which a vision tensor can match by coincidence (Qwen2-VL's
+# ``pixel_values`` is ``(patches, patch_dim)``).
+TOKEN_ALIGNED_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
 
 LayerHook = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -55,8 +73,80 @@ def _decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
     raise ValueError(f"cannot find the decoder layers of {type(model).__name__}")
 
 
+class Qwen2VLImageOnlyProcessor:
+    """The image half of ``Qwen2VLProcessor``, for machines without torchvision.
+
+    ``Qwen2VLProcessor`` cannot be constructed without its video processor, and that needs
+    torchvision. This stand-in does what ``HFLVLM`` needs of it for images: the checkpoint's
+    ``Qwen2VLImageProcessorPil`` cuts every image into ``image_grid_thw = (t, h, w)`` patches
+    (``pixel_values`` is all patches of the batch, flattened), and each image placeholder
+    (``<|image_pad|>``) in the rendered text, in order of appearance across the batch, becomes
+    ``t * h * w // merge_size**2`` placeholders, one per token the vision tower's patch merger
+    outputs, exactly as ``Qwen2VLProcessor.replace_image_token`` expands it. The chat template
+    is the tokenizer's. ``mm_token_type_ids`` (M-RoPE's image-token mask) is not returned:
+    ``HFLVLM`` derives it from the final, re-padded ids.
+    """
+
+    def __init__(
+        self, tokenizer: Any, image_processor: Any, image_token: str = "<|image_pad|>"
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.image_token = image_token
+        self.image_token_id = tokenizer.convert_tokens_to_ids(image_token)
+        self.chat_template = getattr(tokenizer, "chat_template", None)
+
+    @classmethod
+    def from_pretrained(
+        cls, model_name_or_path: str | Path, trust_remote_code: bool = False
+    ) -> Qwen2VLImageOnlyProcessor:
+        # Explicit PIL class: the torchvision-backed ``Qwen2VLImageProcessor`` is what
+        # ``AutoImageProcessor`` would pick first.
+        from transformers import AutoTokenizer, Qwen2VLImageProcessorPil
+
+        tokenizer = AutoTokenizer.from_pretrained(
+            model_name_or_path, trust_remote_code=trust_remote_code
+        )
+        return cls(tokenizer, Qwen2VLImageProcessorPil.from_pretrained(model_name_or_path))
+
+    def apply_chat_template(self, conversation: list[dict[str, Any]], **kwargs: Any) -> Any:
+        return self.tokenizer.apply_chat_template(
+            conversation, chat_template=self.chat_template, **kwargs
+        )
+
+    def __call__(
+        self,
+        text: Sequence[str],
+        images: Sequence[Sequence[Any]] | None = None,
+        return_tensors: str = "pt",
+        padding: bool = True,
+    ) -> Any:
+        """``input_ids`` / ``attention_mask`` of ``text`` with image placeholders expanded, plus
+        ``pixel_values`` / ``image_grid_thw`` of ``images`` (one list of images per text)."""
+        from transformers import BatchFeature
+
+        flat = [image for row in images or [] for image in row]
+        texts = list(text)
+        data: dict[str, Any] = {}
+        if flat:
+            vision = self.image_processor(images=flat, return_tensors=return_tensors)
+            merge = self.image_processor.merge_size**2
+            counts = iter([int(grid.prod()) // merge for grid in vision["image_grid_thw"]])
+            found = sum(t.count(self.image_token) for t in texts)
+            if found != len(flat):
+                raise ValueError(f"{found} {self.image_token} placeholders but {len(flat)} images")
+            pattern = re.compile(re.escape(self.image_token))
+            texts = [pattern.sub(lambda _: self.image_token * next(counts), t) for t in texts]
+            data.update(vision)
+        elif any(self.image_token in t for t in texts):
+            raise ValueError(f"{self.image_token} placeholders in the text but no images")
+        data.update(self.tokenizer(texts, padding=padding, return_tensors=return_tensors))
+        return BatchFeature(data)
+
+
 class HFLVLM(LVLM):
-    """An ``AutoModelForImageTextToText`` and its ``AutoProcessor``.
+    """An ``AutoModelForImageTextToText`` and its ``AutoProcessor`` (for Qwen2-VL-style
+    checkpoints without torchvision: ``Qwen2VLImageOnlyProcessor``).
 
     Args:
         model_name_or_path: hub id (local cache when offline) or ``save_pretrained`` directory.
@@ -74,21 +164,23 @@ class HFLVLM(LVLM):
         trust_remote_code: bool = False,
         image_feature_cache_size: int = 4096,
     ) -> None:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText
 
         self.name = str(model_name_or_path)
         self.device = torch.device(device)
-        self.processor = AutoProcessor.from_pretrained(
-            model_name_or_path, trust_remote_code=trust_remote_code
-        )
+        self.processor = self._load_processor(model_name_or_path, trust_remote_code)
+        # Checked before the (possibly large) weights are loaded.
+        if getattr(self.processor, "chat_template", None) is None:
+            raise ValueError(
+                f"{self.name}: the processor has no chat template to render prompts with "
+                "(save one with the processor: processor.chat_template = ...)"
+            )
         kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
         if dtype is not None:
             kwargs["dtype"] = dtype
         self.model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, **kwargs)
         self.model.to(self.device).eval()
         self.tokenizer = self.processor.tokenizer
-        if getattr(self.processor, "chat_template", None) is None:
-            raise ValueError(f"{self.name}: the processor has no chat template to render prompts")
         self.model_type = str(self.model.config.model_type)
         self.image_token_id = self._image_token_id()
         self._accepts_logits_to_keep = (
@@ -107,6 +199,24 @@ class HFLVLM(LVLM):
         self._fingerprint = f"{self.model_type}-{hashlib.sha256(content.encode()).hexdigest()[:16]}"
 
     # ----------------------------------------------------------------------------- rendering
+    @staticmethod
+    def _load_processor(model_name_or_path: str | Path, trust_remote_code: bool) -> Any:
+        """``AutoProcessor``, or ``Qwen2VLImageOnlyProcessor`` where the former needs the
+        missing torchvision (Qwen2-VL's video processor)."""
+        from transformers import AutoConfig, AutoProcessor
+
+        try:
+            return AutoProcessor.from_pretrained(
+                model_name_or_path, trust_remote_code=trust_remote_code
+            )
+        except ImportError:
+            config = AutoConfig.from_pretrained(
+                model_name_or_path, trust_remote_code=trust_remote_code
+            )
+            if config.model_type not in IMAGE_ONLY_PROCESSOR_MODEL_TYPES:
+                raise
+            return Qwen2VLImageOnlyProcessor.from_pretrained(model_name_or_path, trust_remote_code)
+
     def _image_token_id(self) -> int | None:
         for attribute in ("image_token_id", "image_token_index"):
             value = getattr(self.model.config, attribute, None)
@@ -138,16 +248,8 @@ class HFLVLM(LVLM):
         ids = [
             row[row_mask].tolist() for row, row_mask in zip(batch["input_ids"], mask, strict=True)
         ]
-        vision = {
-            key: value
-            for key, value in batch.items()
-            if key not in ("input_ids", "attention_mask") and not self._token_aligned(value, mask)
-        }
+        vision = {key: value for key, value in batch.items() if key not in TOKEN_ALIGNED_KEYS}
         return ids, vision, images
-
-    @staticmethod
-    def _token_aligned(value: Any, mask: torch.Tensor) -> bool:
-        return isinstance(value, torch.Tensor) and value.shape[:2] == mask.shape
 
     def _token_type_ids(self, ids: list[int]) -> list[int]:
         # Qwen2-VL style ``mm_token_type_ids``: 1 at image tokens, 0 elsewhere.
@@ -164,7 +266,17 @@ class HFLVLM(LVLM):
 
         flat = [path for row in images for path in row]
         keys = [image_key(path) for path in flat]
-        missing = {key: index for index, key in enumerate(keys) if key not in self._feature_cache}
+        # This batch's features are gathered here, not read back from the cache afterwards:
+        # inserting new encodings may evict entries this very batch needs (a batch with more
+        # distinct images than the cache holds, or hits that were the least recently used).
+        batch: dict[str, torch.Tensor] = {}
+        missing: dict[str, int] = {}
+        for index, key in enumerate(keys):
+            if key in self._feature_cache:
+                self._feature_cache.move_to_end(key)
+                batch[key] = self._feature_cache[key]
+            elif key not in missing:
+                missing[key] = index
         if missing:
             pixels = vision["pixel_values"][list(missing.values())].to(
                 self.device, self.model.dtype
@@ -172,13 +284,12 @@ class HFLVLM(LVLM):
             with torch.inference_mode():
                 features = self.model.model.get_image_features(pixel_values=pixels).pooler_output
             for key, feature in zip(missing, features, strict=True):
+                batch[key] = feature
                 self._feature_cache[key] = feature
-                if len(self._feature_cache) > self._feature_cache_size:
-                    self._feature_cache.popitem(last=False)
-        for key in keys:
-            self._feature_cache.move_to_end(key)
+            while len(self._feature_cache) > self._feature_cache_size:
+                self._feature_cache.popitem(last=False)
         rest = {k: v for k, v in vision.items() if k != "pixel_values"}
-        features = [self._feature_cache[key] for key in keys]
+        features = [batch[key] for key in keys]
         return {
             **rest,
             "mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=features)},
@@ -189,7 +300,10 @@ class HFLVLM(LVLM):
     def layer_hook(self, layer_index: int, hook: LayerHook) -> Iterator[None]:
         """Let ``hook(hidden, visual_mask) -> hidden`` rewrite decoder layer ``layer_index``'s
         output, where ``hidden`` is ``(B, T, D)`` and ``visual_mask`` ``(B, T)`` marks image
-        tokens: the point where VPG-C adds residual visual prompts."""
+        tokens: the point where VPG-C adds residual visual prompts.
+
+        The hook acts on the passes of ``score`` (through ``forward``); ``generate`` runs the
+        model unhooked."""
         layers = _decoder_layers(self.model)
 
         def forward_hook(module: torch.nn.Module, args: Any, output: Any) -> Any:

@@ -28,7 +28,10 @@ from drum.data.world.language import (
 from drum.data.world.scene import Scene
 
 TASK_MIX = {"vqa": 0.5, "caption": 0.25, "classification": 0.25}
-SLOT_MIX = {"match": 0.25, "near": 0.35, "same_image": 0.1, "random": 0.3}
+SLOT_MIX = {"match": 0.2, "miss": 0.3, "same_image": 0.1, "random": 0.4}
+# Share of training episodes that hold at least one revealing demonstration: matching the
+# query against its demonstrations only pays off, and so is only learned, when one can.
+GUARANTEED_MATCH = 0.5
 
 
 @dataclass(frozen=True)
@@ -167,8 +170,11 @@ class EpisodeSampler:
         query_row = int(rng.integers(len(self.scenes)))
         qtype = QUESTION_TYPES[int(rng.integers(len(QUESTION_TYPES)))] if task == "vqa" else None
         query = self.shot(rng, task, query_row, convention, qtype)
-        kinds = rng.choice(list(SLOT_MIX), p=list(SLOT_MIX.values()), size=n_demos)
-        demos = tuple(self.demo(rng, str(kind), query, qtype, task, convention) for kind in kinds)
+        drawn = rng.choice(list(SLOT_MIX), p=list(SLOT_MIX.values()), size=n_demos)
+        kinds = [str(kind) for kind in drawn]
+        if n_demos and rng.random() < GUARANTEED_MATCH:
+            kinds[int(rng.integers(n_demos))] = "match"
+        demos = tuple(self.demo(rng, kind, query, qtype, task, convention) for kind in kinds)
         return Episode(task, demos, query)
 
     def probe(self, rng: np.random.Generator, task: str, kinds: Sequence[str]) -> Episode:

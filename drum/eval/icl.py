@@ -1,0 +1,391 @@
+"""In-context-learning evaluation: task x strategy x shots x seed -> metrics with 95% CIs.
+
+For every task the pool and query embeddings are computed once (and cached); for every
+strategy the retriever is built once and asked for the largest shot count once. Smaller shot
+counts are read off that deepest retrieval: with the default ``similar_last`` order a
+retrieval lists demonstrations least-similar first, so its last ``k`` are exactly the ``k``
+most similar, i.e. what a ``k``-shot retrieval returns (``similar_first``: the first ``k``).
+For ``fixed`` this is again exactly the ``k``-shot retrieval; for ``random`` it is a uniform
+``k``-subset of the same draw, so the shot counts of one seed see nested demonstration sets
+(less noise between shot counts, as in a paired design). ``order="random"`` has no nested
+subsets, so it retrieves per shot count.
+
+Conventions of the result rows:
+
+* ``seed`` is the ``RetrievalConfig.seed`` of the row, or ``None`` (JSON ``null``) when no seed
+  can change the result: similarity strategies (unless ``order="random"``) and zero-shot run
+  once, whatever ``ICLEvalConfig.seeds`` says. ``random`` and ``fixed`` get one row per seed.
+* zero-shot prompts hold no demonstrations, so no strategy can change them: they are generated
+  once per task and reported as strategy ``"zero-shot"`` with ``shots=0`` and ``seed=None``;
+  strategy rows start at one shot.
+* confidence intervals are percentile-bootstrap 95% intervals over queries with a fixed
+  bootstrap seed, so every row of a task is resampled with the same index sets (paired).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from drum.data.example import Example
+from drum.data.jsonl import read_examples
+from drum.embed.base import Embedder
+from drum.embed.cache import EmbeddingCache
+from drum.eval.metrics.registry import MetricSpec, get_metric
+from drum.eval.stats import bootstrap_ci, bootstrap_ci_corpus
+from drum.lvlm.base import LVLM
+from drum.lvlm.prompt import ICLPrompt, build_prompt
+from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+from drum.retrieve.strategies import ORDERS, RetrievalConfig
+from drum.tasks.spec import TaskSpec
+from drum.utils.io import atomic_write_json
+from drum.utils.provenance import provenance
+
+log = logging.getLogger(__name__)
+
+ZERO_SHOT = "zero-shot"
+RESULTS_FILE = "icl_results.json"
+SEEDED_STRATEGIES = ("random", "fixed")
+BOOTSTRAP_SEED = 0
+CONVENTIONS = {
+    "seed": "null where no seed can change the row: zero-shot, and similarity strategies "
+    "(unless order='random'), which run once whatever the seeds",
+    "zero-shot": "strategy 'zero-shot', shots 0: one row per task, shared by all strategies",
+    "ci95": "percentile bootstrap over queries, same resamples for every row of a task",
+    "shots": "k-shot demos are the k most similar of the deepest retrieval (a prefix of the "
+    "draw for random/fixed)",
+}
+
+
+@dataclass(frozen=True)
+class ICLEvalConfig:
+    """What to evaluate: strategies x shot counts x seeds, and how.
+
+    Attributes:
+        strategies: retrieval strategies (``drum.retrieve.strategies.STRATEGIES``); may be
+            empty when ``shots`` is only ``(0,)``.
+        shots: demonstration counts; 0 gives the zero-shot row. Stored sorted, without repeats.
+        seeds: ``RetrievalConfig.seed`` values for the seeded strategies (``random``,
+            ``fixed``, and all of them when ``order="random"``).
+        order: prompt order of the demonstrations.
+        image_weight: ``w`` of ``concat`` / ``drum``.
+        batch_size: prompts per ``LVLM.generate`` batch.
+        max_queries: evaluate only the first ``max_queries`` queries of each task.
+        bootstrap_resamples: resamples for mean-of-examples metrics.
+        corpus_bootstrap_resamples: resamples for corpus metrics (CIDEr-D, BLEU-4), each of
+            which rescores the whole resampled corpus.
+    """
+
+    strategies: tuple[str, ...]
+    shots: tuple[int, ...] = (0, 1, 2, 4, 8)
+    seeds: tuple[int, ...] = (0,)
+    order: str = "similar_last"
+    image_weight: float = 0.5
+    batch_size: int = 32
+    max_queries: int | None = None
+    bootstrap_resamples: int = 1000
+    corpus_bootstrap_resamples: int = 200
+
+    def __post_init__(self) -> None:
+        strategies, shots, seeds = tuple(self.strategies), tuple(self.shots), tuple(self.seeds)
+        if len(set(strategies)) != len(strategies):
+            raise ValueError(f"strategies repeat: {strategies}")
+        if ZERO_SHOT in strategies:
+            raise ValueError(f"{ZERO_SHOT!r} is not a strategy: put 0 in shots instead")
+        for strategy in strategies:
+            # Validates the strategy name and image_weight with the retriever's own checks.
+            RetrievalConfig(strategy=strategy, image_weight=self.image_weight)
+        if self.order not in ORDERS:
+            raise ValueError(f"unknown order {self.order!r}; choose one of {ORDERS}")
+        if not shots:
+            raise ValueError("shots must hold at least one shot count")
+        if any(isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in shots):
+            raise ValueError(f"shots must be integers >= 0, got {shots}")
+        if max(shots) > 0 and not strategies:
+            raise ValueError("shots > 0 need at least one strategy")
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be non-empty and distinct, got {seeds}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_queries is not None and self.max_queries < 1:
+            raise ValueError(f"max_queries must be >= 1 or None, got {self.max_queries}")
+        if self.bootstrap_resamples < 1 or self.corpus_bootstrap_resamples < 1:
+            raise ValueError("bootstrap resample counts must be >= 1")
+        object.__setattr__(self, "strategies", strategies)
+        object.__setattr__(self, "shots", tuple(sorted(set(shots))))
+        object.__setattr__(self, "seeds", seeds)
+
+    @property
+    def max_shots(self) -> int:
+        return max(self.shots)
+
+    @property
+    def demo_shots(self) -> tuple[int, ...]:
+        """The shot counts that show demonstrations (all but 0)."""
+        return tuple(k for k in self.shots if k > 0)
+
+    @property
+    def needs_embedder(self) -> bool:
+        """True when some strategy compares embeddings and some shot count shows demos."""
+        return bool(self.demo_shots) and any(
+            RetrievalConfig(strategy=strategy).uses_similarity for strategy in self.strategies
+        )
+
+    def is_seeded(self, strategy: str) -> bool:
+        """Whether ``strategy``'s demonstrations depend on the seed (one row per seed)."""
+        return strategy in SEEDED_STRATEGIES or self.order == "random"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
+
+
+def demos_for_shots(demo_ids: Sequence[str], k: int, order: str) -> tuple[str, ...]:
+    """The ``k``-shot demonstrations (prompt order) inside a deeper retrieval ``demo_ids``.
+
+    ``similar_last`` lists the best match last, so the ``k`` best are the last ``k``;
+    ``similar_first`` lists it first. A random order has no such nested subsets.
+    """
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    if k == 0:
+        return ()
+    if order == "similar_last":
+        return tuple(demo_ids[-k:])
+    if order == "similar_first":
+        return tuple(demo_ids[:k])
+    raise ValueError(f"order {order!r} has no nested k-shot subsets; retrieve for each k")
+
+
+def _demo_sets(
+    retriever: DemonstrationRetriever,
+    queries: Sequence[Example],
+    query_embeddings: PoolEmbeddings | None,
+    shots: Sequence[int],
+    order: str,
+) -> dict[int, list[tuple[str, ...]]]:
+    """Per shot count, every query's demonstration ids in prompt order."""
+    if order == "random":
+        return {
+            k: [r.demo_ids for r in retriever.retrieve(queries, query_embeddings, k=k)]
+            for k in shots
+        }
+    deepest = retriever.retrieve(queries, query_embeddings, k=max(shots))
+    return {k: [demos_for_shots(r.demo_ids, k, order) for r in deepest] for k in shots}
+
+
+def score_predictions(
+    predictions: Mapping[str, str],
+    references: Mapping[str, Sequence[str]],
+    specs: Sequence[MetricSpec],
+    bootstrap_resamples: int = 1000,
+    corpus_bootstrap_resamples: int = 200,
+) -> dict[str, dict[str, Any]]:
+    """``{metric: {"value": v, "ci95": [low, high]}}`` for every spec, in spec order."""
+    metrics: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        if spec.level == "corpus":
+            # A corpus metric is not a mean of per-example scores: rescore every resample.
+            value, low, high = bootstrap_ci_corpus(
+                spec.fn,
+                predictions,
+                references,
+                n_resamples=corpus_bootstrap_resamples,
+                seed=BOOTSTRAP_SEED,
+            )
+        else:
+            value, per_example = spec.score_corpus(predictions, references)
+            _, low, high = bootstrap_ci(
+                per_example, n_resamples=bootstrap_resamples, seed=BOOTSTRAP_SEED
+            )
+        metrics[spec.name] = {"value": float(value), "ci95": [float(low), float(high)]}
+    return metrics
+
+
+def _row(
+    task: TaskSpec,
+    strategy: str,
+    shots: int,
+    seed: int | None,
+    prompts: list[ICLPrompt],
+    queries: Sequence[Example],
+    lvlm: LVLM,
+    specs: Sequence[MetricSpec],
+    config: ICLEvalConfig,
+    progress: bool,
+) -> dict[str, Any]:
+    assert task.max_new_tokens is not None  # TaskSpec.__post_init__ resolves the default
+    started = time.perf_counter()
+    replies = lvlm.generate(
+        prompts,
+        max_new_tokens=task.max_new_tokens,
+        batch_size=config.batch_size,
+        progress=progress,
+    )
+    if len(replies) != len(prompts):
+        raise RuntimeError(f"the LVLM returned {len(replies)} replies to {len(prompts)} prompts")
+    metric = score_predictions(
+        {query.id: reply for query, reply in zip(queries, replies, strict=True)},
+        {query.id: list(query.answers) for query in queries},
+        specs,
+        config.bootstrap_resamples,
+        config.corpus_bootstrap_resamples,
+    )
+    row = {
+        "task": task.name,
+        "strategy": strategy,
+        "shots": shots,
+        "seed": seed,
+        "metric": metric,
+        "n_queries": len(queries),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    primary = metric[specs[0].name]
+    log.info(
+        "%s %s %d-shot seed=%s: %s %.3f [%.3f, %.3f]",
+        task.name, strategy, shots, seed, specs[0].name, primary["value"], *primary["ci95"],
+    )  # fmt: skip
+    return row
+
+
+def _read_task(task: TaskSpec, max_queries: int | None) -> tuple[list[Example], list[Example]]:
+    pool = read_examples(task.pool, verify_images=False)
+    queries = read_examples(task.queries, verify_images=False)[:max_queries]
+    for name, examples in (("pool", pool), ("queries", queries)):
+        wrong = {example.task for example in examples} - {task.task_type}
+        if wrong:
+            raise ValueError(
+                f"task {task.name!r} is {task.task_type!r} but its {name} hold {sorted(wrong)}"
+            )
+    if not queries:
+        raise ValueError(f"task {task.name!r}: no queries in {task.queries}")
+    return pool, queries
+
+
+def check_eval(tasks: Sequence[TaskSpec], config: ICLEvalConfig, has_embedder: bool) -> None:
+    """Raise ``ValueError`` for a run that cannot succeed, before any model is loaded."""
+    names = [task.name for task in tasks]
+    if not tasks:
+        raise ValueError("no tasks to evaluate")
+    if len(set(names)) != len(names):
+        raise ValueError(f"task names repeat: {names}")
+    if config.needs_embedder and not has_embedder:
+        similar = [s for s in config.strategies if RetrievalConfig(strategy=s).uses_similarity]
+        raise ValueError(f"strategies {similar} compare embeddings and need an embedder")
+    for task in tasks:
+        pool, _ = _read_task(task, config.max_queries)
+        if config.max_shots > len(pool):
+            raise ValueError(
+                f"task {task.name!r}: {config.max_shots} shots exceed its pool of {len(pool)}"
+            )
+
+
+def evaluate_icl(
+    task: TaskSpec,
+    lvlm: LVLM,
+    config: ICLEvalConfig,
+    embedder: Embedder | None = None,
+    cache: EmbeddingCache | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """One task's result rows (conventions in the module docstring).
+
+    Row: ``{task, strategy, shots, seed, metric: {name: {value, ci95}}, n_queries, seconds}``;
+    zero-shot first, then strategies in config order, seeds, shot counts.
+    """
+    pool, queries = _read_task(task, config.max_queries)
+    if config.max_shots > len(pool):
+        raise ValueError(f"task {task.name!r}: {config.max_shots} shots exceed the pool")
+    specs = [get_metric(name) for name in task.metrics]
+    rows = []
+    if 0 in config.shots:
+        prompts = [build_prompt([], query, task.template) for query in queries]
+        rows.append(_row(task, ZERO_SHOT, 0, None, prompts, queries, lvlm, specs, config, progress))
+    if not config.demo_shots:
+        return rows
+    pool_embeddings = query_embeddings = None
+    if config.needs_embedder:
+        if embedder is None:
+            raise ValueError(f"strategies {config.strategies} need an embedder")
+        pool_embeddings = PoolEmbeddings.compute(pool, embedder, cache, progress=progress)
+        query_embeddings = PoolEmbeddings.compute(queries, embedder, cache, progress=progress)
+    by_id = {example.id: example for example in pool}
+    for strategy in config.strategies:
+        seeds: tuple[int | None, ...] = config.seeds if config.is_seeded(strategy) else (None,)
+        for seed in seeds:
+            retrieval_config = RetrievalConfig(
+                strategy=strategy,
+                k=config.max_shots,
+                order=config.order,
+                image_weight=config.image_weight,
+                seed=0 if seed is None else seed,
+            )
+            side = pool_embeddings if retrieval_config.uses_similarity else pool
+            assert side is not None
+            retriever = DemonstrationRetriever(side, retrieval_config)
+            demo_sets = _demo_sets(
+                retriever, queries, query_embeddings, config.demo_shots, config.order
+            )
+            for k in config.demo_shots:
+                prompts = [
+                    build_prompt([by_id[i] for i in ids], query, task.template)
+                    for ids, query in zip(demo_sets[k], queries, strict=True)
+                ]
+                rows.append(
+                    _row(task, strategy, k, seed, prompts, queries, lvlm, specs, config, progress)
+                )
+    return rows
+
+
+def _model_record(model: LVLM | Embedder | None) -> dict[str, Any] | None:
+    if model is None:
+        return None
+    return {
+        "name": str(getattr(model, "name", type(model).__name__)),
+        "class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "fingerprint": model.fingerprint,
+    }
+
+
+def run_icl_eval(
+    tasks: Sequence[TaskSpec],
+    lvlm: LVLM,
+    config: ICLEvalConfig,
+    embedder: Embedder | None,
+    out_dir: str | os.PathLike[str],
+    cache: EmbeddingCache | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate every task, write ``out_dir/icl_results.json`` atomically and render the report.
+
+    Returns the results exactly as written (read back from the file).
+    """
+    from drum.eval.report import render_report
+
+    check_eval(tasks, config, has_embedder=embedder is not None)
+    started = time.perf_counter()
+    rows = []
+    for task in tasks:
+        rows.extend(evaluate_icl(task, lvlm, config, embedder, cache, progress))
+    results = {
+        "config": {
+            **config.to_dict(),
+            "tasks": [task.to_dict() for task in tasks],
+            "lvlm": _model_record(lvlm),
+            "embedder": _model_record(embedder),
+            "cache": str(cache.directory.resolve()) if cache is not None else None,
+            "conventions": CONVENTIONS,
+        },
+        "rows": rows,
+        "seconds": round(time.perf_counter() - started, 3),
+        "provenance": provenance(),
+    }
+    path = Path(out_dir) / RESULTS_FILE
+    atomic_write_json(path, results)
+    render_report(path)
+    return json.loads(path.read_text(encoding="utf-8"))

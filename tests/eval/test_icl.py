@@ -1,0 +1,368 @@
+"""ICL evaluation: rows and their conventions, nested k-shot retrievals, results files, CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from drum.cli.main import app
+from drum.data.jsonl import read_examples
+from drum.embed.hf import HFDualEncoder
+from drum.eval.icl import (
+    RESULTS_FILE,
+    ZERO_SHOT,
+    ICLEvalConfig,
+    demos_for_shots,
+    evaluate_icl,
+    run_icl_eval,
+)
+from drum.eval.metrics.registry import get_metric
+from drum.eval.report import render_report
+from drum.lvlm.base import LVLM, ScoreResult
+from drum.lvlm.prompt import ICLPrompt
+from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+from drum.retrieve.strategies import RetrievalConfig
+from drum.tasks.spec import world_tasks
+
+NO_DEMO_REPLY = "nothing"
+runner = CliRunner()
+
+
+class FirstDemoLVLM(LVLM):
+    """Replies with the answer of the FIRST demonstration in the prompt (``NO_DEMO_REPLY``
+    without any). With ``similar_last`` order that is the k-th most similar demonstration,
+    so every shot count gets its own, hand-checkable accuracy."""
+
+    def __init__(self) -> None:
+        self.demo_counts: list[int] = []
+
+    @property
+    def fingerprint(self) -> str:
+        return "first-demo-dummy"
+
+    def score(
+        self,
+        prompts: Sequence[ICLPrompt],
+        answers: Sequence[str],
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[ScoreResult]:
+        raise NotImplementedError
+
+    def generate(
+        self,
+        prompts: Sequence[ICLPrompt],
+        max_new_tokens: int = 8,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[str]:
+        self.demo_counts.extend(len(prompt.demos) for prompt in prompts)
+        return [p.demos[0].answer if p.demos else NO_DEMO_REPLY for p in prompts]
+
+
+@pytest.fixture(scope="module")
+def clip(tiny_clip_dir: Path) -> HFDualEncoder:
+    return HFDualEncoder(tiny_clip_dir)
+
+
+def _value(rows: list[dict], strategy: str, shots: int, seed: int | None, metric: str) -> float:
+    (row,) = [r for r in rows if (r["strategy"], r["shots"], r["seed"]) == (strategy, shots, seed)]
+    return row["metric"][metric]["value"]
+
+
+def test_config_validates_and_normalises() -> None:
+    config = ICLEvalConfig(strategies=("random",), shots=(4, 0, 1, 1), seeds=(3,))
+    assert config.shots == (0, 1, 4)
+    assert config.demo_shots == (1, 4)
+    assert not config.needs_embedder
+    assert ICLEvalConfig(strategies=("image",), shots=(0,)).needs_embedder is False
+    assert ICLEvalConfig(strategies=("image",), order="random").is_seeded("image")
+    for bad in (
+        {"strategies": ("bogus",)},
+        {"strategies": (ZERO_SHOT,)},
+        {"strategies": ("random",), "shots": (-1,)},
+        {"strategies": (), "shots": (0, 1)},
+        {"strategies": ("random",), "seeds": ()},
+        {"strategies": ("random",), "order": "sideways"},
+        {"strategies": ("random",), "max_queries": 0},
+    ):
+        with pytest.raises(ValueError):
+            ICLEvalConfig(**bad)
+
+
+def test_demos_for_shots_slices_by_order() -> None:
+    ids = ("d4", "d3", "d2", "d1")  # similar_last: d1 is the best match
+    assert demos_for_shots(ids, 2, "similar_last") == ("d2", "d1")
+    assert demos_for_shots(ids[::-1], 2, "similar_first") == ("d1", "d2")
+    assert demos_for_shots(ids, 0, "similar_last") == ()
+    with pytest.raises(ValueError, match="retrieve for each k"):
+        demos_for_shots(ids, 2, "random")
+
+
+def test_seeded_strategies_rows_match_a_hand_computation(tiny_world: Path) -> None:
+    task = world_tasks(tiny_world)["classification"]
+    lvlm = FirstDemoLVLM()
+    config = ICLEvalConfig(strategies=("random", "fixed"), shots=(0, 1, 2, 4), seeds=(0, 1))
+    rows = evaluate_icl(task, lvlm, config, progress=False)
+
+    keys = [(r["strategy"], r["shots"], r["seed"]) for r in rows]
+    assert keys[0] == (ZERO_SHOT, 0, None)
+    expected_keys = [(ZERO_SHOT, 0, None)] + [
+        (s, k, seed) for s in ("random", "fixed") for seed in (0, 1) for k in (1, 2, 4)
+    ]
+    assert keys == expected_keys
+    pool = read_examples(task.pool)
+    queries = read_examples(task.queries)
+    by_id = {e.id: e for e in pool}
+    # Zero-shot prompts are generated once for the task, not once per strategy or seed.
+    assert lvlm.demo_counts.count(0) == len(queries)
+    assert all(r["n_queries"] == len(queries) for r in rows)
+    assert _value(rows, ZERO_SHOT, 0, None, "accuracy") == 0.0
+
+    for seed in (0, 1):
+        # fixed: the k-shot demos are exactly an independent k-shot retrieval.
+        for k in (1, 2, 4):
+            retriever = DemonstrationRetriever(pool, RetrievalConfig("fixed", k=k, seed=seed))
+            hits = [
+                by_id[r.demo_ids[0]].answer == q.answer
+                for r, q in zip(retriever.retrieve(queries), queries, strict=True)
+            ]
+            assert _value(rows, "fixed", k, seed, "accuracy") == pytest.approx(
+                sum(hits) / len(hits)
+            )
+        # random: the k-shot demos are the last k of the seed's 4-shot draw.
+        deep = DemonstrationRetriever(pool, RetrievalConfig("random", k=4, seed=seed)).retrieve(
+            queries
+        )
+        for k in (1, 2, 4):
+            hits = [
+                by_id[r.demo_ids[-k]].answer == q.answer for r, q in zip(deep, queries, strict=True)
+            ]
+            assert _value(rows, "random", k, seed, "accuracy") == pytest.approx(
+                sum(hits) / len(hits)
+            )
+    for row in rows:
+        low, high = row["metric"]["accuracy"]["ci95"]
+        assert 0.0 <= low <= row["metric"]["accuracy"]["value"] <= high <= 1.0
+
+
+@pytest.mark.parametrize("order", ["similar_last", "similar_first"])
+def test_last_k_of_the_deepest_retrieval_is_the_k_retrieval(
+    tiny_world: Path, clip: HFDualEncoder, order: str
+) -> None:
+    task = world_tasks(tiny_world)["vqa"]
+    pool, queries = read_examples(task.pool), read_examples(task.queries)
+    pool_embeddings = PoolEmbeddings.compute(pool, clip)
+    query_embeddings = PoolEmbeddings.compute(queries, clip)
+    for strategy in ("image", "text", "concat"):
+        config = RetrievalConfig(strategy=strategy, k=8, order=order)
+        retriever = DemonstrationRetriever(pool_embeddings, config)
+        deep = retriever.retrieve(queries, query_embeddings)
+        for k in (1, 2, 4, 8):
+            direct = retriever.retrieve(queries, query_embeddings, k=k)
+            for d, r in zip(deep, direct, strict=True):
+                sliced = demos_for_shots(d.demo_ids, k, order)
+                scores = dict(zip(d.demo_ids, d.scores, strict=True))
+                # The k best scores always agree; ids too unless two pool examples tie (the
+                # world repeats question texts, so the text strategy has exact ties).
+                assert [scores[i] for i in sliced] == pytest.approx(list(r.scores), abs=1e-6)
+                if strategy != "text":
+                    assert sliced == r.demo_ids
+
+
+def test_similarity_strategies_run_once_whatever_the_seeds(
+    tiny_world: Path, clip: HFDualEncoder
+) -> None:
+    task = world_tasks(tiny_world)["vqa"]
+    lvlm = FirstDemoLVLM()
+    config = ICLEvalConfig(
+        strategies=("image", "concat"), shots=(0, 1, 2), seeds=(0, 1, 2), max_queries=10
+    )
+    rows = evaluate_icl(task, lvlm, config, embedder=clip, progress=False)
+    keys = [(r["strategy"], r["shots"], r["seed"]) for r in rows]
+    assert keys == [(ZERO_SHOT, 0, None)] + [
+        (s, k, None) for s in ("image", "concat") for k in (1, 2)
+    ]
+    pool, queries = read_examples(task.pool), read_examples(task.queries)[:10]
+    by_id = {e.id: e for e in pool}
+    accuracy = get_metric("vqa_accuracy").fn
+    retriever = DemonstrationRetriever(
+        PoolEmbeddings.compute(pool, clip), RetrievalConfig("image", k=2)
+    )
+    retrievals = retriever.retrieve(queries, PoolEmbeddings.compute(queries, clip))
+    # 2-shot, similar_last: the first demo shown is the second most similar.
+    expected = [
+        accuracy(by_id[r.demo_ids[0]].answer, q.answers)
+        for r, q in zip(retrievals, queries, strict=True)
+    ]
+    assert _value(rows, "image", 2, None, "vqa_accuracy") == pytest.approx(
+        sum(expected) / len(expected)
+    )
+    with pytest.raises(ValueError, match="embedder"):
+        evaluate_icl(task, lvlm, config, embedder=None, progress=False)
+
+
+def test_corpus_metrics_get_intervals(tiny_world: Path) -> None:
+    task = world_tasks(tiny_world)["caption"]
+    config = ICLEvalConfig(
+        strategies=("fixed",), shots=(0, 1), max_queries=6, corpus_bootstrap_resamples=5
+    )
+    rows = evaluate_icl(task, FirstDemoLVLM(), config, progress=False)
+    assert [r["strategy"] for r in rows] == [ZERO_SHOT, "fixed"]
+    for row in rows:
+        assert list(row["metric"]) == ["cider", "bleu4", "rouge_l"]
+        for summary in row["metric"].values():
+            assert len(summary["ci95"]) == 2
+
+
+def test_run_writes_json_that_round_trips_and_the_report(tiny_world: Path, tmp_path: Path) -> None:
+    tasks = world_tasks(tiny_world)
+    config = ICLEvalConfig(
+        strategies=("random", "fixed"), shots=(0, 1, 2), seeds=(0, 1), max_queries=8
+    )
+    out = tmp_path / "run"
+    results = run_icl_eval(
+        [tasks["vqa"], tasks["classification"]], FirstDemoLVLM(), config, None, out, progress=False
+    )
+    saved = json.loads((out / RESULTS_FILE).read_text())
+    assert saved == results
+    assert set(saved) >= {"config", "rows", "provenance"}
+    assert saved["config"]["lvlm"]["fingerprint"] == "first-demo-dummy"
+    assert saved["config"]["embedder"] is None
+    assert [t["name"] for t in saved["config"]["tasks"]] == ["vqa", "classification"]
+    assert saved["config"]["shots"] == [0, 1, 2]
+    # Per task: 1 zero-shot row + 2 strategies x 2 seeds x 2 shot counts.
+    assert len(saved["rows"]) == 2 * (1 + 2 * 2 * 2)
+    assert sum(r["strategy"] == ZERO_SHOT for r in saved["rows"]) == 2
+
+    markdown = (out / "icl_results.md").read_text()
+    assert "| zero-shot |" in markdown and "| random |" in markdown and "| fixed |" in markdown
+    assert "### vqa (vqa_accuracy)" in markdown and "### classification (accuracy)" in markdown
+    assert (out / "icl_results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The report needs nothing but the JSON.
+    elsewhere = tmp_path / "copy" / RESULTS_FILE
+    elsewhere.parent.mkdir()
+    elsewhere.write_text((out / RESULTS_FILE).read_text())
+    markdown_path, png_path = render_report(elsewhere)
+    assert markdown_path.read_text() == markdown
+    assert png_path.stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------------- CLI
+def _eval_args(tiny_world: Path, tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "eval",
+        "--world",
+        str(tiny_world),
+        "--model",
+        str(tmp_path / "no-such-model"),  # errors must come before any model loads
+        "--out",
+        str(tmp_path / "out"),
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--task", "vqa,detection"), "unknown task"),
+        (("--strategy", "random,psychic"), "unknown strategy"),
+        (("--strategy", "random", "--shots", "0,61"), "exceed"),
+        (("--strategy", "random,image"), "embedder"),
+        (("--strategy", "random", "--shots", "0,one"), "--shots"),
+        (("--split", "pool"), "split"),
+    ],
+)
+def test_cli_errors_exit_2(
+    tiny_world: Path, tmp_path: Path, extra: tuple[str, ...], message: str
+) -> None:
+    result = runner.invoke(app, _eval_args(tiny_world, tmp_path, *extra))
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_cli_reports_a_bad_task_file(tmp_path: Path) -> None:
+    task_file = tmp_path / "task.json"
+    task_file.write_text(json.dumps({"name": "t", "task_type": "vqa"}))
+    args = ["eval", "--task-file", str(task_file), "--model", "m", "--out", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "task.json" in result.output and "missing field" in result.output
+
+
+def test_cli_needs_tasks(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["eval", "--model", "m", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "nothing to evaluate" in result.output
+    result = runner.invoke(app, ["eval", "--task", "vqa", "--model", "m", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--world" in result.output
+
+
+@pytest.fixture(scope="module")
+def tiny_lvlm_dir(tiny_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    from drum.lvlm.builtin.model import BuiltinLVLMArchitecture, build_builtin_lvlm
+
+    torch.manual_seed(0)
+    model, processor = build_builtin_lvlm(
+        BuiltinLVLMArchitecture(hidden=32, layers=2, heads=2, intermediate=64), tiny_clip_dir
+    )
+    path = tmp_path_factory.mktemp("tiny_lvlm")
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def test_cli_eval_end_to_end_with_a_tiny_hf_lvlm(
+    tiny_world: Path, tiny_clip_dir: Path, tiny_lvlm_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            "--world",
+            str(tiny_world),
+            "--strategy",
+            "random,image",
+            "--shots",
+            "0,1",
+            "--seeds",
+            "0",
+            "--model",
+            str(tiny_lvlm_dir),
+            "--embedder",
+            str(tiny_clip_dir),
+            "--max-queries",
+            "4",
+            "--bootstrap-resamples",
+            "50",
+            "--corpus-bootstrap-resamples",
+            "5",
+            "--cache",
+            str(tmp_path / "cache"),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / RESULTS_FILE).read_text())
+    rows = results["rows"]
+    # Per task: zero-shot, random (seed 0) and image (deterministic) at one shot.
+    assert [(r["task"], r["strategy"], r["seed"]) for r in rows] == [
+        (task, strategy, seed)
+        for task in ("vqa", "caption", "classification")
+        for strategy, seed in ((ZERO_SHOT, None), ("random", 0), ("image", None))
+    ]
+    assert all(r["n_queries"] == 4 for r in rows)
+    assert results["config"]["lvlm"]["name"] == str(tiny_lvlm_dir)
+    assert results["config"]["embedder"]["fingerprint"].startswith("clip-")
+    assert (out / "icl_results.md").is_file() and (out / "icl_results.png").is_file()
+    assert "| zero-shot |" in result.output

@@ -1,0 +1,260 @@
+"""``HFLVLM`` on tiny random LLaVA, Idefics3, Qwen2-VL and Qwen2.5-VL models loaded by path.
+
+Each family is built once per module (``tiny_lvlms.py``) and checked for: scores equal to a
+by-hand sum over one plain forward of the unpadded prompt + answer; batched scoring and
+generation equal to one-at-a-time; layer hooks that see exactly the visual tokens and can
+change scores; and, for LLaVA, the image feature cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import torch
+
+from drum.data import read_examples
+from drum.embed.base import load_image
+from drum.lvlm.base import ScoreResult
+from drum.lvlm.hf import HFLVLM, Qwen2VLImageOnlyProcessor
+from drum.lvlm.prompt import ICLPrompt, build_prompt
+
+
+def _load_tiny_lvlms() -> ModuleType:
+    # Tests run with --import-mode=importlib and have no packages: load the helper module by
+    # file path rather than through sys.path.
+    spec = importlib.util.spec_from_file_location(
+        "drum_tests_tiny_lvlms", Path(__file__).with_name("tiny_lvlms.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+tiny_lvlms = _load_tiny_lvlms()
+FAMILIES = tuple(tiny_lvlms.BUILDERS)
+QWEN_FAMILIES = ("qwen2_vl", "qwen2_5_vl")
+ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Any]:
+    """Each family's tiny model, built and saved at most once in this module."""
+    built: dict[str, Any] = {}
+
+    def get(family: str) -> Any:
+        if family not in built:
+            built[family] = tiny_lvlms.BUILDERS[family](tmp_path_factory.mktemp(family))
+        return built[family]
+
+    return get
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def tiny(request: pytest.FixtureRequest, build: Callable[[str], Any]) -> Any:
+    return build(request.param)
+
+
+@pytest.fixture(scope="module")
+def lvlm(tiny: Any) -> HFLVLM:
+    return HFLVLM(tiny.path)
+
+
+@pytest.fixture(scope="module")
+def batch(tiny_world: Path) -> tuple[list[ICLPrompt], list[str]]:
+    """Three prompts with 2, 0 and 1 demos and answers of 1, 2 and 3 tokens."""
+    pool = read_examples(tiny_world / "vqa" / "pool.jsonl")
+    prompts = [
+        build_prompt(pool[1:3], pool[0]),
+        build_prompt([], pool[3]),
+        build_prompt(pool[4:5], pool[5]),
+    ]
+    answers = [pool[0].answer, f"{pool[3].answer} {pool[4].answer}", "red blue green"]
+    return prompts, answers
+
+
+def _reference_inputs(lvlm: HFLVLM, prompt: ICLPrompt) -> dict[str, torch.Tensor]:
+    """The unpadded model inputs of one prompt, without going through ``HFLVLM``'s encoding."""
+    text = lvlm.processor.apply_chat_template(
+        prompt.to_messages(), add_generation_prompt=True, tokenize=False
+    )
+    images = [load_image(path) for path in prompt.images]
+    if lvlm.model_type not in QWEN_FAMILIES:
+        inputs = lvlm.processor(text=[text], images=[images], return_tensors="pt")
+        return {k: v for k, v in inputs.items() if k != "attention_mask"}
+    # Qwen2-VL by hand: each <|image_pad|> becomes one token per merged block of patches.
+    vision = lvlm.processor.image_processor(images=images, return_tensors="pt")
+    merge = lvlm.model.config.vision_config.spatial_merge_size
+    counts = (vision["image_grid_thw"].prod(-1) // merge**2).tolist()
+    pieces = text.split("<|image_pad|>")
+    expanded = pieces[0] + "".join(
+        "<|image_pad|>" * count + piece for count, piece in zip(counts, pieces[1:], strict=True)
+    )
+    ids = lvlm.tokenizer([expanded], return_tensors="pt")["input_ids"]
+    return {"input_ids": ids, **vision}
+
+
+def _reference_score(lvlm: HFLVLM, prompt: ICLPrompt, answer: str) -> float:
+    """``sum_t log p(a_t | prompt, a_<t)`` from the model's plain forward over prompt + answer."""
+    inputs = _reference_inputs(lvlm, prompt)
+    prompt_ids = inputs.pop("input_ids")[0].tolist()
+    answer_ids = lvlm.tokenizer(answer, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt_ids + answer_ids])
+    if lvlm.model_type in QWEN_FAMILIES:
+        inputs["mm_token_type_ids"] = (ids == lvlm.model.config.image_token_id).long()
+    with torch.no_grad():
+        logits = lvlm.model(input_ids=ids, attention_mask=torch.ones_like(ids), **inputs).logits
+    log_probs = logits[0].float().log_softmax(-1)
+    start = len(prompt_ids) - 1  # logits at position i predict token i + 1
+    return sum(float(log_probs[start + i, token]) for i, token in enumerate(answer_ids))
+
+
+def _assert_scores_close(actual: list[ScoreResult], expected: list[ScoreResult]) -> None:
+    assert [r.tokens for r in actual] == [r.tokens for r in expected]
+    for a, e in zip(actual, expected, strict=True):
+        assert a.sum == pytest.approx(e.sum, abs=ATOL)
+        assert a.mean == pytest.approx(e.mean, abs=ATOL)
+
+
+def test_loads_the_family_by_path(tiny: Any, lvlm: HFLVLM) -> None:
+    assert lvlm.model_type == tiny.model_type
+    assert lvlm.fingerprint.startswith(f"{tiny.model_type}-")
+    if tiny.model_type in QWEN_FAMILIES and importlib.util.find_spec("torchvision") is None:
+        assert isinstance(lvlm.processor, Qwen2VLImageOnlyProcessor)
+
+
+def test_prompt_plus_answer_ids_render_the_finished_conversation(
+    lvlm: HFLVLM, batch: tuple[list[ICLPrompt], list[str]]
+) -> None:
+    # What scoring relies on: the answer's ids appended to the rendered prompt are how the chat
+    # template renders the conversation with that answer as the final assistant turn.
+    prompts, answers = batch
+    for prompt, answer in zip(prompts, answers, strict=True):
+        finished = [
+            *prompt.to_messages(),
+            {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+        ]
+        full = lvlm.processor.apply_chat_template(finished, tokenize=False)
+        ids = lvlm.tokenizer(lvlm.render(prompt), add_special_tokens=False)["input_ids"]
+        answer_ids = lvlm.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        full_ids = lvlm.tokenizer(full, add_special_tokens=False)["input_ids"]
+        assert full_ids == [*ids, *answer_ids, lvlm.tokenizer.eos_token_id]
+
+
+def test_score_equals_sum_of_token_log_probs_by_hand(
+    lvlm: HFLVLM, batch: tuple[list[ICLPrompt], list[str]]
+) -> None:
+    prompts, answers = batch
+    # The 3-token answer after the 2-demo prompt: three images and three answer positions.
+    prompt, answer = prompts[0], "red blue green"
+    (result,) = lvlm.score([prompt], [answer])
+    expected = _reference_score(lvlm, prompt, answer)
+    assert result.tokens == 3
+    assert result.sum == pytest.approx(expected, abs=ATOL)
+    assert result.mean == pytest.approx(expected / 3, abs=ATOL)
+
+
+def test_batched_score_equals_one_at_a_time(
+    lvlm: HFLVLM, batch: tuple[list[ICLPrompt], list[str]]
+) -> None:
+    prompts, answers = batch
+    single = [lvlm.score([p], [a])[0] for p, a in zip(prompts, answers, strict=True)]
+    assert [r.tokens for r in single] == [1, 2, 3]
+    _assert_scores_close(lvlm.score(prompts, answers), single)
+    _assert_scores_close(lvlm.score(prompts, answers, batch_size=2), single)
+    assert all(r.sum < 0 for r in single)
+
+
+def test_batched_generation_equals_one_at_a_time(
+    lvlm: HFLVLM, batch: tuple[list[ICLPrompt], list[str]]
+) -> None:
+    prompts, _ = batch
+    replies = lvlm.generate(prompts, max_new_tokens=4)
+    assert len(replies) == len(prompts)
+    assert all(isinstance(reply, str) for reply in replies)
+    assert replies == [lvlm.generate([p], max_new_tokens=4)[0] for p in prompts]
+
+
+def test_layer_hook_sees_visual_tokens_and_can_change_scores(
+    tiny: Any, lvlm: HFLVLM, batch: tuple[list[ICLPrompt], list[str]]
+) -> None:
+    prompts, answers = batch
+    # Not the last layer: under causal attention a hook there cannot reach the answer logits.
+    middle = (lvlm.model.config.text_config.num_hidden_layers - 1) // 2
+    base = lvlm.score(prompts, answers)
+    seen: list[tuple[tuple[int, ...], tuple[int, ...], list[int]]] = []
+
+    def identity(hidden: torch.Tensor, visual_mask: torch.Tensor) -> torch.Tensor:
+        seen.append((tuple(hidden.shape), tuple(visual_mask.shape), visual_mask.sum(1).tolist()))
+        return hidden
+
+    def shift(hidden: torch.Tensor, visual_mask: torch.Tensor) -> torch.Tensor:
+        return hidden + 1.0 * visual_mask.unsqueeze(-1).to(hidden.dtype)
+
+    with lvlm.layer_hook(middle, identity):
+        same = lvlm.score(prompts, answers)
+    assert same == base
+    ((hidden_shape, mask_shape, per_row),) = seen  # one batch, one forward
+    assert hidden_shape[:2] == mask_shape and mask_shape[0] == len(prompts)
+    assert per_row == [len(p.images) * tiny.visual_tokens_per_image for p in prompts]
+
+    with lvlm.layer_hook(middle, shift):
+        shifted = lvlm.score(prompts, answers)
+    assert all(abs(s.sum - b.sum) > 1e-3 for s, b in zip(shifted, base, strict=True))
+    # The hook is removed on exit.
+    assert lvlm.score(prompts, answers) == base
+
+
+@pytest.fixture()
+def vision_tower_calls(build: Callable[[str], Any]) -> Iterator[tuple[HFLVLM, list[int]]]:
+    """A fresh LLaVA ``HFLVLM`` (empty feature cache) and a counter of vision tower calls."""
+    lvlm = HFLVLM(build("llava").path)
+    calls: list[int] = []
+    handle = lvlm.model.model.vision_tower.register_forward_hook(
+        lambda module, args, output: calls.append(1)
+    )
+    yield lvlm, calls
+    handle.remove()
+
+
+def test_llava_image_features_are_cached(
+    vision_tower_calls: tuple[HFLVLM, list[int]], batch: tuple[list[ICLPrompt], list[str]]
+) -> None:
+    lvlm, calls = vision_tower_calls
+    prompts, answers = batch
+    first = lvlm.score(prompts, answers)
+    assert calls
+    calls.clear()
+    assert lvlm.score(prompts, answers) == first
+    assert not calls
+    assert len(lvlm._feature_cache) == len({p for prompt in prompts for p in prompt.images})
+
+
+def test_llava_feature_cache_smaller_than_a_batch(
+    build: Callable[[str], Any], batch: tuple[list[ICLPrompt], list[str]]
+) -> None:
+    # 5 distinct images through a 2-entry cache: entries are evicted while the batch that
+    # needs them is being assembled, which must not change (or break) the scores.
+    prompts, answers = batch
+    path = build("llava").path
+    expected = HFLVLM(path).score(prompts, answers)
+    small = HFLVLM(path, image_feature_cache_size=2)
+    _assert_scores_close(small.score(prompts, answers), expected)
+    _assert_scores_close(small.score(prompts[::-1], answers[::-1]), expected[::-1])
+    assert len(small._feature_cache) == 2
+
+
+def test_processor_without_chat_template_is_a_clear_error(
+    build: Callable[[str], Any], tmp_path: Path
+) -> None:
+    copy = tmp_path / "llava-no-template"
+    shutil.copytree(build("llava").path, copy)
+    (copy / "chat_template.jinja").unlink()
+    with pytest.raises(ValueError, match="no chat template"):
+        HFLVLM(copy)
