@@ -16,9 +16,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Make and check datasets.")
 embed_app = typer.Typer(no_args_is_help=True, help="Train and run embedders.")
 index_app = typer.Typer(no_args_is_help=True, help="Build and query FAISS indexes.")
+lvlm_app = typer.Typer(no_args_is_help=True, help="Train, freeze and query LVLMs.")
 app.add_typer(data_app, name="data")
 app.add_typer(embed_app, name="embed")
 app.add_typer(index_app, name="index")
+app.add_typer(lvlm_app, name="lvlm")
 console = Console(stderr=True)
 
 ModelOption = Annotated[
@@ -212,6 +214,46 @@ def retrieve_command(
     console.print(f"{len(retrievals)} queries -> {out}")
 
 
+@lvlm_app.command("train-builtin")
+def lvlm_train_builtin_command(
+    world: Path = Path("world"),
+    embedder: Annotated[Path, typer.Option(help="The built-in embedder (vision tower).")] = Path(
+        "models/embedder"
+    ),
+    out: Path = Path("models/lvlm"),
+    max_seconds: Annotated[float, typer.Option(help="Time cap on training.")] = 1800.0,
+    max_steps: int = 6000,
+    seed: int = 0,
+) -> None:
+    """Train the built-in LVLM on in-context episodes (resumes from its last checkpoint)."""
+    from drum.lvlm.builtin.train import CARD_NAME, BuiltinLVLMConfig, train_builtin_lvlm
+
+    config = BuiltinLVLMConfig(max_seconds=max_seconds, max_steps=max_steps, seed=seed)
+    path = train_builtin_lvlm(world, embedder, out, config)
+    card = json.loads((path / CARD_NAME).read_text())
+    console.print_json(
+        data={
+            "model": str(path),
+            **{k: card[k] for k in ("steps", "train_seconds", "stop_reason", "final_probes")},
+        }
+    )
+
+
+@lvlm_app.command("freeze")
+def lvlm_freeze_command(
+    world: Path = Path("world"),
+    embedder: Path = Path("models/embedder"),
+    lvlm: Path = Path("models/lvlm"),
+    out: Annotated[
+        Path | None, typer.Option(help="Defaults to the package's assets/builtin.")
+    ] = None,
+) -> None:
+    """Ship trained built-in models with the package (copied, with a SHA-256 manifest)."""
+    from drum.pipelines.builtin_models import ASSETS_DIR, freeze_builtin_models
+
+    console.print(str(freeze_builtin_models(world, embedder, lvlm, out or ASSETS_DIR)))
+
+
 @app.command("strategies")
 def strategies_command() -> None:
     """List the retrieval strategies."""
@@ -338,11 +380,14 @@ def demo_command(
     quick: Annotated[
         bool, typer.Option(help="A small world and short training (smoke run).")
     ] = False,
+    assets: Annotated[
+        bool, typer.Option(help="Use the shipped built-in models when they match the world.")
+    ] = True,
 ) -> None:
-    """The main job on the built-in default: world -> embedder -> index -> retrieval quality."""
+    """The main job on the built-in default: world -> models -> retrieval -> ICL evaluation."""
     from drum.pipelines.demo import run_demo
 
-    run_demo(out, quick=quick)
+    run_demo(out, quick=quick, use_assets=assets)
 
 
 def main() -> None:  # pragma: no cover - console script

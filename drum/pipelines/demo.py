@@ -1,14 +1,16 @@
 """``drum demo``: the main job on the built-in default, end to end, every step timed.
 
-world -> built-in CLIP embedder -> embeddings (cached) -> FAISS index -> demonstrations for
-every strategy -> retrieval quality on the val split, printed as a table and saved as JSON
-(with the resolved config and provenance) and markdown. A second run reuses the world, the
-embedder and the cached embeddings.
+1. the built-in world;
+2. the built-in embedder and LVLM (the shipped copies when they match the world, else trained);
+3. retrieval quality per strategy (do the demonstrations reveal the answer?);
+4. few-shot ICL evaluation of the LVLM per task x strategy x shot count, with 95% CIs.
+
+Results are JSON (resolved config, metrics, provenance) with markdown tables and a plot
+rendered from it, under ``out/results``. A second run reuses the world, models and embeddings.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -16,84 +18,104 @@ from typing import Any
 
 import torch
 from rich.console import Console
-from rich.table import Table
+from rich.markdown import Markdown
 
 from drum.data.world.generate import WorldConfig, make_world
-from drum.embed.builtin import BuiltinEmbedderConfig, train_builtin_embedder
+from drum.embed.builtin import BuiltinEmbedderConfig
 from drum.embed.cache import EmbeddingCache
 from drum.embed.hf import HFDualEncoder
+from drum.eval.icl import ICLEvalConfig, run_icl_eval
+from drum.lvlm.builtin.train import BuiltinLVLMConfig
+from drum.lvlm.hf import HFLVLM
+from drum.pipelines.builtin_models import ensure_builtin_models
 from drum.pipelines.retrieval_quality import (
     RetrievalQualityConfig,
     measure_retrieval_quality,
     quality_table_markdown,
 )
+from drum.tasks.spec import world_tasks
 from drum.utils.io import atomic_write_json, atomic_write_text
 from drum.utils.provenance import provenance
 
+STRATEGIES = ("random", "fixed", "image", "text", "concat")
 QUICK_WORLD = WorldConfig(n_train=2000, n_pool=300, n_val=100, n_test=100)
 QUICK_EMBEDDER = BuiltinEmbedderConfig(steps=60, batch_size=64)
+QUICK_LVLM = BuiltinLVLMConfig(
+    max_steps=30, min_steps=0, eval_every=15, probe_episodes=20, demo_ramp_steps=10
+)
 
 
-def _rich_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="Demonstrations that reveal the query's answer (hit@k, val split, 95% CI)")
-    strategies = list(dict.fromkeys(row["strategy"] for row in rows))
-    table.add_column("task")
-    for strategy in strategies:
-        table.add_column(strategy, justify="right")
-    for task in dict.fromkeys(row["task"] for row in rows):
-        cells = []
-        for strategy in strategies:
-            (row,) = [r for r in rows if r["task"] == task and r["strategy"] == strategy]
-            metric = row["answer_hit_rate"]
-            cells.append(f"{metric['mean']:.3f} ±{(metric['ci95'][1] - metric['ci95'][0]) / 2:.3f}")
-        table.add_row(task, *cells)
-    return table
-
-
-def run_demo(out: Path, quick: bool = False, console: Console | None = None) -> dict[str, Any]:
-    """Run the demo into ``out``; returns the results dictionary it saved."""
+def run_demo(
+    out: Path, quick: bool = False, use_assets: bool = True, console: Console | None = None
+) -> dict[str, Any]:
+    """Run the demo into ``out``; returns the ICL results it saved."""
     console = console or Console()
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     world_config = QUICK_WORLD if quick else WorldConfig()
-    embedder_config = QUICK_EMBEDDER if quick else BuiltinEmbedderConfig()
-    quality_config = RetrievalQualityConfig(bootstrap_resamples=200 if quick else 1000)
     timings: dict[str, float] = {}
+    results_dir = out / "results"
 
     started = time.perf_counter()
-    console.rule("1/3 built-in world")
+    console.rule("1/4 built-in world")
     world_dir = make_world(out / "world", world_config)
     timings["world_seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    console.rule("2/3 built-in embedder (a tiny CLIPModel trained contrastively)")
-    model_dir = train_builtin_embedder(world_dir, out / "models" / "embedder", embedder_config)
-    timings["embedder_seconds"] = time.perf_counter() - started
+    console.rule("2/4 built-in embedder (tiny CLIP) and LVLM (tiny LLaVA)")
+    models = ensure_builtin_models(
+        world_dir,
+        out / "models",
+        world_config,
+        QUICK_EMBEDDER if quick else None,
+        QUICK_LVLM if quick else None,
+        use_assets=use_assets,
+    )
+    console.print(f"models: {models['source']}")
+    timings["models_seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    console.rule("3/3 retrieval per strategy")
-    embedder = HFDualEncoder(model_dir)
-    rows = measure_retrieval_quality(
-        world_dir, embedder, quality_config, cache=EmbeddingCache(out / "cache")
+    console.rule("3/4 retrieval quality per strategy")
+    embedder = HFDualEncoder(models["embedder"])
+    cache = EmbeddingCache(out / "cache")
+    quality_config = RetrievalQualityConfig(bootstrap_resamples=200 if quick else 1000)
+    rows = measure_retrieval_quality(world_dir, embedder, quality_config, cache=cache)
+    atomic_write_json(
+        results_dir / "retrieval_quality.json",
+        {
+            "config": {"world": asdict(world_config), "retrieval_quality": asdict(quality_config)},
+            "models": {k: str(v) for k, v in models.items()},
+            "rows": rows,
+            "provenance": provenance(),
+        },
     )
+    quality_md = quality_table_markdown(rows)
+    atomic_write_text(results_dir / "retrieval_quality.md", quality_md + "\n")
+    console.print(Markdown("**hit@4: the 4 demonstrations include the query's answer (val)**"))
+    console.print(Markdown(quality_md))
     timings["retrieval_seconds"] = time.perf_counter() - started
 
-    card = (model_dir / "drum_embedder.json").read_text(encoding="utf-8")
-    results = {
-        "config": {
-            "world": asdict(world_config),
-            "embedder": asdict(embedder_config),
-            "retrieval_quality": asdict(quality_config),
-            "quick": quick,
-        },
-        "embedder_card": json.loads(card),
-        "rows": rows,
-        "timings": {key: round(value, 1) for key, value in timings.items()},
-        "provenance": provenance(),
-    }
-    results_dir = out / "results"
-    atomic_write_json(results_dir / "retrieval_quality.json", results)
-    atomic_write_text(results_dir / "retrieval_quality.md", quality_table_markdown(rows) + "\n")
-    console.print(_rich_table(rows))
-    console.print(f"timings (s): {results['timings']}")
-    console.print(f"results: {results_dir / 'retrieval_quality.json'}")
-    return results
+    started = time.perf_counter()
+    console.rule("4/4 few-shot ICL evaluation of the built-in LVLM (test split)")
+    lvlm = HFLVLM(models["lvlm"])
+    icl_config = ICLEvalConfig(
+        strategies=STRATEGIES,
+        shots=(0, 1, 2, 4, 8),
+        seeds=(0, 1, 2),
+        batch_size=64,
+        max_queries=40 if quick else None,
+        bootstrap_resamples=200 if quick else 1000,
+        corpus_bootstrap_resamples=20 if quick else 200,
+    )
+    tasks = list(world_tasks(world_dir, "test").values())
+    icl = run_icl_eval(tasks, lvlm, icl_config, embedder, results_dir, cache=cache)
+    timings["icl_seconds"] = time.perf_counter() - started
+    console.print(Markdown((results_dir / "icl_results.md").read_text(encoding="utf-8")))
+    atomic_write_json(
+        results_dir / "demo_timings.json", {k: round(v, 1) for k, v in timings.items()}
+    )
+    console.print(f"timings (s): { {k: round(v, 1) for k, v in timings.items()} }")
+    console.print(f"results, table and plot: {results_dir}")
+    return icl
+
+
+__all__ = ["run_demo"]

@@ -78,12 +78,10 @@ class EpisodeSampler:
         self.rows_with = {key: np.array(rows) for key, rows in groups.items()}
 
     def _row_with(self, rng: np.random.Generator, attribute: str, value: str, avoid: int) -> int:
+        """A row whose ``attribute`` is ``value``, other than ``avoid`` when there is one."""
         rows = self.rows_with[(attribute, value)]
-        for _ in range(8):
-            row = int(rows[rng.integers(len(rows))])
-            if row != avoid:
-                return row
-        return int(rng.integers(len(self.scenes)))
+        others = rows[rows != avoid]
+        return int(others[rng.integers(len(others))]) if len(others) else avoid
 
     def _vqa_shot(
         self, rng: np.random.Generator, row: int, qtype: str, convention: Convention
@@ -108,6 +106,13 @@ class EpisodeSampler:
             return Shot(row, CAPTION_PROMPT, convention.caption(scene))
         return Shot(row, CLASSIFICATION_PROMPT, convention.class_label(scene))
 
+    def _reveals(self, task: str, demo: Shot, query: Shot) -> bool:
+        """Whether ``demo`` shows the convention words the query's answer needs."""
+        if task == "caption":  # the nonsense words name colour and shape
+            a, b = self.scenes[demo.image], self.scenes[query.image]
+            return (a.shape, a.colour) == (b.shape, b.colour)
+        return demo.answer == query.answer
+
     def demo(
         self,
         rng: np.random.Generator,
@@ -127,7 +132,7 @@ class EpisodeSampler:
                     if task == "vqa"
                     else self.shot(rng, task, row, convention)
                 )
-                if shot.answer != query.answer:
+                if not self._reveals(task, shot, query):
                     return shot
             raise RuntimeError("could not draw a non-matching demonstration")
         if task == "vqa":

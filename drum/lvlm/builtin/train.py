@@ -66,6 +66,7 @@ class BuiltinLVLMConfig:
     min_steps: int = 600
     max_seconds: float = 420.0
     max_demos: int = 8
+    demo_ramp_steps: int = 700
     stop_accuracy: float = 0.95
     eval_every: int = 200
     probe_episodes: int = 200
@@ -189,6 +190,21 @@ def _query_answer_length(labels: torch.Tensor) -> int:
     return length
 
 
+def _shot_count(rng: np.random.Generator, step: int, config: BuiltinLVLMConfig) -> int:
+    """Demonstrations in this step's episodes (one count per batch, so little padding).
+
+    A curriculum: the most demonstrations grows from 1 to ``max_demos`` over
+    ``demo_ramp_steps``. Starting with one or two demonstrations lets the model first learn to
+    copy an answer from its context, the step before it learns to match the query against
+    several candidates; without it the model sits at the no-context prior for a long time.
+    After the ramp, 0..max_demos uniformly (zero-shot episodes teach the answer prior).
+    """
+    if step < config.demo_ramp_steps:
+        cap = 1 + (config.max_demos - 1) * step // max(1, config.demo_ramp_steps)
+        return int(rng.integers(1, cap + 1))
+    return int(rng.integers(config.max_demos + 1))
+
+
 def _lr_factor(step: int, config: BuiltinLVLMConfig) -> float:
     if step < config.warmup_steps:
         return (step + 1) / config.warmup_steps
@@ -283,8 +299,7 @@ def train_builtin_lvlm(
     losses: list[float] = []
     stop_reason = "max_steps"
     while step < config.max_steps:
-        # One shot count per batch: episodes of similar length waste little compute on padding.
-        n_demos = int(rng.integers(config.max_demos + 1))
+        n_demos = _shot_count(rng, step, config)
         batch = [encoder.encode(sampler.sample(rng, n_demos)) for _ in range(config.batch_size)]
         _, loss, _ = episode_logits_and_loss(model, train_features, batch, pad_id)
         optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,204 @@
+"""The built-in LVLM: its training path equals the processor path, episodes are well formed,
+and a short training run saves a model that ``HFLVLM`` loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from drum.data import read_examples
+from drum.lvlm.builtin.episodes import EpisodeSampler, scene_from_meta
+from drum.lvlm.builtin.model import (
+    BuiltinLVLMArchitecture,
+    build_builtin_lvlm,
+    visual_tokens_per_image,
+)
+from drum.lvlm.builtin.train import (
+    CARD_NAME,
+    IGNORE,
+    BuiltinLVLMConfig,
+    EpisodeEncoder,
+    _shot_count,
+    episode_logits_and_loss,
+    train_builtin_lvlm,
+    vision_features,
+)
+from drum.lvlm.hf import HFLVLM
+from drum.lvlm.prompt import ICLPrompt, Turn
+
+TINY = BuiltinLVLMArchitecture(hidden=32, layers=2, heads=2, intermediate=64)
+
+
+@pytest.fixture(scope="module")
+def built(tiny_clip_dir: Path):
+    torch.manual_seed(0)
+    return build_builtin_lvlm(TINY, tiny_clip_dir)
+
+
+@pytest.fixture(scope="module")
+def pool(tiny_world: Path):
+    return read_examples(tiny_world / "vqa" / "pool.jsonl")
+
+
+def _sampler(pool) -> EpisodeSampler:
+    return EpisodeSampler([scene_from_meta(e.meta) for e in pool])
+
+
+def _prompt_of(episode, pool) -> ICLPrompt:
+    turns = [Turn((pool[s.image].image,), s.text, s.answer) for s in episode.demos]
+    query = episode.query
+    return ICLPrompt(tuple(turns), Turn((pool[query.image].image,), query.text))
+
+
+def test_training_tokens_equal_the_chat_template_and_processor(built, pool) -> None:
+    model, processor = built
+    encoder = EpisodeEncoder(processor, visual_tokens_per_image(model))
+    rng = np.random.default_rng(0)
+    for task in ("vqa", "caption", "classification"):
+        episode = _sampler(pool).probe(rng, task, ("match", "miss", "random"))
+        ids, labels, images = encoder.encode(episode, query_answer=False)
+        text = processor.apply_chat_template(
+            _prompt_of(episode, pool).to_messages(), add_generation_prompt=True, tokenize=False
+        )
+        from PIL import Image
+
+        pil = [Image.open(pool[row].image).convert("RGB") for row in images]
+        expected = processor(text=[text], images=pil, return_tensors="pt")["input_ids"][0].tolist()
+        assert ids == expected
+        assert all(
+            label == IGNORE or label == token for label, token in zip(labels, ids, strict=True)
+        )
+
+
+def test_training_forward_equals_the_model_forward(built, pool) -> None:
+    model, processor = built
+    model.eval()
+    encoder = EpisodeEncoder(processor, visual_tokens_per_image(model))
+    pixels = processor.image_processor(
+        images=[__import__("PIL.Image").Image.open(e.image).convert("RGB") for e in pool],
+        return_tensors="pt",
+    )["pixel_values"]
+    features = vision_features(model, pixels)
+    episode = _sampler(pool).probe(np.random.default_rng(1), "vqa", ("match", "miss"))
+    ids, labels, rows = encoder.encode(episode)
+    with torch.no_grad():
+        logits, loss, _ = episode_logits_and_loss(model, features, [(ids, labels, rows)], 0)
+        direct = model(
+            input_ids=torch.tensor([ids]), pixel_values=pixels[rows], labels=torch.tensor([labels])
+        )
+    torch.testing.assert_close(logits, direct.logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(loss, direct.loss, atol=1e-5, rtol=1e-5)
+
+
+def test_episode_demo_kinds(pool) -> None:
+    sampler = _sampler(pool)
+    rng = np.random.default_rng(2)
+    for task in ("vqa", "caption", "classification"):
+        for _ in range(20):
+            episode = sampler.probe(rng, task, ("match", "miss", "miss"))
+            revealing = [sampler._reveals(task, d, episode.query) for d in episode.demos]
+            assert revealing.count(True) == 1  # exactly one demo reveals the answer words
+            if task == "vqa":  # every demo asks the query's question type
+                assert (
+                    len(
+                        {
+                            d.text.split()[:2] == episode.query.text.split()[:2]
+                            for d in episode.demos
+                        }
+                    )
+                    >= 1
+                )
+
+
+def test_episodes_use_fresh_conventions(pool) -> None:
+    sampler = _sampler(pool)
+    rng = np.random.default_rng(3)
+    answers = {sampler.probe(rng, "classification", ()).query.answer for _ in range(30)}
+    assert len(answers) > 5  # the same classes get other label words in other episodes
+
+
+def test_shot_curriculum() -> None:
+    config = BuiltinLVLMConfig(max_demos=8, demo_ramp_steps=100)
+    rng = np.random.default_rng(0)
+    early = [_shot_count(rng, 0, config) for _ in range(50)]
+    late = [_shot_count(rng, 500, config) for _ in range(500)]
+    assert set(early) == {1}
+    assert min(late) == 0 and max(late) == 8
+
+
+def test_short_training_saves_a_loadable_model_and_is_skipped_when_current(
+    tiny_world: Path, tiny_clip_dir: Path, tmp_path: Path
+) -> None:
+    config = BuiltinLVLMConfig(
+        architecture=TINY,
+        batch_size=8,
+        max_steps=6,
+        min_steps=0,
+        eval_every=3,
+        probe_episodes=4,
+        checkpoint_every=2,
+        demo_ramp_steps=2,
+    )
+    out = train_builtin_lvlm(tiny_world, tiny_clip_dir, tmp_path / "lvlm", config, progress=False)
+    card = json.loads((out / CARD_NAME).read_text())
+    assert card["steps"] == 6 and len(card["history"]) == 2
+    assert card["trainable_parameters"] < card["parameters"]  # the vision tower stays frozen
+    assert not (tmp_path / ".lvlm.checkpoint").exists()
+    stamp = (out / CARD_NAME).stat().st_mtime_ns
+    train_builtin_lvlm(tiny_world, tiny_clip_dir, tmp_path / "lvlm", config, progress=False)
+    assert (out / CARD_NAME).stat().st_mtime_ns == stamp
+
+    lvlm = HFLVLM(out)
+    pool = read_examples(tiny_world / "vqa" / "pool.jsonl")
+    prompt = ICLPrompt(
+        (Turn((pool[0].image,), pool[0].text, pool[0].answer),),
+        Turn((pool[1].image,), pool[1].text),
+    )
+    (reply,) = lvlm.generate([prompt], max_new_tokens=2)
+    assert isinstance(reply, str)
+
+
+def test_training_resumes_from_a_checkpoint(
+    tiny_world: Path, tiny_clip_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import drum.lvlm.builtin.train as train
+
+    config = BuiltinLVLMConfig(
+        architecture=TINY,
+        batch_size=4,
+        max_steps=6,
+        min_steps=0,
+        eval_every=3,
+        probe_episodes=4,
+        checkpoint_every=2,
+        demo_ramp_steps=2,
+    )
+    uninterrupted = train_builtin_lvlm(
+        tiny_world, tiny_clip_dir, tmp_path / "a", config, progress=False
+    )
+
+    calls = {"n": 0}
+    original = train._save_checkpoint
+
+    def save_then_die(*args, **kwargs):
+        original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:  # killed right after the step-4 checkpoint
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "_save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_builtin_lvlm(tiny_world, tiny_clip_dir, tmp_path / "b", config, progress=False)
+    assert (tmp_path / ".b.checkpoint" / "state.pt").is_file()
+    monkeypatch.setattr(train, "_save_checkpoint", original)
+    resumed = train_builtin_lvlm(tiny_world, tiny_clip_dir, tmp_path / "b", config, progress=False)
+
+    from safetensors.torch import load_file
+
+    a, b = load_file(uninterrupted / "model.safetensors"), load_file(resumed / "model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)

@@ -1,0 +1,28 @@
+"""``drum demo --quick`` end to end: world, trained models, retrieval quality, ICL results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from drum.cli.main import app
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "--out", str(out), "--quick", "--no-assets"])
+    assert result.exit_code == 0, result.output
+    results = out / "results"
+    quality = json.loads((results / "retrieval_quality.json").read_text())
+    assert {row["strategy"] for row in quality["rows"]} >= {"random", "image", "text", "concat"}
+    icl = json.loads((results / "icl_results.json").read_text())
+    strategies = {row["strategy"] for row in icl["rows"]}
+    assert strategies == {"zero-shot", "random", "fixed", "image", "text", "concat"}
+    assert {row["task"] for row in icl["rows"]} == {"vqa", "caption", "classification"}
+    assert (results / "icl_results.png").stat().st_size > 0
+    assert "| " in (results / "icl_results.md").read_text()
+    assert (out / "models" / "lvlm" / "drum_lvlm.json").is_file()
