@@ -151,3 +151,15 @@ def test_config_validation() -> None:
         WorldConfig(n_pool=0)
     with pytest.raises(ValueError, match="class_attribute"):
         WorldConfig(class_attribute="weight")
+
+
+def test_plain_convention_answers_in_english() -> None:
+    from drum.data.world.language import plain_convention
+
+    scene = Scene("cross", "blue", "small", 3, (0, 1, 2), 0, 0)
+    plain = plain_convention()
+    assert plain.vqa_answer(scene, "colour") == "blue"
+    assert plain.vqa_answer(scene, "count") == "three"
+    assert plain.caption(scene) == "three small blue cross"
+    assert plain.class_label(scene) == "cross"
+    assert set(plain.vqa_words.values()) <= set(vocabulary())

@@ -202,3 +202,15 @@ def test_training_resumes_from_a_checkpoint(
     a, b = load_file(uninterrupted / "model.safetensors"), load_file(resumed / "model.safetensors")
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
+
+
+def test_plain_share_and_task_mix(pool) -> None:
+    sampler = _sampler(pool)
+    rng = np.random.default_rng(4)
+    plain = [sampler.sample(rng, 2, {"vqa": 1.0}, plain_share=1.0) for _ in range(20)]
+    assert all(e.task == "vqa" for e in plain)
+    english = {"small", "large", "one", "two", "three", "red", "green", "blue", "yellow"}
+    english |= {"magenta", "cyan", "circle", "square", "triangle", "cross", "diamond"}
+    assert all(e.query.answer in english for e in plain)
+    nonsense = [sampler.sample(rng, 2, {"vqa": 1.0}, plain_share=0.0) for _ in range(20)]
+    assert not any(e.query.answer in english for e in nonsense)

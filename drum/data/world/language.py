@@ -163,6 +163,23 @@ def sample_convention(rng: np.random.Generator, class_attribute: str = "shape") 
     )
 
 
+def plain_convention(class_attribute: str = "shape") -> Convention:
+    """The plain-English convention: every answer is the value's own word (``red``, ``two``).
+
+    The built-in LVLM also trains on it, as real LVLMs come to ICL already knowing the English
+    names of what they see: reading attributes off images is then learned directly, and in
+    context it only has to learn to map them to a dataset's words.
+    """
+    english = {str(c): COUNT_WORDS[c] for c in COUNTS}
+    return Convention(
+        vqa_words={f"{q}={v}": english.get(v, v) for q in QUESTION_TYPES for v in ANSWER_VALUES[q]},
+        caption_words={value: value for value in (*COLOURS, *SHAPES)},
+        caption_order=CAPTION_SLOTS,
+        class_attribute=class_attribute,
+        class_words={v: english.get(v, v) for v in ANSWER_VALUES[class_attribute]},
+    )
+
+
 def vocabulary() -> list[str]:
     """Every word the world's texts and answers can contain (for word-level tokenizers)."""
     words: set[str] = set(NONSENSE_WORDS)

@@ -22,16 +22,17 @@ from drum.data.world.language import (
     QUESTION_TEMPLATES,
     QUESTION_TYPES,
     Convention,
+    plain_convention,
     question_text,
     sample_convention,
 )
 from drum.data.world.scene import Scene
 
 TASK_MIX = {"vqa": 0.5, "caption": 0.25, "classification": 0.25}
-SLOT_MIX = {"match": 0.2, "miss": 0.3, "same_image": 0.1, "random": 0.4}
+SLOT_MIX = {"match": 0.2, "miss": 0.5, "same_image": 0.1, "random": 0.2}
 # Share of training episodes that hold at least one revealing demonstration: matching the
 # query against its demonstrations only pays off, and so is only learned, when one can.
-GUARANTEED_MATCH = 0.5
+GUARANTEED_MATCH = 0.7
 
 
 @dataclass(frozen=True)
@@ -168,10 +169,21 @@ class EpisodeSampler:
             return self.shot(rng, task, row, convention)
         return self.shot(rng, task, int(rng.integers(len(self.scenes))), convention)
 
-    def sample(self, rng: np.random.Generator, n_demos: int) -> Episode:
-        """A training episode: random task, fresh convention, ``n_demos`` mixed demos."""
-        task = str(rng.choice(list(TASK_MIX), p=list(TASK_MIX.values())))
-        convention = sample_convention(rng, class_attribute=self.class_attribute)
+    def sample(
+        self,
+        rng: np.random.Generator,
+        n_demos: int,
+        task_mix: dict[str, float] | None = None,
+        plain_share: float = 0.0,
+    ) -> Episode:
+        """A training episode: a task drawn from ``task_mix``, ``n_demos`` mixed demos, and a
+        fresh nonsense convention (the plain-English one with probability ``plain_share``)."""
+        task_mix = task_mix or TASK_MIX
+        task = str(rng.choice(list(task_mix), p=list(task_mix.values())))
+        if rng.random() < plain_share:
+            convention = plain_convention(self.class_attribute)
+        else:
+            convention = sample_convention(rng, class_attribute=self.class_attribute)
         query_row = int(rng.integers(len(self.scenes)))
         qtype = QUESTION_TYPES[int(rng.integers(len(QUESTION_TYPES)))] if task == "vqa" else None
         query = self.shot(rng, task, query_row, convention, qtype)

@@ -67,6 +67,8 @@ class BuiltinLVLMConfig:
     max_seconds: float = 420.0
     max_demos: int = 8
     demo_ramp_steps: int = 700
+    vqa_only_steps: int = 1500
+    plain_convention_share: float = 0.3
     stop_accuracy: float = 0.95
     eval_every: int = 200
     probe_episodes: int = 200
@@ -99,18 +101,28 @@ class EpisodeEncoder:
     def encode(
         self, episode: Episode, query_answer: bool = True
     ) -> tuple[list[int], list[int], list[int]]:
-        """``(input_ids, labels, image_rows)``; labels are IGNORE except answers and [EOS]."""
+        """``(input_ids, labels, image_rows)``.
+
+        Labelled (trained on): the query's answer and ``[EOS]``, and a demonstration's answer
+        when an earlier demonstration showed the same answer. Every other demonstration's
+        answer is a convention word nothing before it reveals: training on it would only
+        teach the model to ignore its context, the opposite of in-context learning.
+        """
         ids, labels, images = [self.bos], [IGNORE], []
         turns = (*episode.demos, episode.query)
+        seen: set[str] = set()
         for index, shot in enumerate(turns):
             prompt = [*self.image, *self.words(shot.text), *self.marker]
             ids += prompt
             labels += [IGNORE] * len(prompt)
             images.append(shot.image)
-            if index < len(turns) - 1 or query_answer:
-                answer = [*self.words(shot.answer), self.eos]
-                ids += answer
-                labels += answer
+            is_query = index == len(turns) - 1
+            if is_query and not query_answer:
+                break
+            answer = [*self.words(shot.answer), self.eos]
+            ids += answer
+            labels += answer if is_query or shot.answer in seen else [IGNORE] * len(answer)
+            seen.add(shot.answer)
         return ids, labels, images
 
 
@@ -300,7 +312,13 @@ def train_builtin_lvlm(
     stop_reason = "max_steps"
     while step < config.max_steps:
         n_demos = _shot_count(rng, step, config)
-        batch = [encoder.encode(sampler.sample(rng, n_demos)) for _ in range(config.batch_size)]
+        # VQA alone first: its one-word answers make copying from context, then matching,
+        # quickest to discover; the other tasks reuse those skills once they exist.
+        task_mix = {"vqa": 1.0} if step < config.vqa_only_steps else None
+        batch = [
+            encoder.encode(sampler.sample(rng, n_demos, task_mix, config.plain_convention_share))
+            for _ in range(config.batch_size)
+        ]
         _, loss, _ = episode_logits_and_loss(model, train_features, batch, pad_id)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
