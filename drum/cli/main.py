@@ -308,6 +308,9 @@ def eval_command(
     image_weight: float = 0.5,
     bootstrap_resamples: int = 1000,
     corpus_bootstrap_resamples: int = 200,
+    corpus_ci: Annotated[
+        str, typer.Option(help="rescore (exact) or fixed_statistics (fast) CIs for CIDEr/ROUGE-L.")
+    ] = "rescore",
     cache: Annotated[Path, typer.Option(help="Embedding cache directory.")] = Path("runs/cache"),
     device: str = "cpu",
 ) -> None:
@@ -347,6 +350,7 @@ def eval_command(
             max_queries=max_queries,
             bootstrap_resamples=bootstrap_resamples,
             corpus_bootstrap_resamples=corpus_bootstrap_resamples,
+            corpus_ci=corpus_ci,
         )
         # Every check that needs no model runs before the (slow) model loads.
         check_eval(tasks, config, has_embedder=embedder is not None)

@@ -63,6 +63,13 @@ CONVENTIONS = {
 }
 
 
+# How corpus metrics get their CI: "rescore" recomputes the metric on every resample (exact,
+# slow: CIDEr-D rebuilds its document frequencies each time); "fixed_statistics" bootstraps the
+# per-example scores of metrics whose corpus score is their mean, with the corpus statistics
+# held at their full-corpus values (the usual approximation; BLEU is still rescored).
+CORPUS_CI_MODES = ("rescore", "fixed_statistics")
+
+
 @dataclass(frozen=True)
 class ICLEvalConfig:
     """What to evaluate: strategies x shot counts x seeds, and how.
@@ -80,6 +87,7 @@ class ICLEvalConfig:
         bootstrap_resamples: resamples for mean-of-examples metrics.
         corpus_bootstrap_resamples: resamples for corpus metrics (CIDEr-D, BLEU-4), each of
             which rescores the whole resampled corpus.
+        corpus_ci: one of ``CORPUS_CI_MODES``.
     """
 
     strategies: tuple[str, ...]
@@ -91,6 +99,7 @@ class ICLEvalConfig:
     max_queries: int | None = None
     bootstrap_resamples: int = 1000
     corpus_bootstrap_resamples: int = 200
+    corpus_ci: str = "rescore"
 
     def __post_init__(self) -> None:
         strategies, shots, seeds = tuple(self.strategies), tuple(self.shots), tuple(self.seeds)
@@ -115,6 +124,8 @@ class ICLEvalConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.max_queries is not None and self.max_queries < 1:
             raise ValueError(f"max_queries must be >= 1 or None, got {self.max_queries}")
+        if self.corpus_ci not in CORPUS_CI_MODES:
+            raise ValueError(f"corpus_ci must be one of {CORPUS_CI_MODES}, got {self.corpus_ci!r}")
         if self.bootstrap_resamples < 1 or self.corpus_bootstrap_resamples < 1:
             raise ValueError("bootstrap resample counts must be >= 1")
         object.__setattr__(self, "strategies", strategies)
@@ -185,11 +196,15 @@ def score_predictions(
     specs: Sequence[MetricSpec],
     bootstrap_resamples: int = 1000,
     corpus_bootstrap_resamples: int = 200,
+    corpus_ci: str = "rescore",
 ) -> dict[str, dict[str, Any]]:
     """``{metric: {"value": v, "ci95": [low, high]}}`` for every spec, in spec order."""
     metrics: dict[str, dict[str, Any]] = {}
     for spec in specs:
-        if spec.level == "corpus":
+        rescore = spec.level == "corpus" and not (
+            corpus_ci == "fixed_statistics" and spec.corpus_is_mean
+        )
+        if rescore:
             # A corpus metric is not a mean of per-example scores: rescore every resample.
             value, low, high = bootstrap_ci_corpus(
                 spec.fn,
@@ -235,6 +250,7 @@ def _row(
         specs,
         config.bootstrap_resamples,
         config.corpus_bootstrap_resamples,
+        config.corpus_ci,
     )
     row = {
         "task": task.name,

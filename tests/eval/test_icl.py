@@ -366,3 +366,23 @@ def test_cli_eval_end_to_end_with_a_tiny_hf_lvlm(
     assert results["config"]["embedder"]["fingerprint"].startswith("clip-")
     assert (out / "icl_results.md").is_file() and (out / "icl_results.png").is_file()
     assert "| zero-shot |" in result.output
+
+
+def test_fixed_statistics_ci_bootstraps_per_example_cider() -> None:
+    from drum.eval.icl import score_predictions
+    from drum.eval.metrics.registry import get_metric
+
+    colours, shapes = ["red", "blue", "green"], ["circle", "square", "cross", "star"]
+    references = {
+        str(i): [f"a {colours[i % 3]} {shapes[i % 4]}", f"one {colours[i % 3]} {shapes[i % 4]}"]
+        for i in range(12)
+    }
+    predictions = {
+        k: (refs[0] if int(k) % 2 else "two blue squares") for k, refs in references.items()
+    }
+    specs = [get_metric("cider")]
+    rescored = score_predictions(predictions, references, specs, 200, 50, "rescore")["cider"]
+    fixed = score_predictions(predictions, references, specs, 200, 50, "fixed_statistics")["cider"]
+    assert fixed["value"] == rescored["value"]  # the point estimate does not change
+    low, high = fixed["ci95"]
+    assert low < fixed["value"] < high

@@ -151,6 +151,10 @@ def rouge_l(
     return float(score), [float(s) for s in scores]
 
 
-CIDER_SPEC = MetricSpec(name="cider", fn=cider_d, higher_is_better=True, level="corpus")
+CIDER_SPEC = MetricSpec(
+    name="cider", fn=cider_d, higher_is_better=True, level="corpus", corpus_is_mean=True
+)
 BLEU4_SPEC = MetricSpec(name="bleu4", fn=bleu4, higher_is_better=True, level="corpus")
-ROUGE_L_SPEC = MetricSpec(name="rouge_l", fn=rouge_l, higher_is_better=True, level="corpus")
+ROUGE_L_SPEC = MetricSpec(
+    name="rouge_l", fn=rouge_l, higher_is_better=True, level="corpus", corpus_is_mean=True
+)

@@ -28,12 +28,17 @@ class MetricSpec:
             per-example scores, which is why the two levels are kept apart.
         higher_is_better: direction, for ranking and plots.
         level: ``"example"`` or ``"corpus"``.
+        corpus_is_mean: a corpus metric whose corpus score is the mean of its per-example
+            scores given the corpus statistics (CIDEr-D's document frequencies, ROUGE-L), so
+            its confidence interval may bootstrap per-example scores with those statistics
+            held fixed instead of rescoring every resample.
     """
 
     name: str
     fn: Callable[..., Any]
     higher_is_better: bool
     level: MetricLevel
+    corpus_is_mean: bool = False
 
     def __post_init__(self) -> None:
         if self.level not in ("example", "corpus"):
