@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +25,7 @@ from drum.data.world.scene import COLOURS, COUNTS, SHAPES, SIZES, Scene
 from drum.embed.base import load_image
 from drum.embed.tokenizer import build_word_tokenizer
 from drum.losses.contrastive import multi_positive_contrastive_loss
-from drum.utils.io import atomic_write_json
+from drum.utils.io import atomic_directory, atomic_write_json
 from drum.utils.seed import seed_everything
 
 CARD_NAME = "drum_embedder.json"
@@ -245,9 +243,7 @@ def train_builtin_embedder(
     seconds = time.perf_counter() - started
     accuracy = zero_shot_attribute_accuracy(model, processor, val_pixels, [e.meta for e in val])
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir) as staging:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
         atomic_write_json(
@@ -261,10 +257,4 @@ def train_builtin_embedder(
                 "val_zero_shot_accuracy": accuracy,
             },
         )
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir

@@ -19,7 +19,7 @@ from typing import Any
 from drum.data.world.generate import WorldConfig
 from drum.embed.builtin import BuiltinEmbedderConfig, train_builtin_embedder
 from drum.lvlm.builtin.train import BuiltinLVLMConfig, train_builtin_lvlm
-from drum.utils.io import atomic_write_json
+from drum.utils.io import atomic_directory, atomic_write_json
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "builtin"
 MANIFEST = "MANIFEST.json"
@@ -43,29 +43,25 @@ def freeze_builtin_models(
 ) -> Path:
     """Copy trained models into ``out_dir`` with a manifest of their files' SHA-256."""
     world = json.loads((Path(world_dir) / "world.json").read_text(encoding="utf-8"))
-    staging = out_dir.parent / f".{out_dir.name}.staging"
-    shutil.rmtree(staging, ignore_errors=True)
     files: dict[str, dict[str, str]] = {}
-    for name, source in zip(MODELS, (embedder_dir, lvlm_dir), strict=True):
-        shutil.copytree(source, staging / name)
-        files[name] = {p.name: _sha256(p) for p in sorted((staging / name).iterdir())}
-    atomic_write_json(
-        staging / MANIFEST,
-        {
-            "world_config": world["config"],
-            "files": files,
-            "reproduce": [
-                "drum data make-world --out world",
-                "drum embed train-builtin --world world --out models/embedder",
-                "drum lvlm train-builtin --world world --embedder models/embedder "
-                "--out models/lvlm",
-                "drum lvlm freeze --world world --embedder models/embedder --lvlm models/lvlm",
-            ],
-        },
-    )
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
+    with atomic_directory(out_dir) as staging:
+        for name, source in zip(MODELS, (embedder_dir, lvlm_dir), strict=True):
+            shutil.copytree(source, staging / name)
+            files[name] = {p.name: _sha256(p) for p in sorted((staging / name).iterdir())}
+        atomic_write_json(
+            staging / MANIFEST,
+            {
+                "world_config": world["config"],
+                "files": files,
+                "reproduce": [
+                    "drum data make-world --out world",
+                    "drum embed train-builtin --world world --out models/embedder",
+                    "drum lvlm train-builtin --world world --embedder models/embedder "
+                    "--out models/lvlm",
+                    "drum lvlm freeze --world world --embedder models/embedder --lvlm models/lvlm",
+                ],
+            },
+        )
     return out_dir
 
 

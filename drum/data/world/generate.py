@@ -18,8 +18,6 @@ requested config is left as it is.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +40,7 @@ from drum.data.world.language import (
     sample_convention,
 )
 from drum.data.world.scene import Scene, render_scene, sample_scene
-from drum.utils.io import atomic_write_json
+from drum.utils.io import atomic_directory, atomic_write_json
 
 TASKS = ("vqa", "caption", "classification")
 EVAL_SPLITS = ("pool", "val", "test")
@@ -172,9 +170,7 @@ def make_world(
         return out_dir
     rng = np.random.default_rng(config.seed)
     convention = sample_convention(rng, class_attribute=config.class_attribute)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir) as staging:
         scenes_by_split: dict[str, list[Scene]] = {}
         paths_by_split: dict[str, list[Path]] = {}
         total = sum(config.split_sizes().values())
@@ -219,12 +215,4 @@ def make_world(
                 )
                 write_examples(staging / task / f"{split}.jsonl", examples)
         atomic_write_json(staging / "world.json", _world_card(config, convention))
-
-        # Swap the finished world into place; an older world is removed only now.
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return out_dir

@@ -3,9 +3,9 @@ freshly sampled convention, so that only the demonstrations can reveal the answe
 
 Each demonstration slot is filled by one of several kinds, so that the model meets every
 situation retrieval will put it in: a **match** (reveals the query's answer: same question
-type and value, same colour and shape, same class), a **near miss** (same question type, other
-value), the **query's own image with another question** (image similarity alone is not
-enough), or a **random** example.
+type and value, same colour and shape, same class), a **miss** (same question type, another
+answer: only comparing images tells it from a match), the **query's own image with another
+question** (image similarity alone is not enough), or a **random** example.
 """
 
 from __future__ import annotations
@@ -146,10 +146,6 @@ class EpisodeSampler:
                     query_qtype,
                     convention,
                 )
-            if kind == "near":
-                return self._vqa_shot(
-                    rng, int(rng.integers(len(self.scenes))), query_qtype, convention
-                )
             if kind == "same_image":
                 other = [q for q in QUESTION_TYPES if q != query_qtype]
                 return self._vqa_shot(
@@ -162,10 +158,6 @@ class EpisodeSampler:
             else:
                 value = str(scene.attributes()[self.class_attribute])
                 row = self._row_with(rng, self.class_attribute, value, query.image)
-            return self.shot(rng, task, row, convention)
-        if kind == "near" and task == "caption":  # shares colour or shape, not both
-            attribute = ("colour", "shape")[int(rng.integers(2))]
-            row = self._row_with(rng, attribute, str(scene.attributes()[attribute]), query.image)
             return self.shot(rng, task, row, convention)
         return self.shot(rng, task, int(rng.integers(len(self.scenes))), convention)
 

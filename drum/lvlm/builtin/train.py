@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -37,7 +36,7 @@ from drum.lvlm.builtin.model import (
     visual_tokens_per_image,
 )
 from drum.utils.fingerprint import directory_digest
-from drum.utils.io import atomic_open, atomic_write_json
+from drum.utils.io import atomic_directory, atomic_open, atomic_write_json
 from drum.utils.seed import seed_everything
 
 CARD_NAME = "drum_lvlm.json"
@@ -381,18 +380,10 @@ def train_builtin_lvlm(
         "final_probes": {k: v for k, v in final.items() if k in PROBES},
         "history": history,
     }
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir) as staging:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
         atomic_write_json(staging / CARD_NAME, card)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return out_dir
 
