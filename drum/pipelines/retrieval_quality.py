@@ -8,7 +8,7 @@ The foundation demo: world -> built-in embedder -> FAISS index -> demonstrations
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,6 @@ class RetrievalQualityConfig:
     image_weight: float = 0.5
     seed: int = 0
     bootstrap_resamples: int = 1000
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for strategy in self.strategies:
@@ -102,7 +101,3 @@ def quality_table_markdown(rows: list[dict[str, Any]]) -> str:
             values.append(f"{metric['mean']:.3f} [{low:.3f}, {high:.3f}]")
         lines.append(f"| {task} | " + " | ".join(values) + " |")
     return "\n".join(lines)
-
-
-def config_dict(config: RetrievalQualityConfig) -> dict[str, Any]:
-    return asdict(config)

@@ -371,9 +371,8 @@ def train_builtin_lvlm(
         "identity": identity,
         "steps": step,
         "train_seconds": round(seconds, 1),
-        "steps_per_second": round(
-            step / max(seconds - (elapsed or 0.0), 1e-9) if not elapsed else step / seconds, 2
-        ),
+        # Over all sessions of a resumed run: ``seconds`` includes the time before the resume.
+        "steps_per_second": round(step / max(seconds, 1e-9), 2),
         "stop_reason": stop_reason,
         "parameters": sum(p.numel() for p in model.parameters()),
         "trainable_parameters": sum(p.numel() for p in trainable),
