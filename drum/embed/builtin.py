@@ -102,12 +102,10 @@ def build_clip(config: BuiltinEmbedderConfig, words: list[str]) -> tuple[CLIPMod
     return CLIPModel(clip_config), processor
 
 
-def all_captions() -> list[str]:
-    """The 180 distinct canonical captions of the world (for zero-shot evaluation)."""
-    from drum.data.world.language import canonical_caption
-
+def all_scenes() -> list[Scene]:
+    """One scene per attribute combination (180), in a fixed order."""
     return [
-        canonical_caption(Scene(shape, colour, size, count, (), 0, 0))
+        Scene(shape, colour, size, count, (), 0, 0)
         for shape in SHAPES
         for colour in COLOURS
         for size in SIZES
@@ -115,11 +113,19 @@ def all_captions() -> list[str]:
     ]
 
 
-def _pixels(processor: CLIPProcessor, paths: list[Path], desc: str) -> torch.Tensor:
+def all_captions() -> list[str]:
+    """The 180 distinct canonical captions of the world, in ``all_scenes`` order."""
+    from drum.data.world.language import canonical_caption
+
+    return [canonical_caption(scene) for scene in all_scenes()]
+
+
+def preprocess_images(image_processor: Any, paths: list[Path], desc: str) -> torch.Tensor:
+    """``pixel_values`` of every image, through the model's own image processor, in chunks."""
     chunks = []
     for start in tqdm(range(0, len(paths), 1024), desc=desc, unit="batch"):
         images = [load_image(p) for p in paths[start : start + 1024]]
-        chunks.append(processor.image_processor(images=images, return_tensors="pt")["pixel_values"])
+        chunks.append(image_processor(images=images, return_tensors="pt")["pixel_values"])
     return torch.cat(chunks)
 
 
@@ -150,9 +156,7 @@ def zero_shot_attribute_accuracy(
         ]
     )
     best = (torch.nn.functional.normalize(image, dim=-1) @ text.T).argmax(dim=1).tolist()
-    scenes = [
-        Scene(s, c, z, n, (), 0, 0) for s in SHAPES for c in COLOURS for z in SIZES for n in COUNTS
-    ]
+    scenes = all_scenes()
     accuracy = {}
     for attribute in ("shape", "colour", "size", "count"):
         correct = [
@@ -203,10 +207,15 @@ def train_builtin_embedder(
     model, processor = build_clip(config, vocabulary())
     train = read_examples(world_dir / "train.jsonl", verify_images=False)
     val = read_examples(world_dir / "caption" / "val.jsonl", verify_images=False)
-    pixels = _pixels(processor, [e.image for e in train], "preprocessing train images")
-    val_pixels = _pixels(processor, [e.image for e in val], "preprocessing val images")
+    pixels = preprocess_images(
+        processor.image_processor, [e.image for e in train], "preprocessing train images"
+    )
+    val_pixels = preprocess_images(
+        processor.image_processor, [e.image for e in val], "preprocessing val images"
+    )
     captions = [e.answer for e in train]
-    caption_ids = torch.tensor([all_captions().index(c) for c in captions])
+    caption_index = {caption: i for i, caption in enumerate(all_captions())}
+    caption_ids = torch.tensor([caption_index[c] for c in captions])
     tokens = processor.tokenizer(captions, padding=True, return_tensors="pt")
 
     optimizer = torch.optim.AdamW(

@@ -186,9 +186,12 @@ class HFLVLM(LVLM):
         self._accepts_logits_to_keep = (
             "logits_to_keep" in inspect.signature(self.model.forward).parameters
         )
+        # Qwen2-VL style models need a per-token image/text type alongside the ids.
+        self._accepts_mm_token_type_ids = (
+            "mm_token_type_ids" in inspect.signature(self.model.forward).parameters
+        )
         self._feature_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._feature_cache_size = image_feature_cache_size
-        self._hooks: list[tuple[int, LayerHook]] = []
         self._visual_mask: torch.Tensor | None = None
         path = Path(model_name_or_path)
         content = (
@@ -372,7 +375,7 @@ class HFLVLM(LVLM):
             images,
             {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in vision.items()},
         )
-        if "mm_token_type_ids" in inspect.signature(self.model.forward).parameters:
+        if self._accepts_mm_token_type_ids:
             extra["mm_token_type_ids"] = torch.tensor(
                 [self._token_type_ids(s) + [0] * (length - len(s)) for s in sequences]
             ).to(self.device)
@@ -423,7 +426,7 @@ class HFLVLM(LVLM):
         extra = {
             k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in vision.items()
         }
-        if "mm_token_type_ids" in inspect.signature(self.model.forward).parameters:
+        if self._accepts_mm_token_type_ids:
             extra["mm_token_type_ids"] = torch.tensor(
                 [[0] * (length - len(p)) + self._token_type_ids(p) for p in prompt_ids]
             ).to(self.device)

@@ -33,6 +33,20 @@ from drum.lvlm.prompt import ICLPrompt, Turn
 TINY = BuiltinLVLMArchitecture(hidden=32, layers=2, heads=2, intermediate=64)
 
 
+def _short_run(batch_size: int) -> BuiltinLVLMConfig:
+    """6 steps, probes at steps 3 and 6, checkpoints every 2 steps."""
+    return BuiltinLVLMConfig(
+        architecture=TINY,
+        batch_size=batch_size,
+        max_steps=6,
+        min_steps=0,
+        eval_every=3,
+        probe_episodes=4,
+        checkpoint_every=2,
+        demo_ramp_steps=2,
+    )
+
+
 @pytest.fixture(scope="module")
 def built(tiny_clip_dir: Path):
     torch.manual_seed(0)
@@ -133,16 +147,7 @@ def test_shot_curriculum() -> None:
 def test_short_training_saves_a_loadable_model_and_is_skipped_when_current(
     tiny_world: Path, tiny_clip_dir: Path, tmp_path: Path
 ) -> None:
-    config = BuiltinLVLMConfig(
-        architecture=TINY,
-        batch_size=8,
-        max_steps=6,
-        min_steps=0,
-        eval_every=3,
-        probe_episodes=4,
-        checkpoint_every=2,
-        demo_ramp_steps=2,
-    )
+    config = _short_run(batch_size=8)
     out = train_builtin_lvlm(tiny_world, tiny_clip_dir, tmp_path / "lvlm", config, progress=False)
     card = json.loads((out / CARD_NAME).read_text())
     assert card["steps"] == 6 and len(card["history"]) == 2
@@ -167,16 +172,7 @@ def test_training_resumes_from_a_checkpoint(
 ) -> None:
     import drum.lvlm.builtin.train as train
 
-    config = BuiltinLVLMConfig(
-        architecture=TINY,
-        batch_size=4,
-        max_steps=6,
-        min_steps=0,
-        eval_every=3,
-        probe_episodes=4,
-        checkpoint_every=2,
-        demo_ramp_steps=2,
-    )
+    config = _short_run(batch_size=4)
     uninterrupted = train_builtin_lvlm(
         tiny_world, tiny_clip_dir, tmp_path / "a", config, progress=False
     )

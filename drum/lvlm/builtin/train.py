@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
 from drum.data.jsonl import read_examples
-from drum.embed.base import load_image
+from drum.embed.builtin import preprocess_images
 from drum.lvlm.builtin.episodes import Episode, EpisodeSampler, scene_from_meta
 from drum.lvlm.builtin.model import (
     ANSWER_MARKER,
@@ -227,11 +227,10 @@ def _lr_factor(step: int, config: BuiltinLVLMConfig) -> float:
 
 def _load_split(world_dir: Path, name: str, processor: LlavaProcessor) -> tuple[list, torch.Tensor]:
     examples = read_examples(world_dir / name, verify_images=False)
-    chunks = []
-    for start in tqdm(range(0, len(examples), 1024), desc=f"preprocessing {name}", unit="batch"):
-        images = [load_image(e.image) for e in examples[start : start + 1024]]
-        chunks.append(processor.image_processor(images=images, return_tensors="pt")["pixel_values"])
-    return [scene_from_meta(e.meta) for e in examples], torch.cat(chunks)
+    pixels = preprocess_images(
+        processor.image_processor, [e.image for e in examples], f"preprocessing {name}"
+    )
+    return [scene_from_meta(e.meta) for e in examples], pixels
 
 
 def _identity(world_dir: Path, embedder_dir: Path, config: BuiltinLVLMConfig) -> dict[str, Any]:
