@@ -299,6 +299,10 @@ def eval_command(
     embedder: Annotated[
         str | None, typer.Option(help="Dual encoder for the similarity strategies.")
     ] = None,
+    drum_embedder: Annotated[
+        str | None,
+        typer.Option(help="The DRUM-trained dual encoder (drum mine) for strategy 'drum'."),
+    ] = None,
     split: Annotated[str, typer.Option(help="World query split: test or val.")] = "test",
     max_queries: Annotated[
         int | None, typer.Option(help="Evaluate only the first N queries of each task.")
@@ -353,24 +357,26 @@ def eval_command(
             corpus_ci=corpus_ci,
         )
         # Every check that needs no model runs before the (slow) model loads.
-        check_eval(tasks, config, has_embedder=embedder is not None)
+        check_eval(tasks, config, embedder is not None, drum_embedder is not None)
     except ValueError as error:
         _fail(str(error))
     from drum.embed.cache import EmbeddingCache
+    from drum.embed.hf import HFDualEncoder
     from drum.lvlm.hf import HFLVLM
 
-    dual_encoder = None
+    dual_encoder = drum_encoder = None
     if config.needs_embedder and embedder is not None:
-        from drum.embed.hf import HFDualEncoder
-
         dual_encoder = HFDualEncoder(embedder, device=device)
+    if config.needs_drum_embedder and drum_embedder is not None:
+        drum_encoder = HFDualEncoder(drum_embedder, device=device)
     results = run_icl_eval(
         tasks,
         HFLVLM(model, device=device),
         config,
         dual_encoder,
         out,
-        cache=EmbeddingCache(cache) if dual_encoder is not None else None,
+        cache=EmbeddingCache(cache) if dual_encoder or drum_encoder else None,
+        drum_embedder=drum_encoder,
     )
     typer.echo(markdown_table(results))
     console.print(f"results: {out / 'icl_results.json'} (+ .md, .png)")

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 ZERO_SHOT = "zero-shot"
 RESULTS_FILE = "icl_results.json"
 SEEDED_STRATEGIES = ("random", "fixed")
+DRUM = "drum"  # ``concat`` over the embedder DRUM fine-tuned (``drum train`` / ``drum mine``)
 BOOTSTRAP_SEED = 0
 CONVENTIONS = {
     "seed": "null where no seed can change the row: zero-shot, and similarity strategies "
@@ -143,10 +144,16 @@ class ICLEvalConfig:
 
     @property
     def needs_embedder(self) -> bool:
-        """True when some strategy compares embeddings and some shot count shows demos."""
+        """True when a similarity strategy other than ``drum`` runs with demonstrations."""
         return bool(self.demo_shots) and any(
-            RetrievalConfig(strategy=strategy).uses_similarity for strategy in self.strategies
+            RetrievalConfig(strategy=strategy).uses_similarity and strategy != DRUM
+            for strategy in self.strategies
         )
+
+    @property
+    def needs_drum_embedder(self) -> bool:
+        """True when the ``drum`` strategy (the DRUM-trained embedder) runs with demos."""
+        return bool(self.demo_shots) and DRUM in self.strategies
 
     def is_seeded(self, strategy: str) -> bool:
         """Whether ``strategy``'s demonstrations depend on the seed (one row per seed)."""
@@ -283,7 +290,12 @@ def _read_task(task: TaskSpec, max_queries: int | None) -> tuple[list[Example], 
     return pool, queries
 
 
-def check_eval(tasks: Sequence[TaskSpec], config: ICLEvalConfig, has_embedder: bool) -> None:
+def check_eval(
+    tasks: Sequence[TaskSpec],
+    config: ICLEvalConfig,
+    has_embedder: bool,
+    has_drum_embedder: bool = False,
+) -> None:
     """Raise ``ValueError`` for a run that cannot succeed, before any model is loaded."""
     names = [task.name for task in tasks]
     if not tasks:
@@ -293,6 +305,10 @@ def check_eval(tasks: Sequence[TaskSpec], config: ICLEvalConfig, has_embedder: b
     if config.needs_embedder and not has_embedder:
         similar = [s for s in config.strategies if RetrievalConfig(strategy=s).uses_similarity]
         raise ValueError(f"strategies {similar} compare embeddings and need an embedder")
+    if config.needs_drum_embedder and not has_drum_embedder:
+        raise ValueError(
+            "strategy 'drum' needs the DRUM-trained embedder (drum train / drum mine output)"
+        )
     for task in tasks:
         pool, _ = _read_task(task, config.max_queries)
         if config.max_shots > len(pool):
@@ -308,8 +324,11 @@ def evaluate_icl(
     embedder: Embedder | None = None,
     cache: EmbeddingCache | None = None,
     progress: bool = True,
+    drum_embedder: Embedder | None = None,
 ) -> list[dict[str, Any]]:
     """One task's result rows (conventions in the module docstring).
+
+    ``drum_embedder`` serves the ``drum`` strategy; ``embedder`` every other similarity one.
 
     Row: ``{task, strategy, shots, seed, metric: {name: {value, ci95}}, n_queries, seconds}``;
     zero-shot first, then strategies in config order, seeds, shot counts.
@@ -324,12 +343,19 @@ def evaluate_icl(
         rows.append(_row(task, ZERO_SHOT, 0, None, prompts, queries, lvlm, specs, config, progress))
     if not config.demo_shots:
         return rows
-    pool_embeddings = query_embeddings = None
-    if config.needs_embedder:
-        if embedder is None:
-            raise ValueError(f"strategies {config.strategies} need an embedder")
-        pool_embeddings = PoolEmbeddings.compute(pool, embedder, cache, progress=progress)
-        query_embeddings = PoolEmbeddings.compute(queries, embedder, cache, progress=progress)
+    embeddings: dict[str, tuple[PoolEmbeddings, PoolEmbeddings]] = {}
+    for name, model, needed in (
+        ("embedder", embedder, config.needs_embedder),
+        (DRUM, drum_embedder, config.needs_drum_embedder),
+    ):
+        if not needed:
+            continue
+        if model is None:
+            raise ValueError(f"strategies {config.strategies} need an {name}")
+        embeddings[name] = (
+            PoolEmbeddings.compute(pool, model, cache, progress=progress),
+            PoolEmbeddings.compute(queries, model, cache, progress=progress),
+        )
     by_id = {example.id: example for example in pool}
     for strategy in config.strategies:
         seeds: tuple[int | None, ...] = config.seeds if config.is_seeded(strategy) else (None,)
@@ -341,9 +367,14 @@ def evaluate_icl(
                 image_weight=config.image_weight,
                 seed=0 if seed is None else seed,
             )
-            side = pool_embeddings if retrieval_config.uses_similarity else pool
-            assert side is not None
-            retriever = DemonstrationRetriever(side, retrieval_config)
+            pool_embeddings = query_embeddings = None
+            if retrieval_config.uses_similarity:
+                pool_embeddings, query_embeddings = embeddings[
+                    DRUM if strategy == DRUM else "embedder"
+                ]
+            retriever = DemonstrationRetriever(
+                pool if pool_embeddings is None else pool_embeddings, retrieval_config
+            )
             demo_sets = _demo_sets(
                 retriever, queries, query_embeddings, config.demo_shots, config.order
             )
@@ -376,6 +407,7 @@ def run_icl_eval(
     out_dir: str | os.PathLike[str],
     cache: EmbeddingCache | None = None,
     progress: bool = True,
+    drum_embedder: Embedder | None = None,
 ) -> dict[str, Any]:
     """Evaluate every task, write ``out_dir/icl_results.json`` atomically and render the report.
 
@@ -383,17 +415,18 @@ def run_icl_eval(
     """
     from drum.eval.report import render_report
 
-    check_eval(tasks, config, has_embedder=embedder is not None)
+    check_eval(tasks, config, embedder is not None, drum_embedder is not None)
     started = time.perf_counter()
     rows = []
     for task in tasks:
-        rows.extend(evaluate_icl(task, lvlm, config, embedder, cache, progress))
+        rows.extend(evaluate_icl(task, lvlm, config, embedder, cache, progress, drum_embedder))
     results = {
         "config": {
             **config.to_dict(),
             "tasks": [task.to_dict() for task in tasks],
             "lvlm": _model_record(lvlm),
             "embedder": _model_record(embedder),
+            "drum_embedder": _model_record(drum_embedder),
             "cache": str(cache.directory.resolve()) if cache is not None else None,
             "conventions": CONVENTIONS,
         },

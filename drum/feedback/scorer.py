@@ -1,0 +1,125 @@
+"""LVLM feedback: how much one candidate demonstration raises the likelihood of the answer.
+
+For a query ``q`` with gold answer ``a`` and a candidate demonstration ``c``::
+
+    s(c) = log p(a | c, q) - log p(a | q)
+
+length-normalised by default (both terms are per-token means), as DRUM re-ranks candidates by
+it. The zero-shot term is the same for every candidate of a query, so it never changes the
+ranking; it is kept so that reports can show how far above zero-shot each candidate lifts the
+model.
+
+Batched: every (query, candidate) prompt not yet in the cache goes through ``LVLM.score`` in
+batches, a query's prompts next to each other so that its image is encoded once (the backend
+caches image encodings); the zero-shot term is computed once per query; duplicates and cached
+scores are never scored again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from tqdm.auto import tqdm
+
+from drum.data.example import Example
+from drum.feedback.cache import FeedbackCache, FeedbackKey, FeedbackRecord
+from drum.lvlm.base import LVLM, ScoreResult
+from drum.lvlm.prompt import PromptTemplate, build_prompt
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    """How candidates are scored.
+
+    Attributes:
+        candidates: candidates per query (``M``; UDR uses 50).
+        batch_size: prompts per forward pass.
+        flush_every: prompts scored between two appends to the on-disk cache.
+        length_normalised: per-token mean log-likelihoods (else sums).
+    """
+
+    candidates: int = 50
+    batch_size: int = 32
+    flush_every: int = 512
+    length_normalised: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("candidates", "batch_size", "flush_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"FeedbackConfig.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class QueryFeedback:
+    """One query's candidates (in retrieval order) and their feedback scores."""
+
+    query_id: str
+    candidate_ids: tuple[str, ...]
+    scores: tuple[float, ...]  # s(c), aligned with candidate_ids
+    zero_shot: float  # log p(a | q)
+
+    def ranked_ids(self) -> list[str]:
+        """Candidates from most to least helpful (ties keep retrieval order)."""
+        order = sorted(range(len(self.scores)), key=lambda i: -self.scores[i])
+        return [self.candidate_ids[i] for i in order]
+
+
+def _value(score: ScoreResult, length_normalised: bool) -> float:
+    return score.mean if length_normalised else score.sum
+
+
+def score_feedback(
+    lvlm: LVLM,
+    queries: Sequence[Example],
+    candidates: Mapping[str, Sequence[Example]],
+    cache: FeedbackCache | None = None,
+    config: FeedbackConfig | None = None,
+    template: PromptTemplate | None = None,
+    progress: bool = True,
+) -> list[QueryFeedback]:
+    """Feedback scores of ``candidates[query.id]`` for every query (one-shot prompts).
+
+    Scores found in ``cache`` are reused; new ones are appended to it every
+    ``config.flush_every`` prompts, so a killed run resumes where it stopped.
+    """
+    config = config or FeedbackConfig()
+    model = lvlm.fingerprint
+    known: dict[FeedbackKey, ScoreResult] = {}
+    pending: dict[FeedbackKey, tuple[tuple[Example, ...], Example]] = {}
+    for query in queries:
+        if query.id not in candidates:
+            raise KeyError(f"no candidates given for query {query.id!r}")
+        jobs = [(None, ())] + [(c.id, (c,)) for c in candidates[query.id]]
+        for candidate_id, demos in jobs:
+            key = (model, query.id, candidate_id, query.answer)
+            cached = cache.get(key) if cache is not None else None
+            if cached is not None:
+                known[key] = cached
+            elif key not in pending:
+                pending[key] = (demos, query)
+
+    keys = list(pending)
+    bar = tqdm(total=len(keys), desc="LVLM feedback", unit="prompt", disable=not progress)
+    for start in range(0, len(keys), config.flush_every):
+        chunk = keys[start : start + config.flush_every]
+        prompts = [build_prompt(*pending[key], template=template) for key in chunk]
+        answers = [pending[key][1].answer for key in chunk]
+        results = lvlm.score(prompts, answers, batch_size=config.batch_size)
+        records = [FeedbackRecord(k, r) for k, r in zip(chunk, results, strict=True)]
+        if cache is not None:
+            cache.add(records)
+        known.update((record.key, record.score) for record in records)
+        bar.update(len(chunk))
+    bar.close()
+
+    feedback = []
+    for query in queries:
+        zero = _value(known[(model, query.id, None, query.answer)], config.length_normalised)
+        ids = tuple(c.id for c in candidates[query.id])
+        scores = tuple(
+            _value(known[(model, query.id, cid, query.answer)], config.length_normalised) - zero
+            for cid in ids
+        )
+        feedback.append(QueryFeedback(query.id, ids, scores, zero))
+    return feedback

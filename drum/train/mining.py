@@ -1,0 +1,265 @@
+"""Iterative demonstration mining: rounds of retrieve -> LVLM feedback -> fine-tune.
+
+Round ``r`` retrieves ``M`` candidates per training query with round ``r - 1``'s embedder
+(round 0 = the starting embedder) under the ``concat`` score, has the LVLM score them
+(``drum.feedback``), and fine-tunes round ``r - 1``'s embedder on the re-ranked lists. A
+better embedder retrieves new, harder candidates for the next round. One embedder serves all
+tasks (as UDR's unified retriever): the lists of every task are trained on together.
+
+Layout of ``out_dir``::
+
+    mining.json              config, and per round: feedback statistics and validation
+    feedback.jsonl           the LVLM feedback cache, shared by all rounds
+    round_0/round.json       validation of the starting embedder
+    round_<r>/embedder/      round r's embedder (``HFDualEncoder``-loadable)
+    round_<r>/round.json     written when round r is complete: a rerun skips it
+
+A rerun resumes: finished rounds are skipped, a round's scoring resumes from the feedback
+cache and its training from its last epoch checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drum.data.example import Example
+from drum.data.jsonl import read_examples
+from drum.embed.hf import HFDualEncoder
+from drum.eval.icl import ICLEvalConfig, evaluate_icl
+from drum.feedback.cache import FeedbackCache
+from drum.feedback.scorer import QueryFeedback, score_feedback
+from drum.lvlm.base import LVLM
+from drum.retrieve.quality import answer_hit_rate, answer_precision
+from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+from drum.retrieve.strategies import RetrievalConfig
+from drum.tasks.spec import TaskSpec
+from drum.train.config import MiningConfig
+from drum.train.lists import RankedList, ranked_lists
+from drum.train.trainer import train_retriever
+from drum.utils.io import atomic_write_json
+from drum.utils.provenance import provenance
+
+SUMMARY_NAME = "mining.json"
+ROUND_NAME = "round.json"
+
+
+def training_queries(pool: Sequence[Example], n: int, seed: int) -> list[Example]:
+    """A seeded subset of ``n`` pool examples that serve as training queries."""
+    rows = np.random.default_rng(seed).permutation(len(pool))[:n]
+    return [pool[int(i)] for i in sorted(rows)]
+
+
+def retrieve_candidates(
+    embedder: HFDualEncoder,
+    pool: Sequence[Example],
+    queries: Sequence[Example],
+    m: int,
+    image_weight: float,
+) -> tuple[dict[str, list[Example]], dict[str, list[float]]]:
+    """Per query id, its ``m`` most similar pool examples (best first, itself excluded) and
+    their ``concat`` scores."""
+    embeddings = PoolEmbeddings.compute(pool, embedder)
+    row = {example.id: i for i, example in enumerate(pool)}
+    rows = [row[query.id] for query in queries] if all(q.id in row for q in queries) else None
+    if rows is not None:
+        query_embeddings = PoolEmbeddings(
+            list(queries), embeddings.image[rows], embeddings.text[rows]
+        )
+    else:
+        query_embeddings = PoolEmbeddings.compute(queries, embedder)
+    config = RetrievalConfig(
+        strategy="concat", k=m, order="similar_first", image_weight=image_weight
+    )
+    retrievals = DemonstrationRetriever(embeddings, config).retrieve(queries, query_embeddings)
+    by_id = {example.id: example for example in pool}
+    candidates = {r.query_id: [by_id[i] for i in r.demo_ids] for r in retrievals}
+    scores = {r.query_id: list(r.scores) for r in retrievals}
+    return candidates, scores
+
+
+def feedback_statistics(feedback: Sequence[QueryFeedback]) -> dict[str, float]:
+    """How the LVLM's order relates to the retriever's (candidates in retrieval order).
+
+    ``top1_agreement``: the retriever's best candidate is also the LVLM's best;
+    ``best_gain`` / ``first_gain``: mean ``s(c)`` of the LVLM's best / the retriever's best.
+    """
+    best = [max(item.scores) for item in feedback]
+    first = [item.scores[0] for item in feedback]
+    return {
+        "queries": len(feedback),
+        "top1_agreement": float(np.mean([f >= b for f, b in zip(first, best, strict=True)])),
+        "best_gain": float(np.mean(best)),
+        "first_gain": float(np.mean(first)),
+        "zero_shot_loglik": float(np.mean([item.zero_shot for item in feedback])),
+    }
+
+
+def validate(
+    embedder: HFDualEncoder,
+    lvlm: LVLM | None,
+    tasks: Sequence[TaskSpec],
+    config: MiningConfig,
+    progress: bool,
+) -> dict[str, Any]:
+    """Per task: answer hit rate and precision of ``val_shots`` retrieved demonstrations,
+    and (with an LVLM) its ICL metric with them, on the first ``val_queries`` queries."""
+    image_weight = config.train.image_weight
+    results: dict[str, Any] = {}
+    for task in tasks:
+        pool = read_examples(task.pool, verify_images=False)
+        queries = read_examples(task.queries, verify_images=False)[: config.val_queries]
+        retrieval = RetrievalConfig(
+            strategy="concat", k=config.val_shots, image_weight=image_weight
+        )
+        retriever = DemonstrationRetriever(PoolEmbeddings.compute(pool, embedder), retrieval)
+        retrievals = retriever.retrieve(queries, PoolEmbeddings.compute(queries, embedder))
+        by_id = {example.id: example for example in pool}
+        row: dict[str, Any] = {
+            f"hit@{config.val_shots}": float(answer_hit_rate(queries, retrievals, by_id).mean()),
+            f"precision@{config.val_shots}": float(
+                answer_precision(queries, retrievals, by_id).mean()
+            ),
+        }
+        if lvlm is not None:
+            eval_config = ICLEvalConfig(
+                strategies=("concat",),
+                shots=(config.val_shots,),
+                image_weight=image_weight,
+                max_queries=config.val_queries,
+                bootstrap_resamples=200,
+                corpus_ci="fixed_statistics",
+            )
+            (icl_row,) = evaluate_icl(task, lvlm, eval_config, embedder, progress=progress)
+            row[task.primary_metric] = icl_row["metric"][task.primary_metric]["value"]
+        results[task.name] = row
+    return results
+
+
+def _lists_for_task(
+    task: TaskSpec,
+    embedder: HFDualEncoder,
+    lvlm: LVLM,
+    cache: FeedbackCache,
+    config: MiningConfig,
+    round_index: int,
+    progress: bool,
+) -> tuple[list[RankedList], dict[str, float]]:
+    pool = read_examples(task.pool, verify_images=False)
+    queries = training_queries(pool, config.queries_per_task, config.train.seed)
+    candidates, similarity = retrieve_candidates(
+        embedder, pool, queries, config.feedback.candidates, config.train.image_weight
+    )
+    by_id = {example.id: example for example in pool}
+    feedback = score_feedback(
+        lvlm, queries, candidates, cache, config.feedback, task.template, progress
+    )
+    statistics = feedback_statistics(feedback)
+    if config.relevance == "similarity":
+        # Ablation: the embedder's own order (retrieval order is already best first).
+        feedback = [
+            QueryFeedback(item.query_id, item.candidate_ids, tuple(similarity[item.query_id]), 0.0)
+            for item in feedback
+        ]
+    return ranked_lists(queries, feedback, by_id), statistics
+
+
+def mine(
+    tasks: Sequence[TaskSpec],
+    lvlm: LVLM,
+    base_embedder: str | Path,
+    out_dir: str | Path,
+    config: MiningConfig | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) ``config.rounds`` rounds; returns the summary written to
+    ``out_dir/mining.json``. ``tasks`` give each task's pool (training queries and
+    candidates) and its validation queries (``TaskSpec.queries``)."""
+    config = config or MiningConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary_path = out_dir / SUMMARY_NAME
+    resolved = {
+        "mining": config.to_dict(),
+        "tasks": [task.to_dict() for task in tasks],
+        "lvlm": lvlm.fingerprint,
+        "base_embedder": str(Path(base_embedder).resolve()),
+    }
+    if summary_path.is_file():
+        previous = json.loads(summary_path.read_text(encoding="utf-8"))
+        if previous["config"] != resolved:
+            raise ValueError(
+                f"{summary_path} belongs to a run with another config; use a new output "
+                "directory (or delete this one) to mine with this config"
+            )
+    cache = FeedbackCache(out_dir / "feedback.jsonl")
+    rounds: list[dict[str, Any]] = []
+
+    def write_summary() -> None:
+        atomic_write_json(
+            summary_path,
+            {
+                "config": resolved,
+                "rounds": rounds,
+                "final_embedder": rounds[-1].get("embedder") if rounds else None,
+                "provenance": provenance(),
+            },
+        )
+
+    baseline_path = out_dir / "round_0" / ROUND_NAME
+    if not baseline_path.is_file():
+        started = time.perf_counter()
+        baseline = {
+            "round": 0,
+            "embedder": str(Path(base_embedder).resolve()),
+            "validation": validate(HFDualEncoder(base_embedder), lvlm, tasks, config, progress),
+            "seconds": {"validation": round(time.perf_counter() - started, 1)},
+        }
+        atomic_write_json(baseline_path, baseline)
+    rounds.append(json.loads(baseline_path.read_text(encoding="utf-8")))
+    write_summary()
+
+    previous_dir = Path(base_embedder)
+    for index in range(1, config.rounds + 1):
+        round_dir = out_dir / f"round_{index}"
+        record_path = round_dir / ROUND_NAME
+        if not record_path.is_file():
+            timings: dict[str, float] = {}
+            started = time.perf_counter()
+            embedder = HFDualEncoder(previous_dir)
+            lists: list[RankedList] = []
+            statistics = {}
+            for task in tasks:
+                task_lists, statistics[task.name] = _lists_for_task(
+                    task, embedder, lvlm, cache, config, index, progress
+                )
+                lists.extend(task_lists)
+            timings["retrieve_and_score"] = round(time.perf_counter() - started, 1)
+            started = time.perf_counter()
+            embedder_dir = train_retriever(
+                previous_dir, lists, round_dir / "embedder", config.train, progress
+            )
+            timings["train"] = round(time.perf_counter() - started, 1)
+            started = time.perf_counter()
+            validation = validate(HFDualEncoder(embedder_dir), lvlm, tasks, config, progress)
+            timings["validation"] = round(time.perf_counter() - started, 1)
+            atomic_write_json(
+                record_path,
+                {
+                    "round": index,
+                    "embedder": str(embedder_dir.resolve()),
+                    "feedback": statistics,
+                    "training_lists": len(lists),
+                    "validation": validation,
+                    "seconds": timings,
+                },
+            )
+        rounds.append(json.loads(record_path.read_text(encoding="utf-8")))
+        write_summary()
+        previous_dir = round_dir / "embedder"
+    return json.loads(summary_path.read_text(encoding="utf-8"))

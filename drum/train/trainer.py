@@ -1,0 +1,227 @@
+"""Fine-tuning the embedder so that its ``concat`` similarity reproduces the LVLM's ranking.
+
+Each step takes ``batch_size`` ranked lists, samples ``candidates_per_query`` candidates of
+each (``drum.train.lists.sample_positions``), embeds queries and candidates with the same dual
+encoder, and minimises::
+
+    loss = list_weight * L_list(scale * sim(q, c_1..K), relevance)
+         + contrastive_weight * CE(scale * sim(q, all candidates of the batch), best of q)
+
+(UDR's objective: a list-wise ranking term plus an in-batch contrastive term whose positive
+is the LVLM's top candidate). Checkpoints at every epoch end hold the model, optimiser and
+scheduler; a killed run resumes from the last one and, with the same seed, ends with the same
+weights as an uninterrupted run (data order and candidate samples are functions of
+``(seed, epoch)``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save
+from tqdm.auto import tqdm
+
+from drum.data.example import Example
+from drum.embed.base import load_image
+from drum.losses import RANKING_LOSSES
+from drum.train.config import RetrieverTrainConfig
+from drum.train.dual_encoder import TrainableDualEncoder
+from drum.train.lists import RankedList, sample_positions
+from drum.utils.fingerprint import directory_digest
+from drum.utils.io import atomic_directory, atomic_open, atomic_write_bytes, atomic_write_json
+from drum.utils.seed import seed_everything
+
+CARD_NAME = "drum_retriever.json"
+
+
+def lists_digest(lists: Sequence[RankedList]) -> str:
+    """Identifies the training data (ids and rounded relevance) for resume checks."""
+    digest = hashlib.sha256()
+    for item in lists:
+        digest.update(item.query.id.encode())
+        for candidate, relevance in zip(item.candidates, item.relevance, strict=True):
+            digest.update(f"|{candidate.id}:{relevance:.6f}".encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+def _lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def in_batch_contrastive_loss(
+    queries: torch.Tensor, candidates: torch.Tensor, positive: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """``-mean_b log softmax(scale * q_b . C^T)[positive_b]`` over all candidates ``C`` of the
+    batch: each query's positive is its best candidate, every other candidate a negative.
+
+    Args:
+        queries: ``(B, D)``; candidates: ``(N, D)``; positive: ``(B,)`` rows of ``candidates``.
+    """
+    return torch.nn.functional.cross_entropy(scale * queries @ candidates.T, positive)
+
+
+class _Batcher:
+    """Pixel values (computed once per image) and text inputs of examples."""
+
+    def __init__(self, encoder: TrainableDualEncoder, examples: Sequence[Example]) -> None:
+        self.encoder = encoder
+        unique = {example.image: None for example in examples}
+        paths = list(unique)
+        chunks = [
+            encoder.pixel_values([load_image(p) for p in paths[start : start + 512]])
+            for start in range(0, len(paths), 512)
+        ]
+        pixels = torch.cat(chunks) if chunks else torch.zeros(0)
+        self.row = {path: row for row, path in enumerate(paths)}
+        self.pixels = pixels
+
+    def vectors(self, examples: Sequence[Example], image_weight: float) -> torch.Tensor:
+        pixels = self.pixels[[self.row[example.image] for example in examples]]
+        image = self.encoder.image_embeddings(pixels)
+        text = self.encoder.text_embeddings(
+            self.encoder.text_inputs([example.text for example in examples])
+        )
+        return self.encoder.concat(image, text, image_weight)
+
+
+def train_retriever(
+    init_dir: str | Path,
+    lists: Sequence[RankedList],
+    out_dir: str | Path,
+    config: RetrieverTrainConfig | None = None,
+    progress: bool = True,
+) -> Path:
+    """Fine-tune the embedder at ``init_dir`` on ``lists``; save it (with its card) to
+    ``out_dir``. Resumes from ``out_dir``'s checkpoint when one of the same run exists."""
+    config = config or RetrieverTrainConfig()
+    init_dir, out_dir = Path(init_dir), Path(out_dir)
+    lists = [item for item in lists if len(item.candidates) >= config.candidates_per_query]
+    if not lists:
+        raise ValueError(
+            f"no training list has >= {config.candidates_per_query} candidates to sample"
+        )
+    identity = {
+        "config": config.to_dict(),
+        "init_digest": directory_digest(init_dir),
+        "lists_digest": lists_digest(lists),
+    }
+    card_path = out_dir / CARD_NAME
+    if card_path.is_file():
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        if card.get("identity") == identity:
+            return out_dir
+
+    seed_everything(config.seed)
+    encoder = TrainableDualEncoder.from_pretrained(init_dir)
+    trainable = encoder.set_trainable(config.trainable)
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(lists) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: _lr_factor(s, total_steps, config.warmup_steps)
+    )
+    list_loss = RANKING_LOSSES[config.loss]()
+
+    checkpoint = out_dir.parent / f".{out_dir.name}.checkpoint"
+    epoch, history = 0, []
+    if (checkpoint / "state.json").is_file():
+        state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+        if state["identity"] == identity:
+            folder = checkpoint / state["folder"]
+            encoder.model.load_state_dict(load_file(folder / "model.safetensors"))
+            optim = torch.load(folder / "optimizer.pt", weights_only=True)
+            optimizer.load_state_dict(optim["optimizer"])
+            scheduler.load_state_dict(optim["scheduler"])
+            epoch, history = state["epoch"], state["history"]
+
+    batcher = _Batcher(encoder, [e for item in lists for e in (item.query, *item.candidates)])
+    encoder.model.train()
+    k = config.candidates_per_query
+    bar = tqdm(
+        total=total_steps,
+        initial=epoch * steps_per_epoch,
+        desc="training DRUM retriever",
+        disable=not progress,
+    )
+    while epoch < config.epochs:
+        rng = np.random.default_rng([config.seed, epoch])
+        order = rng.permutation(len(lists))
+        losses = []
+        for start in range(0, len(order), config.batch_size):
+            batch = [lists[i] for i in order[start : start + config.batch_size]]
+            picks = [sample_positions(len(item.candidates), k, config.top, rng) for item in batch]
+            candidates = [
+                item.candidates[p] for item, ps in zip(batch, picks, strict=True) for p in ps
+            ]
+            relevance = torch.tensor(
+                [[item.relevance[p] for p in ps] for item, ps in zip(batch, picks, strict=True)]
+            )
+            queries = batcher.vectors([item.query for item in batch], config.image_weight)
+            pool = batcher.vectors(candidates, config.image_weight)
+            # (B, K): each query against its own sampled candidates.
+            similarity = torch.einsum("bd,bkd->bk", queries, pool.view(len(batch), k, -1))
+            loss = config.list_weight * list_loss(config.scale * similarity, relevance, None)
+            if config.contrastive_weight:
+                positive = torch.arange(len(batch)) * k  # position 0 = the LVLM's best
+                loss = loss + config.contrastive_weight * in_batch_contrastive_loss(
+                    queries, pool, positive, config.scale
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.update()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses[-20:]):.4f}")
+        epoch += 1
+        history.append({"epoch": epoch, "loss": float(np.mean(losses))})
+        _save_checkpoint(checkpoint, encoder, optimizer, scheduler, identity, epoch, history)
+    bar.close()
+
+    card = {"identity": identity, "examples": len(lists), "history": history}
+    with atomic_directory(out_dir) as staging:
+        encoder.save_pretrained(staging)
+        atomic_write_json(staging / CARD_NAME, card)
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    return out_dir
+
+
+def _save_checkpoint(
+    directory: Path,
+    encoder: TrainableDualEncoder,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    identity: dict[str, Any],
+    epoch: int,
+    history: list[dict[str, Any]],
+) -> None:
+    """The state after ``epoch`` epochs, in its own folder; ``state.json``, which names the
+    folder, is replaced last, so a kill at any point leaves a whole checkpoint to resume."""
+    folder = directory / f"epoch_{epoch}"
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().clone().contiguous() for k, v in encoder.model.state_dict().items()}
+    atomic_write_bytes(folder / "model.safetensors", save(state))
+    with atomic_open(folder / "optimizer.pt", "wb") as handle:
+        schedule = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
+        torch.save(schedule, handle)
+    atomic_write_json(
+        directory / "state.json",
+        {"identity": identity, "epoch": epoch, "folder": folder.name, "history": history},
+    )
+    for old in directory.glob("epoch_*"):
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)

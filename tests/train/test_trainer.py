@@ -1,0 +1,107 @@
+"""Fine-tuning the dual encoder on ranked lists: learning, resume, identity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from drum.data.jsonl import read_examples
+from drum.train import trainer as trainer_module
+from drum.train.config import RetrieverTrainConfig
+from drum.train.dual_encoder import TrainableDualEncoder
+from drum.train.lists import RankedList
+from drum.train.trainer import CARD_NAME, in_batch_contrastive_loss, train_retriever
+
+CONFIG = RetrieverTrainConfig(epochs=2, batch_size=8, candidates_per_query=4, lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def lists(tiny_world: Path) -> list[RankedList]:
+    """Per query, 10 pool candidates ranked by whether they share its answer (then by id)."""
+    pool = read_examples(tiny_world / "vqa" / "pool.jsonl", verify_images=False)
+    rng = np.random.default_rng(0)
+    out = []
+    for query in pool[:24]:
+        others = [e for e in pool if e.id != query.id]
+        picked = [others[int(i)] for i in rng.choice(len(others), size=10, replace=False)]
+        scored = sorted(
+            ((float(c.answer == query.answer) - 0.01 * i, c) for i, c in enumerate(picked)),
+            key=lambda pair: -pair[0],
+        )
+        out.append(RankedList(query, tuple(c for _, c in scored), tuple(s for s, _ in scored)))
+    return out
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(path / "model.safetensors")
+
+
+def test_training_updates_the_model_and_writes_a_card(
+    tiny_clip_dir: Path, lists: list[RankedList], tmp_path: Path
+) -> None:
+    out = train_retriever(tiny_clip_dir, lists, tmp_path / "drum", CONFIG, progress=False)
+    card = json.loads((out / CARD_NAME).read_text())
+    assert [row["epoch"] for row in card["history"]] == [1, 2]
+    before, after = _weights(tiny_clip_dir), _weights(out)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert not (tmp_path / ".drum.checkpoint").exists()
+    # The saved directory is an embedder again.
+    TrainableDualEncoder.from_pretrained(out)
+
+
+def test_same_run_is_not_retrained(
+    tiny_clip_dir: Path, lists: list[RankedList], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = train_retriever(tiny_clip_dir, lists, tmp_path / "drum", CONFIG, progress=False)
+    monkeypatch.setattr(trainer_module, "TrainableDualEncoder", None)  # any use would fail
+    assert train_retriever(tiny_clip_dir, lists, out, CONFIG, progress=False) == out
+
+
+def test_resume_after_a_kill_gives_the_uninterrupted_weights(
+    tiny_clip_dir: Path, lists: list[RankedList], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = train_retriever(tiny_clip_dir, lists, tmp_path / "whole", CONFIG, progress=False)
+
+    real = trainer_module.sample_positions
+    calls = {"n": 0}
+    steps_per_epoch = len(lists) // CONFIG.batch_size
+
+    def dies_in_epoch_two(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] > (steps_per_epoch + 1) * CONFIG.batch_size:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "sample_positions", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train_retriever(tiny_clip_dir, lists, tmp_path / "resumed", CONFIG, progress=False)
+    state = json.loads((tmp_path / ".resumed.checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 1
+    monkeypatch.setattr(trainer_module, "sample_positions", real)
+    resumed = train_retriever(tiny_clip_dir, lists, tmp_path / "resumed", CONFIG, progress=False)
+    a, b = _weights(whole), _weights(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_projection_mode_trains_only_the_projections(tiny_clip_dir: Path) -> None:
+    encoder = TrainableDualEncoder.from_pretrained(tiny_clip_dir)
+    encoder.set_trainable("projection")
+    trained = {n for n, p in encoder.model.named_parameters() if p.requires_grad}
+    assert trained == {"visual_projection.weight", "text_projection.weight"}
+
+
+def test_in_batch_contrastive_loss_prefers_the_positive() -> None:
+    queries = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), dim=-1)
+    candidates = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
+    right = in_batch_contrastive_loss(queries, candidates, torch.tensor([0, 1]), scale=10.0)
+    wrong = in_batch_contrastive_loss(queries, candidates, torch.tensor([1, 0]), scale=10.0)
+    assert right < wrong
+    expected = -torch.log_softmax(10.0 * queries @ candidates.T, dim=1)[[0, 1], [0, 1]].mean()
+    torch.testing.assert_close(right, expected)
