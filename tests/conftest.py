@@ -73,3 +73,22 @@ def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     SiglipModel(config).save_pretrained(path)
     processor.save_pretrained(path)
     return path
+
+
+def load_tiny_lvlms():  # type: ignore[no-untyped-def]
+    """``tests/lvlm/tiny_lvlms.py`` as a module (tests are not a package: load it by path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "drum_tests_tiny_lvlms", Path(__file__).parent / "lvlm" / "tiny_lvlms.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny_llava_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random LLaVA (``tests/lvlm/tiny_lvlms.py``) saved with save_pretrained."""
+    return load_tiny_lvlms().build_tiny_llava(tmp_path_factory.mktemp("tiny_llava")).path

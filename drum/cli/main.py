@@ -382,6 +382,144 @@ def eval_command(
     console.print(f"results: {out / 'icl_results.json'} (+ .md, .png)")
 
 
+def _mine(
+    world: Path,
+    lvlm: str,
+    embedder: str,
+    out: Path,
+    rounds: int,
+    queries_per_task: int,
+    candidates: int,
+    epochs: int,
+    loss: str,
+    relevance: str,
+    image_weight: float,
+    seed: int,
+    device: str,
+) -> None:
+    from drum.feedback.scorer import FeedbackConfig
+    from drum.lvlm.hf import HFLVLM
+    from drum.tasks.spec import world_tasks
+    from drum.train.config import MiningConfig, RetrieverTrainConfig
+    from drum.train.mining import mine
+
+    try:
+        config = MiningConfig(
+            rounds=rounds,
+            queries_per_task=queries_per_task,
+            relevance=relevance,
+            feedback=FeedbackConfig(candidates=candidates),
+            train=RetrieverTrainConfig(
+                epochs=epochs, loss=loss, image_weight=image_weight, seed=seed
+            ),
+        )
+        tasks = list(world_tasks(world, split="val").values())
+    except (ValueError, FileNotFoundError) as error:
+        _fail(str(error))
+    try:
+        summary = mine(tasks, HFLVLM(lvlm, device=device), embedder, out, config)
+    except ValueError as error:
+        _fail(str(error))
+    for record in summary["rounds"]:
+        console.print(f"round {record['round']}: {json.dumps(record['validation'])}")
+    console.print(f"DRUM embedder: {summary['final_embedder']}")
+
+
+WorldOption = Annotated[Path, typer.Option(help="A world directory (drum data make-world).")]
+LVLMOption = Annotated[str, typer.Option(help="LVLM whose feedback ranks the candidates.")]
+EmbedderOption = Annotated[str, typer.Option(help="The dual encoder to start from.")]
+
+
+@app.command("mine")
+def mine_command(
+    world: WorldOption = Path("world"),
+    lvlm: LVLMOption = "models/lvlm",
+    embedder: EmbedderOption = "models/embedder",
+    out: Annotated[Path, typer.Option(help="Mining directory (resumable).")] = Path("runs/drum"),
+    rounds: Annotated[int, typer.Option(help="Rounds of retrieve -> score -> train.")] = 3,
+    queries_per_task: int = 600,
+    candidates: Annotated[int, typer.Option(help="Candidates scored per query (M).")] = 30,
+    epochs: int = 3,
+    loss: Annotated[str, typer.Option(help="lambda (UDR), listnet or listmle.")] = "lambda",
+    relevance: Annotated[
+        str, typer.Option(help="feedback (LVLM re-rank) or similarity (ablation).")
+    ] = "feedback",
+    image_weight: float = 0.5,
+    seed: int = 0,
+    device: str = "cpu",
+) -> None:
+    """Iterative demonstration mining: train the DRUM retriever on LVLM feedback (resumes)."""
+    _mine(
+        world, lvlm, embedder, out, rounds, queries_per_task, candidates, epochs, loss,
+        relevance, image_weight, seed, device,
+    )  # fmt: skip
+
+
+@app.command("train")
+def train_command(
+    world: WorldOption = Path("world"),
+    lvlm: LVLMOption = "models/lvlm",
+    embedder: EmbedderOption = "models/embedder",
+    out: Annotated[Path, typer.Option(help="Training directory (resumable).")] = Path("runs/drum"),
+    rounds: Annotated[int, typer.Option(help="Mining rounds (1: no mining).")] = 1,
+    queries_per_task: int = 600,
+    candidates: Annotated[int, typer.Option(help="Candidates scored per query (M).")] = 30,
+    epochs: int = 3,
+    loss: Annotated[str, typer.Option(help="lambda (UDR), listnet or listmle.")] = "lambda",
+    relevance: Annotated[
+        str, typer.Option(help="feedback (LVLM re-rank) or similarity (ablation).")
+    ] = "feedback",
+    image_weight: float = 0.5,
+    seed: int = 0,
+    device: str = "cpu",
+) -> None:
+    """Train the DRUM retriever on LVLM feedback: ``drum mine`` with one round by default."""
+    _mine(
+        world, lvlm, embedder, out, rounds, queries_per_task, candidates, epochs, loss,
+        relevance, image_weight, seed, device,
+    )  # fmt: skip
+
+
+@app.command("experiments")
+def experiments_command(
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/experiments"),
+    demo: Annotated[
+        Path, typer.Option(help="A finished demo run (its world and models are reused).")
+    ] = Path("runs/demo"),
+    rounds: int = 3,
+    train_seeds: Annotated[str, typer.Option(help="Comma-separated DRUM training seeds.")] = (
+        "0,1,2"
+    ),
+    max_queries: Annotated[
+        int | None, typer.Option(help="Test queries per task (default: all).")
+    ] = None,
+) -> None:
+    """DRUM vs the similarity strategies with ablations: the full table (resumable)."""
+    from drum.pipelines.drum_experiments import (
+        DrumExperimentConfig,
+        rounds_table,
+        run_drum_experiments,
+    )
+    from drum.train.config import MiningConfig
+
+    models = demo / "models"
+    if not (models / "lvlm").is_dir() or not (demo / "world").is_dir():
+        _fail(f"{demo} holds no finished demo (world, models/lvlm): run `make demo` first")
+    config = DrumExperimentConfig(
+        mining=MiningConfig(rounds=rounds),
+        train_seeds=_csv_ints(train_seeds, "--train-seeds"),
+        max_queries=max_queries,
+    )
+    results = run_drum_experiments(
+        demo / "world", models / "embedder", models / "lvlm", out, config
+    )
+    from drum.eval.report import markdown_table
+
+    typer.echo(markdown_table(results))
+    typer.echo(rounds_table(results))
+    console.print(f"results: {out}/drum_results.json (+ .md, .png)")
+
+
 @app.command("demo")
 def demo_command(
     out: Annotated[

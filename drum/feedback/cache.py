@@ -1,10 +1,12 @@
 """An append-only, crash-safe cache of LVLM feedback scores.
 
 One JSON object per line, keyed by ``(model fingerprint, query id, candidate id, answer)``
-(``candidate = null`` for the zero-shot score ``log p(a | q)``). Each batch of new scores is
-appended with one ``write`` and ``fsync``ed, so an interrupted scoring run loses at most the
-batch in flight and a rerun scores only what is missing. A torn last line (a crash during the
-write) is dropped on load; a malformed line anywhere else is an error naming file and line.
+(``candidate = null`` for the zero-shot score ``log p(a | q)``; the scorer's model part also
+names the prompt template when it is not the default, see ``cache_model_key``). Each batch of
+new scores is appended with one ``write`` and ``fsync``ed, so an interrupted scoring run loses
+at most the batch in flight and a rerun scores only what is missing. A torn last line (a crash
+during the write) is dropped on load; a malformed line anywhere else is an error naming file
+and line.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ scores are never scored again.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -65,6 +67,21 @@ class QueryFeedback:
         return [self.candidate_ids[i] for i in order]
 
 
+def cache_model_key(lvlm: LVLM, template: PromptTemplate | None = None) -> str:
+    """The model part of the cache keys: the LVLM's fingerprint, plus a digest of the prompt
+    template unless it is the default one.
+
+    The template rewrites every prompt, so a score under another template is another score;
+    without it in the key a cache filled under one template would silently answer for another.
+    The default template keeps the bare fingerprint.
+    """
+    template = template or PromptTemplate()
+    if template == PromptTemplate():
+        return lvlm.fingerprint
+    phrasing = json.dumps([template.user, template.answer]).encode("utf-8")
+    return f"{lvlm.fingerprint}+template-{hashlib.sha256(phrasing).hexdigest()[:16]}"
+
+
 def _value(score: ScoreResult, length_normalised: bool) -> float:
     return score.mean if length_normalised else score.sum
 
@@ -84,7 +101,7 @@ def score_feedback(
     ``config.flush_every`` prompts, so a killed run resumes where it stopped.
     """
     config = config or FeedbackConfig()
-    model = lvlm.fingerprint
+    model = cache_model_key(lvlm, template)
     known: dict[FeedbackKey, ScoreResult] = {}
     pending: dict[FeedbackKey, tuple[tuple[Example, ...], Example]] = {}
     for query in queries:

@@ -147,7 +147,6 @@ def _lists_for_task(
     lvlm: LVLM,
     cache: FeedbackCache,
     config: MiningConfig,
-    round_index: int,
     progress: bool,
 ) -> tuple[list[RankedList], dict[str, float]]:
     pool = read_examples(task.pool, verify_images=False)
@@ -236,7 +235,7 @@ def mine(
             statistics = {}
             for task in tasks:
                 task_lists, statistics[task.name] = _lists_for_task(
-                    task, embedder, lvlm, cache, config, index, progress
+                    task, embedder, lvlm, cache, config, progress
                 )
                 lists.extend(task_lists)
             timings["retrieve_and_score"] = round(time.perf_counter() - started, 1)

@@ -1,0 +1,271 @@
+"""LVLM feedback scoring: batched + cached ``score_feedback`` vs a naive one-prompt-at-a-time loop.
+
+Both sides compute ``s(c) = log p(a | c, q) - log p(a | q)`` (per-token means) for the SAME
+``--queries`` queries x ``--candidates`` random pool candidates each:
+
+(a) ``score_feedback`` with ``FeedbackConfig(batch_size=32)`` and a fresh on-disk
+    ``FeedbackCache`` on an ``HFLVLM`` with its image feature cache (each query's prompts are
+    batched together, its zero-shot term scored once, each image encoded once);
+(b) a naive loop on an ``HFLVLM(image_feature_cache_size=0)``: every (query, candidate) pair
+    scores its one-shot prompt and, again, its zero-shot prompt, one prompt per call
+    (``lvlm.score([prompt], [answer], batch_size=1)``), encoding its images every time;
+(c) (a) repeated with a fresh ``FeedbackCache`` object on (a)'s file: a warm cache, nothing to
+    score.
+
+(a) and (b) are timed alternately over chunks of ``--chunk`` queries, so that load from other
+processes hits both alike; ``speedup`` is (b)'s time over the row's time.
+
+The script exits 1 unless every ``s(c)`` of (a) and (b) agree within 1e-4 and (c) scores no
+prompt. Model: ``--model`` (default: the demo's trained built-in LVLM, ``runs/demo/models/lvlm``);
+queries from ``<world>/vqa/val.jsonl``, candidates from ``<world>/vqa/pool.jsonl`` (default
+world ``runs/demo/world``). Without a demo run, a random-weights built-in LVLM (speed does not
+depend on the weights) and a small generated world stand in, and ``meta.model_source`` says so.
+
+Usage: ``python benchmarks/bench_feedback.py [--quick] [--queries N] [--candidates M]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import REPO_ROOT, report
+
+from drum.data import read_examples
+from drum.data.example import Example
+from drum.feedback import FeedbackCache, FeedbackConfig, QueryFeedback, score_feedback
+from drum.lvlm.base import LVLM, ScoreResult
+from drum.lvlm.hf import HFLVLM
+from drum.lvlm.prompt import ICLPrompt, build_prompt
+
+TOLERANCE = 1e-4
+DEFAULT_MODEL = REPO_ROOT / "runs" / "demo" / "models" / "lvlm"
+DEFAULT_WORLD = REPO_ROOT / "runs" / "demo" / "world"
+
+
+class CountingLVLM(LVLM):
+    """Forwards to ``inner`` and counts the prompts that reach ``score``: row (c) must be 0."""
+
+    def __init__(self, inner: LVLM) -> None:
+        self.inner = inner
+        self.prompts = 0
+
+    @property
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint
+
+    def score(
+        self,
+        prompts: Sequence[ICLPrompt],
+        answers: Sequence[str],
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[ScoreResult]:
+        self.prompts += len(prompts)
+        return self.inner.score(prompts, answers, batch_size=batch_size, progress=progress)
+
+    def generate(
+        self,
+        prompts: Sequence[ICLPrompt],
+        max_new_tokens: int = 8,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[str]:
+        return self.inner.generate(prompts, max_new_tokens, batch_size, progress)
+
+
+def vision_encodings(lvlm: HFLVLM) -> list[int]:
+    """A list that grows by the batch size of every vision-tower call (images encoded)."""
+    calls: list[int] = []
+
+    def hook(module: torch.nn.Module, args: tuple, kwargs: dict, output: object) -> None:
+        pixels = args[0] if args else kwargs["pixel_values"]
+        calls.append(int(pixels.shape[0]))
+
+    lvlm.model.model.vision_tower.register_forward_hook(hook, with_kwargs=True)
+    return calls
+
+
+def stand_ins(workdir: Path, need_model: bool, need_world: bool) -> tuple[Path, Path]:
+    """A random-weights built-in LVLM and a small world, for machines without a demo run."""
+    model_dir, world_dir = workdir / "lvlm", workdir / "world"
+    if need_world:
+        from drum.data.world.generate import WorldConfig, make_world
+
+        make_world(world_dir, WorldConfig(n_train=200, n_pool=500, n_val=200, n_test=20), False)
+    if need_model:
+        from drum.data.world.language import vocabulary
+        from drum.embed.builtin import BuiltinEmbedderConfig, build_clip
+        from drum.lvlm.builtin.model import BuiltinLVLMArchitecture, build_builtin_lvlm
+
+        torch.manual_seed(0)
+        clip, clip_processor = build_clip(BuiltinEmbedderConfig(), vocabulary())
+        clip.save_pretrained(workdir / "clip")
+        clip_processor.save_pretrained(workdir / "clip")
+        model, processor = build_builtin_lvlm(BuiltinLVLMArchitecture(), workdir / "clip")
+        model.save_pretrained(model_dir)
+        processor.save_pretrained(model_dir)
+    return model_dir, world_dir
+
+
+def naive_feedback(
+    lvlm: LVLM, queries: Sequence[Example], candidates: dict[str, list[Example]]
+) -> dict[tuple[str, str], float]:
+    """``s(c)`` the obvious way: two single-prompt forward passes per (query, candidate)."""
+    scores = {}
+    for query in queries:
+        for candidate in candidates[query.id]:
+            (one,) = lvlm.score([build_prompt([candidate], query)], [query.answer], batch_size=1)
+            (zero,) = lvlm.score([build_prompt([], query)], [query.answer], batch_size=1)
+            scores[(query.id, candidate.id)] = one.mean - zero.mean
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 queries x 5 candidates")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="HFLVLM directory")
+    parser.add_argument("--world", type=Path, default=DEFAULT_WORLD, help="world directory")
+    parser.add_argument("--queries", type=int, default=40, help="queries from vqa/val.jsonl")
+    parser.add_argument("--candidates", type=int, default=20, help="pool candidates per query")
+    parser.add_argument("--batch-size", type=int, default=32, help="batched scoring, row (a)")
+    # One thread by default: the built-in LVLM's ops are tiny, so intra-op threads gain little,
+    # and on a busy machine their spin-waits slowed the many small naive calls 10-30x (noise
+    # that would swamp the ratio).
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--seed", type=int, default=0, help="candidate sampling seed")
+    parser.add_argument("--chunk", type=int, default=5, help="queries per alternation of a/b")
+    args = parser.parse_args()
+    n_queries, n_candidates = (10, 5) if args.quick else (args.queries, args.candidates)
+    torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        model_dir, world_dir = args.model, args.world
+        # Stand-ins only replace the defaults; a path the user named must exist.
+        need_model = model_dir == DEFAULT_MODEL and not (model_dir / "config.json").is_file()
+        need_world = world_dir == DEFAULT_WORLD and not (world_dir / "vqa").is_dir()
+        if need_model or need_world:
+            fallback_model, fallback_world = stand_ins(workdir, need_model, need_world)
+            model_dir = fallback_model if need_model else model_dir
+            world_dir = fallback_world if need_world else world_dir
+
+        val = read_examples(world_dir / "vqa" / "val.jsonl")
+        pool = read_examples(world_dir / "vqa" / "pool.jsonl")
+        if n_queries > len(val) or n_candidates > len(pool):
+            sys.exit(f"asked for {n_queries} x {n_candidates}; {len(val)} val, {len(pool)} pool")
+        rng = np.random.default_rng(args.seed)
+        queries = [val[i] for i in rng.choice(len(val), n_queries, replace=False)]
+        candidates = {
+            q.id: [pool[i] for i in rng.choice(len(pool), n_candidates, replace=False)]
+            for q in queries
+        }
+        pairs = n_queries * n_candidates
+
+        # (a) batched + cached, on a fresh model object (empty image feature cache), and (b)
+        # naive: no image feature cache, one prompt per call, zero-shot scored per pair. Timed
+        # alternately over chunks of queries (which goes first alternates too), so that load
+        # from other processes on a shared machine hits both sides alike. (a)'s feature cache
+        # and on-disk cache carry over from chunk to chunk, as in one run over all queries.
+        batched = HFLVLM(model_dir)
+        naive = HFLVLM(model_dir, image_feature_cache_size=0)
+        batched_images, naive_images = vision_encodings(batched), vision_encodings(naive)
+        counting, naive_counting = CountingLVLM(batched), CountingLVLM(naive)
+        config = FeedbackConfig(batch_size=args.batch_size)
+        cache_path = workdir / "feedback.jsonl"
+        cache = FeedbackCache(cache_path)
+        fast: list[QueryFeedback] = []
+        slow: dict[tuple[str, str], float] = {}
+        fast_seconds = slow_seconds = 0.0
+        for number, start in enumerate(range(0, n_queries, args.chunk)):
+            chunk = queries[start : start + args.chunk]
+            for side in "ab" if number % 2 == 0 else "ba":
+                started = time.perf_counter()
+                if side == "a":
+                    fast += score_feedback(
+                        counting, chunk, candidates, cache, config, progress=False
+                    )
+                    fast_seconds += time.perf_counter() - started
+                else:
+                    slow.update(naive_feedback(naive_counting, chunk, candidates))
+                    slow_seconds += time.perf_counter() - started
+        fast_prompts = counting.prompts
+        if naive._feature_cache:  # size 0 must keep nothing between calls
+            sys.exit(f"image_feature_cache_size=0 kept {len(naive._feature_cache)} encodings")
+
+        # (c) warm on-disk cache: a fresh cache object reading (a)'s file, as a rerun would.
+        counting.prompts = 0
+        encoded_before_warm = sum(batched_images)
+        started = time.perf_counter()
+        warm = score_feedback(
+            counting, queries, candidates, FeedbackCache(cache_path), config, progress=False
+        )
+        warm_seconds = time.perf_counter() - started
+        warm_prompts = counting.prompts
+        warm_images = sum(batched_images) - encoded_before_warm
+
+    differences = [
+        abs(score - slow[(f.query_id, candidate)])
+        for f in fast
+        for candidate, score in zip(f.candidate_ids, f.scores, strict=True)
+    ]
+    max_difference = max(differences)
+    rows = [
+        {
+            "case": "(a) batched, cold cache",
+            "prompts": fast_prompts,
+            "images_encoded": encoded_before_warm,
+            "seconds": fast_seconds,
+            "pairs_per_s": pairs / fast_seconds,
+            "speedup": slow_seconds / fast_seconds,
+        },
+        {
+            "case": "(b) naive loop",
+            "prompts": naive_counting.prompts,
+            "images_encoded": sum(naive_images),
+            "seconds": slow_seconds,
+            "pairs_per_s": pairs / slow_seconds,
+            "speedup": 1.0,
+        },
+        {
+            "case": "(c) batched, warm cache",
+            "prompts": warm_prompts,
+            "images_encoded": warm_images,
+            "seconds": warm_seconds,
+            "pairs_per_s": pairs / warm_seconds,
+            "speedup": slow_seconds / warm_seconds,
+        },
+    ]
+    meta = {
+        "model": str(model_dir) if not need_model else "random-weights built-in LVLM",
+        "model_source": "stand-in (no demo run)" if need_model else "given/demo checkpoint",
+        "world": str(world_dir) if not need_world else "generated stand-in world",
+        "queries": n_queries,
+        "candidates": n_candidates,
+        "pairs": pairs,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "seed": args.seed,
+        "chunk": args.chunk,
+        "max_abs_difference_a_vs_b": max_difference,
+        "tolerance": TOLERANCE,
+        "warm_equals_cold": warm == fast,
+    }
+    report("feedback_quick" if args.quick else "feedback", rows, meta)
+    if max_difference > TOLERANCE:
+        sys.exit(f"batched and naive s(c) differ by {max_difference:.3g} > {TOLERANCE}")
+    if warm_prompts or warm_images or warm != fast:
+        sys.exit(
+            f"warm cache scored {warm_prompts} prompts, encoded {warm_images} images "
+            f"or changed the scores (identical: {warm == fast})"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""DRUM's claims, measured: the trained retriever vs the similarity strategies, and ablations.
+
+1. Mining (``drum.train.mining``) on each task's pool with validation on ``val``: ``R`` rounds
+   per training seed. Round 1 of the same run is the "without mining (R = 1)" ablation.
+2. Ablations, each mined for ``ablation_rounds`` rounds with training seed 0:
+   ``no_concat`` (image embeddings only, trained and retrieved with ``image_weight = 1``) and
+   ``no_rerank`` (trained on the embedder's own similarity order, not the LVLM's feedback).
+3. ICL evaluation on ``test``: the baselines and every DRUM variant, one results JSON whose
+   rows carry the variant as their strategy name (``drum`` rows carry the training seed), with
+   a markdown table and a plot rendered from it (``drum.eval.report``).
+
+Everything resumes: mining rounds are skipped when done, feedback is cached, and the
+evaluation reruns only when its JSON is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from drum.embed.cache import EmbeddingCache
+from drum.embed.hf import HFDualEncoder
+from drum.eval.icl import ICLEvalConfig, evaluate_icl
+from drum.eval.report import render_report
+from drum.lvlm.hf import HFLVLM
+from drum.tasks.spec import world_tasks
+from drum.train.config import MiningConfig
+from drum.train.mining import mine
+from drum.utils.io import atomic_write_json
+from drum.utils.provenance import provenance
+
+RESULTS_NAME = "drum_results.json"
+ABLATIONS = ("no_concat", "no_rerank")
+ABLATION_LABELS = {
+    "no_concat": "drum (image only)",
+    "no_rerank": "drum (no LVLM re-rank)",
+}
+R1_LABEL = "drum (R=1)"
+
+
+@dataclass(frozen=True)
+class DrumExperimentConfig:
+    """What ``run_drum_experiments`` trains and evaluates.
+
+    Attributes:
+        mining: the DRUM recipe (rounds ``R``, queries, candidates, training).
+        train_seeds: DRUM is mined once per seed; its rows are averaged over seeds.
+        ablations: a subset of ``ABLATIONS``.
+        ablation_rounds: rounds of each ablation's mining (compare with ``drum (R=1)``
+            when 1).
+        baselines: similarity / random strategies evaluated beside DRUM.
+        shots: demonstration counts (0 adds the zero-shot row).
+        seeds: seeds of the random baseline.
+        max_queries: test queries per task (``None``: the whole split).
+    """
+
+    mining: MiningConfig = field(default_factory=MiningConfig)
+    train_seeds: tuple[int, ...] = (0,)
+    ablations: tuple[str, ...] = ABLATIONS
+    ablation_rounds: int = 1
+    baselines: tuple[str, ...] = ("random", "image", "text", "concat")
+    shots: tuple[int, ...] = (0, 1, 2, 4, 8)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    max_queries: int | None = None
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        unknown = set(self.ablations) - set(ABLATIONS)
+        if unknown:
+            raise ValueError(f"unknown ablations {sorted(unknown)}; choose from {ABLATIONS}")
+        if not self.train_seeds:
+            raise ValueError("train_seeds must not be empty")
+        if self.ablation_rounds < 1:
+            raise ValueError("ablation_rounds must be >= 1")
+
+
+def _variants(config: DrumExperimentConfig) -> dict[str, MiningConfig]:
+    """Mining runs by directory name."""
+    runs = {
+        f"drum-seed{seed}": replace(config.mining, train=replace(config.mining.train, seed=seed))
+        for seed in config.train_seeds
+    }
+    if "no_concat" in config.ablations:
+        runs["no_concat"] = replace(
+            config.mining,
+            rounds=config.ablation_rounds,
+            train=replace(config.mining.train, image_weight=1.0),
+        )
+    if "no_rerank" in config.ablations:
+        runs["no_rerank"] = replace(
+            config.mining, rounds=config.ablation_rounds, relevance="similarity"
+        )
+    return runs
+
+
+def run_drum_experiments(
+    world_dir: str | Path,
+    embedder_dir: str | Path,
+    lvlm_dir: str | Path,
+    out: str | Path,
+    config: DrumExperimentConfig | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Mine every variant, evaluate them with the baselines, write ``drum_results.json``
+    (+ ``.md`` / ``.png``) under ``out`` and return the results."""
+    config = config or DrumExperimentConfig()
+    world_dir, out = Path(world_dir), Path(out)
+    lvlm = HFLVLM(lvlm_dir)
+    val_tasks = list(world_tasks(world_dir, "val").values())
+    test_tasks = list(world_tasks(world_dir, "test").values())
+    timings: dict[str, float] = {}
+    summaries: dict[str, Any] = {}
+    for name, mining_config in _variants(config).items():
+        started = time.perf_counter()
+        summaries[name] = mine(
+            val_tasks, lvlm, embedder_dir, out / "mining" / name, mining_config, progress
+        )
+        timings[f"mining_{name}"] = round(time.perf_counter() - started, 1)
+
+    # (strategy label, seed, embedder directory, image weight) of every DRUM row set.
+    drum_rows: list[tuple[str, int | None, Path, float]] = []
+    image_weight = config.mining.train.image_weight
+    for seed in config.train_seeds:
+        rounds = summaries[f"drum-seed{seed}"]["rounds"]
+        drum_rows.append(("drum", seed, Path(rounds[-1]["embedder"]), image_weight))
+        if config.mining.rounds > 1:
+            drum_rows.append((R1_LABEL, seed, Path(rounds[1]["embedder"]), image_weight))
+    for name in config.ablations:
+        final = Path(summaries[name]["rounds"][-1]["embedder"])
+        weight = 1.0 if name == "no_concat" else image_weight
+        drum_rows.append((ABLATION_LABELS[name], 0, final, weight))
+
+    started = time.perf_counter()
+    cache = EmbeddingCache(out / "cache")
+    base_embedder = HFDualEncoder(embedder_dir)
+    eval_kwargs = dict(
+        shots=config.shots,
+        seeds=config.seeds,
+        batch_size=config.batch_size,
+        max_queries=config.max_queries,
+        corpus_ci="fixed_statistics",
+    )
+    rows: list[dict[str, Any]] = []
+    for task in test_tasks:
+        baseline = ICLEvalConfig(
+            strategies=config.baselines, image_weight=image_weight, **eval_kwargs
+        )
+        rows += evaluate_icl(task, lvlm, baseline, base_embedder, cache, progress)
+        for label, seed, directory, weight in drum_rows:
+            drum_config = ICLEvalConfig(
+                strategies=("drum",),
+                image_weight=weight,
+                **{**eval_kwargs, "shots": tuple(k for k in config.shots if k > 0)},
+            )
+            for row in evaluate_icl(
+                task, lvlm, drum_config, None, cache, progress, HFDualEncoder(directory)
+            ):
+                rows.append({**row, "strategy": label, "seed": seed})
+    timings["evaluation"] = round(time.perf_counter() - started, 1)
+
+    results = {
+        "config": {
+            "experiment": {
+                **asdict(config),
+                "mining": config.mining.to_dict(),
+            },
+            "tasks": [task.to_dict() for task in test_tasks],
+            "lvlm": {"name": str(lvlm_dir), "fingerprint": lvlm.fingerprint},
+            "embedder": {"name": str(embedder_dir), "fingerprint": base_embedder.fingerprint},
+            "drum_embedders": {
+                f"{label} seed {seed}": str(directory) for label, seed, directory, _ in drum_rows
+            },
+            "seeds": list(config.seeds),
+            "order": "similar_last",
+        },
+        "rows": rows,
+        "mining": {name: {"rounds": summary["rounds"]} for name, summary in summaries.items()},
+        "seconds": timings,
+        "provenance": provenance(),
+    }
+    path = out / RESULTS_NAME
+    atomic_write_json(path, results)
+    render_report(path)
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def rounds_table(results: dict[str, Any]) -> str:
+    """Markdown: per mining run and round, validation metrics of every task."""
+    lines = []
+    for name, summary in results["mining"].items():
+        rounds = summary["rounds"]
+        tasks = list(rounds[0]["validation"])
+        header = [f"{task} {metric}" for task in tasks for metric in rounds[0]["validation"][task]]
+        lines += [f"#### mining run `{name}` (validation, {len(rounds) - 1} rounds)", ""]
+        lines += ["| round | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+        for record in rounds:
+            values = [
+                f"{record['validation'][task][metric]:.3f}"
+                for task in tasks
+                for metric in rounds[0]["validation"][task]
+            ]
+            lines.append(f"| {record['round']} | " + " | ".join(values) + " |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,284 @@
+"""``score_feedback`` on a tiny random LLaVA loaded by path through ``HFLVLM``.
+
+Checked against scores computed by hand (one prompt at a time through ``LVLM.score``), and
+for the cache's promises: a repeated run scores nothing, an interrupted or partial run resumes
+by scoring exactly the missing prompts with the same results, duplicates are scored once. A
+counting proxy around the LVLM records every prompt that reaches ``score``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from drum.data import read_examples
+from drum.data.example import Example
+from drum.feedback import FeedbackCache, FeedbackConfig, QueryFeedback, score_feedback
+from drum.lvlm.base import LVLM, ScoreResult
+from drum.lvlm.hf import HFLVLM
+from drum.lvlm.prompt import ICLPrompt, PromptTemplate, build_prompt
+
+TOL = 1e-5
+
+
+class CountingLVLM(LVLM):
+    """Forwards to ``inner``, recording every (prompt, answer) passed to ``score``.
+
+    ``fail_on_call`` makes the n-th ``score`` call (1-based) raise, as a killed run would stop.
+    """
+
+    def __init__(self, inner: LVLM, fail_on_call: int | None = None) -> None:
+        self.inner = inner
+        self.scored: list[tuple[ICLPrompt, str]] = []
+        self.calls = 0
+        self.fail_on_call = fail_on_call
+
+    @property
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint
+
+    def score(
+        self,
+        prompts: Sequence[ICLPrompt],
+        answers: Sequence[str],
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[ScoreResult]:
+        self.calls += 1
+        if self.calls == self.fail_on_call:
+            raise RuntimeError("killed")
+        self.scored.extend(zip(prompts, answers, strict=True))
+        return self.inner.score(prompts, answers, batch_size=batch_size, progress=progress)
+
+    def generate(
+        self,
+        prompts: Sequence[ICLPrompt],
+        max_new_tokens: int = 8,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> list[str]:
+        return self.inner.generate(prompts, max_new_tokens, batch_size, progress)
+
+
+@pytest.fixture(scope="module")
+def lvlm(tiny_llava_dir: Path) -> HFLVLM:
+    return HFLVLM(tiny_llava_dir)
+
+
+@pytest.fixture(scope="module")
+def world(tiny_world: Path) -> tuple[list[Example], dict[str, list[Example]]]:
+    """Four queries with 3 candidates each, from the pool. Two queries get two-word answers,
+    so per-token means and sums differ (a mean/sum mix-up would show)."""
+    pool = read_examples(tiny_world / "vqa" / "pool.jsonl")
+    queries = pool[:4]
+    queries[1] = dataclasses.replace(queries[1], answers=(f"{pool[1].answer} {pool[2].answer}",))
+    queries[3] = dataclasses.replace(queries[3], answers=(f"{pool[3].answer} {pool[0].answer}",))
+    candidates = {q.id: pool[10 + 3 * i : 13 + 3 * i] for i, q in enumerate(queries)}
+    return queries, candidates
+
+
+def _prompts_of(queries: Sequence[Example], candidates: dict[str, list[Example]]) -> set:
+    """Every distinct (prompt, answer) a feedback run over ``queries`` has to score."""
+    return {
+        (build_prompt(demos, q), q.answer)
+        for q in queries
+        for demos in [[], *([c] for c in candidates[q.id])]
+    }
+
+
+def _assert_feedback_close(got: list[QueryFeedback], expected: list[QueryFeedback]) -> None:
+    assert [f.query_id for f in got] == [f.query_id for f in expected]
+    for g, e in zip(got, expected, strict=True):
+        assert g.candidate_ids == e.candidate_ids
+        assert g.zero_shot == pytest.approx(e.zero_shot, abs=TOL)
+        assert g.scores == pytest.approx(e.scores, abs=TOL)
+
+
+@pytest.mark.parametrize("length_normalised", [True, False])
+def test_scores_equal_by_hand(
+    lvlm: HFLVLM, world: tuple[list[Example], dict[str, list[Example]]], length_normalised: bool
+) -> None:
+    queries, candidates = world
+    config = FeedbackConfig(batch_size=5, length_normalised=length_normalised)
+    feedback = score_feedback(lvlm, queries, candidates, config=config, progress=False)
+
+    def value(demos: list[Example], query: Example) -> float:
+        # One prompt per call: nothing shared with the batched run (padding, batch mates).
+        (result,) = lvlm.score([build_prompt(demos, query)], [query.answer], batch_size=1)
+        return result.mean if length_normalised else result.sum
+
+    assert [f.query_id for f in feedback] == [q.id for q in queries]
+    for query, got in zip(queries, feedback, strict=True):
+        zero = value([], query)
+        assert got.candidate_ids == tuple(c.id for c in candidates[query.id])
+        assert got.zero_shot == pytest.approx(zero, abs=TOL)
+        expected = [value([c], query) - zero for c in candidates[query.id]]
+        assert got.scores == pytest.approx(expected, abs=TOL)
+        # A random model still tells candidates apart; equal scores would hide ordering bugs.
+        assert len({round(s, 4) for s in got.scores}) == len(got.scores)
+
+
+def test_ranked_ids() -> None:
+    feedback = QueryFeedback("q", ("a", "b", "c", "d", "e"), (0.1, 0.5, -0.2, 0.5, 0.3), -1.0)
+    # Most helpful first; the tie (b, d) keeps retrieval order.
+    assert feedback.ranked_ids() == ["b", "d", "e", "a", "c"]
+    assert QueryFeedback("q", (), (), 0.0).ranked_ids() == []
+
+
+def test_ranked_ids_of_real_scores(
+    lvlm: HFLVLM, world: tuple[list[Example], dict[str, list[Example]]]
+) -> None:
+    queries, candidates = world
+    for f in score_feedback(lvlm, queries, candidates, progress=False):
+        ranked = f.ranked_ids()
+        by_id = dict(zip(f.candidate_ids, f.scores, strict=True))
+        assert sorted(ranked) == sorted(f.candidate_ids)
+        assert [by_id[i] for i in ranked] == sorted(f.scores, reverse=True)
+
+
+def test_second_run_with_the_same_cache_scores_nothing(
+    lvlm: HFLVLM, world: tuple[list[Example], dict[str, list[Example]]], tmp_path: Path
+) -> None:
+    queries, candidates = world
+    path = tmp_path / "feedback.jsonl"
+    cache = FeedbackCache(path)
+    first_lvlm = CountingLVLM(lvlm)
+    first = score_feedback(first_lvlm, queries, candidates, cache, progress=False)
+    assert len(first_lvlm.scored) == len(_prompts_of(queries, candidates)) == 4 * (1 + 3)
+    assert len(cache) == len(first_lvlm.scored)
+
+    for again in (cache, FeedbackCache(path)):  # same object, and reloaded from disk
+        counting = CountingLVLM(lvlm)
+        second = score_feedback(counting, queries, candidates, again, progress=False)
+        assert counting.scored == []
+        assert second == first  # cached values are the very same numbers
+
+    # Another model (fingerprint) must not reuse these scores.
+    class Other(CountingLVLM):
+        @property
+        def fingerprint(self) -> str:
+            return "other-" + self.inner.fingerprint
+
+    other = Other(lvlm)
+    score_feedback(other, queries, candidates, FeedbackCache(path), progress=False)
+    assert len(other.scored) == len(first_lvlm.scored)
+
+
+def test_cached_scores_are_not_reused_under_another_template(
+    lvlm: HFLVLM, world: tuple[list[Example], dict[str, list[Example]]], tmp_path: Path
+) -> None:
+    # The template rewrites every prompt, so its scores are other scores.
+    queries, candidates = world
+    path = tmp_path / "feedback.jsonl"
+    doubled = PromptTemplate(user="{text} {text}")
+    plain = score_feedback(lvlm, queries, candidates, FeedbackCache(path), progress=False)
+
+    counting = CountingLVLM(lvlm)
+    other = score_feedback(
+        counting, queries, candidates, FeedbackCache(path), template=doubled, progress=False
+    )
+    assert len(counting.scored) == 4 * (1 + 3)
+    assert all(prompt.query.text.count("?") == 2 for prompt, _ in counting.scored)
+    assert other != plain
+    _assert_feedback_close(
+        other, score_feedback(lvlm, queries, candidates, None, None, doubled, False)
+    )
+
+    for template, expected in ((doubled, other), (None, plain), (PromptTemplate(), plain)):
+        again = CountingLVLM(lvlm)
+        got = score_feedback(
+            again, queries, candidates, FeedbackCache(path), template=template, progress=False
+        )
+        assert again.scored == [] and got == expected
+
+
+def test_resume_scores_only_the_missing_prompts(
+    lvlm: HFLVLM, world: tuple[list[Example], dict[str, list[Example]]], tmp_path: Path
+) -> None:
+    queries, candidates = world
+    scratch = score_feedback(lvlm, queries, candidates, progress=False)
+
+    path = tmp_path / "feedback.jsonl"
+    half = CountingLVLM(lvlm)
+    score_feedback(half, queries[:2], candidates, FeedbackCache(path), progress=False)
+    assert set(half.scored) == _prompts_of(queries[:2], candidates)
+
+    rest = CountingLVLM(lvlm)
+    resumed = score_feedback(rest, queries, candidates, FeedbackCache(path), progress=False)
+    assert len(rest.scored) == len(set(rest.scored))
+    assert set(rest.scored) == _prompts_of(queries[2:], candidates)
+    _assert_feedback_close(resumed, scratch)
+
+
+def test_resume_after_a_crash_mid_run(
+    lvlm: HFLVLM, world: tuple[list[Example], dict[str, list[Example]]], tmp_path: Path
+) -> None:
+    queries, candidates = world
+    scratch = score_feedback(lvlm, queries, candidates, progress=False)
+    path = tmp_path / "feedback.jsonl"
+    config = FeedbackConfig(batch_size=2, flush_every=5)
+
+    # Killed during its third chunk: the first two chunks (10 prompts) were flushed to disk.
+    killed = CountingLVLM(lvlm, fail_on_call=3)
+    with pytest.raises(RuntimeError, match="killed"):
+        score_feedback(killed, queries, candidates, FeedbackCache(path), config, progress=False)
+    assert len(killed.scored) == 10 and len(FeedbackCache(path)) == 10
+
+    rest = CountingLVLM(lvlm)
+    resumed = score_feedback(rest, queries, candidates, FeedbackCache(path), config, progress=False)
+    assert len(rest.scored) == 4 * (1 + 3) - 10
+    assert set(rest.scored).isdisjoint(killed.scored)
+    assert set(rest.scored) | set(killed.scored) == _prompts_of(queries, candidates)
+    _assert_feedback_close(resumed, scratch)
+
+
+def test_duplicates_are_scored_once(
+    lvlm: HFLVLM, world: tuple[list[Example], dict[str, list[Example]]]
+) -> None:
+    queries, pools = world
+    q0, q1 = queries[0], queries[1]
+    c1, c2 = pools[q0.id][:2]
+    candidates = {q0.id: [c1, c2, c1], q1.id: [c1]}
+
+    counting = CountingLVLM(lvlm)
+    feedback = score_feedback(counting, [q0, q0, q1], candidates, progress=False)
+    # q0: zero-shot, c1, c2; q1: zero-shot, c1 (the same demo for another query is another
+    # prompt).
+    assert len(counting.scored) == 5
+    assert set(counting.scored) == _prompts_of([q0, q1], {q0.id: [c1, c2], q1.id: [c1]})
+
+    assert [f.query_id for f in feedback] == [q0.id, q0.id, q1.id]
+    assert feedback[0] == feedback[1]
+    assert feedback[0].candidate_ids == (c1.id, c2.id, c1.id)
+    assert feedback[0].scores[0] == feedback[0].scores[2]
+    reference = score_feedback(lvlm, [q0, q1], {q0.id: [c1, c2], q1.id: [c1]}, progress=False)
+    assert feedback[0].scores[:2] == pytest.approx(reference[0].scores, abs=TOL)
+    assert feedback[2].scores == pytest.approx(reference[1].scores, abs=TOL)
+
+
+def test_query_without_candidates_is_a_clear_error(
+    lvlm: HFLVLM, world: tuple[list[Example], dict[str, list[Example]]], tmp_path: Path
+) -> None:
+    queries, candidates = world
+    missing = queries[-1]
+    partial = {k: v for k, v in candidates.items() if k != missing.id}
+    counting = CountingLVLM(lvlm)
+    cache = FeedbackCache(tmp_path / "feedback.jsonl")
+    with pytest.raises(KeyError, match=f"no candidates given for query '{missing.id}'"):
+        score_feedback(counting, queries, partial, cache, progress=False)
+    # Checked before any work: nothing scored, nothing written.
+    assert counting.scored == [] and len(cache) == 0
+
+
+def test_query_with_no_candidates_gets_an_empty_entry(
+    lvlm: HFLVLM, world: tuple[list[Example], dict[str, list[Example]]]
+) -> None:
+    # An empty list is not a missing entry: only the zero-shot term is scored.
+    queries, _ = world
+    counting = CountingLVLM(lvlm)
+    (feedback,) = score_feedback(counting, queries[:1], {queries[0].id: []}, progress=False)
+    assert feedback.candidate_ids == () and feedback.scores == ()
+    assert len(counting.scored) == 1
