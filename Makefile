@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: demo test test-fast lint bench clean-demo venv
+.PHONY: demo experiments test test-fast lint bench clean-demo venv
 
 venv: $(STAMP)
 
@@ -17,6 +17,12 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/drum demo --out runs/demo
+
+# DRUM vs the similarity strategies with ablations (reuses the demo's world and models).
+experiments: $(STAMP)
+	test -f runs/demo/models/lvlm/config.json || $(VENV)/bin/drum demo --out runs/demo
+	$(VENV)/bin/drum experiments --out runs/experiments --demo runs/demo \
+		--rounds 3 --train-seeds 0,1,2 --max-queries 500
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -495,12 +495,9 @@ def experiments_command(
     ] = None,
 ) -> None:
     """DRUM vs the similarity strategies with ablations: the full table (resumable)."""
-    from drum.pipelines.drum_experiments import (
-        DrumExperimentConfig,
-        rounds_table,
-        run_drum_experiments,
-    )
+    from drum.pipelines.drum_experiments import DrumExperimentConfig, run_drum_experiments
     from drum.train.config import MiningConfig
+    from drum.train.mining import rounds_table
 
     models = demo / "models"
     if not (models / "lvlm").is_dir() or not (demo / "world").is_dir():
@@ -516,7 +513,7 @@ def experiments_command(
     from drum.eval.report import markdown_table
 
     typer.echo(markdown_table(results))
-    typer.echo(rounds_table(results))
+    typer.echo(rounds_table(results["mining"]))
     console.print(f"results: {out}/drum_results.json (+ .md, .png)")
 
 

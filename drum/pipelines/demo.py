@@ -3,7 +3,9 @@
 1. the built-in world;
 2. the built-in embedder and LVLM (the shipped copies when they match the world, else trained);
 3. retrieval quality per strategy (do the demonstrations reveal the answer?);
-4. few-shot ICL evaluation of the LVLM per task x strategy x shot count, with 95% CIs.
+4. DRUM: the embedder fine-tuned on the LVLM's feedback, over rounds of demonstration mining;
+5. few-shot ICL evaluation of the LVLM per task x strategy (DRUM's included) x shot count,
+   with 95% CIs.
 
 Results are JSON (resolved config, metrics, provenance) with markdown tables and a plot
 rendered from it, under ``out/results``. A second run reuses the world, models and embeddings.
@@ -25,6 +27,7 @@ from drum.embed.builtin import BuiltinEmbedderConfig
 from drum.embed.cache import EmbeddingCache
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import ICLEvalConfig, run_icl_eval
+from drum.feedback.scorer import FeedbackConfig
 from drum.lvlm.builtin.train import BuiltinLVLMConfig
 from drum.lvlm.hf import HFLVLM
 from drum.pipelines.builtin_models import ensure_builtin_models
@@ -34,10 +37,12 @@ from drum.pipelines.retrieval_quality import (
     quality_table_markdown,
 )
 from drum.tasks.spec import world_tasks
+from drum.train.config import MiningConfig, RetrieverTrainConfig
+from drum.train.mining import mine, rounds_table
 from drum.utils.io import atomic_write_json, atomic_write_text
 from drum.utils.provenance import provenance
 
-STRATEGIES = ("random", "fixed", "image", "text", "concat")
+STRATEGIES = ("random", "fixed", "image", "text", "concat", "drum")
 QUICK_WORLD = WorldConfig(n_train=2000, n_pool=300, n_val=100, n_test=100)
 QUICK_EMBEDDER = BuiltinEmbedderConfig(steps=60, batch_size=64)
 QUICK_LVLM = BuiltinLVLMConfig(
@@ -46,6 +51,15 @@ QUICK_LVLM = BuiltinLVLMConfig(
 # Without a shipped LVLM for this world the demo trains one under a time cap; the shipped one
 # was trained longer (`drum lvlm train-builtin`).
 DEMO_LVLM = BuiltinLVLMConfig(max_seconds=150.0)
+# Two rounds keep the demo within ~10 minutes; `drum experiments` runs three, with ablations.
+DEMO_MINING = MiningConfig(rounds=2)
+QUICK_MINING = MiningConfig(
+    rounds=1,
+    queries_per_task=40,
+    val_queries=20,
+    feedback=FeedbackConfig(candidates=10),
+    train=RetrieverTrainConfig(epochs=1),
+)
 
 
 def run_demo(
@@ -59,12 +73,12 @@ def run_demo(
     results_dir = out / "results"
 
     started = time.perf_counter()
-    console.rule("1/4 built-in world")
+    console.rule("1/5 built-in world")
     world_dir = make_world(out / "world", world_config)
     timings["world_seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    console.rule("2/4 built-in embedder (tiny CLIP) and LVLM (tiny LLaVA)")
+    console.rule("2/5 built-in embedder (tiny CLIP) and LVLM (tiny LLaVA)")
     models = ensure_builtin_models(
         world_dir,
         out / "models",
@@ -77,7 +91,7 @@ def run_demo(
     timings["models_seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    console.rule("3/4 retrieval quality per strategy")
+    console.rule("3/5 retrieval quality per strategy")
     embedder = HFDualEncoder(models["embedder"])
     cache = EmbeddingCache(out / "cache")
     quality_config = RetrievalQualityConfig(bootstrap_resamples=200 if quick else 1000)
@@ -98,8 +112,20 @@ def run_demo(
     timings["retrieval_seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    console.rule("4/4 few-shot ICL evaluation of the built-in LVLM (test split)")
+    console.rule("4/5 DRUM: fine-tune the embedder on the LVLM's feedback (mining rounds)")
     lvlm = HFLVLM(models["lvlm"])
+    mining = mine(
+        list(world_tasks(world_dir, "val").values()),
+        lvlm,
+        models["embedder"],
+        out / "drum",
+        QUICK_MINING if quick else DEMO_MINING,
+    )
+    console.print(Markdown(rounds_table({"drum": mining})))
+    timings["drum_seconds"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    console.rule("5/5 few-shot ICL evaluation of the built-in LVLM (test split)")
     icl_config = ICLEvalConfig(
         strategies=STRATEGIES,
         shots=(0, 1, 2, 4, 8),
@@ -112,7 +138,15 @@ def run_demo(
         corpus_ci="fixed_statistics",
     )
     tasks = list(world_tasks(world_dir, "test").values())
-    icl = run_icl_eval(tasks, lvlm, icl_config, embedder, results_dir, cache=cache)
+    icl = run_icl_eval(
+        tasks,
+        lvlm,
+        icl_config,
+        embedder,
+        results_dir,
+        cache=cache,
+        drum_embedder=HFDualEncoder(mining["final_embedder"]),
+    )
     timings["icl_seconds"] = time.perf_counter() - started
     console.print(Markdown((results_dir / "icl_results.md").read_text(encoding="utf-8")))
     atomic_write_json(

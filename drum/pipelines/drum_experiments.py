@@ -185,23 +185,3 @@ def run_drum_experiments(
     atomic_write_json(path, results)
     render_report(path)
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def rounds_table(results: dict[str, Any]) -> str:
-    """Markdown: per mining run and round, validation metrics of every task."""
-    lines = []
-    for name, summary in results["mining"].items():
-        rounds = summary["rounds"]
-        tasks = list(rounds[0]["validation"])
-        header = [f"{task} {metric}" for task in tasks for metric in rounds[0]["validation"][task]]
-        lines += [f"#### mining run `{name}` (validation, {len(rounds) - 1} rounds)", ""]
-        lines += ["| round | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
-        for record in rounds:
-            values = [
-                f"{record['validation'][task][metric]:.3f}"
-                for task in tasks
-                for metric in rounds[0]["validation"][task]
-            ]
-            lines.append(f"| {record['round']} | " + " | ".join(values) + " |")
-        lines.append("")
-    return "\n".join(lines)

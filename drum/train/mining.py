@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +262,24 @@ def mine(
         write_summary()
         previous_dir = round_dir / "embedder"
     return json.loads(summary_path.read_text(encoding="utf-8"))
+
+
+def rounds_table(runs: Mapping[str, dict[str, Any]]) -> str:
+    """Markdown: per mining run (name -> ``mine`` summary) and round, the validation metrics
+    of every task."""
+    lines = []
+    for name, summary in runs.items():
+        rounds = summary["rounds"]
+        tasks = list(rounds[0]["validation"])
+        header = [f"{task} {metric}" for task in tasks for metric in rounds[0]["validation"][task]]
+        lines += [f"#### mining run `{name}` (validation, {len(rounds) - 1} rounds)", ""]
+        lines += ["| round | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+        for record in rounds:
+            values = [
+                f"{record['validation'][task][metric]:.3f}"
+                for task in tasks
+                for metric in rounds[0]["validation"][task]
+            ]
+            lines.append(f"| {record['round']} | " + " | ".join(values) + " |")
+        lines.append("")
+    return "\n".join(lines)

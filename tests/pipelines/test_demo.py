@@ -21,8 +21,11 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     assert {row["strategy"] for row in quality["rows"]} >= {"random", "image", "text", "concat"}
     icl = json.loads((results / "icl_results.json").read_text())
     strategies = {row["strategy"] for row in icl["rows"]}
-    assert strategies == {"zero-shot", "random", "fixed", "image", "text", "concat"}
+    assert strategies == {"zero-shot", "random", "fixed", "image", "text", "concat", "drum"}
     assert {row["task"] for row in icl["rows"]} == {"vqa", "caption", "classification"}
     assert (results / "icl_results.png").stat().st_size > 0
     assert "| " in (results / "icl_results.md").read_text()
     assert (out / "models" / "lvlm" / "drum_lvlm.json").is_file()
+    mining = json.loads((out / "drum" / "mining.json").read_text())
+    assert [r["round"] for r in mining["rounds"]] == [0, 1]
+    assert icl["config"]["drum_embedder"]["name"] == mining["final_embedder"]

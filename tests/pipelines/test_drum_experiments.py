@@ -10,10 +10,10 @@ from drum.pipelines.drum_experiments import (
     ABLATION_LABELS,
     R1_LABEL,
     DrumExperimentConfig,
-    rounds_table,
     run_drum_experiments,
 )
 from drum.train.config import MiningConfig, RetrieverTrainConfig
+from drum.train.mining import rounds_table
 
 
 def test_experiments_table_has_baselines_drum_and_ablations(
@@ -51,5 +51,5 @@ def test_experiments_table_has_baselines_drum_and_ablations(
     for label in ABLATION_LABELS.values():
         assert by_strategy[label] == {(1, 0), (2, 0)}
     assert set(results["mining"]) == {"drum-seed0", "drum-seed1", "no_concat", "no_rerank"}
-    table = rounds_table(results)
+    table = rounds_table(results["mining"])
     assert "mining run `drum-seed0`" in table and "| 2 |" in table

@@ -105,3 +105,15 @@ def test_in_batch_contrastive_loss_prefers_the_positive() -> None:
     assert right < wrong
     expected = -torch.log_softmax(10.0 * queries @ candidates.T, dim=1)[[0, 1], [0, 1]].mean()
     torch.testing.assert_close(right, expected)
+
+
+def test_siglip_projection_mode_changes_only_the_heads(
+    tiny_siglip_dir: Path, lists: list[RankedList], tmp_path: Path
+) -> None:
+    config = RetrieverTrainConfig(
+        epochs=1, batch_size=8, candidates_per_query=4, lr=1e-2, trainable="projection"
+    )
+    out = train_retriever(tiny_siglip_dir, lists, tmp_path / "siglip", config, progress=False)
+    before, after = _weights(tiny_siglip_dir), _weights(out)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(".head." in f".{k}" for k in changed)
