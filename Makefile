@@ -20,7 +20,7 @@ demo: $(STAMP)
 
 # DRUM vs the similarity strategies with ablations (reuses the demo's world and models).
 experiments: $(STAMP)
-	test -f runs/demo/models/lvlm/config.json || $(VENV)/bin/drum demo --out runs/demo
+	test -f runs/demo/world/world.json || $(VENV)/bin/drum demo --out runs/demo
 	$(VENV)/bin/drum experiments --out runs/experiments --demo runs/demo \
 		--rounds 3 --train-seeds 0,1,2 --max-queries 500
 

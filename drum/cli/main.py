@@ -495,21 +495,24 @@ def experiments_command(
     ] = None,
 ) -> None:
     """DRUM vs the similarity strategies with ablations: the full table (resumable)."""
+    from drum.data.world.generate import WorldConfig
+    from drum.pipelines.builtin_models import ensure_builtin_models
+    from drum.pipelines.demo import DEMO_LVLM
     from drum.pipelines.drum_experiments import DrumExperimentConfig, run_drum_experiments
     from drum.train.config import MiningConfig
     from drum.train.mining import rounds_table
 
-    models = demo / "models"
-    if not (models / "lvlm").is_dir() or not (demo / "world").is_dir():
-        _fail(f"{demo} holds no finished demo (world, models/lvlm): run `make demo` first")
+    world = demo / "world"
+    if not (world / "world.json").is_file():
+        _fail(f"{demo} holds no demo world: run `make demo` (or `drum demo --out {demo}`) first")
+    # The demo's models: the shipped ones when they match its world, else those it trained.
+    models = ensure_builtin_models(world, demo / "models", WorldConfig(), lvlm_config=DEMO_LVLM)
     config = DrumExperimentConfig(
         mining=MiningConfig(rounds=rounds),
         train_seeds=_csv_ints(train_seeds, "--train-seeds"),
         max_queries=max_queries,
     )
-    results = run_drum_experiments(
-        demo / "world", models / "embedder", models / "lvlm", out, config
-    )
+    results = run_drum_experiments(world, models["embedder"], models["lvlm"], out, config)
     from drum.eval.report import markdown_table
 
     typer.echo(markdown_table(results))

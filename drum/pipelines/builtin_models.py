@@ -38,6 +38,17 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _lvlm_flags(lvlm_dir: Path) -> str:
+    """The ``drum lvlm train-builtin`` flags that reproduce the LVLM at ``lvlm_dir``."""
+    from drum.lvlm.builtin.train import CARD_NAME
+
+    config = json.loads((lvlm_dir / CARD_NAME).read_text(encoding="utf-8"))["identity"]["config"]
+    return (
+        f"--max-steps {config['max_steps']} --max-seconds {config['max_seconds']:g} "
+        f"--seed {config['seed']}"
+    )
+
+
 def freeze_builtin_models(
     world_dir: Path, embedder_dir: Path, lvlm_dir: Path, out_dir: Path = ASSETS_DIR
 ) -> Path:
@@ -57,7 +68,7 @@ def freeze_builtin_models(
                     "drum data make-world --out world",
                     "drum embed train-builtin --world world --out models/embedder",
                     "drum lvlm train-builtin --world world --embedder models/embedder "
-                    "--out models/lvlm",
+                    f"--out models/lvlm {_lvlm_flags(Path(lvlm_dir))}",
                     "drum lvlm freeze --world world --embedder models/embedder --lvlm models/lvlm",
                 ],
             },

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,19 @@ from drum.pipelines.builtin_models import AssetError, freeze_builtin_models, ver
 
 @pytest.fixture()
 def frozen(tiny_world: Path, tiny_clip_dir: Path, tmp_path: Path) -> Path:
-    # Any two model directories do: the manifest covers whatever files they hold.
-    return freeze_builtin_models(tiny_world, tiny_clip_dir, tiny_clip_dir, tmp_path / "assets")
+    # Any two model directories do: the manifest covers whatever files they hold. The LVLM
+    # side needs the card whose recorded config gives the command that reproduces it.
+    lvlm = tmp_path / "lvlm"
+    shutil.copytree(tiny_clip_dir, lvlm)
+    card = {"identity": {"config": {"max_steps": 10, "max_seconds": 5.0, "seed": 3}}}
+    (lvlm / "drum_lvlm.json").write_text(json.dumps(card))
+    return freeze_builtin_models(tiny_world, tiny_clip_dir, lvlm, tmp_path / "assets")
+
+
+def test_manifest_says_how_to_reproduce_the_lvlm(frozen: Path) -> None:
+    manifest = json.loads((frozen / "MANIFEST.json").read_text())
+    (train,) = [line for line in manifest["reproduce"] if "lvlm train-builtin" in line]
+    assert train.endswith("--max-steps 10 --max-seconds 5 --seed 3")
 
 
 def _world_config(tiny_world: Path) -> WorldConfig:

@@ -26,6 +26,7 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     assert (results / "icl_results.png").stat().st_size > 0
     assert "| " in (results / "icl_results.md").read_text()
     assert (out / "models" / "lvlm" / "drum_lvlm.json").is_file()
-    mining = json.loads((out / "drum" / "mining.json").read_text())
+    (mining_json,) = (out / "drum").glob("*/mining.json")
+    mining = json.loads(mining_json.read_text())
     assert [r["round"] for r in mining["rounds"]] == [0, 1]
     assert icl["config"]["drum_embedder"]["name"] == mining["final_embedder"]
