@@ -26,6 +26,7 @@ from drum.embed.base import load_image
 from drum.embed.tokenizer import build_word_tokenizer
 from drum.losses.contrastive import multi_positive_contrastive_loss
 from drum.utils.io import atomic_directory, atomic_write_json
+from drum.utils.schedule import warmup_cosine
 from drum.utils.seed import seed_everything
 
 CARD_NAME = "drum_embedder.json"
@@ -129,14 +130,6 @@ def preprocess_images(image_processor: Any, paths: list[Path], desc: str) -> tor
     return torch.cat(chunks)
 
 
-def _lr_factor(step: int, config: BuiltinEmbedderConfig) -> float:
-    """Linear warm-up, then cosine decay to 10% of the peak."""
-    if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 @torch.inference_mode()
 def zero_shot_attribute_accuracy(
     model: CLIPModel, processor: CLIPProcessor, pixels: torch.Tensor, metas: list[dict[str, Any]]
@@ -221,7 +214,9 @@ def train_builtin_embedder(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.98)
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, config.steps, config.warmup_steps)
+    )
     generator = torch.Generator().manual_seed(config.seed)
     model.train()
     started = time.perf_counter()

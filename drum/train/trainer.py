@@ -37,6 +37,7 @@ from drum.train.dual_encoder import TrainableDualEncoder
 from drum.train.lists import RankedList, sample_positions
 from drum.utils.fingerprint import directory_digest
 from drum.utils.io import atomic_directory, atomic_open, atomic_write_bytes, atomic_write_json
+from drum.utils.schedule import warmup_cosine
 from drum.utils.seed import seed_everything
 
 CARD_NAME = "drum_retriever.json"
@@ -51,14 +52,6 @@ def lists_digest(lists: Sequence[RankedList]) -> str:
             digest.update(f"|{candidate.id}:{relevance:.6f}".encode())
         digest.update(b"\n")
     return digest.hexdigest()[:16]
-
-
-def _lr_factor(step: int, total: int, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 10% of the peak."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def in_batch_contrastive_loss(
@@ -131,7 +124,7 @@ def train_retriever(
     steps_per_epoch = math.ceil(len(lists) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: _lr_factor(s, total_steps, config.warmup_steps)
+        optimizer, lambda s: warmup_cosine(s, total_steps, config.warmup_steps)
     )
     list_loss = RANKING_LOSSES[config.loss]()
 

@@ -13,7 +13,6 @@ Progress is checkpointed every ``checkpoint_every`` steps and a rerun resumes fr
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -37,6 +36,7 @@ from drum.lvlm.builtin.model import (
 )
 from drum.utils.fingerprint import directory_digest
 from drum.utils.io import atomic_directory, atomic_open, atomic_write_json
+from drum.utils.schedule import warmup_cosine
 from drum.utils.seed import seed_everything
 
 CARD_NAME = "drum_lvlm.json"
@@ -216,15 +216,6 @@ def _shot_count(rng: np.random.Generator, step: int, config: BuiltinLVLMConfig) 
     return int(rng.integers(config.max_demos + 1))
 
 
-def _lr_factor(step: int, config: BuiltinLVLMConfig) -> float:
-    if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    progress = min(
-        1.0, (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
-    )
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 def _load_split(world_dir: Path, name: str, processor: LlavaProcessor) -> tuple[list, torch.Tensor]:
     examples = read_examples(world_dir / name, verify_images=False)
     pixels = preprocess_images(
@@ -284,7 +275,9 @@ def train_builtin_lvlm(
     optimizer = torch.optim.AdamW(
         trainable, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.98)
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, config.max_steps, config.warmup_steps)
+    )
 
     checkpoint_dir = out_dir.parent / f".{out_dir.name}.checkpoint"
     step, elapsed, history = 0, 0.0, []
