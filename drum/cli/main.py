@@ -382,102 +382,76 @@ def eval_command(
     console.print(f"results: {out / 'icl_results.json'} (+ .md, .png)")
 
 
-def _mine(
-    world: Path,
-    lvlm: str,
-    embedder: str,
-    out: Path,
-    rounds: int,
-    queries_per_task: int,
-    candidates: int,
-    epochs: int,
-    loss: str,
-    relevance: str,
-    image_weight: float,
-    seed: int,
-    device: str,
-) -> None:
-    from drum.feedback.scorer import FeedbackConfig
-    from drum.lvlm.hf import HFLVLM
-    from drum.tasks.spec import world_tasks
-    from drum.train.config import MiningConfig, RetrieverTrainConfig
-    from drum.train.mining import mine
-
-    try:
-        config = MiningConfig(
-            rounds=rounds,
-            queries_per_task=queries_per_task,
-            relevance=relevance,
-            feedback=FeedbackConfig(candidates=candidates),
-            train=RetrieverTrainConfig(
-                epochs=epochs, loss=loss, image_weight=image_weight, seed=seed
-            ),
-        )
-        tasks = list(world_tasks(world, split="val").values())
-    except (ValueError, FileNotFoundError) as error:
-        _fail(str(error))
-    try:
-        summary = mine(tasks, HFLVLM(lvlm, device=device), embedder, out, config)
-    except ValueError as error:
-        _fail(str(error))
-    for record in summary["rounds"]:
-        console.print(f"round {record['round']}: {json.dumps(record['validation'])}")
-    console.print(f"DRUM embedder: {summary['final_embedder']}")
-
-
 WorldOption = Annotated[Path, typer.Option(help="A world directory (drum data make-world).")]
 LVLMOption = Annotated[str, typer.Option(help="LVLM whose feedback ranks the candidates.")]
 EmbedderOption = Annotated[str, typer.Option(help="The dual encoder to start from.")]
 
 
-@app.command("mine")
-def mine_command(
-    world: WorldOption = Path("world"),
-    lvlm: LVLMOption = "models/lvlm",
-    embedder: EmbedderOption = "models/embedder",
-    out: Annotated[Path, typer.Option(help="Mining directory (resumable).")] = Path("runs/drum"),
-    rounds: Annotated[int, typer.Option(help="Rounds of retrieve -> score -> train.")] = 3,
-    queries_per_task: int = 600,
-    candidates: Annotated[int, typer.Option(help="Candidates scored per query (M).")] = 30,
-    epochs: int = 3,
-    loss: Annotated[str, typer.Option(help="lambda (UDR), listnet or listmle.")] = "lambda",
-    relevance: Annotated[
-        str, typer.Option(help="feedback (LVLM re-rank) or similarity (ablation).")
-    ] = "feedback",
-    image_weight: float = 0.5,
-    seed: int = 0,
-    device: str = "cpu",
-) -> None:
-    """Iterative demonstration mining: train the DRUM retriever on LVLM feedback (resumes)."""
-    _mine(
-        world, lvlm, embedder, out, rounds, queries_per_task, candidates, epochs, loss,
-        relevance, image_weight, seed, device,
-    )  # fmt: skip
+def _mining_command(default_rounds: int, doc: str):  # type: ignore[no-untyped-def]
+    """A ``drum mine`` / ``drum train`` command: the same job, ``default_rounds`` rounds."""
+
+    def command(
+        world: WorldOption = Path("world"),
+        lvlm: LVLMOption = "models/lvlm",
+        embedder: EmbedderOption = "models/embedder",
+        out: Annotated[Path, typer.Option(help="Mining directory (resumable).")] = Path(
+            "runs/drum"
+        ),
+        rounds: Annotated[
+            int, typer.Option(help="Rounds of retrieve -> score -> train (1: no mining).")
+        ] = default_rounds,
+        queries_per_task: int = 600,
+        candidates: Annotated[int, typer.Option(help="Candidates scored per query (M).")] = 30,
+        epochs: int = 3,
+        loss: Annotated[str, typer.Option(help="lambda (UDR), listnet or listmle.")] = "lambda",
+        relevance: Annotated[
+            str, typer.Option(help="feedback (LVLM re-rank) or similarity (ablation).")
+        ] = "feedback",
+        image_weight: float = 0.5,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> None:
+        from drum.feedback.scorer import FeedbackConfig
+        from drum.lvlm.hf import HFLVLM
+        from drum.tasks.spec import world_tasks
+        from drum.train.config import MiningConfig, RetrieverTrainConfig
+        from drum.train.mining import mine
+
+        try:
+            config = MiningConfig(
+                rounds=rounds,
+                queries_per_task=queries_per_task,
+                relevance=relevance,
+                feedback=FeedbackConfig(candidates=candidates),
+                train=RetrieverTrainConfig(
+                    epochs=epochs, loss=loss, image_weight=image_weight, seed=seed
+                ),
+            )
+            tasks = list(world_tasks(world, split="val").values())
+        except (ValueError, FileNotFoundError) as error:
+            _fail(str(error))
+        try:
+            summary = mine(tasks, HFLVLM(lvlm, device=device), embedder, out, config)
+        except ValueError as error:
+            _fail(str(error))
+        for record in summary["rounds"]:
+            console.print(f"round {record['round']}: {json.dumps(record['validation'])}")
+        console.print(f"DRUM embedder: {summary['final_embedder']}")
+
+    command.__doc__ = doc
+    return command
 
 
-@app.command("train")
-def train_command(
-    world: WorldOption = Path("world"),
-    lvlm: LVLMOption = "models/lvlm",
-    embedder: EmbedderOption = "models/embedder",
-    out: Annotated[Path, typer.Option(help="Training directory (resumable).")] = Path("runs/drum"),
-    rounds: Annotated[int, typer.Option(help="Mining rounds (1: no mining).")] = 1,
-    queries_per_task: int = 600,
-    candidates: Annotated[int, typer.Option(help="Candidates scored per query (M).")] = 30,
-    epochs: int = 3,
-    loss: Annotated[str, typer.Option(help="lambda (UDR), listnet or listmle.")] = "lambda",
-    relevance: Annotated[
-        str, typer.Option(help="feedback (LVLM re-rank) or similarity (ablation).")
-    ] = "feedback",
-    image_weight: float = 0.5,
-    seed: int = 0,
-    device: str = "cpu",
-) -> None:
-    """Train the DRUM retriever on LVLM feedback: ``drum mine`` with one round by default."""
-    _mine(
-        world, lvlm, embedder, out, rounds, queries_per_task, candidates, epochs, loss,
-        relevance, image_weight, seed, device,
-    )  # fmt: skip
+app.command("mine")(
+    _mining_command(
+        3, "Iterative demonstration mining: train the DRUM retriever on LVLM feedback (resumes)."
+    )
+)
+app.command("train")(
+    _mining_command(
+        1, "Train the DRUM retriever on LVLM feedback: ``drum mine`` with one round by default."
+    )
+)
 
 
 @app.command("experiments")
