@@ -16,10 +16,11 @@ Both sides compute ``s(c) = log p(a | c, q) - log p(a | q)`` (per-token means) f
 processes hits both alike; ``speedup`` is (b)'s time over the row's time.
 
 The script exits 1 unless every ``s(c)`` of (a) and (b) agree within 1e-4 and (c) scores no
-prompt. Model: ``--model`` (default: the demo's trained built-in LVLM, ``runs/demo/models/lvlm``);
+prompt. Model: ``--model`` (default: the shipped built-in LVLM, ``drum/assets/builtin/lvlm``);
 queries from ``<world>/vqa/val.jsonl``, candidates from ``<world>/vqa/pool.jsonl`` (default
-world ``runs/demo/world``). Without a demo run, a random-weights built-in LVLM (speed does not
-depend on the weights) and a small generated world stand in, and ``meta.model_source`` says so.
+world ``runs/demo/world``). Without a demo run a small generated world stands in (and, should
+the default model be missing, a random-weights built-in LVLM: speed does not depend on the
+weights); ``meta.model_source`` says which model ran.
 
 Usage: ``python benchmarks/bench_feedback.py [--quick] [--queries N] [--candidates M]``.
 """
@@ -45,7 +46,8 @@ from drum.lvlm.hf import HFLVLM
 from drum.lvlm.prompt import ICLPrompt, build_prompt
 
 TOLERANCE = 1e-4
-DEFAULT_MODEL = REPO_ROOT / "runs" / "demo" / "models" / "lvlm"
+# The shipped built-in LVLM (what `make demo` uses).
+DEFAULT_MODEL = REPO_ROOT / "drum" / "assets" / "builtin" / "lvlm"
 DEFAULT_WORLD = REPO_ROOT / "runs" / "demo" / "world"
 
 
@@ -244,7 +246,7 @@ def main() -> None:
     ]
     meta = {
         "model": str(model_dir) if not need_model else "random-weights built-in LVLM",
-        "model_source": "stand-in (no demo run)" if need_model else "given/demo checkpoint",
+        "model_source": "stand-in (no demo run)" if need_model else "given/shipped checkpoint",
         "world": str(world_dir) if not need_world else "generated stand-in world",
         "queries": n_queries,
         "candidates": n_candidates,

@@ -144,6 +144,8 @@ def run_drum_experiments(
         corpus_ci="fixed_statistics",
     )
     rows: list[dict[str, Any]] = []
+    # Each DRUM embedder is loaded once and serves every task.
+    drum_embedders = {directory: HFDualEncoder(directory) for _, _, directory, _ in drum_rows}
     for task in test_tasks:
         baseline = ICLEvalConfig(
             strategies=config.baselines, image_weight=image_weight, **eval_kwargs
@@ -156,7 +158,7 @@ def run_drum_experiments(
                 **{**eval_kwargs, "shots": tuple(k for k in config.shots if k > 0)},
             )
             for row in evaluate_icl(
-                task, lvlm, drum_config, None, cache, progress, HFDualEncoder(directory)
+                task, lvlm, drum_config, None, cache, progress, drum_embedders[directory]
             ):
                 rows.append({**row, "strategy": label, "seed": seed})
     timings["evaluation"] = round(time.perf_counter() - started, 1)

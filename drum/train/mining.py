@@ -10,6 +10,7 @@ Layout of ``out_dir``::
 
     mining.json              config, and per round: feedback statistics and validation
     feedback.jsonl           the LVLM feedback cache, shared by all rounds
+    cache/                   embeddings of every round's embedder (retrieval, validation)
     round_0/round.json       validation of the starting embedder
     round_<r>/embedder/      round r's embedder (``HFDualEncoder``-loadable)
     round_<r>/round.json     written when round r is complete: a rerun skips it
@@ -30,6 +31,7 @@ import numpy as np
 
 from drum.data.example import Example
 from drum.data.jsonl import read_examples
+from drum.embed.cache import EmbeddingCache
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import ICLEvalConfig, evaluate_icl
 from drum.feedback.cache import FeedbackCache
@@ -61,10 +63,11 @@ def retrieve_candidates(
     queries: Sequence[Example],
     m: int,
     image_weight: float,
+    cache: EmbeddingCache | None = None,
 ) -> tuple[dict[str, list[Example]], dict[str, list[float]]]:
     """Per query id, its ``m`` most similar pool examples (best first, itself excluded) and
     their ``concat`` scores."""
-    embeddings = PoolEmbeddings.compute(pool, embedder)
+    embeddings = PoolEmbeddings.compute(pool, embedder, cache)
     row = {example.id: i for i, example in enumerate(pool)}
     rows = [row[query.id] for query in queries] if all(q.id in row for q in queries) else None
     if rows is not None:
@@ -72,7 +75,7 @@ def retrieve_candidates(
             list(queries), embeddings.image[rows], embeddings.text[rows]
         )
     else:
-        query_embeddings = PoolEmbeddings.compute(queries, embedder)
+        query_embeddings = PoolEmbeddings.compute(queries, embedder, cache)
     config = RetrievalConfig(
         strategy="concat", k=m, order="similar_first", image_weight=image_weight
     )
@@ -106,6 +109,7 @@ def validate(
     tasks: Sequence[TaskSpec],
     config: MiningConfig,
     progress: bool,
+    cache: EmbeddingCache | None = None,
 ) -> dict[str, Any]:
     """Per task: answer hit rate and precision of ``val_shots`` retrieved demonstrations,
     and (with an LVLM) its ICL metric with them, on the first ``val_queries`` queries."""
@@ -117,8 +121,11 @@ def validate(
         retrieval = RetrievalConfig(
             strategy="concat", k=config.val_shots, image_weight=image_weight
         )
-        retriever = DemonstrationRetriever(PoolEmbeddings.compute(pool, embedder), retrieval)
-        retrievals = retriever.retrieve(queries, PoolEmbeddings.compute(queries, embedder))
+        # Through ``cache``, the ICL evaluation below and the next round's retrieval reuse
+        # these embeddings instead of computing them again.
+        pool_embeddings = PoolEmbeddings.compute(pool, embedder, cache)
+        retriever = DemonstrationRetriever(pool_embeddings, retrieval)
+        retrievals = retriever.retrieve(queries, PoolEmbeddings.compute(queries, embedder, cache))
         by_id = {example.id: example for example in pool}
         row: dict[str, Any] = {
             f"hit@{config.val_shots}": float(answer_hit_rate(queries, retrievals, by_id).mean()),
@@ -135,7 +142,7 @@ def validate(
                 bootstrap_resamples=200,
                 corpus_ci="fixed_statistics",
             )
-            (icl_row,) = evaluate_icl(task, lvlm, eval_config, embedder, progress=progress)
+            (icl_row,) = evaluate_icl(task, lvlm, eval_config, embedder, cache, progress)
             row[task.primary_metric] = icl_row["metric"][task.primary_metric]["value"]
         results[task.name] = row
     return results
@@ -145,18 +152,24 @@ def _lists_for_task(
     task: TaskSpec,
     embedder: HFDualEncoder,
     lvlm: LVLM,
-    cache: FeedbackCache,
+    feedback_cache: FeedbackCache,
+    embedding_cache: EmbeddingCache,
     config: MiningConfig,
     progress: bool,
 ) -> tuple[list[RankedList], dict[str, float]]:
     pool = read_examples(task.pool, verify_images=False)
     queries = training_queries(pool, config.queries_per_task, config.train.seed)
     candidates, similarity = retrieve_candidates(
-        embedder, pool, queries, config.feedback.candidates, config.train.image_weight
+        embedder,
+        pool,
+        queries,
+        config.feedback.candidates,
+        config.train.image_weight,
+        embedding_cache,
     )
     by_id = {example.id: example for example in pool}
     feedback = score_feedback(
-        lvlm, queries, candidates, cache, config.feedback, task.template, progress
+        lvlm, queries, candidates, feedback_cache, config.feedback, task.template, progress
     )
     statistics = feedback_statistics(feedback)
     if config.relevance == "similarity":
@@ -196,7 +209,8 @@ def mine(
                 f"{summary_path} belongs to a run with another config; use a new output "
                 "directory (or delete this one) to mine with this config"
             )
-    cache = FeedbackCache(out_dir / "feedback.jsonl")
+    feedback_cache = FeedbackCache(out_dir / "feedback.jsonl")
+    embedding_cache = EmbeddingCache(out_dir / "cache")
     rounds: list[dict[str, Any]] = []
 
     def write_summary() -> None:
@@ -216,7 +230,9 @@ def mine(
         baseline = {
             "round": 0,
             "embedder": str(Path(base_embedder).resolve()),
-            "validation": validate(HFDualEncoder(base_embedder), lvlm, tasks, config, progress),
+            "validation": validate(
+                HFDualEncoder(base_embedder), lvlm, tasks, config, progress, embedding_cache
+            ),
             "seconds": {"validation": round(time.perf_counter() - started, 1)},
         }
         atomic_write_json(baseline_path, baseline)
@@ -235,7 +251,7 @@ def mine(
             statistics = {}
             for task in tasks:
                 task_lists, statistics[task.name] = _lists_for_task(
-                    task, embedder, lvlm, cache, config, progress
+                    task, embedder, lvlm, feedback_cache, embedding_cache, config, progress
                 )
                 lists.extend(task_lists)
             timings["retrieve_and_score"] = round(time.perf_counter() - started, 1)
@@ -245,7 +261,9 @@ def mine(
             )
             timings["train"] = round(time.perf_counter() - started, 1)
             started = time.perf_counter()
-            validation = validate(HFDualEncoder(embedder_dir), lvlm, tasks, config, progress)
+            validation = validate(
+                HFDualEncoder(embedder_dir), lvlm, tasks, config, progress, embedding_cache
+            )
             timings["validation"] = round(time.perf_counter() - started, 1)
             atomic_write_json(
                 record_path,
