@@ -61,10 +61,13 @@ class QueryFeedback:
     scores: tuple[float, ...]  # s(c), aligned with candidate_ids
     zero_shot: float  # log p(a | q)
 
+    def ranked_order(self) -> list[int]:
+        """Candidate positions from most to least helpful (ties keep retrieval order)."""
+        return sorted(range(len(self.scores)), key=lambda i: -self.scores[i])
+
     def ranked_ids(self) -> list[str]:
         """Candidates from most to least helpful (ties keep retrieval order)."""
-        order = sorted(range(len(self.scores)), key=lambda i: -self.scores[i])
-        return [self.candidate_ids[i] for i in order]
+        return [self.candidate_ids[i] for i in self.ranked_order()]
 
 
 def cache_model_key(lvlm: LVLM, template: PromptTemplate | None = None) -> str:

@@ -42,7 +42,7 @@ def ranked_lists(
     lists = []
     for query in queries:
         item = by_query[query.id]
-        order = sorted(range(len(item.scores)), key=lambda i: -item.scores[i])
+        order = item.ranked_order()
         lists.append(
             RankedList(
                 query,
