@@ -17,9 +17,9 @@ import torch
 from common import report, timeit
 from PIL import Image
 
-from drum.data.world.language import question_text, vocabulary
-from drum.data.world.scene import render_scene, sample_scene
-from drum.embed.builtin import BuiltinEmbedderConfig, build_clip
+from drum.builtin.embedder import BuiltinEmbedderConfig, build_clip
+from drum.builtin.world.language import question_text, vocabulary
+from drum.builtin.world.scene import render_scene, sample_scene
 from drum.embed.cache import EmbeddingCache
 from drum.embed.hf import HFDualEncoder
 

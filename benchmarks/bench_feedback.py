@@ -98,13 +98,13 @@ def stand_ins(workdir: Path, need_model: bool, need_world: bool) -> tuple[Path, 
     """A random-weights built-in LVLM and a small world, for machines without a demo run."""
     model_dir, world_dir = workdir / "lvlm", workdir / "world"
     if need_world:
-        from drum.data.world.generate import WorldConfig, make_world
+        from drum.builtin.world.generate import WorldConfig, make_world
 
         make_world(world_dir, WorldConfig(n_train=200, n_pool=500, n_val=200, n_test=20), False)
     if need_model:
-        from drum.data.world.language import vocabulary
-        from drum.embed.builtin import BuiltinEmbedderConfig, build_clip
-        from drum.lvlm.builtin.model import BuiltinLVLMArchitecture, build_builtin_lvlm
+        from drum.builtin.embedder import BuiltinEmbedderConfig, build_clip
+        from drum.builtin.lvlm.model import BuiltinLVLMArchitecture, build_builtin_lvlm
+        from drum.builtin.world.language import vocabulary
 
         torch.manual_seed(0)
         clip, clip_processor = build_clip(BuiltinEmbedderConfig(), vocabulary())

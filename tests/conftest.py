@@ -15,7 +15,7 @@ TINY_WORLD_KWARGS = {"n_train": 240, "n_pool": 60, "n_val": 24, "n_test": 24}
 
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from drum.data.world.generate import WorldConfig, make_world
+    from drum.builtin.world.generate import WorldConfig, make_world
 
     return make_world(
         tmp_path_factory.mktemp("world") / "world", WorldConfig(**TINY_WORLD_KWARGS), progress=False
@@ -27,8 +27,8 @@ def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised tiny CLIPModel + processor saved with save_pretrained."""
     import torch
 
-    from drum.data.world.language import vocabulary
-    from drum.embed.builtin import BuiltinEmbedderConfig, build_clip
+    from drum.builtin.embedder import BuiltinEmbedderConfig, build_clip
+    from drum.builtin.world.language import vocabulary
 
     torch.manual_seed(0)
     config = BuiltinEmbedderConfig(
@@ -47,8 +47,8 @@ def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
     from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel, SiglipProcessor
 
-    from drum.data.world.language import vocabulary
-    from drum.embed.tokenizer import build_word_tokenizer
+    from drum.builtin.tokenizer import build_word_tokenizer
+    from drum.builtin.world.language import vocabulary
 
     torch.manual_seed(0)
     tokenizer = build_word_tokenizer(vocabulary(), model_max_length=16)
@@ -75,20 +75,9 @@ def tiny_siglip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def load_tiny_lvlms():  # type: ignore[no-untyped-def]
-    """``tests/lvlm/tiny_lvlms.py`` as a module (tests are not a package: load it by path)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "drum_tests_tiny_lvlms", Path(__file__).parent / "lvlm" / "tiny_lvlms.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def tiny_llava_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random LLaVA (``tests/lvlm/tiny_lvlms.py``) saved with save_pretrained."""
-    return load_tiny_lvlms().build_tiny_llava(tmp_path_factory.mktemp("tiny_llava")).path
+    from tests.lvlm.tiny_lvlms import build_tiny_llava
+
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny_llava")).path

@@ -43,7 +43,7 @@ def make_world_command(
     n_test: int = 1000,
 ) -> None:
     """Generate the built-in world (train / pool / val / test, three task types)."""
-    from drum.data.world.generate import WorldConfig, make_world
+    from drum.builtin.world.generate import WorldConfig, make_world
 
     config = WorldConfig(seed=seed, n_train=n_train, n_pool=n_pool, n_val=n_val, n_test=n_test)
     make_world(out, config)
@@ -87,7 +87,7 @@ def train_builtin_command(
     seed: int = 0,
 ) -> None:
     """Train the built-in CLIP on the world's train split (skipped when already current)."""
-    from drum.embed.builtin import BuiltinEmbedderConfig, train_builtin_embedder
+    from drum.builtin.embedder import BuiltinEmbedderConfig, train_builtin_embedder
 
     path = train_builtin_embedder(world, out, BuiltinEmbedderConfig(steps=steps, seed=seed))
     card = json.loads((path / "drum_embedder.json").read_text())
@@ -226,7 +226,7 @@ def lvlm_train_builtin_command(
     seed: int = 0,
 ) -> None:
     """Train the built-in LVLM on in-context episodes (resumes from its last checkpoint)."""
-    from drum.lvlm.builtin.train import CARD_NAME, BuiltinLVLMConfig, train_builtin_lvlm
+    from drum.builtin.lvlm.train import CARD_NAME, BuiltinLVLMConfig, train_builtin_lvlm
 
     config = BuiltinLVLMConfig(max_seconds=max_seconds, max_steps=max_steps, seed=seed)
     path = train_builtin_lvlm(world, embedder, out, config)
@@ -249,7 +249,7 @@ def lvlm_freeze_command(
     ] = None,
 ) -> None:
     """Ship trained built-in models with the package (copied, with a SHA-256 manifest)."""
-    from drum.pipelines.builtin_models import ASSETS_DIR, freeze_builtin_models
+    from drum.builtin.assets import ASSETS_DIR, freeze_builtin_models
 
     console.print(str(freeze_builtin_models(world, embedder, lvlm, out or ASSETS_DIR)))
 
@@ -469,8 +469,8 @@ def experiments_command(
     ] = None,
 ) -> None:
     """DRUM vs the similarity strategies with ablations: the full table (resumable)."""
-    from drum.data.world.generate import WorldConfig
-    from drum.pipelines.builtin_models import ensure_builtin_models
+    from drum.builtin.assets import ensure_builtin_models
+    from drum.builtin.world.generate import WorldConfig
     from drum.pipelines.demo import DEMO_LVLM
     from drum.pipelines.drum_experiments import DrumExperimentConfig, run_drum_experiments
     from drum.train.config import MiningConfig

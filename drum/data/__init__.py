@@ -1,4 +1,4 @@
-"""Data: the ``Example`` record, JSONL datasets, the built-in world and bundled real images."""
+"""Data: the ``Example`` record, JSONL datasets, image I/O and bundled real images."""
 
 from drum.data.example import Example
 from drum.data.jsonl import DataError, read_examples, write_examples

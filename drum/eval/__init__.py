@@ -1,6 +1,4 @@
-"""Evaluation: task metrics (VQA accuracy, CIDEr-D / BLEU-4 / ROUGE-L, label accuracy) and
-bootstrap confidence intervals."""
+"""Evaluation harnesses: few-shot ICL evaluation (``icl``) and its report rendering.
 
-from drum.eval.stats import bootstrap_ci, bootstrap_ci_corpus
-
-__all__ = ["bootstrap_ci", "bootstrap_ci_corpus"]
+Scoring (metrics and bootstrap confidence intervals) lives in ``drum.metrics``.
+"""

@@ -37,10 +37,10 @@ from drum.data.example import Example
 from drum.data.jsonl import read_examples
 from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache
-from drum.eval.metrics.registry import MetricSpec, get_metric
-from drum.eval.stats import bootstrap_ci, bootstrap_ci_corpus
 from drum.lvlm.base import LVLM
 from drum.lvlm.prompt import ICLPrompt, build_prompt
+from drum.metrics.registry import MetricSpec, get_metric
+from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
 from drum.retrieve.strategies import ORDERS, RetrievalConfig
 from drum.tasks.spec import TaskSpec

@@ -24,15 +24,15 @@ import torch
 from rich.console import Console
 from rich.markdown import Markdown
 
-from drum.data.world.generate import WorldConfig, make_world
-from drum.embed.builtin import BuiltinEmbedderConfig
+from drum.builtin.assets import ensure_builtin_models
+from drum.builtin.embedder import BuiltinEmbedderConfig
+from drum.builtin.lvlm.train import BuiltinLVLMConfig
+from drum.builtin.world.generate import WorldConfig, make_world
 from drum.embed.cache import EmbeddingCache
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import ICLEvalConfig, run_icl_eval
 from drum.feedback.scorer import FeedbackConfig
-from drum.lvlm.builtin.train import BuiltinLVLMConfig
 from drum.lvlm.hf import HFLVLM
-from drum.pipelines.builtin_models import ensure_builtin_models
 from drum.pipelines.retrieval_quality import (
     RetrievalQualityConfig,
     measure_retrieval_quality,

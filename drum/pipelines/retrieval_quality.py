@@ -12,16 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drum.data.example import TASK_TYPES
 from drum.data.jsonl import read_examples
 from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache
-from drum.eval.stats import bootstrap_ci
+from drum.metrics.stats import bootstrap_ci
 from drum.retrieve.quality import answer_hit_rate, answer_precision
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
 from drum.retrieve.strategies import RetrievalConfig
 
 DEFAULT_STRATEGIES = ("random", "fixed", "image", "text", "cross", "concat")
-TASKS = ("vqa", "caption", "classification")
+TASKS = TASK_TYPES  # the world has one task of each type, named after it
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ dataset (JSONL, see ``drum.data.jsonl``) is described by a small JSON task file:
       "max_new_tokens": 5                    # optional: the task type's default
     }
 
-and read with ``load_task_file``. Only ``drum.lvlm.prompt`` is imported here (no torch); the
-metric registry is consulted lazily, when a spec is validated.
+and read with ``load_task_file``. Only ``drum.lvlm.prompt`` and the metric registry are imported
+here (no torch, no pycocoevalcap).
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drum.data.example import TASK_TYPES
 from drum.lvlm.prompt import PromptTemplate
+from drum.metrics.registry import METRICS, TASK_METRICS
 
-TASK_TYPES = ("vqa", "caption", "classification")
 WORLD_TASKS = TASK_TYPES  # the built-in world has one task of each type, named after it
 QUERY_SPLITS = ("val", "test")
 # Long enough for the answer and nothing more: a VQA answer or a class label is a word or two,
@@ -58,7 +59,7 @@ class TaskSpec:
         pool: JSONL file of candidate demonstrations.
         queries: JSONL file of evaluation queries (usually the test split).
         template: how texts and answers are phrased in the prompt.
-        metrics: metric names in ``drum.eval.metrics.METRICS``; the first is the headline
+        metrics: metric names in ``drum.metrics.METRICS``; the first is the headline
             metric of tables and plots. Empty means the task type's defaults.
         max_new_tokens: generation budget; ``None`` means the task type's default.
     """
@@ -72,8 +73,6 @@ class TaskSpec:
     max_new_tokens: int | None = None
 
     def __post_init__(self) -> None:
-        from drum.eval.metrics.registry import METRICS, TASK_METRICS
-
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"TaskSpec.name must be a non-empty string, got {self.name!r}")
         if self.task_type not in TASK_TYPES:
@@ -209,8 +208,6 @@ def load_task_file(path: str | os.PathLike[str]) -> TaskSpec:
     metrics = record.get("metrics", [])
     if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
         raise TaskFileError(path, "field 'metrics' must be a list of metric names")
-    from drum.eval.metrics.registry import METRICS
-
     unknown_metrics = [m for m in metrics if m not in METRICS]
     if unknown_metrics:
         raise TaskFileError(

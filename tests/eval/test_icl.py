@@ -20,10 +20,10 @@ from drum.eval.icl import (
     evaluate_icl,
     run_icl_eval,
 )
-from drum.eval.metrics.registry import get_metric
 from drum.eval.report import render_report
 from drum.lvlm.base import LVLM, ScoreResult
 from drum.lvlm.prompt import ICLPrompt
+from drum.metrics.registry import get_metric
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
 from drum.retrieve.strategies import RetrievalConfig
 from drum.tasks.spec import world_tasks
@@ -308,7 +308,7 @@ def test_cli_needs_tasks(tmp_path: Path) -> None:
 def tiny_lvlm_dir(tiny_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
-    from drum.lvlm.builtin.model import BuiltinLVLMArchitecture, build_builtin_lvlm
+    from drum.builtin.lvlm.model import BuiltinLVLMArchitecture, build_builtin_lvlm
 
     torch.manual_seed(0)
     model, processor = build_builtin_lvlm(
@@ -370,7 +370,7 @@ def test_cli_eval_end_to_end_with_a_tiny_hf_lvlm(
 
 def test_fixed_statistics_ci_bootstraps_per_example_cider() -> None:
     from drum.eval.icl import score_predictions
-    from drum.eval.metrics.registry import get_metric
+    from drum.metrics.registry import get_metric
 
     colours, shapes = ["red", "blue", "green"], ["circle", "square", "cross", "star"]
     references = {

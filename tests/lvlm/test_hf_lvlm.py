@@ -12,7 +12,6 @@ import importlib.util
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -23,21 +22,8 @@ from drum.embed.base import load_image
 from drum.lvlm.base import ScoreResult
 from drum.lvlm.hf import HFLVLM, Qwen2VLImageOnlyProcessor
 from drum.lvlm.prompt import ICLPrompt, build_prompt
+from tests.lvlm import tiny_lvlms
 
-
-def _load_tiny_lvlms() -> ModuleType:
-    # Tests run with --import-mode=importlib and have no packages: load the helper module by
-    # file path rather than through sys.path.
-    spec = importlib.util.spec_from_file_location(
-        "drum_tests_tiny_lvlms", Path(__file__).with_name("tiny_lvlms.py")
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tiny_lvlms = _load_tiny_lvlms()
 FAMILIES = tuple(tiny_lvlms.BUILDERS)
 QWEN_FAMILIES = ("qwen2_vl", "qwen2_5_vl")
 ATOL = 1e-4

@@ -20,8 +20,8 @@ from typing import NamedTuple
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from drum.data.world.language import vocabulary
-from drum.embed.tokenizer import build_word_tokenizer
+from drum.builtin.tokenizer import build_word_tokenizer
+from drum.builtin.world.language import vocabulary
 
 MARKERS = ("answer",)
 IMAGE_SIZE = 32

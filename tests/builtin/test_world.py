@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drum.data.jsonl import read_examples
-from drum.data.world.generate import WorldConfig, load_world_card, make_world
-from drum.data.world.language import (
+from drum.builtin.world.generate import WorldConfig, load_world_card, make_world
+from drum.builtin.world.language import (
     ANSWER_VALUES,
     NONSENSE_WORDS,
     QUESTION_TYPES,
@@ -18,7 +17,8 @@ from drum.data.world.language import (
     sample_convention,
     vocabulary,
 )
-from drum.data.world.scene import Scene, render_scene
+from drum.builtin.world.scene import Scene, render_scene
+from drum.data.jsonl import read_examples
 
 SMALL = WorldConfig(n_train=30, n_pool=20, n_val=8, n_test=8)
 
@@ -64,7 +64,7 @@ def test_current_world_is_not_rebuilt(tmp_path: Path) -> None:
 def test_interrupted_build_leaves_nothing_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import drum.data.world.generate as generate
+    import drum.builtin.world.generate as generate
 
     def explode(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
@@ -154,7 +154,7 @@ def test_config_validation() -> None:
 
 
 def test_plain_convention_answers_in_english() -> None:
-    from drum.data.world.language import plain_convention
+    from drum.builtin.world.language import plain_convention
 
     scene = Scene("cross", "blue", "small", 3, (0, 1, 2), 0, 0)
     plain = plain_convention()

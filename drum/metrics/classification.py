@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from drum.eval.metrics.registry import MetricSpec
+from drum.metrics.registry import MetricSpec
 
 # Only sentence punctuation: stripping all of string.punctuation would turn "c++" into "c".
 _TRAILING_PUNCTUATION = re.compile(r"[\s.,;:!?]+$")

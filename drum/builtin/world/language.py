@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from drum.data.world.scene import COLOURS, COUNTS, SHAPES, SIZES, Scene
+from drum.builtin.world.scene import COLOURS, COUNTS, SHAPES, SIZES, Scene
 
 QUESTION_TYPES = ("shape", "colour", "size", "count")
 ANSWER_VALUES: dict[str, tuple[str, ...]] = {

@@ -25,15 +25,15 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
-from drum.data.jsonl import read_examples
-from drum.embed.builtin import preprocess_images
-from drum.lvlm.builtin.episodes import Episode, EpisodeSampler, scene_from_meta
-from drum.lvlm.builtin.model import (
+from drum.builtin.embedder import preprocess_images
+from drum.builtin.lvlm.episodes import Episode, EpisodeSampler, scene_from_meta
+from drum.builtin.lvlm.model import (
     ANSWER_MARKER,
     BuiltinLVLMArchitecture,
     build_builtin_lvlm,
     visual_tokens_per_image,
 )
+from drum.data.jsonl import read_examples
 from drum.utils.fingerprint import directory_digest
 from drum.utils.io import atomic_directory, atomic_open, atomic_write_json
 from drum.utils.schedule import warmup_cosine

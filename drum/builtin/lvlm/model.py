@@ -21,8 +21,8 @@ from transformers import (
     LlavaProcessor,
 )
 
-from drum.data.world.language import vocabulary
-from drum.embed.tokenizer import build_word_tokenizer
+from drum.builtin.tokenizer import build_word_tokenizer
+from drum.builtin.world.language import vocabulary
 
 IMAGE_TOKEN = "<image>"
 ANSWER_MARKER = ("answer",)

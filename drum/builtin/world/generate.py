@@ -26,9 +26,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from drum.data.example import Example
-from drum.data.jsonl import write_examples
-from drum.data.world.language import (
+from drum.builtin.world.language import (
     CAPTION_PROMPT,
     CLASSIFICATION_PROMPT,
     NONSENSE_WORDS,
@@ -39,10 +37,12 @@ from drum.data.world.language import (
     question_text,
     sample_convention,
 )
-from drum.data.world.scene import Scene, render_scene, sample_scene
+from drum.builtin.world.scene import Scene, render_scene, sample_scene
+from drum.data.example import TASK_TYPES, Example
+from drum.data.jsonl import write_examples
 from drum.utils.io import atomic_directory, atomic_write_json
 
-TASKS = ("vqa", "caption", "classification")
+TASKS = TASK_TYPES  # the world has one task of each type, named after it
 EVAL_SPLITS = ("pool", "val", "test")
 WORLD_FORMAT_VERSION = 1
 # Captioning references: the full caption twice, then with size, count, or both left out.

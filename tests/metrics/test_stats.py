@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import drum.eval.stats as stats
-from drum.eval.metrics.caption import cider_d
-from drum.eval.stats import bootstrap_ci, bootstrap_ci_corpus
+import drum.metrics.stats as stats
+from drum.metrics.caption import cider_d
+from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus
 
 
 def _bernoulli(n: int, p: float = 0.6, seed: int = 1) -> np.ndarray:

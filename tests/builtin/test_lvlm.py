@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from drum.data import read_examples
-from drum.lvlm.builtin.episodes import EpisodeSampler, scene_from_meta
-from drum.lvlm.builtin.model import (
+from drum.builtin.lvlm.episodes import EpisodeSampler, scene_from_meta
+from drum.builtin.lvlm.model import (
     BuiltinLVLMArchitecture,
     build_builtin_lvlm,
     visual_tokens_per_image,
 )
-from drum.lvlm.builtin.train import (
+from drum.builtin.lvlm.train import (
     CARD_NAME,
     IGNORE,
     BuiltinLVLMConfig,
@@ -27,6 +26,7 @@ from drum.lvlm.builtin.train import (
     train_builtin_lvlm,
     vision_features,
 )
+from drum.data import read_examples
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.prompt import ICLPrompt, Turn
 
@@ -170,7 +170,7 @@ def test_short_training_saves_a_loadable_model_and_is_skipped_when_current(
 def test_training_resumes_from_a_checkpoint(
     tiny_world: Path, tiny_clip_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import drum.lvlm.builtin.train as train
+    import drum.builtin.lvlm.train as train
 
     config = _short_run(batch_size=4)
     uninterrupted = train_builtin_lvlm(

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from drum.eval.metrics import METRICS, TASK_METRICS, MetricSpec, get_metric, task_metrics
-from drum.eval.metrics.classification import (
+from drum.metrics import METRICS, TASK_METRICS, MetricSpec, get_metric, task_metrics
+from drum.metrics.classification import (
     classification_accuracy,
     classification_accuracy_corpus,
     normalize_label,
@@ -89,7 +89,7 @@ def test_metric_spec_rejects_unknown_level() -> None:
 
 def test_listing_metrics_does_not_import_pycocoevalcap() -> None:
     code = (
-        "import sys, drum.eval.metrics as m; m.METRICS.names(); "
+        "import sys, drum.metrics as m; m.METRICS.names(); "
         "sys.exit(int('pycocoevalcap' in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -19,11 +19,11 @@ import torch
 from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor
 
+from drum.builtin.tokenizer import build_word_tokenizer
+from drum.builtin.world.language import vocabulary
+from drum.builtin.world.scene import COLOURS, COUNTS, SHAPES, SIZES, Scene
 from drum.data.jsonl import read_examples
-from drum.data.world.language import vocabulary
-from drum.data.world.scene import COLOURS, COUNTS, SHAPES, SIZES, Scene
 from drum.embed.base import load_image
-from drum.embed.tokenizer import build_word_tokenizer
 from drum.losses.contrastive import multi_positive_contrastive_loss
 from drum.utils.io import atomic_directory, atomic_write_json
 from drum.utils.schedule import warmup_cosine
@@ -116,7 +116,7 @@ def all_scenes() -> list[Scene]:
 
 def all_captions() -> list[str]:
     """The 180 distinct canonical captions of the world, in ``all_scenes`` order."""
-    from drum.data.world.language import canonical_caption
+    from drum.builtin.world.language import canonical_caption
 
     return [canonical_caption(scene) for scene in all_scenes()]
 

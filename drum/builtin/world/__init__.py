@@ -3,7 +3,7 @@
 See ``docs/world.md`` for the design and why demonstrations matter in it.
 """
 
-from drum.data.world.language import Convention, sample_convention
-from drum.data.world.scene import Scene, render_scene, sample_scene
+from drum.builtin.world.language import Convention, sample_convention
+from drum.builtin.world.scene import Scene, render_scene, sample_scene
 
 __all__ = ["Convention", "Scene", "render_scene", "sample_convention", "sample_scene"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drum.data.world.language import (
+from drum.builtin.world.language import (
     CAPTION_PROMPT,
     CLASSIFICATION_PROMPT,
     QUESTION_TEMPLATES,
@@ -26,7 +26,7 @@ from drum.data.world.language import (
     question_text,
     sample_convention,
 )
-from drum.data.world.scene import Scene
+from drum.builtin.world.scene import Scene
 
 TASK_MIX = {"vqa": 0.5, "caption": 0.25, "classification": 0.25}
 SLOT_MIX = {"match": 0.2, "miss": 0.5, "same_image": 0.1, "random": 0.2}

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from drum.eval.metrics.vqa import (
+from drum.metrics.vqa import (
     normalize_vqa_answer,
     process_digit_article,
     process_punctuation,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from drum.data.world.generate import WorldConfig, load_world_card
-from drum.pipelines.builtin_models import AssetError, freeze_builtin_models, verified_assets
+from drum.builtin.assets import AssetError, freeze_builtin_models, verified_assets
+from drum.builtin.world.generate import WorldConfig, load_world_card
 
 
 @pytest.fixture()

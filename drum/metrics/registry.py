@@ -66,11 +66,11 @@ class MetricSpec:
 
 
 METRICS = Registry("metric")
-METRICS.register("vqa_accuracy", "drum.eval.metrics.vqa:VQA_ACCURACY_SPEC")
-METRICS.register("cider", "drum.eval.metrics.caption:CIDER_SPEC")
-METRICS.register("bleu4", "drum.eval.metrics.caption:BLEU4_SPEC")
-METRICS.register("rouge_l", "drum.eval.metrics.caption:ROUGE_L_SPEC")
-METRICS.register("accuracy", "drum.eval.metrics.classification:ACCURACY_SPEC")
+METRICS.register("vqa_accuracy", "drum.metrics.vqa:VQA_ACCURACY_SPEC")
+METRICS.register("cider", "drum.metrics.caption:CIDER_SPEC")
+METRICS.register("bleu4", "drum.metrics.caption:BLEU4_SPEC")
+METRICS.register("rouge_l", "drum.metrics.caption:ROUGE_L_SPEC")
+METRICS.register("accuracy", "drum.metrics.classification:ACCURACY_SPEC")
 
 # The first metric of each task is its headline number.
 TASK_METRICS: dict[str, list[str]] = {

@@ -14,7 +14,7 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
-from drum.eval.metrics.caption import bleu4, cider_d, rouge_l, tokenize_caption
+from drum.metrics.caption import bleu4, cider_d, rouge_l, tokenize_caption
 
 PREDICTIONS = {
     "img1": "A man riding a horse on the beach.",

@@ -19,7 +19,7 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
-from drum.eval.metrics.registry import MetricSpec
+from drum.metrics.registry import MetricSpec
 
 # pycocoevalcap/tokenizer/ptbtokenizer.py PUNCTUATIONS: tokens dropped after PTB tokenisation.
 PTB_PUNCTUATIONS: frozenset[str] = frozenset(

@@ -16,9 +16,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from drum.data.world.generate import WorldConfig
-from drum.embed.builtin import BuiltinEmbedderConfig, train_builtin_embedder
-from drum.lvlm.builtin.train import BuiltinLVLMConfig, train_builtin_lvlm
+from drum.builtin.embedder import BuiltinEmbedderConfig, train_builtin_embedder
+from drum.builtin.lvlm.train import BuiltinLVLMConfig, train_builtin_lvlm
+from drum.builtin.world.generate import WorldConfig
 from drum.utils.io import atomic_directory, atomic_write_json
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "builtin"
@@ -40,7 +40,7 @@ def _sha256(path: Path) -> str:
 
 def _lvlm_flags(lvlm_dir: Path) -> str:
     """The ``drum lvlm train-builtin`` flags that reproduce the LVLM at ``lvlm_dir``."""
-    from drum.lvlm.builtin.train import CARD_NAME
+    from drum.builtin.lvlm.train import CARD_NAME
 
     config = json.loads((lvlm_dir / CARD_NAME).read_text(encoding="utf-8"))["identity"]["config"]
     return (

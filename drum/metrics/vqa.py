@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from drum.eval.metrics.registry import MetricSpec
+from drum.metrics.registry import MetricSpec
 
 # Keys with capitals ("Im", "Ive", "Id've") can never match because processDigitArticle lowercases
 # first; they stay, as in the official table, so the behaviour is the official one.
