@@ -9,7 +9,6 @@ Retraining stays one command; a world with another config always trains its own 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import asdict
@@ -18,7 +17,8 @@ from typing import Any
 
 from drum.builtin.embedder import BuiltinEmbedderConfig, train_builtin_embedder
 from drum.builtin.lvlm.train import BuiltinLVLMConfig, train_builtin_lvlm
-from drum.builtin.world.generate import WorldConfig
+from drum.builtin.world.generate import WorldConfig, load_world_card
+from drum.utils.fingerprint import sha256_file
 from drum.utils.io import atomic_directory, atomic_write_json
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets" / "builtin"
@@ -28,14 +28,6 @@ MODELS = ("embedder", "lvlm")
 
 class AssetError(RuntimeError):
     """A shipped model whose files do not match the manifest."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _lvlm_flags(lvlm_dir: Path) -> str:
@@ -53,12 +45,12 @@ def freeze_builtin_models(
     world_dir: Path, embedder_dir: Path, lvlm_dir: Path, out_dir: Path = ASSETS_DIR
 ) -> Path:
     """Copy trained models into ``out_dir`` with a manifest of their files' SHA-256."""
-    world = json.loads((Path(world_dir) / "world.json").read_text(encoding="utf-8"))
+    world = load_world_card(world_dir)
     files: dict[str, dict[str, str]] = {}
     with atomic_directory(out_dir) as staging:
         for name, source in zip(MODELS, (embedder_dir, lvlm_dir), strict=True):
             shutil.copytree(source, staging / name)
-            files[name] = {p.name: _sha256(p) for p in sorted((staging / name).iterdir())}
+            files[name] = {p.name: sha256_file(p) for p in sorted((staging / name).iterdir())}
         atomic_write_json(
             staging / MANIFEST,
             {
@@ -94,7 +86,7 @@ def verified_assets(
             path = assets_dir / name / file_name
             if not path.is_file():
                 raise AssetError(f"{path}: missing (listed in {manifest_path})")
-            if _sha256(path) != expected:
+            if sha256_file(path) != expected:
                 raise AssetError(f"{path}: SHA-256 differs from {manifest_path}; reinstall drum")
     return {name: assets_dir / name for name in MODELS}
 

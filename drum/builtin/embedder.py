@@ -20,10 +20,11 @@ from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor
 
 from drum.builtin.tokenizer import build_word_tokenizer
+from drum.builtin.world.generate import load_world_card, world_identity
 from drum.builtin.world.language import vocabulary
 from drum.builtin.world.scene import COLOURS, COUNTS, SHAPES, SIZES, Scene
+from drum.data.images import load_image
 from drum.data.jsonl import read_examples
-from drum.embed.base import load_image
 from drum.losses.contrastive import multi_positive_contrastive_loss
 from drum.utils.io import atomic_directory, atomic_write_json
 from drum.utils.schedule import warmup_cosine
@@ -177,8 +178,7 @@ def builtin_is_current(out_dir: Path, config: BuiltinEmbedderConfig, world_dir: 
 
 
 def _world_id(world_dir: Path) -> dict[str, Any]:
-    card = json.loads((Path(world_dir) / "world.json").read_text(encoding="utf-8"))
-    return {"config": card["config"], "format_version": card["format_version"]}
+    return world_identity(load_world_card(world_dir))
 
 
 def train_builtin_embedder(

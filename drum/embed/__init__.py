@@ -1,5 +1,5 @@
 """Vision-language embedders: one interface, a Hugging Face backend, a disk cache."""
 
-from drum.embed.base import Embedder, ImageInput, l2_normalize, load_image
+from drum.embed.base import Embedder, l2_normalize
 
-__all__ = ["Embedder", "ImageInput", "l2_normalize", "load_image"]
+__all__ = ["Embedder", "l2_normalize"]

@@ -6,23 +6,12 @@ vectors live in one shared space (CLIP-style), so cross-modal similarity is mean
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-ImageInput = str | os.PathLike[str] | Image.Image
-
-
-def load_image(image: ImageInput) -> Image.Image:
-    """An RGB PIL image from a path or an image (grayscale / RGBA are converted)."""
-    if isinstance(image, Image.Image):
-        return image.convert("RGB") if image.mode != "RGB" else image
-    with Image.open(Path(image)) as opened:
-        return opened.convert("RGB")
+from drum.data.images import ImageInput
 
 
 def l2_normalize(vectors: np.ndarray, eps: float = 1e-12) -> np.ndarray:

@@ -18,19 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from drum.embed.base import Embedder, ImageInput
+from drum.data.images import ImageInput, image_key
+from drum.embed.base import Embedder
 from drum.utils.io import atomic_open, atomic_write_text
 
 
 def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-def image_key(image: ImageInput) -> str:
-    """SHA-1 of the image file's bytes (or of the pixels for an in-memory image)."""
-    if isinstance(image, str | os.PathLike):
-        return hashlib.sha1(Path(image).read_bytes()).hexdigest()
-    return hashlib.sha1(image.tobytes() + repr((image.size, image.mode)).encode()).hexdigest()
 
 
 class _Store:

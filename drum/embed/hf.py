@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from drum.embed.base import Embedder, ImageInput, l2_normalize, load_image
+from drum.data.images import ImageInput, load_image
+from drum.embed.base import Embedder, l2_normalize
 from drum.utils.fingerprint import directory_digest
 
 SUPPORTED_MODEL_TYPES = ("clip", "siglip", "siglip2")

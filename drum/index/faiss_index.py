@@ -24,6 +24,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from drum.utils.fingerprint import sha256_file
 from drum.utils.io import atomic_open
 
 INDEX_FILE = "index.faiss"
@@ -318,7 +319,7 @@ class VectorIndex:
         config, ids, meta = sidecar["config"], sidecar["ids"], sidecar["meta"]
         if not index_path.is_file():
             raise IndexFileError(index_path, "missing (the sidecar exists but the index does not)")
-        if _sha256_file(index_path) != sidecar["sha256"]:
+        if sha256_file(index_path) != sidecar["sha256"]:
             raise IndexFileError(
                 index_path,
                 f"content does not match the sha256 recorded in {sidecar_path.name} "
@@ -376,14 +377,6 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
     if not isinstance(data["meta"], dict):
         raise IndexFileError(path, "'meta' must be a JSON object")
     return data
-
-
-def _sha256_file(path: Path, chunk_size: int = 1 << 24) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def brute_force_search(

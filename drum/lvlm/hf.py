@@ -31,8 +31,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from drum.embed.base import load_image
-from drum.embed.cache import image_key
+from drum.data.images import image_key, load_image
 from drum.lvlm.base import LVLM, ScoreResult
 from drum.lvlm.prompt import ICLPrompt
 from drum.utils.fingerprint import directory_digest

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from drum.data.example import Example
+from drum.data.images import image_key
 from drum.embed.base import Embedder
-from drum.embed.cache import EmbeddingCache, image_key
+from drum.embed.cache import EmbeddingCache
 from drum.index import IndexConfig, VectorIndex
 from drum.retrieve.strategies import RetrievalConfig, pool_vectors, query_vectors
 

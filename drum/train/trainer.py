@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save
 from tqdm.auto import tqdm
 
 from drum.data.example import Example
-from drum.embed.base import load_image
+from drum.data.images import load_image
 from drum.losses import RANKING_LOSSES
 from drum.train.config import RetrieverTrainConfig
 from drum.train.dual_encoder import TrainableDualEncoder

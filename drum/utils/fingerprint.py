@@ -1,4 +1,4 @@
-"""Content fingerprints of saved models: caches key on them."""
+"""Content digests: of one file, and of saved models (caches key on them)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,15 @@ import hashlib
 from pathlib import Path
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".jinja")
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks (model weights can be large)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while block := handle.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def directory_digest(model_dir: Path) -> str:

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from drum.embed.base import Embedder, ImageInput, l2_normalize, load_image
+from drum.data.images import ImageInput, load_image
+from drum.embed.base import Embedder, l2_normalize
 from drum.embed.cache import EmbeddingCache
 
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from drum.data import read_examples
-from drum.embed.base import load_image
+from drum.data.images import load_image
 from drum.lvlm.base import ScoreResult
 from drum.lvlm.hf import HFLVLM, Qwen2VLImageOnlyProcessor
 from drum.lvlm.prompt import ICLPrompt, build_prompt

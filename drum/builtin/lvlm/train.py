@@ -33,6 +33,7 @@ from drum.builtin.lvlm.model import (
     build_builtin_lvlm,
     visual_tokens_per_image,
 )
+from drum.builtin.world.generate import load_world_card, world_identity
 from drum.data.jsonl import read_examples
 from drum.utils.fingerprint import directory_digest
 from drum.utils.io import atomic_directory, atomic_open, atomic_write_json
@@ -225,10 +226,9 @@ def _load_split(world_dir: Path, name: str, processor: LlavaProcessor) -> tuple[
 
 
 def _identity(world_dir: Path, embedder_dir: Path, config: BuiltinLVLMConfig) -> dict[str, Any]:
-    world = json.loads((world_dir / "world.json").read_text(encoding="utf-8"))
     return {
         "config": asdict(config),
-        "world": {"config": world["config"], "format_version": world["format_version"]},
+        "world": world_identity(load_world_card(world_dir)),
         "embedder_digest": directory_digest(embedder_dir),
     }
 
@@ -260,8 +260,7 @@ def train_builtin_lvlm(
     seed_everything(config.seed)
     model, processor = build_builtin_lvlm(config.architecture, embedder_dir)
     model.model.vision_tower.requires_grad_(False)
-    world = json.loads((world_dir / "world.json").read_text(encoding="utf-8"))
-    class_attribute = world["config"]["class_attribute"]
+    class_attribute = load_world_card(world_dir)["config"]["class_attribute"]
     train_scenes, train_pixels = _load_split(world_dir, "train.jsonl", processor)
     probe_scenes, probe_pixels = _load_split(world_dir, "caption/val.jsonl", processor)
     train_features = vision_features(model, train_pixels)

@@ -150,14 +150,23 @@ def world_is_current(out_dir: Path, config: WorldConfig) -> bool:
     )
 
 
-def load_world_card(world_dir: Path) -> dict[str, Any]:
-    """The ``world.json`` of a world directory, with its convention parsed."""
+def load_world_card(world_dir: str | Path) -> dict[str, Any]:
+    """The ``world.json`` of a world directory, with its convention parsed.
+
+    The one reader of world cards: every model trained on a world identifies it through
+    ``world_identity`` of this card.
+    """
     card_path = Path(world_dir) / "world.json"
     if not card_path.is_file():
         raise FileNotFoundError(f"{card_path} not found: run `drum data make-world` first")
     card = json.loads(card_path.read_text(encoding="utf-8"))
     card["convention"] = Convention.from_dict(card["convention"])
     return card
+
+
+def world_identity(card: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a world for the models trained on it: its config and format version."""
+    return {"config": card["config"], "format_version": card["format_version"]}
 
 
 def make_world(
