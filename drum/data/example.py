@@ -21,6 +21,14 @@ class Example:
             The first one is the canonical answer used when an example serves as a demonstration.
         task: one of ``TASK_TYPES``.
         meta: free-form extra fields (e.g. the world's ground-truth attributes).
+
+    Example::
+
+        example = Example(
+            id="q1", images=(Path("img/1.png"),), text="what colour is the circle?",
+            answers=("red", "red", "dark red"), task="vqa",
+        )
+        example.answer  # "red": what the example shows when it serves as a demonstration
     """
 
     id: str

@@ -101,7 +101,16 @@ def verify_image(image_path: Path, source: Path, line: int | None) -> None:
 
 
 def read_examples(path: str | os.PathLike[str], verify_images: bool = True) -> list[Example]:
-    """Read a JSONL dataset; blank lines are skipped, duplicate ids are an error."""
+    """Read a JSONL dataset; blank lines are skipped, duplicate ids are an error.
+
+    Every problem is a ``DataError`` naming the file and line; ``verify_images`` also opens
+    every image.
+
+    Example::
+
+        pool = read_examples("world/vqa/pool.jsonl")
+        pool[0].text, pool[0].answers, pool[0].images
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(path, None, "dataset file not found")
@@ -150,7 +159,14 @@ def example_to_record(example: Example, relative_to: Path) -> dict[str, Any]:
 
 
 def write_examples(path: str | os.PathLike[str], examples: Iterable[Example]) -> int:
-    """Write ``examples`` as JSONL atomically; returns how many were written."""
+    """Write ``examples`` as JSONL atomically; returns how many were written.
+
+    Image paths are stored relative to the file's folder.
+
+    Example::
+
+        write_examples("data/val.jsonl", read_examples("data/all.jsonl")[:100])
+    """
     path = Path(path)
     count = 0
     seen: set[str] = set()

@@ -44,6 +44,13 @@ class HFDualEncoder(Embedder):
             written by ``save_pretrained`` holding the model and its processor.
         device: torch device for inference.
         trust_remote_code: passed to ``from_pretrained``; off unless the user asks.
+
+    Example::
+
+        embedder = HFDualEncoder("google/siglip-base-patch16-224")  # or a local directory
+        images = embedder.embed_images(["a.png", "b.png"])  # (2, dim), unit rows
+        texts = embedder.embed_texts(["a red circle"])
+        similarity = images @ texts.T
     """
 
     def __init__(

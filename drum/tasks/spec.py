@@ -62,6 +62,14 @@ class TaskSpec:
         metrics: metric names in ``drum.metrics.METRICS``; the first is the headline
             metric of tables and plots. Empty means the task type's defaults.
         max_new_tokens: generation budget; ``None`` means the task type's default.
+
+    Example::
+
+        task = TaskSpec(
+            name="my-vqa", task_type="vqa", pool=Path("data/pool.jsonl"),
+            queries=Path("data/test.jsonl"), template=PromptTemplate(user="Question: {text}"),
+        )
+        task.metrics  # ("vqa_accuracy",): the task type's defaults
     """
 
     name: str

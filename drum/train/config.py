@@ -82,6 +82,11 @@ class MiningConfig:
         val_shots: demonstrations per validation query.
         feedback: candidate count and batching of the LVLM scoring.
         train: the fine-tuning recipe of every round.
+
+    Example::
+
+        config = MiningConfig(rounds=2, queries_per_task=300)
+        mine(tasks, lvlm, "runs/models/embedder", "runs/drum", config)
     """
 
     rounds: int = 3
