@@ -121,22 +121,21 @@ def test_scores_equal_by_hand(
         assert len({round(s, 4) for s in got.scores}) == len(got.scores)
 
 
-def test_ranked_ids() -> None:
+def test_ranked_order() -> None:
     feedback = QueryFeedback("q", ("a", "b", "c", "d", "e"), (0.1, 0.5, -0.2, 0.5, 0.3), -1.0)
     # Most helpful first; the tie (b, d) keeps retrieval order.
-    assert feedback.ranked_ids() == ["b", "d", "e", "a", "c"]
-    assert QueryFeedback("q", (), (), 0.0).ranked_ids() == []
+    assert feedback.ranked_order() == [1, 3, 4, 0, 2]
+    assert QueryFeedback("q", (), (), 0.0).ranked_order() == []
 
 
-def test_ranked_ids_of_real_scores(
+def test_ranked_order_of_real_scores(
     lvlm: HFLVLM, world: tuple[list[Example], dict[str, list[Example]]]
 ) -> None:
     queries, candidates = world
     for f in score_feedback(lvlm, queries, candidates, progress=False):
-        ranked = f.ranked_ids()
-        by_id = dict(zip(f.candidate_ids, f.scores, strict=True))
-        assert sorted(ranked) == sorted(f.candidate_ids)
-        assert [by_id[i] for i in ranked] == sorted(f.scores, reverse=True)
+        ranked = f.ranked_order()
+        assert sorted(ranked) == list(range(len(f.candidate_ids)))
+        assert [f.scores[i] for i in ranked] == sorted(f.scores, reverse=True)
 
 
 def test_second_run_with_the_same_cache_scores_nothing(
