@@ -150,8 +150,8 @@ class FakeLVLM(_RecordingLVLM):
             ``(prompt, answer) -> ScoreResult``.
         fingerprint: what ``fingerprint`` returns.
         no_demo_reply: the named reply policies' reply to a prompt without demonstrations.
-        fail_on_call: the ``calls``-th call (1-based, ``score`` and ``generate`` together)
-            raises ``RuntimeError("killed")`` before recording anything.
+        fail_on_call: make the n-th call (1-based; ``score`` and ``generate`` count together)
+            raise ``RuntimeError("killed")`` before it records anything.
 
     Records: ``calls`` (both methods), ``scored`` ((prompt, answer) pairs), ``generated``
     (prompts), ``demo_counts`` (demonstrations per generated prompt).
