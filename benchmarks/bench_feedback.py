@@ -41,45 +41,15 @@ from common import REPO_ROOT, report
 from drum.data import read_examples
 from drum.data.example import Example
 from drum.feedback import FeedbackCache, FeedbackConfig, QueryFeedback, score_feedback
-from drum.lvlm.base import LVLM, ScoreResult
+from drum.lvlm.base import LVLM
 from drum.lvlm.hf import HFLVLM
-from drum.lvlm.prompt import ICLPrompt, build_prompt
+from drum.lvlm.prompt import build_prompt
+from drum.testing import SpyLVLM
 
 TOLERANCE = 1e-4
 # The shipped built-in LVLM (what `make demo` uses).
 DEFAULT_MODEL = REPO_ROOT / "drum" / "assets" / "builtin" / "lvlm"
 DEFAULT_WORLD = REPO_ROOT / "runs" / "demo" / "world"
-
-
-class CountingLVLM(LVLM):
-    """Forwards to ``inner`` and counts the prompts that reach ``score``: row (c) must be 0."""
-
-    def __init__(self, inner: LVLM) -> None:
-        self.inner = inner
-        self.prompts = 0
-
-    @property
-    def fingerprint(self) -> str:
-        return self.inner.fingerprint
-
-    def score(
-        self,
-        prompts: Sequence[ICLPrompt],
-        answers: Sequence[str],
-        batch_size: int = 32,
-        progress: bool = False,
-    ) -> list[ScoreResult]:
-        self.prompts += len(prompts)
-        return self.inner.score(prompts, answers, batch_size=batch_size, progress=progress)
-
-    def generate(
-        self,
-        prompts: Sequence[ICLPrompt],
-        max_new_tokens: int = 8,
-        batch_size: int = 32,
-        progress: bool = False,
-    ) -> list[str]:
-        return self.inner.generate(prompts, max_new_tokens, batch_size, progress)
 
 
 def vision_encodings(lvlm: HFLVLM) -> list[int]:
@@ -178,7 +148,8 @@ def main() -> None:
         batched = HFLVLM(model_dir)
         naive = HFLVLM(model_dir, image_feature_cache_size=0)
         batched_images, naive_images = vision_encodings(batched), vision_encodings(naive)
-        counting, naive_counting = CountingLVLM(batched), CountingLVLM(naive)
+        # Spies record every prompt that reaches ``score``: row (c) must record none.
+        counting, naive_counting = SpyLVLM(batched), SpyLVLM(naive)
         config = FeedbackConfig(batch_size=args.batch_size)
         cache_path = workdir / "feedback.jsonl"
         cache = FeedbackCache(cache_path)
@@ -197,19 +168,18 @@ def main() -> None:
                 else:
                     slow.update(naive_feedback(naive_counting, chunk, candidates))
                     slow_seconds += time.perf_counter() - started
-        fast_prompts = counting.prompts
+        fast_prompts = len(counting.scored)
         if naive._feature_cache:  # size 0 must keep nothing between calls
             sys.exit(f"image_feature_cache_size=0 kept {len(naive._feature_cache)} encodings")
 
         # (c) warm on-disk cache: a fresh cache object reading (a)'s file, as a rerun would.
-        counting.prompts = 0
         encoded_before_warm = sum(batched_images)
         started = time.perf_counter()
         warm = score_feedback(
             counting, queries, candidates, FeedbackCache(cache_path), config, progress=False
         )
         warm_seconds = time.perf_counter() - started
-        warm_prompts = counting.prompts
+        warm_prompts = len(counting.scored) - fast_prompts
         warm_images = sum(batched_images) - encoded_before_warm
 
     differences = [
@@ -229,7 +199,7 @@ def main() -> None:
         },
         {
             "case": "(b) naive loop",
-            "prompts": naive_counting.prompts,
+            "prompts": len(naive_counting.scored),
             "images_encoded": sum(naive_images),
             "seconds": slow_seconds,
             "pairs_per_s": pairs / slow_seconds,

@@ -1,7 +1,8 @@
-"""One small registry for the parts users swap (embedders, strategies, tasks, metrics, ...).
+"""A name -> lazily imported object map; today it backs the metric registry alone.
 
-Entries are ``"module:attribute"`` strings imported on first use, so that listing what exists
-never imports torch, transformers or faiss.
+Entries are ``"module:attribute"`` strings imported on first use, so that listing the names
+imports nothing. Its one instance is ``METRICS = Registry("metric")`` in
+``drum.metrics.registry`` (read through ``get_metric``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from typing import Any
 
 
 class Registry:
-    """A name -> lazily imported object map."""
+    """Names mapped to ``"module:attribute"`` targets, imported on first ``get``.
+
+    ``kind`` ("metric") names the entries in error messages. A name registered twice must
+    point at the same target.
+    """
 
     def __init__(self, kind: str) -> None:
         self.kind = kind

@@ -65,10 +65,6 @@ class QueryFeedback:
         """Candidate positions from most to least helpful (ties keep retrieval order)."""
         return sorted(range(len(self.scores)), key=lambda i: -self.scores[i])
 
-    def ranked_ids(self) -> list[str]:
-        """Candidates from most to least helpful (ties keep retrieval order)."""
-        return [self.candidate_ids[i] for i in self.ranked_order()]
-
 
 def cache_model_key(lvlm: LVLM, template: PromptTemplate | None = None) -> str:
     """The model part of the cache keys: the LVLM's fingerprint, plus a digest of the prompt

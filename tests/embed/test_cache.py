@@ -2,49 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from drum.data.images import ImageInput, load_image
-from drum.embed.base import Embedder, l2_normalize
 from drum.embed.cache import EmbeddingCache
-
-
-class CountingEmbedder(Embedder):
-    """Deterministic vectors from pixel / character statistics; counts what it embeds."""
-
-    def __init__(self, tag: str = "v1") -> None:
-        self.tag = tag
-        self.images_embedded = 0
-        self.texts_embedded = 0
-
-    @property
-    def dim(self) -> int:
-        return 4
-
-    @property
-    def fingerprint(self) -> str:
-        return f"counting-{self.tag}"
-
-    def embed_images(
-        self, images: Sequence[ImageInput], batch_size: int = 64, progress: bool = False
-    ) -> np.ndarray:
-        self.images_embedded += len(images)
-        rows = [
-            np.asarray(load_image(i), dtype=np.float32).mean(axis=(0, 1)).tolist() + [1.0]
-            for i in images
-        ]
-        return l2_normalize(np.array(rows, dtype=np.float32).reshape(-1, 4))
-
-    def embed_texts(
-        self, texts: Sequence[str], batch_size: int = 256, progress: bool = False
-    ) -> np.ndarray:
-        self.texts_embedded += len(texts)
-        rows = [[len(t), t.count("a"), t.count("e"), 1.0] for t in texts]
-        return l2_normalize(np.array(rows, dtype=np.float32).reshape(-1, 4))
+from drum.testing import FakeEmbedder
 
 
 def _images(tmp_path: Path, n: int) -> list[Path]:
@@ -58,43 +22,43 @@ def _images(tmp_path: Path, n: int) -> list[Path]:
 
 def test_second_run_embeds_nothing(tmp_path: Path) -> None:
     images, texts = _images(tmp_path, 5), ["a cat", "a dog", "tea", "a cat", "bee"]
-    embedder = CountingEmbedder()
+    embedder = FakeEmbedder()
     first = EmbeddingCache(tmp_path / "cache")
     image_vectors = first.embed_images(embedder, images)
     text_vectors = first.embed_texts(embedder, texts)
-    assert (embedder.images_embedded, embedder.texts_embedded) == (5, 4)  # "a cat" twice: once
+    assert (len(embedder.images_seen), len(embedder.texts_seen)) == (5, 4)  # "a cat" twice: once
 
     again = EmbeddingCache(tmp_path / "cache")  # a new process: reads from disk
     np.testing.assert_array_equal(again.embed_images(embedder, images), image_vectors)
     np.testing.assert_array_equal(again.embed_texts(embedder, texts), text_vectors)
-    assert (embedder.images_embedded, embedder.texts_embedded) == (5, 4)
+    assert (len(embedder.images_seen), len(embedder.texts_seen)) == (5, 4)
     assert again.misses == 0 and again.hits == 10
 
 
 def test_cached_vectors_equal_fresh_ones(tmp_path: Path) -> None:
     texts = ["one", "two", "three"]
     cache = EmbeddingCache(tmp_path)
-    cache.embed_texts(CountingEmbedder(), texts[:2])
+    cache.embed_texts(FakeEmbedder(), texts[:2])
     np.testing.assert_allclose(
-        cache.embed_texts(CountingEmbedder(), texts), CountingEmbedder().embed_texts(texts)
+        cache.embed_texts(FakeEmbedder(), texts), FakeEmbedder().embed_texts(texts)
     )
 
 
 def test_changed_image_content_and_new_model_are_misses(tmp_path: Path) -> None:
     (path,) = _images(tmp_path, 1)
-    embedder = CountingEmbedder()
+    embedder = FakeEmbedder()
     cache = EmbeddingCache(tmp_path / "cache")
     cache.embed_images(embedder, [path])
     Image.new("RGB", (8, 8), (200, 0, 0)).save(path)  # same path, new pixels
     cache.embed_images(embedder, [path])
-    assert embedder.images_embedded == 2
-    other = CountingEmbedder(tag="v2")
+    assert len(embedder.images_seen) == 2
+    other = FakeEmbedder(fingerprint="fake-v2")
     cache.embed_images(other, [path])
-    assert other.images_embedded == 1
+    assert len(other.images_seen) == 1
 
 
 def test_crash_between_vectors_and_keys_keeps_the_old_entries(tmp_path: Path) -> None:
-    embedder = CountingEmbedder()
+    embedder = FakeEmbedder()
     cache = EmbeddingCache(tmp_path)
     cache.embed_texts(embedder, ["alpha", "beta"])
     store = tmp_path / embedder.fingerprint / "text"
@@ -106,4 +70,4 @@ def test_crash_between_vectors_and_keys_keeps_the_old_entries(tmp_path: Path) ->
 
 
 def test_empty_input(tmp_path: Path) -> None:
-    assert EmbeddingCache(tmp_path).embed_texts(CountingEmbedder(), []).shape == (0, 4)
+    assert EmbeddingCache(tmp_path).embed_texts(FakeEmbedder(), []).shape == (0, 4)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -21,47 +20,23 @@ from drum.eval.icl import (
     run_icl_eval,
 )
 from drum.eval.report import render_report
-from drum.lvlm.base import LVLM, ScoreResult
-from drum.lvlm.prompt import ICLPrompt
 from drum.metrics.registry import get_metric
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
 from drum.retrieve.strategies import RetrievalConfig
 from drum.tasks.spec import world_tasks
+from drum.testing import FakeLVLM
 
 NO_DEMO_REPLY = "nothing"
 runner = CliRunner()
 
 
-class FirstDemoLVLM(LVLM):
+class FirstDemoLVLM(FakeLVLM):
     """Replies with the answer of the FIRST demonstration in the prompt (``NO_DEMO_REPLY``
     without any). With ``similar_last`` order that is the k-th most similar demonstration,
     so every shot count gets its own, hand-checkable accuracy."""
 
     def __init__(self) -> None:
-        self.demo_counts: list[int] = []
-
-    @property
-    def fingerprint(self) -> str:
-        return "first-demo-dummy"
-
-    def score(
-        self,
-        prompts: Sequence[ICLPrompt],
-        answers: Sequence[str],
-        batch_size: int = 32,
-        progress: bool = False,
-    ) -> list[ScoreResult]:
-        raise NotImplementedError
-
-    def generate(
-        self,
-        prompts: Sequence[ICLPrompt],
-        max_new_tokens: int = 8,
-        batch_size: int = 32,
-        progress: bool = False,
-    ) -> list[str]:
-        self.demo_counts.extend(len(prompt.demos) for prompt in prompts)
-        return [p.demos[0].answer if p.demos else NO_DEMO_REPLY for p in prompts]
+        super().__init__("first_demo", fingerprint="first-demo-dummy", no_demo_reply=NO_DEMO_REPLY)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 Checked against scores computed by hand (one prompt at a time through ``LVLM.score``), and
 for the cache's promises: a repeated run scores nothing, an interrupted or partial run resumes
 by scoring exactly the missing prompts with the same results, duplicates are scored once. A
-counting proxy around the LVLM records every prompt that reaches ``score``.
+``drum.testing.SpyLVLM`` around the LVLM records every prompt that reaches ``score``.
 """
 
 from __future__ import annotations
@@ -17,50 +17,11 @@ import pytest
 from drum.data import read_examples
 from drum.data.example import Example
 from drum.feedback import FeedbackCache, FeedbackConfig, QueryFeedback, score_feedback
-from drum.lvlm.base import LVLM, ScoreResult
 from drum.lvlm.hf import HFLVLM
-from drum.lvlm.prompt import ICLPrompt, PromptTemplate, build_prompt
+from drum.lvlm.prompt import PromptTemplate, build_prompt
+from drum.testing import SpyLVLM
 
 TOL = 1e-5
-
-
-class CountingLVLM(LVLM):
-    """Forwards to ``inner``, recording every (prompt, answer) passed to ``score``.
-
-    ``fail_on_call`` makes the n-th ``score`` call (1-based) raise, as a killed run would stop.
-    """
-
-    def __init__(self, inner: LVLM, fail_on_call: int | None = None) -> None:
-        self.inner = inner
-        self.scored: list[tuple[ICLPrompt, str]] = []
-        self.calls = 0
-        self.fail_on_call = fail_on_call
-
-    @property
-    def fingerprint(self) -> str:
-        return self.inner.fingerprint
-
-    def score(
-        self,
-        prompts: Sequence[ICLPrompt],
-        answers: Sequence[str],
-        batch_size: int = 32,
-        progress: bool = False,
-    ) -> list[ScoreResult]:
-        self.calls += 1
-        if self.calls == self.fail_on_call:
-            raise RuntimeError("killed")
-        self.scored.extend(zip(prompts, answers, strict=True))
-        return self.inner.score(prompts, answers, batch_size=batch_size, progress=progress)
-
-    def generate(
-        self,
-        prompts: Sequence[ICLPrompt],
-        max_new_tokens: int = 8,
-        batch_size: int = 32,
-        progress: bool = False,
-    ) -> list[str]:
-        return self.inner.generate(prompts, max_new_tokens, batch_size, progress)
 
 
 @pytest.fixture(scope="module")
@@ -121,22 +82,21 @@ def test_scores_equal_by_hand(
         assert len({round(s, 4) for s in got.scores}) == len(got.scores)
 
 
-def test_ranked_ids() -> None:
+def test_ranked_order() -> None:
     feedback = QueryFeedback("q", ("a", "b", "c", "d", "e"), (0.1, 0.5, -0.2, 0.5, 0.3), -1.0)
     # Most helpful first; the tie (b, d) keeps retrieval order.
-    assert feedback.ranked_ids() == ["b", "d", "e", "a", "c"]
-    assert QueryFeedback("q", (), (), 0.0).ranked_ids() == []
+    assert feedback.ranked_order() == [1, 3, 4, 0, 2]
+    assert QueryFeedback("q", (), (), 0.0).ranked_order() == []
 
 
-def test_ranked_ids_of_real_scores(
+def test_ranked_order_of_real_scores(
     lvlm: HFLVLM, world: tuple[list[Example], dict[str, list[Example]]]
 ) -> None:
     queries, candidates = world
     for f in score_feedback(lvlm, queries, candidates, progress=False):
-        ranked = f.ranked_ids()
-        by_id = dict(zip(f.candidate_ids, f.scores, strict=True))
-        assert sorted(ranked) == sorted(f.candidate_ids)
-        assert [by_id[i] for i in ranked] == sorted(f.scores, reverse=True)
+        ranked = f.ranked_order()
+        assert sorted(ranked) == list(range(len(f.candidate_ids)))
+        assert [f.scores[i] for i in ranked] == sorted(f.scores, reverse=True)
 
 
 def test_second_run_with_the_same_cache_scores_nothing(
@@ -145,24 +105,19 @@ def test_second_run_with_the_same_cache_scores_nothing(
     queries, candidates = world
     path = tmp_path / "feedback.jsonl"
     cache = FeedbackCache(path)
-    first_lvlm = CountingLVLM(lvlm)
+    first_lvlm = SpyLVLM(lvlm)
     first = score_feedback(first_lvlm, queries, candidates, cache, progress=False)
     assert len(first_lvlm.scored) == len(_prompts_of(queries, candidates)) == 4 * (1 + 3)
     assert len(cache) == len(first_lvlm.scored)
 
     for again in (cache, FeedbackCache(path)):  # same object, and reloaded from disk
-        counting = CountingLVLM(lvlm)
+        counting = SpyLVLM(lvlm)
         second = score_feedback(counting, queries, candidates, again, progress=False)
         assert counting.scored == []
         assert second == first  # cached values are the very same numbers
 
     # Another model (fingerprint) must not reuse these scores.
-    class Other(CountingLVLM):
-        @property
-        def fingerprint(self) -> str:
-            return "other-" + self.inner.fingerprint
-
-    other = Other(lvlm)
+    other = SpyLVLM(lvlm, fingerprint="other-" + lvlm.fingerprint)
     score_feedback(other, queries, candidates, FeedbackCache(path), progress=False)
     assert len(other.scored) == len(first_lvlm.scored)
 
@@ -176,7 +131,7 @@ def test_cached_scores_are_not_reused_under_another_template(
     doubled = PromptTemplate(user="{text} {text}")
     plain = score_feedback(lvlm, queries, candidates, FeedbackCache(path), progress=False)
 
-    counting = CountingLVLM(lvlm)
+    counting = SpyLVLM(lvlm)
     other = score_feedback(
         counting, queries, candidates, FeedbackCache(path), template=doubled, progress=False
     )
@@ -188,7 +143,7 @@ def test_cached_scores_are_not_reused_under_another_template(
     )
 
     for template, expected in ((doubled, other), (None, plain), (PromptTemplate(), plain)):
-        again = CountingLVLM(lvlm)
+        again = SpyLVLM(lvlm)
         got = score_feedback(
             again, queries, candidates, FeedbackCache(path), template=template, progress=False
         )
@@ -202,11 +157,11 @@ def test_resume_scores_only_the_missing_prompts(
     scratch = score_feedback(lvlm, queries, candidates, progress=False)
 
     path = tmp_path / "feedback.jsonl"
-    half = CountingLVLM(lvlm)
+    half = SpyLVLM(lvlm)
     score_feedback(half, queries[:2], candidates, FeedbackCache(path), progress=False)
     assert set(half.scored) == _prompts_of(queries[:2], candidates)
 
-    rest = CountingLVLM(lvlm)
+    rest = SpyLVLM(lvlm)
     resumed = score_feedback(rest, queries, candidates, FeedbackCache(path), progress=False)
     assert len(rest.scored) == len(set(rest.scored))
     assert set(rest.scored) == _prompts_of(queries[2:], candidates)
@@ -222,12 +177,12 @@ def test_resume_after_a_crash_mid_run(
     config = FeedbackConfig(batch_size=2, flush_every=5)
 
     # Killed during its third chunk: the first two chunks (10 prompts) were flushed to disk.
-    killed = CountingLVLM(lvlm, fail_on_call=3)
+    killed = SpyLVLM(lvlm, fail_on_call=3)
     with pytest.raises(RuntimeError, match="killed"):
         score_feedback(killed, queries, candidates, FeedbackCache(path), config, progress=False)
     assert len(killed.scored) == 10 and len(FeedbackCache(path)) == 10
 
-    rest = CountingLVLM(lvlm)
+    rest = SpyLVLM(lvlm)
     resumed = score_feedback(rest, queries, candidates, FeedbackCache(path), config, progress=False)
     assert len(rest.scored) == 4 * (1 + 3) - 10
     assert set(rest.scored).isdisjoint(killed.scored)
@@ -243,7 +198,7 @@ def test_duplicates_are_scored_once(
     c1, c2 = pools[q0.id][:2]
     candidates = {q0.id: [c1, c2, c1], q1.id: [c1]}
 
-    counting = CountingLVLM(lvlm)
+    counting = SpyLVLM(lvlm)
     feedback = score_feedback(counting, [q0, q0, q1], candidates, progress=False)
     # q0: zero-shot, c1, c2; q1: zero-shot, c1 (the same demo for another query is another
     # prompt).
@@ -265,7 +220,7 @@ def test_query_without_candidates_is_a_clear_error(
     queries, candidates = world
     missing = queries[-1]
     partial = {k: v for k, v in candidates.items() if k != missing.id}
-    counting = CountingLVLM(lvlm)
+    counting = SpyLVLM(lvlm)
     cache = FeedbackCache(tmp_path / "feedback.jsonl")
     with pytest.raises(KeyError, match=f"no candidates given for query '{missing.id}'"):
         score_feedback(counting, queries, partial, cache, progress=False)
@@ -278,7 +233,7 @@ def test_query_with_no_candidates_gets_an_empty_entry(
 ) -> None:
     # An empty list is not a missing entry: only the zero-shot term is scored.
     queries, _ = world
-    counting = CountingLVLM(lvlm)
+    counting = SpyLVLM(lvlm)
     (feedback,) = score_feedback(counting, queries[:1], {queries[0].id: []}, progress=False)
     assert feedback.candidate_ids == () and feedback.scores == ()
     assert len(counting.scored) == 1
