@@ -7,7 +7,6 @@ CLIP from the hub, and DRUM later fine-tunes it through the same code.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -26,7 +25,7 @@ from drum.builtin.world.scene import COLOURS, COUNTS, SHAPES, SIZES, Scene
 from drum.data.images import load_image
 from drum.data.jsonl import read_examples
 from drum.losses.contrastive import multi_positive_contrastive_loss
-from drum.utils.io import atomic_directory, atomic_write_json
+from drum.utils.checkpoint import Checkpointer
 from drum.utils.schedule import warmup_cosine
 from drum.utils.seed import seed_everything
 
@@ -169,16 +168,14 @@ def zero_shot_attribute_accuracy(
     return accuracy
 
 
+def _checkpointer(out_dir: Path, config: BuiltinEmbedderConfig, world_dir: Path) -> Checkpointer:
+    # The card keeps the identity's keys at its top level, as cards before the helper did.
+    identity = {"config": asdict(config), "world": world_identity(load_world_card(world_dir))}
+    return Checkpointer(out_dir, identity, CARD_NAME, identity_key=None)
+
+
 def builtin_is_current(out_dir: Path, config: BuiltinEmbedderConfig, world_dir: Path) -> bool:
-    card_path = out_dir / CARD_NAME
-    if not card_path.is_file():
-        return False
-    card = json.loads(card_path.read_text(encoding="utf-8"))
-    return card.get("config") == asdict(config) and card.get("world") == _world_id(world_dir)
-
-
-def _world_id(world_dir: Path) -> dict[str, Any]:
-    return world_identity(load_world_card(world_dir))
+    return _checkpointer(out_dir, config, world_dir).finished()
 
 
 def train_builtin_embedder(
@@ -194,7 +191,8 @@ def train_builtin_embedder(
     """
     config = config or BuiltinEmbedderConfig()
     world_dir, out_dir = Path(world_dir), Path(out_dir)
-    if builtin_is_current(out_dir, config, world_dir):
+    checkpointer = _checkpointer(out_dir, config, world_dir)
+    if checkpointer.finished():
         return out_dir
     seed_everything(config.seed)
     model, processor = build_clip(config, vocabulary())
@@ -247,18 +245,13 @@ def train_builtin_embedder(
     seconds = time.perf_counter() - started
     accuracy = zero_shot_attribute_accuracy(model, processor, val_pixels, [e.meta for e in val])
 
-    with atomic_directory(out_dir) as staging:
+    card = {
+        "train_seconds": round(seconds, 1),
+        "steps_per_second": round(config.steps / seconds, 2),
+        "final_loss": float(np.mean(losses[-50:])),
+        "val_zero_shot_accuracy": accuracy,
+    }
+    with checkpointer.finish(card) as staging:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
-        atomic_write_json(
-            staging / CARD_NAME,
-            {
-                "config": asdict(config),
-                "world": _world_id(world_dir),
-                "train_seconds": round(seconds, 1),
-                "steps_per_second": round(config.steps / seconds, 2),
-                "final_loss": float(np.mean(losses[-50:])),
-                "val_zero_shot_accuracy": accuracy,
-            },
-        )
     return out_dir

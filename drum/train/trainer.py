@@ -8,25 +8,21 @@ encoder, and minimises::
          + contrastive_weight * CE(scale * sim(q, all candidates of the batch), best of q)
 
 (UDR's objective: a list-wise ranking term plus an in-batch contrastive term whose positive
-is the LVLM's top candidate). Checkpoints at every epoch end hold the model, optimiser and
-scheduler; a killed run resumes from the last one and, with the same seed, ends with the same
-weights as an uninterrupted run (data order and candidate samples are functions of
-``(seed, epoch)``).
+is the LVLM's top candidate). Checkpoints at every epoch end (``drum.utils.checkpoint``) hold
+the model, optimiser and scheduler; a killed run resumes from the last one and, with the same
+seed, ends with the same weights as an uninterrupted run (data order and candidate samples are
+functions of ``(seed, epoch)``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save
 from tqdm.auto import tqdm
 
 from drum.data.example import Example
@@ -35,8 +31,8 @@ from drum.losses import RANKING_LOSSES
 from drum.train.config import RetrieverTrainConfig
 from drum.train.dual_encoder import TrainableDualEncoder
 from drum.train.lists import RankedList, sample_positions
+from drum.utils.checkpoint import Checkpointer
 from drum.utils.fingerprint import directory_digest
-from drum.utils.io import atomic_directory, atomic_open, atomic_write_bytes, atomic_write_json
 from drum.utils.schedule import warmup_cosine
 from drum.utils.seed import seed_everything
 
@@ -111,11 +107,9 @@ def train_retriever(
         "init_digest": directory_digest(init_dir),
         "lists_digest": lists_digest(lists),
     }
-    card_path = out_dir / CARD_NAME
-    if card_path.is_file():
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        if card.get("identity") == identity:
-            return out_dir
+    checkpointer = Checkpointer(out_dir, identity, CARD_NAME)
+    if checkpointer.finished():
+        return out_dir
 
     seed_everything(config.seed)
     encoder = TrainableDualEncoder.from_pretrained(init_dir)
@@ -128,17 +122,11 @@ def train_retriever(
     )
     list_loss = RANKING_LOSSES[config.loss]()
 
-    checkpoint = out_dir.parent / f".{out_dir.name}.checkpoint"
+    objects = {"model": encoder.model, "optimizer": optimizer, "scheduler": scheduler}
     epoch, history = 0, []
-    if (checkpoint / "state.json").is_file():
-        state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
-        if state["identity"] == identity:
-            folder = checkpoint / state["folder"]
-            encoder.model.load_state_dict(load_file(folder / "model.safetensors"))
-            optim = torch.load(folder / "optimizer.pt", weights_only=True)
-            optimizer.load_state_dict(optim["optimizer"])
-            scheduler.load_state_dict(optim["scheduler"])
-            epoch, history = state["epoch"], state["history"]
+    if (resumed := checkpointer.latest()) is not None:
+        resumed.restore(objects)
+        epoch, history = resumed.step, resumed.extra["history"]
 
     batcher = _Batcher(encoder, [e for item in lists for e in (item.query, *item.candidates)])
     encoder.model.train()
@@ -182,39 +170,10 @@ def train_retriever(
             bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses[-20:]):.4f}")
         epoch += 1
         history.append({"epoch": epoch, "loss": float(np.mean(losses))})
-        _save_checkpoint(checkpoint, encoder, optimizer, scheduler, identity, epoch, history)
+        checkpointer.save(epoch, objects, {"history": history})
     bar.close()
 
-    card = {"identity": identity, "examples": len(lists), "history": history}
-    with atomic_directory(out_dir) as staging:
+    card = {"examples": len(lists), "history": history}
+    with checkpointer.finish(card) as staging:
         encoder.save_pretrained(staging)
-        atomic_write_json(staging / CARD_NAME, card)
-    shutil.rmtree(checkpoint, ignore_errors=True)
     return out_dir
-
-
-def _save_checkpoint(
-    directory: Path,
-    encoder: TrainableDualEncoder,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    identity: dict[str, Any],
-    epoch: int,
-    history: list[dict[str, Any]],
-) -> None:
-    """The state after ``epoch`` epochs, in its own folder; ``state.json``, which names the
-    folder, is replaced last, so a kill at any point leaves a whole checkpoint to resume."""
-    folder = directory / f"epoch_{epoch}"
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().clone().contiguous() for k, v in encoder.model.state_dict().items()}
-    atomic_write_bytes(folder / "model.safetensors", save(state))
-    with atomic_open(folder / "optimizer.pt", "wb") as handle:
-        schedule = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
-        torch.save(schedule, handle)
-    atomic_write_json(
-        directory / "state.json",
-        {"identity": identity, "epoch": epoch, "folder": folder.name, "history": history},
-    )
-    for old in directory.glob("epoch_*"):
-        if old != folder:
-            shutil.rmtree(old, ignore_errors=True)

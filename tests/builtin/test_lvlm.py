@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from drum.builtin.assets import ASSETS_DIR
 from drum.builtin.lvlm.episodes import EpisodeSampler, scene_from_meta
 from drum.builtin.lvlm.model import (
     BuiltinLVLMArchitecture,
@@ -22,6 +23,7 @@ from drum.builtin.lvlm.train import (
     BuiltinLVLMConfig,
     EpisodeEncoder,
     _shot_count,
+    builtin_lvlm_is_current,
     episode_logits_and_loss,
     train_builtin_lvlm,
     vision_features,
@@ -29,6 +31,7 @@ from drum.builtin.lvlm.train import (
 from drum.data import read_examples
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.prompt import ICLPrompt, Turn
+from drum.utils.checkpoint import Checkpointer
 
 TINY = BuiltinLVLMArchitecture(hidden=32, layers=2, heads=2, intermediate=64)
 
@@ -170,27 +173,26 @@ def test_short_training_saves_a_loadable_model_and_is_skipped_when_current(
 def test_training_resumes_from_a_checkpoint(
     tiny_world: Path, tiny_clip_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import drum.builtin.lvlm.train as train
-
     config = _short_run(batch_size=4)
     uninterrupted = train_builtin_lvlm(
         tiny_world, tiny_clip_dir, tmp_path / "a", config, progress=False
     )
 
     calls = {"n": 0}
-    original = train._save_checkpoint
+    original = Checkpointer.save
 
     def save_then_die(*args, **kwargs):
-        original(*args, **kwargs)
+        folder = original(*args, **kwargs)
         calls["n"] += 1
         if calls["n"] == 2:  # killed right after the step-4 checkpoint
             raise KeyboardInterrupt
+        return folder
 
-    monkeypatch.setattr(train, "_save_checkpoint", save_then_die)
+    monkeypatch.setattr(Checkpointer, "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train_builtin_lvlm(tiny_world, tiny_clip_dir, tmp_path / "b", config, progress=False)
-    assert (tmp_path / ".b.checkpoint" / "state.pt").is_file()
-    monkeypatch.setattr(train, "_save_checkpoint", original)
+    assert [p.name for p in (tmp_path / ".b.checkpoint").iterdir()] == ["step_4"]
+    monkeypatch.setattr(Checkpointer, "save", original)
     resumed = train_builtin_lvlm(tiny_world, tiny_clip_dir, tmp_path / "b", config, progress=False)
 
     from safetensors.torch import load_file
@@ -198,6 +200,18 @@ def test_training_resumes_from_a_checkpoint(
     a, b = load_file(uninterrupted / "model.safetensors"), load_file(resumed / "model.safetensors")
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
+
+
+def test_the_shipped_lvlm_is_current_for_its_world_and_embedder(
+    shipped_world: Path, tiny_clip_dir: Path
+) -> None:
+    """Its card, written before ``Checkpointer``, still identifies its run."""
+    lvlm_dir, embedder_dir = ASSETS_DIR / "lvlm", ASSETS_DIR / "embedder"
+    recorded = json.loads((lvlm_dir / CARD_NAME).read_text())["identity"]["config"]
+    architecture = BuiltinLVLMArchitecture(**recorded.pop("architecture"))
+    config = BuiltinLVLMConfig(architecture=architecture, **recorded)
+    assert builtin_lvlm_is_current(lvlm_dir, shipped_world, embedder_dir, config)
+    assert not builtin_lvlm_is_current(lvlm_dir, shipped_world, tiny_clip_dir, config)
 
 
 def test_plain_share_and_task_mix(pool) -> None:

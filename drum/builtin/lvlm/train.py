@@ -7,13 +7,12 @@ answer (and its closing ``[EOS]``) in the episode, demonstrations' answers inclu
 How long to train: the switch from copying any demonstration's answer to matching the query
 against the demonstrations is a phase change whose time varies by seed, so training stops
 when the held-out probes pass ``stop_accuracy`` (after ``min_steps``) or at ``max_seconds``.
-Progress is checkpointed every ``checkpoint_every`` steps and a rerun resumes from it.
+Progress is checkpointed every ``checkpoint_every`` steps (``drum.utils.checkpoint``) and a
+rerun resumes from it.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -35,8 +34,8 @@ from drum.builtin.lvlm.model import (
 )
 from drum.builtin.world.generate import load_world_card, world_identity
 from drum.data.jsonl import read_examples
+from drum.utils.checkpoint import Checkpointer
 from drum.utils.fingerprint import directory_digest
-from drum.utils.io import atomic_directory, atomic_open, atomic_write_json
 from drum.utils.schedule import warmup_cosine
 from drum.utils.seed import seed_everything
 
@@ -233,14 +232,16 @@ def _identity(world_dir: Path, embedder_dir: Path, config: BuiltinLVLMConfig) ->
     }
 
 
+def _checkpointer(
+    out_dir: Path, world_dir: Path, embedder_dir: Path, config: BuiltinLVLMConfig
+) -> Checkpointer:
+    return Checkpointer(out_dir, _identity(world_dir, embedder_dir, config), CARD_NAME)
+
+
 def builtin_lvlm_is_current(
     out_dir: Path, world_dir: Path, embedder_dir: Path, config: BuiltinLVLMConfig
 ) -> bool:
-    card_path = out_dir / CARD_NAME
-    if not card_path.is_file():
-        return False
-    card = json.loads(card_path.read_text(encoding="utf-8"))
-    return card.get("identity") == _identity(world_dir, embedder_dir, config)
+    return _checkpointer(out_dir, world_dir, embedder_dir, config).finished()
 
 
 def train_builtin_lvlm(
@@ -253,10 +254,9 @@ def train_builtin_lvlm(
     """Train the built-in LVLM and save it (model, processor, card) to ``out_dir``."""
     config = config or BuiltinLVLMConfig()
     world_dir, embedder_dir, out_dir = Path(world_dir), Path(embedder_dir), Path(out_dir)
-    identity = _identity(world_dir, embedder_dir, config)
-    if builtin_lvlm_is_current(out_dir, world_dir, embedder_dir, config):
+    checkpointer = _checkpointer(out_dir, world_dir, embedder_dir, config)
+    if checkpointer.finished():
         return out_dir
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     seed_everything(config.seed)
     model, processor = build_builtin_lvlm(config.architecture, embedder_dir)
     model.model.vision_tower.requires_grad_(False)
@@ -278,20 +278,12 @@ def train_builtin_lvlm(
         optimizer, lambda s: warmup_cosine(s, config.max_steps, config.warmup_steps)
     )
 
-    checkpoint_dir = out_dir.parent / f".{out_dir.name}.checkpoint"
-    step, elapsed, history = 0, 0.0, []
+    objects = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     rng = np.random.default_rng(config.seed)
-    state_path = checkpoint_dir / "state.pt"
-    meta_path = checkpoint_dir / "state.json"
-    if state_path.is_file() and meta_path.is_file():
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta["identity"] == identity:
-            state = torch.load(state_path, weights_only=True)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            step, elapsed, history = meta["step"], meta["elapsed"], meta["history"]
-            rng.bit_generator.state = meta["rng"]
+    step, elapsed, history = 0, 0.0, []
+    if (resumed := checkpointer.latest()) is not None:
+        resumed.restore(objects, generators={"episodes": rng})
+        step, elapsed, history = resumed.step, resumed.extra["elapsed"], resumed.extra["history"]
 
     model.train()
     started = time.perf_counter() - elapsed
@@ -343,23 +335,13 @@ def train_builtin_lvlm(
                 stop_reason = "max_seconds"
                 break
         if step % config.checkpoint_every == 0:
-            _save_checkpoint(
-                checkpoint_dir,
-                model,
-                optimizer,
-                scheduler,
-                identity,
-                step,
-                time.perf_counter() - started,
-                history,
-                rng,
-            )
+            extra = {"elapsed": time.perf_counter() - started, "history": history}
+            checkpointer.save(step, objects, extra, generators={"episodes": rng})
     bar.close()
     seconds = time.perf_counter() - started
 
     final = history[-1] if history else {}
     card = {
-        "identity": identity,
         "steps": step,
         "train_seconds": round(seconds, 1),
         # Over all sessions of a resumed run: ``seconds`` includes the time before the resume.
@@ -370,40 +352,7 @@ def train_builtin_lvlm(
         "final_probes": {k: v for k, v in final.items() if k in PROBES},
         "history": history,
     }
-    with atomic_directory(out_dir) as staging:
+    with checkpointer.finish(card) as staging:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
-        atomic_write_json(staging / CARD_NAME, card)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return out_dir
-
-
-def _save_checkpoint(
-    directory: Path,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    identity: dict[str, Any],
-    step: int,
-    elapsed: float,
-    history: list[dict[str, Any]],
-    rng: np.random.Generator,
-) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-    }
-    with atomic_open(directory / "state.pt", "wb") as handle:
-        torch.save(state, handle)
-    atomic_write_json(
-        directory / "state.json",
-        {
-            "identity": identity,
-            "step": step,
-            "elapsed": elapsed,
-            "history": history,
-            "rng": rng.bit_generator.state,
-        },
-    )

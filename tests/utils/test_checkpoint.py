@@ -1,0 +1,187 @@
+"""Checkpointer: identity, save/latest round trip with exact RNG, torn checkpoints, finish."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from drum.utils import checkpoint as checkpoint_module
+from drum.utils.checkpoint import Checkpointer, CheckpointMismatch
+
+IDENTITY = {"config": {"lr": 0.1, "layers": [2, 2]}, "data": "abc123"}
+
+
+class Run:
+    """A tiny training run: a linear model, AdamW, a LambdaLR and generators of every kind."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.model = torch.nn.Linear(3, 2)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=0.1)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: 1 / (1 + s))
+        self.rng = np.random.default_rng(7)
+        self.generator = torch.Generator().manual_seed(7)
+
+    @property
+    def objects(self) -> dict[str, object]:
+        return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler}
+
+    @property
+    def generators(self) -> dict[str, np.random.Generator | torch.Generator]:
+        return {"rng": self.rng, "generator": self.generator}
+
+    def step(self) -> list[float]:
+        """One optimiser step on random data; returns one draw from each generator."""
+        x = torch.randn(4, 3) + torch.rand(4, 3, generator=self.generator)
+        loss = self.model(x).pow(2).mean()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return [random.random(), float(np.random.rand()), float(self.rng.random())]
+
+
+def _checkpointer(tmp_path: Path, identity: dict = IDENTITY, **kwargs) -> Checkpointer:
+    return Checkpointer(tmp_path / "out", identity, "card.json", **kwargs)
+
+
+def test_resume_restores_weights_optimiser_and_every_generator(tmp_path: Path) -> None:
+    uninterrupted = Run()
+    for _ in range(3):
+        uninterrupted.step()
+    checkpointer = _checkpointer(tmp_path)
+    checkpointer.save(3, uninterrupted.objects, {"history": [1.5]}, uninterrupted.generators)
+    expected = [uninterrupted.step() for _ in range(2)]
+
+    # A fresh process: everything is rebuilt from the seeds, then the checkpoint is loaded.
+    random.seed(99)
+    np.random.seed(99)
+    resumed = Run()
+    checkpoint = checkpointer.latest()
+    assert checkpoint is not None
+    assert checkpoint.step == 3 and checkpoint.extra == {"history": [1.5]}
+    checkpoint.restore(resumed.objects, resumed.generators)
+    assert [resumed.step() for _ in range(2)] == expected
+    for a, b in zip(uninterrupted.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert resumed.scheduler.last_epoch == uninterrupted.scheduler.last_epoch == 5
+
+
+def test_restore_refuses_other_objects(tmp_path: Path) -> None:
+    run = Run()
+    checkpointer = _checkpointer(tmp_path)
+    checkpointer.save(1, run.objects, generators=run.generators)
+    checkpoint = checkpointer.latest()
+    assert checkpoint is not None
+    with pytest.raises(KeyError, match="optimizer"):
+        checkpoint.restore({"model": run.model})
+
+
+def test_only_the_newest_checkpoint_is_kept(tmp_path: Path) -> None:
+    run = Run()
+    checkpointer = _checkpointer(tmp_path)
+    for step in (2, 4):
+        run.step()
+        checkpointer.save(step, run.objects)
+    assert [p.name for p in checkpointer.directory.iterdir()] == ["step_4"]
+    checkpoint = checkpointer.latest()
+    assert checkpoint is not None and checkpoint.step == 4
+
+
+def test_another_runs_checkpoint_is_ignored_and_replaced_when_restarting(tmp_path: Path) -> None:
+    run = Run()
+    _checkpointer(tmp_path, {**IDENTITY, "data": "other"}).save(10, run.objects)
+    checkpointer = _checkpointer(tmp_path)
+    assert checkpointer.latest() is None
+    checkpointer.save(2, run.objects)
+    # The other run's later step must not shadow this run's checkpoint.
+    assert [p.name for p in checkpointer.directory.iterdir()] == ["step_2"]
+    checkpoint = checkpointer.latest()
+    assert checkpoint is not None and checkpoint.step == 2
+
+
+def test_another_runs_checkpoint_or_card_raises_when_asked(tmp_path: Path) -> None:
+    run = Run()
+    other = _checkpointer(tmp_path, {**IDENTITY, "data": "other"})
+    other.save(1, run.objects)
+    checkpointer = _checkpointer(tmp_path, on_mismatch="raise")
+    with pytest.raises(CheckpointMismatch, match=r"differs in \['data'\]"):
+        checkpointer.latest()
+    with other.finish({}):
+        pass
+    with pytest.raises(CheckpointMismatch, match="card.json"):
+        checkpointer.finished()
+    assert not _checkpointer(tmp_path).finished()  # "restart": another run's output is stale
+
+
+def test_a_torn_checkpoint_is_ignored(tmp_path: Path) -> None:
+    run = Run()
+    checkpointer = _checkpointer(tmp_path)
+    checkpointer.save(2, run.objects)
+    # Leftovers of a save killed before its rename, and a later folder missing its state file.
+    (checkpointer.directory / ".step_4.abcd").mkdir()
+    (checkpointer.directory / ".step_4.abcd" / "meta.json").write_text("{")
+    torn = checkpointer.directory / "step_6"
+    torn.mkdir()
+    (torn / "meta.json").write_text(json.dumps({"identity": IDENTITY, "step": 6, "extra": {}}))
+    checkpoint = checkpointer.latest()
+    assert checkpoint is not None and checkpoint.step == 2
+    (checkpointer.directory / "step_2" / "state.pt").unlink()
+    assert checkpointer.latest() is None
+
+
+def test_a_save_killed_midway_leaves_the_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = Run()
+    checkpointer = _checkpointer(tmp_path)
+    checkpointer.save(2, run.objects)
+
+    def dies_while_writing(obj: object, handle) -> None:  # type: ignore[no-untyped-def]
+        handle.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", dies_while_writing)
+    with pytest.raises(KeyboardInterrupt):
+        checkpointer.save(4, run.objects)
+    monkeypatch.undo()
+    assert [p.name for p in checkpointer.directory.iterdir()] == ["step_2"]
+    checkpoint = checkpointer.latest()
+    assert checkpoint is not None and checkpoint.step == 2
+
+
+def test_finish_replaces_the_output_whole_and_removes_the_checkpoints(tmp_path: Path) -> None:
+    checkpointer = _checkpointer(tmp_path)
+    checkpointer.out_dir.mkdir()
+    (checkpointer.out_dir / "old.txt").write_text("old")
+    checkpointer.save(1, Run().objects)
+    with pytest.raises(RuntimeError), checkpointer.finish({"loss": 0.5}) as staging:
+        (staging / "weights.bin").write_bytes(b"half")
+        raise RuntimeError("crash while saving the model")
+    assert [p.name for p in checkpointer.out_dir.iterdir()] == ["old.txt"]
+    assert checkpointer.latest() is not None  # a failed finish can still resume
+    assert not checkpointer.finished()
+
+    with checkpointer.finish({"loss": 0.5}) as staging:
+        (staging / "weights.bin").write_bytes(b"whole")
+    assert sorted(p.name for p in checkpointer.out_dir.iterdir()) == ["card.json", "weights.bin"]
+    card = json.loads((checkpointer.out_dir / "card.json").read_text())
+    assert list(card) == ["identity", "loss"] and card["identity"] == IDENTITY
+    assert not checkpointer.directory.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging left behind
+    assert checkpointer.finished()
+
+
+def test_identity_at_the_cards_top_level(tmp_path: Path) -> None:
+    checkpointer = _checkpointer(tmp_path, identity_key=None)
+    with checkpointer.finish({"loss": 0.5}):
+        pass
+    card = json.loads((checkpointer.out_dir / "card.json").read_text())
+    assert card == {**IDENTITY, "loss": 0.5} and list(card) == ["config", "data", "loss"]
+    assert checkpointer.finished()
+    assert not _checkpointer(tmp_path, {**IDENTITY, "data": "x"}, identity_key=None).finished()
