@@ -10,6 +10,11 @@ Only the logits at answer positions are materialised (``logits_to_keep``), and f
 models the image encodings are computed once per distinct image and reused across prompts
 and batches (an LRU cache keyed by image content).
 
+``layer_hook`` rewrites a decoder layer's output in scoring and in generation's prefill, with
+the visual-token positions of every image of the batch's prompts (``drum.lvlm.hooks``); the
+per-image spans are cut by the token counts the processor gave each image. Calls without a
+hook run exactly as if hooks did not exist.
+
 Qwen2-VL / Qwen2.5-VL without torchvision: their processors always build a video processor,
 which needs torchvision, so ``AutoProcessor`` cannot load such a checkpoint. For those model
 types ``HFLVLM`` falls back to ``Qwen2VLImageOnlyProcessor`` (the processors' image half, done
@@ -23,8 +28,8 @@ import hashlib
 import inspect
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,7 @@ from tqdm.auto import tqdm
 
 from drum.data.images import image_key, load_image
 from drum.lvlm.base import LVLM, ScoreResult
+from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
 from drum.lvlm.prompt import ICLPrompt
 from drum.utils.fingerprint import directory_digest
 
@@ -50,26 +56,6 @@ IMAGE_ONLY_PROCESSOR_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
 # rather than detected by shape, which a vision tensor can match by coincidence (Qwen2-VL's
 # ``pixel_values`` is ``(patches, patch_dim)``).
 TOKEN_ALIGNED_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
-
-LayerHook = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def _decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
-    """The language model's decoder layers, wherever the architecture keeps them."""
-    for path in (
-        "model.language_model.layers",
-        "model.text_model.layers",
-        "language_model.model.layers",
-    ):
-        module: Any = model
-        try:
-            for name in path.split("."):
-                module = getattr(module, name)
-        except AttributeError:
-            continue
-        if isinstance(module, torch.nn.ModuleList):
-            return module
-    raise ValueError(f"cannot find the decoder layers of {type(model).__name__}")
 
 
 class Qwen2VLImageOnlyProcessor:
@@ -119,14 +105,20 @@ class Qwen2VLImageOnlyProcessor:
         images: Sequence[Sequence[Any]] | None = None,
         return_tensors: str = "pt",
         padding: bool = True,
+        return_text_replacement_offsets: bool = False,
     ) -> Any:
         """``input_ids`` / ``attention_mask`` of ``text`` with image placeholders expanded, plus
-        ``pixel_values`` / ``image_grid_thw`` of ``images`` (one list of images per text)."""
+        ``pixel_values`` / ``image_grid_thw`` of ``images`` (one list of images per text).
+
+        With ``return_text_replacement_offsets``, also ``text_replacement_offsets``: per text,
+        one ``{"type": "image", "replacement": ...}`` per placeholder in order, the string it
+        became (the subset of ``ProcessorMixin``'s entries ``HFLVLM`` reads)."""
         from transformers import BatchFeature
 
         flat = [image for row in images or [] for image in row]
         texts = list(text)
         data: dict[str, Any] = {}
+        offsets: list[list[dict[str, Any]]] = [[] for _ in texts]
         if flat:
             vision = self.image_processor(images=flat, return_tensors=return_tensors)
             merge = self.image_processor.merge_size**2
@@ -135,11 +127,22 @@ class Qwen2VLImageOnlyProcessor:
             if found != len(flat):
                 raise ValueError(f"{found} {self.image_token} placeholders but {len(flat)} images")
             pattern = re.compile(re.escape(self.image_token))
-            texts = [pattern.sub(lambda _: self.image_token * next(counts), t) for t in texts]
+
+            def expand(row: list[dict[str, Any]]) -> Callable[[re.Match[str]], str]:
+                def replace(_: re.Match[str]) -> str:
+                    replacement = self.image_token * next(counts)
+                    row.append({"type": "image", "replacement": replacement})
+                    return replacement
+
+                return replace
+
+            texts = [pattern.sub(expand(row), t) for t, row in zip(texts, offsets, strict=True)]
             data.update(vision)
         elif any(self.image_token in t for t in texts):
             raise ValueError(f"{self.image_token} placeholders in the text but no images")
         data.update(self.tokenizer(texts, padding=padding, return_tensors=return_tensors))
+        if return_text_replacement_offsets:
+            data["text_replacement_offsets"] = offsets
         return BatchFeature(data)
 
 
@@ -191,7 +194,7 @@ class HFLVLM(LVLM):
         )
         self._feature_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._feature_cache_size = image_feature_cache_size
-        self._visual_mask: torch.Tensor | None = None
+        self._hooks = LayerHooks(self.model)
         path = Path(model_name_or_path)
         content = (
             directory_digest(path)
@@ -237,21 +240,39 @@ class HFLVLM(LVLM):
         )
 
     def _encode(
-        self, prompts: Sequence[ICLPrompt]
-    ) -> tuple[list[list[int]], dict[str, Any], list[list[Path]]]:
-        """Token ids per prompt (images expanded, unpadded) and the batch's vision inputs."""
+        self, prompts: Sequence[ICLPrompt], count_image_tokens: bool = False
+    ) -> tuple[list[list[int]], dict[str, Any], list[list[Path]], list[list[int]] | None]:
+        """Token ids per prompt (images expanded, unpadded), the batch's vision inputs, each
+        prompt's image paths and, if ``count_image_tokens``, how many image tokens the
+        processor gave each image of each prompt (what per-image spans are cut by)."""
         texts = [self.render(prompt) for prompt in prompts]
         images = [[Path(p) for p in prompt.images] for prompt in prompts]
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         if any(images):
             kwargs["images"] = [[load_image(p) for p in row] for row in images]
+            if count_image_tokens:
+                kwargs["return_text_replacement_offsets"] = True
         batch = self.processor(**kwargs)
         mask = batch["attention_mask"].bool()
         ids = [
             row[row_mask].tolist() for row, row_mask in zip(batch["input_ids"], mask, strict=True)
         ]
-        vision = {key: value for key, value in batch.items() if key not in TOKEN_ALIGNED_KEYS}
-        return ids, vision, images
+        vision = {
+            key: value
+            for key, value in batch.items()
+            if key not in TOKEN_ALIGNED_KEYS and key != "text_replacement_offsets"
+        }
+        counts = None
+        if count_image_tokens:
+            # Each image's placeholder became one replacement string (for Idefics3 with all
+            # its tiles): its image tokens are that string's image placeholders.
+            offsets = batch.get("text_replacement_offsets") or [[] for _ in prompts]
+            token = self.processor.image_token
+            counts = [
+                [entry["replacement"].count(token) for entry in row if entry["type"] == "image"]
+                for row in offsets
+            ]
+        return ids, vision, images, counts
 
     def _token_type_ids(self, ids: list[int]) -> list[int]:
         # Qwen2-VL style ``mm_token_type_ids``: 1 at image tokens, 0 elsewhere.
@@ -298,40 +319,28 @@ class HFLVLM(LVLM):
         }
 
     # ---------------------------------------------------------------------------------- hooks
-    @contextmanager
-    def layer_hook(self, layer_index: int, hook: LayerHook) -> Iterator[None]:
-        """Let ``hook(hidden, visual_mask) -> hidden`` rewrite decoder layer ``layer_index``'s
-        output, where ``hidden`` is ``(B, T, D)`` and ``visual_mask`` ``(B, T)`` marks image
-        tokens: the point where VPG-C adds residual visual prompts.
+    def layer_hook(self, layer_index: int, hook: LayerHook) -> AbstractContextManager[None]:
+        """Let ``hook(hidden, visual) -> hidden`` rewrite decoder layer ``layer_index``'s output
+        inside a ``with`` block: the point where VPG-C adds residual visual prompts.
 
-        The hook acts on the passes of ``score`` (through ``forward``); ``generate`` runs the
-        model unhooked."""
-        layers = _decoder_layers(self.model)
+        ``hidden`` is ``(B, T, D)``; ``visual`` (``VisualPositions``) holds the visual-token
+        mask, one ``[start, end)`` span per image of each row, and each row's last prompt token.
+        The hook acts on ``score``'s forward passes (right-padded prompt + answer) and on the
+        prefill of ``generate`` (left-padded prompt); decode steps, which reuse the hooked
+        prompt states from the KV cache, are not hooked (see ``drum.lvlm.hooks``)."""
+        return self._hooks.hook(layer_index, hook)
 
-        def forward_hook(module: torch.nn.Module, args: Any, output: Any) -> Any:
-            if self._visual_mask is None:
-                return output
-            if isinstance(output, tuple):  # transformers < 5 returned tuples
-                return (hook(output[0], self._visual_mask), *output[1:])
-            return hook(output, self._visual_mask)
-
-        handle = layers[layer_index].register_forward_hook(forward_hook)
-        try:
-            yield
-        finally:
-            handle.remove()
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any) -> Any:
-        """The model's forward pass with the visual-token mask exposed to layer hooks."""
-        self._visual_mask = (
-            input_ids == self.image_token_id
-            if self.image_token_id is not None
-            else torch.zeros_like(input_ids, dtype=torch.bool)
-        )
-        try:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        visual: VisualPositions | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The model's forward pass with ``visual`` exposed to layer hooks (``None`` only when
+        no hook is installed: a hooked layer without positions raises)."""
+        with self._hooks.batch(visual):
             return self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        finally:
-            self._visual_mask = None
 
     # -------------------------------------------------------------------------------- scoring
     def _answer_ids(self, answer: str) -> list[int]:
@@ -361,10 +370,23 @@ class HFLVLM(LVLM):
     def _score_batch(
         self, prompts: Sequence[ICLPrompt], answers: Sequence[str]
     ) -> list[ScoreResult]:
-        prompt_ids, vision, images = self._encode(prompts)
+        prompt_ids, vision, images, counts = self._encode(prompts, self._hooks.active)
         answer_ids = [self._answer_ids(answer) for answer in answers]
         sequences = [p + a for p, a in zip(prompt_ids, answer_ids, strict=True)]
         length = max(len(s) for s in sequences)
+        visual = (
+            None
+            if counts is None
+            else VisualPositions.of_rows(
+                sequences,
+                [0] * len(sequences),
+                [len(p) for p in prompt_ids],
+                length,
+                self.image_token_id,
+                counts,
+                self.device,
+            )
+        )
         pad = self.tokenizer.pad_token_id or 0
         # Right padding: a causal model's outputs at real positions ignore later padding, so a
         # batched score equals the one-at-a-time score.
@@ -387,7 +409,7 @@ class HFLVLM(LVLM):
         else:
             offset = 0
         logits = self.forward(
-            input_ids.to(self.device), attention_mask.to(self.device), **extra
+            input_ids.to(self.device), attention_mask.to(self.device), visual, **extra
         ).logits
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         results = []
@@ -416,7 +438,7 @@ class HFLVLM(LVLM):
         return replies
 
     def _generate_batch(self, prompts: Sequence[ICLPrompt], max_new_tokens: int) -> list[str]:
-        prompt_ids, vision, images = self._encode(prompts)
+        prompt_ids, vision, _, counts = self._encode(prompts, self._hooks.active)
         length = max(len(p) for p in prompt_ids)
         pad = self.tokenizer.pad_token_id or 0
         # Left padding so every row's next token comes at the same position.
@@ -429,14 +451,29 @@ class HFLVLM(LVLM):
             extra["mm_token_type_ids"] = torch.tensor(
                 [[0] * (length - len(p)) + self._token_type_ids(p) for p in prompt_ids]
             ).to(self.device)
-        output = self.model.generate(
-            input_ids=input_ids.to(self.device),
-            attention_mask=attention_mask.to(self.device),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=pad,
-            **extra,
+        visual = (
+            None
+            if counts is None
+            else VisualPositions.of_rows(
+                prompt_ids,
+                [length - len(p) for p in prompt_ids],
+                [len(p) for p in prompt_ids],
+                length,
+                self.image_token_id,
+                counts,
+                self.device,
+            )
         )
+        # Hooks act on the prefill alone (the one pass as long as the padded prompt).
+        with self._hooks.batch(visual):
+            output = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention_mask.to(self.device),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=pad,
+                **extra,
+            )
         new_tokens = output[:, length:]
         return [
             text.strip()

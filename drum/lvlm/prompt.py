@@ -1,8 +1,10 @@
 """In-context prompts: demonstrations then a query, as an interleaved image/text conversation.
 
-A prompt is model-agnostic data; each backend renders it with its model's own chat template:
-every demonstration is a user turn (its images, then its text) followed by an assistant turn
-(its answer), and the query is a final user turn awaiting the answer.
+A prompt is model-agnostic data; each backend renders it with its model's own chat template.
+Every demonstration is a user turn followed by an assistant turn (its answer), and the query
+is a final user turn awaiting the answer. A user turn is an ordered sequence of parts, text
+and images, so a prompt can say "image 1: <img> image 2: <img> which one ...";
+``build_prompt`` lays every example out as its images, then its text (``Turn.of``).
 """
 
 from __future__ import annotations
@@ -36,12 +38,59 @@ class PromptTemplate:
 
 
 @dataclass(frozen=True)
-class Turn:
-    """One example inside a prompt: its images, its (formatted) text and, for demos, answer."""
+class TextPart:
+    """A piece of a user turn's text, rendered where it stands among the turn's images."""
 
-    images: tuple[Path, ...]
     text: str
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """An image of a user turn, rendered as the model's image placeholder where it stands."""
+
+    path: Path
+
+
+Part = TextPart | ImagePart
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One example inside a prompt: its parts (text and images, in order) and, for demos, its
+    answer.
+
+    ``Turn.of(images, text)`` builds the usual layout, images then text.
+    """
+
+    parts: tuple[Part, ...]
     answer: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.parts:
+            raise ValueError("a Turn needs at least one part")
+        for part in self.parts:
+            # Catches the former ``Turn(images, text)`` call, which would otherwise read the
+            # images as parts and the text as the answer.
+            if not isinstance(part, TextPart | ImagePart):
+                raise TypeError(
+                    f"Turn parts must be TextPart or ImagePart, got {type(part).__name__} "
+                    "(build an images-then-text turn with Turn.of(images, text))"
+                )
+
+    @classmethod
+    def of(cls, images: Sequence[Path], text: str, answer: str | None = None) -> Turn:
+        """The turn that shows ``images`` (in order), then ``text``."""
+        return cls((*(ImagePart(Path(image)) for image in images), TextPart(text)), answer)
+
+    @property
+    def images(self) -> tuple[Path, ...]:
+        """The turn's images, in order of appearance."""
+        return tuple(part.path for part in self.parts if isinstance(part, ImagePart))
+
+    @property
+    def text(self) -> str:
+        """The turn's text parts joined by single spaces (the text alone when there is one)."""
+        return " ".join(part.text for part in self.parts if isinstance(part, TextPart))
 
 
 @dataclass(frozen=True)
@@ -53,15 +102,16 @@ class ICLPrompt:
 
     @property
     def images(self) -> list[Path]:
-        """Every image of the prompt, in order of appearance."""
+        """Every image of the prompt, in order of appearance (the order the processor and the
+        model consume them in)."""
         return [image for turn in (*self.demos, self.query) for image in turn.images]
 
     def to_messages(self) -> list[dict[str, Any]]:
-        """Hugging Face chat messages (``{"type": "image"}`` placeholders, images in order)."""
+        """Hugging Face chat messages: each user turn's parts in order (``{"type": "image"}``
+        placeholders, ``{"type": "text", "text": ...}``), each answer an assistant turn."""
         messages: list[dict[str, Any]] = []
         for turn in (*self.demos, self.query):
-            content: list[dict[str, Any]] = [{"type": "image"} for _ in turn.images]
-            content.append({"type": "text", "text": turn.text})
+            content = [_content_item(part) for part in turn.parts]
             messages.append({"role": "user", "content": content})
             if turn.answer is not None:
                 messages.append(
@@ -70,19 +120,26 @@ class ICLPrompt:
         return messages
 
 
+def _content_item(part: Part) -> dict[str, Any]:
+    if isinstance(part, ImagePart):
+        return {"type": "image"}
+    return {"type": "text", "text": part.text}
+
+
 def build_prompt(
     demos: Sequence[Example], query: Example, template: PromptTemplate | None = None
 ) -> ICLPrompt:
-    """The prompt that shows ``demos`` (with their canonical answers) and asks ``query``."""
+    """The prompt that shows ``demos`` (with their canonical answers) and asks ``query``, each
+    example as its images then its text."""
     template = template or PromptTemplate()
     return ICLPrompt(
         demos=tuple(
-            Turn(
-                images=tuple(demo.images),
-                text=template.user.format(text=demo.text),
+            Turn.of(
+                demo.images,
+                template.user.format(text=demo.text),
                 answer=template.answer.format(answer=demo.answer),
             )
             for demo in demos
         ),
-        query=Turn(images=tuple(query.images), text=template.user.format(text=query.text)),
+        query=Turn.of(query.images, template.user.format(text=query.text)),
     )

@@ -1,5 +1,7 @@
 """The built-in LVLM: its training path equals the processor path, episodes are well formed,
-and a short training run saves a model that ``HFLVLM`` loads."""
+a short training run saves a model that ``HFLVLM`` loads, and the shipped model reads
+interleaved prompts (scores by hand, batched equals one at a time) and takes layer hooks with
+one span per image even where two images' tokens are adjacent."""
 
 from __future__ import annotations
 
@@ -29,8 +31,10 @@ from drum.builtin.lvlm.train import (
     vision_features,
 )
 from drum.data import read_examples
+from drum.data.images import load_image
 from drum.lvlm.hf import HFLVLM
-from drum.lvlm.prompt import ICLPrompt, Turn
+from drum.lvlm.hooks import VisualPositions
+from drum.lvlm.prompt import ICLPrompt, ImagePart, TextPart, Turn
 from drum.utils.checkpoint import Checkpointer
 
 TINY = BuiltinLVLMArchitecture(hidden=32, layers=2, heads=2, intermediate=64)
@@ -66,9 +70,9 @@ def _sampler(pool) -> EpisodeSampler:
 
 
 def _prompt_of(episode, pool) -> ICLPrompt:
-    turns = [Turn((pool[s.image].image,), s.text, s.answer) for s in episode.demos]
+    turns = [Turn.of((pool[s.image].image,), s.text, s.answer) for s in episode.demos]
     query = episode.query
-    return ICLPrompt(tuple(turns), Turn((pool[query.image].image,), query.text))
+    return ICLPrompt(tuple(turns), Turn.of((pool[query.image].image,), query.text))
 
 
 def test_training_tokens_equal_the_chat_template_and_processor(built, pool) -> None:
@@ -163,8 +167,8 @@ def test_short_training_saves_a_loadable_model_and_is_skipped_when_current(
     lvlm = HFLVLM(out)
     pool = read_examples(tiny_world / "vqa" / "pool.jsonl")
     prompt = ICLPrompt(
-        (Turn((pool[0].image,), pool[0].text, pool[0].answer),),
-        Turn((pool[1].image,), pool[1].text),
+        (Turn.of((pool[0].image,), pool[0].text, pool[0].answer),),
+        Turn.of((pool[1].image,), pool[1].text),
     )
     (reply,) = lvlm.generate([prompt], max_new_tokens=2)
     assert isinstance(reply, str)
@@ -224,3 +228,113 @@ def test_plain_share_and_task_mix(pool) -> None:
     assert all(e.query.answer in english for e in plain)
     nonsense = [sampler.sample(rng, 2, {"vqa": 1.0}, plain_share=0.0) for _ in range(20)]
     assert not any(e.query.answer in english for e in nonsense)
+
+
+@pytest.fixture(scope="module")
+def shipped() -> HFLVLM:
+    return HFLVLM(ASSETS_DIR / "lvlm")
+
+
+@pytest.fixture(scope="module")
+def interleaved(pool) -> tuple[list[ICLPrompt], list[str]]:
+    """Two images between three text parts; three images across a demo (two of them adjacent,
+    so their tokens form one run) and the query."""
+    image = [example.image for example in pool[:5]]
+    two = ICLPrompt(
+        (),
+        Turn(
+            (
+                TextPart("one"),
+                ImagePart(image[0]),
+                TextPart("two"),
+                ImagePart(image[1]),
+                TextPart(pool[0].text),
+            )
+        ),
+    )
+    three = ICLPrompt(
+        (Turn((ImagePart(image[2]), ImagePart(image[3]), TextPart(pool[2].text)), pool[2].answer),),
+        Turn((TextPart("large"), ImagePart(image[4]), TextPart(pool[1].text))),
+    )
+    return [two, three], [pool[0].answer, f"{pool[1].answer} red"]
+
+
+def _by_hand(lvlm: HFLVLM, prompt: ICLPrompt, answer: str) -> float:
+    """``sum_t log p(a_t | prompt, a_<t)`` from one plain forward over the unpadded
+    prompt + answer, rendered by the processor directly."""
+    text = lvlm.processor.apply_chat_template(
+        prompt.to_messages(), add_generation_prompt=True, tokenize=False
+    )
+    images = [load_image(path) for path in prompt.images]
+    inputs = lvlm.processor(text=[text], images=[images], return_tensors="pt")
+    prompt_ids = inputs["input_ids"][0].tolist()
+    answer_ids = lvlm.tokenizer(answer, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt_ids + answer_ids])
+    with torch.no_grad():
+        logits = lvlm.model(input_ids=ids, pixel_values=inputs["pixel_values"]).logits
+    log_probs = logits[0].float().log_softmax(-1)
+    return sum(float(log_probs[len(prompt_ids) - 1 + i, t]) for i, t in enumerate(answer_ids))
+
+
+def test_shipped_lvlm_renders_interleaved_prompts_in_order(shipped: HFLVLM, interleaved) -> None:
+    (two, three), _ = interleaved
+    query_text = two.query.parts[-1].text
+    assert shipped.render(two) == f"[BOS] one <image> two <image> {query_text} answer"
+    demo = three.demos[0]
+    assert shipped.render(three) == (
+        f"[BOS] <image> <image> {demo.text} answer {demo.answer} [EOS]"
+        f" large <image> {three.query.parts[-1].text} answer"
+    )
+
+
+def test_shipped_lvlm_scores_interleaved_prompts_by_hand_and_batched(
+    shipped: HFLVLM, interleaved
+) -> None:
+    prompts, answers = interleaved
+    batched = shipped.score(prompts, answers)
+    for prompt, answer, result in zip(prompts, answers, batched, strict=True):
+        (single,) = shipped.score([prompt], [answer])
+        assert result.sum == pytest.approx(single.sum, abs=1e-4)
+        assert result.sum == pytest.approx(_by_hand(shipped, prompt, answer), abs=1e-4)
+    replies = shipped.generate(prompts, max_new_tokens=3)
+    assert replies == [shipped.generate([p], max_new_tokens=3)[0] for p in prompts]
+
+
+def test_shipped_lvlm_hooks_see_one_span_per_image_and_act_in_both_paths(
+    shipped: HFLVLM, interleaved
+) -> None:
+    prompts, answers = interleaved
+    # The output of layer L/2 - 1, i.e. what enters layer L/2 (VPG-C's insertion point): by the
+    # output of layer L/2 itself this trained model has already read the images into the text.
+    layer = shipped.model.config.text_config.num_hidden_layers // 2 - 1
+    n = visual_tokens_per_image(shipped.model)
+    scores = shipped.score(prompts, answers)
+    replies = shipped.generate(prompts, max_new_tokens=3)
+    seen: list[VisualPositions] = []
+
+    def record(hidden: torch.Tensor, visual: VisualPositions) -> torch.Tensor:
+        seen.append(visual)
+        return hidden + torch.zeros_like(hidden)
+
+    with shipped.layer_hook(layer, record):
+        assert shipped.score(prompts, answers) == scores
+        assert shipped.generate(prompts, max_new_tokens=3) == replies
+    for visual in seen:  # scoring (right padding), then generation (left padding)
+        for row, prompt in enumerate(prompts):
+            spans = visual.spans[row]
+            assert len(spans) == len(prompt.images)
+            assert all(end - start == n for start, end in spans)
+            covered = [i for start, end in spans for i in range(start, end)]
+            assert visual.mask[row].nonzero().flatten().tolist() == covered
+    # The demo's two adjacent images: one run of 2n tokens, cut into two spans.
+    (first, second, _) = seen[0].spans[1]
+    assert first[1] == second[0]
+
+    def shift(hidden: torch.Tensor, visual: VisualPositions) -> torch.Tensor:
+        return hidden + 100.0 * visual.mask.unsqueeze(-1).to(hidden.dtype)
+
+    with shipped.layer_hook(layer, shift):
+        shifted = shipped.score(prompts, answers)
+        shifted_replies = shipped.generate(prompts, max_new_tokens=3)
+    assert all(abs(s.sum - b.sum) > 1e-3 for s, b in zip(shifted, scores, strict=True))
+    assert shifted_replies != replies

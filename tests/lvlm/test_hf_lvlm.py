@@ -1,9 +1,11 @@
 """``HFLVLM`` on tiny random LLaVA, Idefics3, Qwen2-VL and Qwen2.5-VL models loaded by path.
 
-Each family is built once per module (``tiny_lvlms.py``) and checked for: scores equal to a
-by-hand sum over one plain forward of the unpadded prompt + answer; batched scoring and
-generation equal to one-at-a-time; layer hooks that see exactly the visual tokens and can
-change scores; and, for LLaVA, the image feature cache.
+Each family is built once per session (``tiny_lvlms.py``, ``conftest.py``) and checked for:
+scores equal to a by-hand sum over one plain forward of the unpadded prompt + answer; batched
+scoring and generation equal to one-at-a-time, for images-then-text prompts and for
+interleaved ones (2 and 3 images between text); interleaved prompts rendered with each image's
+placeholder between the right text parts; and, for LLaVA, the image feature cache. Layer hooks
+are tested in ``test_hooks.py``.
 """
 
 from __future__ import annotations
@@ -17,52 +19,13 @@ from typing import Any
 import pytest
 import torch
 
-from drum.data import read_examples
 from drum.data.images import load_image
 from drum.lvlm.base import ScoreResult
 from drum.lvlm.hf import HFLVLM, Qwen2VLImageOnlyProcessor
-from drum.lvlm.prompt import ICLPrompt, build_prompt
-from tests.lvlm import tiny_lvlms
+from drum.lvlm.prompt import ICLPrompt
 
-FAMILIES = tuple(tiny_lvlms.BUILDERS)
 QWEN_FAMILIES = ("qwen2_vl", "qwen2_5_vl")
 ATOL = 1e-4
-
-
-@pytest.fixture(scope="module")
-def build(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Any]:
-    """Each family's tiny model, built and saved at most once in this module."""
-    built: dict[str, Any] = {}
-
-    def get(family: str) -> Any:
-        if family not in built:
-            built[family] = tiny_lvlms.BUILDERS[family](tmp_path_factory.mktemp(family))
-        return built[family]
-
-    return get
-
-
-@pytest.fixture(scope="module", params=FAMILIES)
-def tiny(request: pytest.FixtureRequest, build: Callable[[str], Any]) -> Any:
-    return build(request.param)
-
-
-@pytest.fixture(scope="module")
-def lvlm(tiny: Any) -> HFLVLM:
-    return HFLVLM(tiny.path)
-
-
-@pytest.fixture(scope="module")
-def batch(tiny_world: Path) -> tuple[list[ICLPrompt], list[str]]:
-    """Three prompts with 2, 0 and 1 demos and answers of 1, 2 and 3 tokens."""
-    pool = read_examples(tiny_world / "vqa" / "pool.jsonl")
-    prompts = [
-        build_prompt(pool[1:3], pool[0]),
-        build_prompt([], pool[3]),
-        build_prompt(pool[4:5], pool[5]),
-    ]
-    answers = [pool[0].answer, f"{pool[3].answer} {pool[4].answer}", "red blue green"]
-    return prompts, answers
 
 
 def _reference_inputs(lvlm: HFLVLM, prompt: ICLPrompt) -> dict[str, torch.Tensor]:
@@ -167,34 +130,45 @@ def test_batched_generation_equals_one_at_a_time(
     assert replies == [lvlm.generate([p], max_new_tokens=4)[0] for p in prompts]
 
 
-def test_layer_hook_sees_visual_tokens_and_can_change_scores(
-    tiny: Any, lvlm: HFLVLM, batch: tuple[list[ICLPrompt], list[str]]
+def test_interleaved_prompts_render_images_between_their_text(
+    tiny: Any, lvlm: HFLVLM, interleaved: tuple[list[ICLPrompt], list[str]]
 ) -> None:
-    prompts, answers = batch
-    # Not the last layer: under causal attention a hook there cannot reach the answer logits.
-    middle = (lvlm.model.config.text_config.num_hidden_layers - 1) // 2
-    base = lvlm.score(prompts, answers)
-    seen: list[tuple[tuple[int, ...], tuple[int, ...], list[int]]] = []
+    (two, three, across), _ = interleaved
+    image = tiny.placeholder
+    texts = [turn.parts[-1].text for turn in (two.query, three.query, across.query)]
+    assert lvlm.render(two) == f"[BOS] one {image} two {image} {texts[0]} answer"
+    assert lvlm.render(three) == f"[BOS] one {image} two {image} {image} {texts[1]} answer"
+    demo = across.demos[0]
+    assert lvlm.render(across) == (
+        f"[BOS] {image} small {image} answer {demo.answer} [EOS] large {image} {texts[2]} answer"
+    )
+    # After expansion: each image's run of visual tokens, in order, between the text tokens.
+    ids = lvlm._encode([two])[0][0]
+    words = lvlm.tokenizer.convert_ids_to_tokens(ids)
+    one, second = words.index("one"), words.index("two")
+    visual = [i for i, token in enumerate(ids) if token == lvlm.image_token_id]
+    n = tiny.visual_tokens_per_image
+    assert len(visual) == 2 * n
+    assert one < visual[0] and visual[n - 1] < second < visual[n]
 
-    def identity(hidden: torch.Tensor, visual_mask: torch.Tensor) -> torch.Tensor:
-        seen.append((tuple(hidden.shape), tuple(visual_mask.shape), visual_mask.sum(1).tolist()))
-        return hidden
 
-    def shift(hidden: torch.Tensor, visual_mask: torch.Tensor) -> torch.Tensor:
-        return hidden + 1.0 * visual_mask.unsqueeze(-1).to(hidden.dtype)
+def test_interleaved_score_equals_sum_of_token_log_probs_by_hand(
+    lvlm: HFLVLM, interleaved: tuple[list[ICLPrompt], list[str]]
+) -> None:
+    prompts, answers = interleaved
+    for prompt, answer, result in zip(prompts, answers, lvlm.score(prompts, answers), strict=True):
+        assert result.sum == pytest.approx(_reference_score(lvlm, prompt, answer), abs=ATOL)
 
-    with lvlm.layer_hook(middle, identity):
-        same = lvlm.score(prompts, answers)
-    assert same == base
-    ((hidden_shape, mask_shape, per_row),) = seen  # one batch, one forward
-    assert hidden_shape[:2] == mask_shape and mask_shape[0] == len(prompts)
-    assert per_row == [len(p.images) * tiny.visual_tokens_per_image for p in prompts]
 
-    with lvlm.layer_hook(middle, shift):
-        shifted = lvlm.score(prompts, answers)
-    assert all(abs(s.sum - b.sum) > 1e-3 for s, b in zip(shifted, base, strict=True))
-    # The hook is removed on exit.
-    assert lvlm.score(prompts, answers) == base
+def test_interleaved_batched_equals_one_at_a_time(
+    lvlm: HFLVLM, interleaved: tuple[list[ICLPrompt], list[str]]
+) -> None:
+    prompts, answers = interleaved
+    single = [lvlm.score([p], [a])[0] for p, a in zip(prompts, answers, strict=True)]
+    assert [r.tokens for r in single] == [2, 1, 3]
+    _assert_scores_close(lvlm.score(prompts, answers), single)
+    replies = lvlm.generate(prompts, max_new_tokens=4)
+    assert replies == [lvlm.generate([p], max_new_tokens=4)[0] for p in prompts]
 
 
 @pytest.fixture()

@@ -6,10 +6,10 @@ image processor, a chat template that renders ``ICLPrompt.to_messages()`` with t
 image placeholder) and saves both with ``save_pretrained``, so ``HFLVLM(path)`` loads them
 exactly as it would load a downloaded checkpoint. Images are the tiny world's 32 px PNGs.
 
-Every chat template follows the built-in LVLM's shape: user turns are their images then their
-text, assistant turns are ``answer <reply> [EOS]`` and the generation prompt ends with
-``answer``, so an answer's token ids appended to a rendered prompt are exactly how the template
-would render the finished conversation.
+Every chat template follows the built-in LVLM's shape: user turns are their parts in order
+(" " + the image placeholder, or " " + the text), assistant turns are ``answer <reply> [EOS]``
+and the generation prompt ends with ``answer``, so an answer's token ids appended to a
+rendered prompt are exactly how the template would render the finished conversation.
 """
 
 from __future__ import annotations
@@ -28,12 +28,13 @@ IMAGE_SIZE = 32
 
 
 class TinyLVLM(NamedTuple):
-    """A saved tiny LVLM: its ``model_type``, where it is and how many visual tokens each
-    image becomes."""
+    """A saved tiny LVLM: its ``model_type``, where it is, how many visual tokens each image
+    becomes and what its chat template writes for an image."""
 
     model_type: str
     path: Path
     visual_tokens_per_image: int
+    placeholder: str
 
 
 def chat_template(image: str) -> str:
@@ -128,7 +129,7 @@ def build_tiny_llava(path: Path, seed: int = 0) -> TinyLVLM:
     )
     model.save_pretrained(path)
     processor.save_pretrained(path)
-    return TinyLVLM("llava", path, (IMAGE_SIZE // patch) ** 2)
+    return TinyLVLM("llava", path, (IMAGE_SIZE // patch) ** 2, "<image>")
 
 
 def build_tiny_idefics3(path: Path, seed: int = 0) -> TinyLVLM:
@@ -175,7 +176,7 @@ def build_tiny_idefics3(path: Path, seed: int = 0) -> TinyLVLM:
     )
     model.save_pretrained(path)
     processor.save_pretrained(path)
-    return TinyLVLM("idefics3", path, image_seq_len)
+    return TinyLVLM("idefics3", path, image_seq_len, "<image>")
 
 
 QWEN_SPECIAL_TOKENS = ("<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>")
@@ -253,11 +254,12 @@ def _build_tiny_qwen(path: Path, model_type: str, seed: int) -> TinyLVLM:
     image_processor = Qwen2VLImageProcessorPil(
         min_pixels=pixels, max_pixels=pixels, patch_size=patch, merge_size=merge
     )
-    tokenizer.chat_template = chat_template("<|vision_start|><|image_pad|><|vision_end|>")
+    placeholder = "<|vision_start|><|image_pad|><|vision_end|>"
+    tokenizer.chat_template = chat_template(placeholder)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     image_processor.save_pretrained(path)
-    return TinyLVLM(model_type, path, (IMAGE_SIZE // patch) ** 2 // merge**2)
+    return TinyLVLM(model_type, path, (IMAGE_SIZE // patch) ** 2 // merge**2, placeholder)
 
 
 def build_tiny_qwen2_vl(path: Path, seed: int = 0) -> TinyLVLM:

@@ -1,0 +1,91 @@
+"""Prompts as data: ``build_prompt`` keeps today's images-then-text messages, interleaved turns
+emit their parts in order, and malformed turns are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from drum.data.example import Example
+from drum.lvlm.prompt import ICLPrompt, ImagePart, PromptTemplate, TextPart, Turn, build_prompt
+
+A, B, C = Path("/img/a.png"), Path("/img/b.png"), Path("/img/c.png")
+
+
+def _example(images: tuple[Path, ...], text: str, answer: str) -> Example:
+    return Example(id=text, task="vqa", images=images, text=text, answers=(answer,))
+
+
+def test_build_prompt_messages_are_todays_images_then_text() -> None:
+    demos = [_example((A, B), "what is it", "red"), _example((), "no image", "blue")]
+    query = _example((C,), "and this", "green")
+    template = PromptTemplate(user="Q: {text}", answer="A: {answer}")
+    # Written out by hand: the messages every prompt rendered to before turns had parts.
+    expected = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image"},
+                {"type": "image"},
+                {"type": "text", "text": "Q: what is it"},
+            ],
+        },
+        {"role": "assistant", "content": [{"type": "text", "text": "A: red"}]},
+        {"role": "user", "content": [{"type": "text", "text": "Q: no image"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "A: blue"}]},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Q: and this"}]},
+    ]
+    prompt = build_prompt(demos, query, template)
+    assert prompt.to_messages() == expected
+    assert prompt.images == [A, B, C]
+    assert prompt.demos[0].text == "Q: what is it" and prompt.demos[0].images == (A, B)
+    assert prompt.query.answer is None
+
+
+def test_interleaved_turn_emits_its_parts_in_order() -> None:
+    turn = Turn(
+        (TextPart("image 1:"), ImagePart(B), TextPart("image 2:"), ImagePart(A), TextPart("which")),
+        answer="first",
+    )
+    query = Turn((ImagePart(C), TextPart("this"), TextPart("one"), ImagePart(A)))
+    prompt = ICLPrompt((turn,), query)
+    assert prompt.to_messages() == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "image 1:"},
+                {"type": "image"},
+                {"type": "text", "text": "image 2:"},
+                {"type": "image"},
+                {"type": "text", "text": "which"},
+            ],
+        },
+        {"role": "assistant", "content": [{"type": "text", "text": "first"}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image"},
+                {"type": "text", "text": "this"},
+                {"type": "text", "text": "one"},
+                {"type": "image"},
+            ],
+        },
+    ]
+    # Images in order of appearance across the prompt: what the processor receives.
+    assert prompt.images == [B, A, C, A]
+    assert turn.text == "image 1: image 2: which"
+    assert query.images == (C, A) and query.text == "this one"
+
+
+def test_turn_of_is_images_then_text() -> None:
+    turn = Turn.of([A, B], "what", answer="red")
+    assert turn == Turn((ImagePart(A), ImagePart(B), TextPart("what")), "red")
+
+
+def test_malformed_turns_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least one part"):
+        Turn(())
+    # The former Turn(images, text) call: paths are not parts.
+    with pytest.raises(TypeError, match=r"Turn\.of"):
+        Turn((A,), "what")  # type: ignore[arg-type]
