@@ -20,7 +20,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
 from rich.markdown import Markdown
 
@@ -31,6 +30,7 @@ from drum.builtin.world.generate import WorldConfig, make_world
 from drum.embed.cache import EmbeddingCache
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import ICLEvalConfig, run_icl_eval
+from drum.eval.terminal import icl_tables, quality_tables, rounds_tables
 from drum.feedback.scorer import FeedbackConfig
 from drum.lvlm.hf import HFLVLM
 from drum.pipelines.retrieval_quality import (
@@ -40,7 +40,7 @@ from drum.pipelines.retrieval_quality import (
 )
 from drum.tasks.spec import world_tasks
 from drum.train.config import MiningConfig, RetrieverTrainConfig
-from drum.train.mining import mine, rounds_table
+from drum.train.mining import mine
 from drum.utils.io import atomic_write_json, atomic_write_text
 from drum.utils.provenance import provenance
 
@@ -69,7 +69,6 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the demo into ``out``; returns the ICL results it saved."""
     console = console or Console()
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     world_config = QUICK_WORLD if quick else WorldConfig()
     timings: dict[str, float] = {}
     results_dir = out / "results"
@@ -110,7 +109,7 @@ def run_demo(
     quality_md = quality_table_markdown(rows)
     atomic_write_text(results_dir / "retrieval_quality.md", quality_md + "\n")
     console.print(Markdown("**hit@4: the 4 demonstrations include the query's answer (val)**"))
-    console.print(Markdown(quality_md))
+    console.print(quality_tables(rows))
     timings["retrieval_seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -131,7 +130,7 @@ def run_demo(
         out / "drum" / run_key,
         mining_config,
     )
-    console.print(Markdown(rounds_table({"drum": mining})))
+    console.print(rounds_tables({"drum": mining}))
     timings["drum_seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -158,7 +157,7 @@ def run_demo(
         drum_embedder=HFDualEncoder(mining["final_embedder"]),
     )
     timings["icl_seconds"] = time.perf_counter() - started
-    console.print(Markdown((results_dir / "icl_results.md").read_text(encoding="utf-8")))
+    console.print(icl_tables(icl, header=True))
     atomic_write_json(
         results_dir / "demo_timings.json", {k: round(v, 1) for k, v in timings.items()}
     )

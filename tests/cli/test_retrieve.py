@@ -1,4 +1,4 @@
-"""The ``drum`` command line, driven in-process with typer's CliRunner."""
+"""``drum retrieve``: demonstrations per query as JSONL."""
 
 from __future__ import annotations
 
@@ -10,13 +10,6 @@ from typer.testing import CliRunner
 from drum.cli.main import app
 
 runner = CliRunner()
-
-
-def test_help_lists_the_subcommands() -> None:
-    result = runner.invoke(app, ["--help"])
-    assert result.exit_code == 0
-    for name in ("data", "embed", "index", "retrieve", "demo"):
-        assert name in result.output
 
 
 def test_retrieve_writes_demos_per_query(
@@ -85,37 +78,3 @@ def test_similarity_strategy_without_model_is_a_clear_error(
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "needs --model" in result.output
-
-
-def test_data_check_reports_file_and_line(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text(
-        '{"id": "a", "images": [], "text": "t", "answers": ["x"], "task": "vqa"}\n{oops\n'
-    )
-    result = runner.invoke(app, ["data", "check", str(bad)])
-    assert result.exit_code == 2
-    assert "bad.jsonl:2" in result.output and "malformed JSON" in result.output
-
-
-def test_index_build_saves_an_index(tiny_world: Path, tiny_clip_dir: Path, tmp_path: Path) -> None:
-    from drum.index import VectorIndex
-
-    out = tmp_path / "index"
-    result = runner.invoke(
-        app,
-        [
-            "index",
-            "build",
-            "--pool",
-            str(tiny_world / "vqa" / "pool.jsonl"),
-            "--model",
-            str(tiny_clip_dir),
-            "--out",
-            str(out),
-            "--cache",
-            str(tmp_path / "cache"),
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    index = VectorIndex.load(out)
-    assert index.ntotal == 60 and index.meta["strategy"] == "concat"

@@ -1,0 +1,25 @@
+"""``drum``: the command-line entry point (``drum --help`` lists the subcommands)."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from drum.cli import data, demo, embed, index, lvlm, mining, retrieve
+from drum.cli import eval as eval_cli
+
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app.add_typer(data.app, name="data")
+app.add_typer(embed.app, name="embed")
+app.add_typer(index.app, name="index")
+app.add_typer(lvlm.app, name="lvlm")
+app.command("retrieve")(retrieve.retrieve_command)
+app.command("strategies")(retrieve.strategies_command)
+app.command("eval")(eval_cli.eval_command)
+app.command("mine")(mining.mine_command)
+app.command("train")(mining.train_command)
+app.command("experiments")(mining.experiments_command)
+app.command("demo")(demo.demo_command)

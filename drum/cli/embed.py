@@ -1,0 +1,54 @@
+"""``drum embed``: train the built-in embedder, embed datasets into the cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from drum.cli.common import ModelOption, console, default_of
+
+EMBEDDER_CONFIG = "drum.builtin.embedder:BuiltinEmbedderConfig"
+
+app = typer.Typer(no_args_is_help=True, help="Train and run embedders.")
+
+
+@app.command("train-builtin")
+def train_builtin_command(
+    world: Path = Path("world"),
+    out: Path = Path("models/embedder"),
+    steps: int = default_of(EMBEDDER_CONFIG, "steps"),
+    seed: int = default_of(EMBEDDER_CONFIG, "seed"),
+) -> None:
+    """Train the built-in CLIP on the world's train split (skipped when already current)."""
+    from drum.builtin.embedder import BuiltinEmbedderConfig, train_builtin_embedder
+
+    path = train_builtin_embedder(world, out, BuiltinEmbedderConfig(steps=steps, seed=seed))
+    card = json.loads((path / "drum_embedder.json").read_text())
+    console.print_json(
+        data={
+            "model": str(path),
+            **{k: card[k] for k in ("train_seconds", "val_zero_shot_accuracy")},
+        }
+    )
+
+
+@app.command("run")
+def embed_command(
+    data: Annotated[Path, typer.Option(help="JSONL dataset to embed.")],
+    model: ModelOption,
+    cache: Annotated[Path, typer.Option(help="Embedding cache directory.")] = Path("runs/cache"),
+) -> None:
+    """Embed a dataset's images and texts into the cache (a second run embeds nothing)."""
+    from drum.data.jsonl import read_examples
+    from drum.embed.cache import EmbeddingCache
+    from drum.embed.hf import HFDualEncoder
+    from drum.retrieve.retriever import PoolEmbeddings
+
+    embedder = HFDualEncoder(model)
+    store = EmbeddingCache(cache)
+    examples = read_examples(data)
+    PoolEmbeddings.compute(examples, embedder, store, progress=True)
+    console.print(f"{len(examples)} examples: {store.hits} cached, {store.misses} embedded now")

@@ -1,0 +1,123 @@
+"""``drum eval``: few-shot in-context learning, tasks x strategies x shots x seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from drum.cli.common import console, csv_ints, default_of, fail, show_tables
+
+ICL_EVAL_CONFIG = "drum.eval.icl:ICLEvalConfig"
+
+
+def eval_command(
+    out: Annotated[Path, typer.Option(help="Directory for icl_results.json / .md / .png.")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="LVLM: a hub id or a save_pretrained directory.")
+    ],
+    world: Annotated[
+        Path | None, typer.Option(help="A world directory (drum data make-world).")
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated world tasks (default: all three; needs --world)."),
+    ] = None,
+    task_file: Annotated[
+        list[Path] | None, typer.Option(help="A JSON task file (repeatable).")
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option(help="Comma-separated retrieval strategies.")
+    ] = "random,fixed,image,text,concat",
+    shots: Annotated[
+        str, typer.Option(help="Comma-separated shot counts (0: zero-shot).")
+    ] = default_of(ICL_EVAL_CONFIG, "shots"),
+    seeds: Annotated[
+        str, typer.Option(help="Comma-separated seeds for the random / fixed strategies.")
+    ] = default_of(ICL_EVAL_CONFIG, "seeds"),
+    embedder: Annotated[
+        str | None, typer.Option(help="Dual encoder for the similarity strategies.")
+    ] = None,
+    drum_embedder: Annotated[
+        str | None,
+        typer.Option(help="The DRUM-trained dual encoder (drum mine) for strategy 'drum'."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="World query split: test or val.")] = "test",
+    max_queries: Annotated[
+        int | None, typer.Option(help="Evaluate only the first N queries of each task.")
+    ] = None,
+    batch_size: int = default_of(ICL_EVAL_CONFIG, "batch_size"),
+    order: str = default_of(ICL_EVAL_CONFIG, "order"),
+    image_weight: float = default_of(ICL_EVAL_CONFIG, "image_weight"),
+    bootstrap_resamples: int = default_of(ICL_EVAL_CONFIG, "bootstrap_resamples"),
+    corpus_bootstrap_resamples: int = default_of(ICL_EVAL_CONFIG, "corpus_bootstrap_resamples"),
+    corpus_ci: Annotated[
+        str, typer.Option(help="rescore (exact) or fixed_statistics (fast) CIs for CIDEr/ROUGE-L.")
+    ] = default_of(ICL_EVAL_CONFIG, "corpus_ci"),
+    cache: Annotated[Path, typer.Option(help="Embedding cache directory.")] = Path("runs/cache"),
+    device: str = "cpu",
+) -> None:
+    """In-context learning: tasks x strategies x shots x seeds -> metrics with 95% CIs."""
+    from drum.eval.icl import ICLEvalConfig, check_eval, run_icl_eval
+    from drum.eval.report import markdown_table
+    from drum.eval.terminal import icl_tables
+    from drum.tasks.spec import TaskFileError, TaskSpec, load_task_file, world_tasks
+
+    tasks: list[TaskSpec] = []
+    if world is not None:
+        try:
+            available = world_tasks(world, split=split)
+        except (ValueError, FileNotFoundError) as error:
+            fail(str(error))
+        names = [n.strip() for n in (task or ",".join(available)).split(",") if n.strip()]
+        unknown = [name for name in names if name not in available]
+        if unknown:
+            fail(f"unknown task(s) {unknown}; the world has {list(available)}")
+        tasks += [available[name] for name in names]
+    elif task is not None:
+        fail("--task names world tasks and needs --world (or use --task-file)")
+    for path in task_file or []:
+        try:
+            tasks.append(load_task_file(path))
+        except TaskFileError as error:
+            fail(str(error))
+    if not tasks:
+        fail("nothing to evaluate: give --world (with --task) and/or --task-file")
+    try:
+        config = ICLEvalConfig(
+            strategies=tuple(s.strip() for s in strategy.split(",") if s.strip()),
+            shots=csv_ints(shots, "--shots"),
+            seeds=csv_ints(seeds, "--seeds"),
+            order=order,
+            image_weight=image_weight,
+            batch_size=batch_size,
+            max_queries=max_queries,
+            bootstrap_resamples=bootstrap_resamples,
+            corpus_bootstrap_resamples=corpus_bootstrap_resamples,
+            corpus_ci=corpus_ci,
+        )
+        # Every check that needs no model runs before the (slow) model loads.
+        check_eval(tasks, config, embedder is not None, drum_embedder is not None)
+    except ValueError as error:
+        fail(str(error))
+    from drum.embed.cache import EmbeddingCache
+    from drum.embed.hf import HFDualEncoder
+    from drum.lvlm.hf import HFLVLM
+
+    dual_encoder = drum_encoder = None
+    if config.needs_embedder and embedder is not None:
+        dual_encoder = HFDualEncoder(embedder, device=device)
+    if config.needs_drum_embedder and drum_embedder is not None:
+        drum_encoder = HFDualEncoder(drum_embedder, device=device)
+    results = run_icl_eval(
+        tasks,
+        HFLVLM(model, device=device),
+        config,
+        dual_encoder,
+        out,
+        cache=EmbeddingCache(cache) if dual_encoder or drum_encoder else None,
+        drum_embedder=drum_encoder,
+    )
+    show_tables(markdown_table(results), icl_tables(results))
+    console.print(f"results: {out / 'icl_results.json'} (+ .md, .png)")

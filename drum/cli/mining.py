@@ -1,0 +1,128 @@
+"""``drum mine`` / ``drum train`` (the DRUM retriever on LVLM feedback) and ``drum
+experiments`` (DRUM vs the baselines, with ablations)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from drum.cli.common import console, csv_ints, default_of, fail, show_tables
+
+MINING_CONFIG = "drum.train.config:MiningConfig"
+EXPERIMENT_CONFIG = "drum.pipelines.drum_experiments:DrumExperimentConfig"
+
+WorldOption = Annotated[Path, typer.Option(help="A world directory (drum data make-world).")]
+LVLMOption = Annotated[str, typer.Option(help="LVLM whose feedback ranks the candidates.")]
+EmbedderOption = Annotated[str, typer.Option(help="The dual encoder to start from.")]
+
+
+def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-def]
+    """A ``drum mine`` / ``drum train`` command: the same job, ``default_rounds`` rounds."""
+
+    def command(
+        world: WorldOption = Path("world"),
+        lvlm: LVLMOption = "models/lvlm",
+        embedder: EmbedderOption = "models/embedder",
+        out: Annotated[Path, typer.Option(help="Mining directory (resumable).")] = Path(
+            "runs/drum"
+        ),
+        rounds: Annotated[
+            int, typer.Option(help="Rounds of retrieve -> score -> train (1: no mining).")
+        ] = default_rounds,
+        queries_per_task: int = default_of(MINING_CONFIG, "queries_per_task"),
+        candidates: Annotated[
+            int, typer.Option(help="Candidates scored per query (M).")
+        ] = default_of(MINING_CONFIG, "feedback.candidates"),
+        epochs: int = default_of(MINING_CONFIG, "train.epochs"),
+        loss: Annotated[str, typer.Option(help="lambda (UDR), listnet or listmle.")] = default_of(
+            MINING_CONFIG, "train.loss"
+        ),
+        relevance: Annotated[
+            str, typer.Option(help="feedback (LVLM re-rank) or similarity (ablation).")
+        ] = default_of(MINING_CONFIG, "relevance"),
+        image_weight: float = default_of(MINING_CONFIG, "train.image_weight"),
+        seed: int = default_of(MINING_CONFIG, "train.seed"),
+        device: str = "cpu",
+    ) -> None:
+        from drum.feedback.scorer import FeedbackConfig
+        from drum.lvlm.hf import HFLVLM
+        from drum.tasks.spec import world_tasks
+        from drum.train.config import MiningConfig, RetrieverTrainConfig
+        from drum.train.mining import mine
+
+        try:
+            config = MiningConfig(
+                rounds=rounds,
+                queries_per_task=queries_per_task,
+                relevance=relevance,
+                feedback=FeedbackConfig(candidates=candidates),
+                train=RetrieverTrainConfig(
+                    epochs=epochs, loss=loss, image_weight=image_weight, seed=seed
+                ),
+            )
+            tasks = list(world_tasks(world, split="val").values())
+        except (ValueError, FileNotFoundError) as error:
+            fail(str(error))
+        try:
+            summary = mine(tasks, HFLVLM(lvlm, device=device), embedder, out, config)
+        except ValueError as error:
+            fail(str(error))
+        for record in summary["rounds"]:
+            console.print(f"round {record['round']}: {json.dumps(record['validation'])}")
+        console.print(f"DRUM embedder: {summary['final_embedder']}")
+
+    command.__doc__ = doc
+    return command
+
+
+mine_command = _mining_command(
+    default_of(MINING_CONFIG, "rounds"),
+    "Iterative demonstration mining: train the DRUM retriever on LVLM feedback (resumes).",
+)
+train_command = _mining_command(
+    1, "Train the DRUM retriever on LVLM feedback: ``drum mine`` with one round by default."
+)
+
+
+def experiments_command(
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/experiments"),
+    demo: Annotated[
+        Path, typer.Option(help="A finished demo run (its world and models are reused).")
+    ] = Path("runs/demo"),
+    rounds: int = default_of(EXPERIMENT_CONFIG, "mining.rounds"),
+    # Three seeds, not DrumExperimentConfig's one: the full table (as `make experiments`).
+    train_seeds: Annotated[str, typer.Option(help="Comma-separated DRUM training seeds.")] = (
+        "0,1,2"
+    ),
+    max_queries: Annotated[
+        int | None, typer.Option(help="Test queries per task (default: all).")
+    ] = None,
+) -> None:
+    """DRUM vs the similarity strategies with ablations: the full table (resumable)."""
+    from drum.builtin.assets import ensure_builtin_models
+    from drum.builtin.world.generate import WorldConfig
+    from drum.pipelines.demo import DEMO_LVLM
+    from drum.pipelines.drum_experiments import DrumExperimentConfig, run_drum_experiments
+    from drum.train.config import MiningConfig
+    from drum.train.mining import rounds_table
+
+    world = demo / "world"
+    if not (world / "world.json").is_file():
+        fail(f"{demo} holds no demo world: run `make demo` (or `drum demo --out {demo}`) first")
+    # The demo's models: the shipped ones when they match its world, else those it trained.
+    models = ensure_builtin_models(world, demo / "models", WorldConfig(), lvlm_config=DEMO_LVLM)
+    config = DrumExperimentConfig(
+        mining=MiningConfig(rounds=rounds),
+        train_seeds=csv_ints(train_seeds, "--train-seeds"),
+        max_queries=max_queries,
+    )
+    results = run_drum_experiments(world, models["embedder"], models["lvlm"], out, config)
+    from drum.eval.report import markdown_table
+    from drum.eval.terminal import icl_tables, rounds_tables
+
+    show_tables(markdown_table(results), icl_tables(results))
+    show_tables(rounds_table(results["mining"]), rounds_tables(results["mining"]))
+    console.print(f"results: {out}/drum_results.json (+ .md, .png)")

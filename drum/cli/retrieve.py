@@ -1,0 +1,77 @@
+"""``drum retrieve`` and ``drum strategies``: choose demonstrations per query."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from drum.cli.common import console, default_of, fail
+
+RETRIEVAL_CONFIG = "drum.retrieve.strategies:RetrievalConfig"
+
+
+def retrieve_command(
+    pool: Annotated[Path, typer.Option(help="JSONL pool of demonstrations.")],
+    queries: Annotated[Path, typer.Option(help="JSONL queries.")],
+    out: Annotated[Path, typer.Option(help="Output JSONL: per query, demo ids and scores.")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Embedder (similarity strategies).")
+    ] = None,
+    strategy: str = default_of(RETRIEVAL_CONFIG, "strategy"),
+    k: int = default_of(RETRIEVAL_CONFIG, "k"),
+    order: str = default_of(RETRIEVAL_CONFIG, "order"),
+    image_weight: float = default_of(RETRIEVAL_CONFIG, "image_weight"),
+    seed: int = default_of(RETRIEVAL_CONFIG, "seed"),
+    cache: Path = Path("runs/cache"),
+) -> None:
+    """Choose k demonstrations per query and write them as JSONL (in prompt order)."""
+    from drum.data.jsonl import DataError, read_examples
+    from drum.embed.cache import EmbeddingCache
+    from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+    from drum.retrieve.strategies import RetrievalConfig
+    from drum.utils.io import atomic_open
+
+    try:
+        config = RetrievalConfig(
+            strategy=strategy, k=k, order=order, image_weight=image_weight, seed=seed
+        )
+        pool_examples, query_examples = read_examples(pool), read_examples(queries)
+    except (ValueError, DataError) as error:
+        fail(str(error))
+    pool_side: PoolEmbeddings | list = pool_examples
+    query_embeddings = None
+    if config.uses_similarity:
+        if model is None:
+            fail(f"strategy {strategy!r} needs --model")
+        from drum.embed.hf import HFDualEncoder
+
+        embedder = HFDualEncoder(model)
+        store = EmbeddingCache(cache)
+        pool_side = PoolEmbeddings.compute(pool_examples, embedder, store, progress=True)
+        query_embeddings = PoolEmbeddings.compute(query_examples, embedder, store, progress=True)
+    retrievals = DemonstrationRetriever(pool_side, config).retrieve(
+        query_examples, query_embeddings
+    )
+    with atomic_open(out) as handle:
+        for retrieval in retrievals:
+            record = {
+                "query_id": retrieval.query_id,
+                "strategy": strategy,
+                "demos": [
+                    {"id": demo_id, "score": score}
+                    for demo_id, score in zip(retrieval.demo_ids, retrieval.scores, strict=True)
+                ],
+            }
+            handle.write(json.dumps(record) + "\n")
+    console.print(f"{len(retrievals)} queries -> {out}")
+
+
+def strategies_command() -> None:
+    """List the retrieval strategies."""
+    from drum.retrieve.strategies import STRATEGIES
+
+    for name in STRATEGIES:
+        typer.echo(name)

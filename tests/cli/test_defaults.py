@@ -1,0 +1,124 @@
+"""Every option of a config-backed command defaults to its config field's default.
+
+The configs are read here with ``dataclasses.fields`` (independently of how the CLI gets its
+defaults): an option that names a field of its command's config must default to that field's
+default, so a CLI default can never drift from the library's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+import typer
+
+from drum.cli.main import app
+
+
+def field_defaults(config: Any) -> dict[str, Any]:
+    """``{field: default}`` of a dataclass (class: its defaults; instance: its values)."""
+    defaults = {}
+    for field in dataclasses.fields(config):
+        if not isinstance(config, type):
+            defaults[field.name] = getattr(config, field.name)
+        elif field.default is not dataclasses.MISSING:
+            defaults[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            defaults[field.name] = field.default_factory()
+    return defaults
+
+
+def backing_configs() -> dict[str, dict[str, Any]]:
+    """Per command, the defaults of the configs it builds (first config wins on a name)."""
+    from drum.builtin.embedder import BuiltinEmbedderConfig
+    from drum.builtin.lvlm.train import BuiltinLVLMConfig
+    from drum.builtin.world.generate import WorldConfig
+    from drum.eval.icl import ICLEvalConfig
+    from drum.index import IndexConfig
+    from drum.pipelines.drum_experiments import DrumExperimentConfig
+    from drum.retrieve.strategies import RetrievalConfig
+    from drum.train.config import MiningConfig
+
+    mining = MiningConfig()
+    mine = {
+        **field_defaults(mining.train),
+        **field_defaults(MiningConfig),
+        "candidates": mining.feedback.candidates,
+    }
+    return {
+        "data make-world": field_defaults(WorldConfig),
+        "embed train-builtin": field_defaults(BuiltinEmbedderConfig),
+        "lvlm train-builtin": field_defaults(BuiltinLVLMConfig),
+        "index build": {**field_defaults(IndexConfig), **field_defaults(RetrievalConfig)},
+        "retrieve": field_defaults(RetrievalConfig),
+        "eval": field_defaults(ICLEvalConfig),
+        "mine": mine,
+        "train": mine,
+        "experiments": {
+            **field_defaults(DrumExperimentConfig().mining),
+            **field_defaults(DrumExperimentConfig),
+        },
+    }
+
+
+# Deliberate differences, each with its reason.
+EXCEPTIONS = {
+    ("train", "rounds"): 1,  # `drum train` is `drum mine` with one round (no mining)
+    ("experiments", "train_seeds"): "0,1,2",  # the full table: DRUM mined with three seeds
+}
+
+
+def command(path: str) -> Any:
+    found = typer.main.get_command(app)
+    for name in path.split():
+        found = found.commands[name]  # typer's groups (typer vendors click)
+    return found
+
+
+def cli_form(value: Any) -> Any:
+    """A config value as the CLI spells it: tuples are comma-separated strings."""
+    return ",".join(map(str, value)) if isinstance(value, tuple) else value
+
+
+@pytest.mark.parametrize("path", list(backing_configs()))
+def test_options_default_to_their_config_fields(path: str) -> None:
+    defaults = backing_configs()[path]
+    cli = command(path)
+    context = typer.Context(cli)
+    checked = []
+    for param in cli.params:
+        if param.name not in defaults:
+            continue  # not a config setting (paths, model ids, devices)
+        expected = EXCEPTIONS.get((path, param.name), cli_form(defaults[param.name]))
+        assert param.get_default(context) == expected, f"drum {path} --{param.name}"
+        checked.append(param.name)
+    assert checked, f"drum {path}: no option matches a config field"
+
+
+def test_every_command_with_a_config_is_covered() -> None:
+    # A command added later that builds a config should be added to backing_configs.
+    names = set()
+    for name, sub in command("").commands.items():
+        if hasattr(sub, "commands"):
+            names |= {f"{name} {leaf}" for leaf in sub.commands}
+        else:
+            names.add(name)
+    without_config = {
+        "data digits",
+        "data photos",
+        "data check",
+        "embed run",
+        "lvlm freeze",
+        "strategies",
+        "demo",
+    }
+    assert names == set(backing_configs()) | without_config
+
+
+def test_lvlm_time_cap_is_the_configs_not_a_retyped_one() -> None:
+    from drum.builtin.lvlm.train import BuiltinLVLMConfig
+
+    max_seconds = next(p for p in command("lvlm train-builtin").params if p.name == "max_seconds")
+    assert max_seconds.get_default(typer.Context(command("lvlm train-builtin"))) == 420.0
+    assert BuiltinLVLMConfig().max_seconds == 420.0
