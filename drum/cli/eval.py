@@ -97,27 +97,27 @@ def eval_command(
             corpus_bootstrap_resamples=corpus_bootstrap_resamples,
             corpus_ci=corpus_ci,
         )
+        # Embedders by the names strategy specs use: --drum-embedder serves strategy 'drum'.
+        given = {"default": embedder, "drum": drum_embedder}
+        paths = {name: path for name, path in given.items() if path is not None}
         # Every check that needs no model runs before the (slow) model loads.
-        check_eval(tasks, config, embedder is not None, drum_embedder is not None)
+        check_eval(tasks, config, paths)
     except ValueError as error:
         fail(str(error))
     from drum.embed.cache import EmbeddingCache
     from drum.embed.hf import HFDualEncoder
     from drum.lvlm.hf import HFLVLM
 
-    dual_encoder = drum_encoder = None
-    if config.needs_embedder and embedder is not None:
-        dual_encoder = HFDualEncoder(embedder, device=device)
-    if config.needs_drum_embedder and drum_embedder is not None:
-        drum_encoder = HFDualEncoder(drum_embedder, device=device)
+    encoders = {
+        name: HFDualEncoder(paths[name], device=device) for name in config.required_embedders
+    }
     results = run_icl_eval(
         tasks,
         HFLVLM(model, device=device),
         config,
-        dual_encoder,
+        encoders,
         out,
-        cache=EmbeddingCache(cache) if dual_encoder or drum_encoder else None,
-        drum_embedder=drum_encoder,
+        cache=EmbeddingCache(cache) if encoders else None,
     )
     show_tables(markdown_table(results), icl_tables(results))
     console.print(f"results: {out / 'icl_results.json'} (+ .md, .png)")

@@ -10,11 +10,17 @@ For ``fixed`` this is again exactly the ``k``-shot retrieval; for ``random`` it 
 (less noise between shot counts, as in a paired design). ``order="random"`` has no nested
 subsets, so it retrieves per shot count.
 
+Strategies are ``StrategySpec`` data (``drum.retrieve.strategies``): each names the embedder
+it compares with, and the embedders come as a mapping ``{"default": clip, "drum": drum_clip}``,
+so a new retriever is one more spec and one more entry, never a new argument. A strategy whose
+embedder is missing is a ``ValueError`` before any model runs.
+
 Conventions of the result rows:
 
 * ``seed`` is the ``RetrievalConfig.seed`` of the row, or ``None`` (JSON ``null``) when no seed
   can change the result: similarity strategies (unless ``order="random"``) and zero-shot run
   once, whatever ``ICLEvalConfig.seeds`` says. ``random`` and ``fixed`` get one row per seed.
+  A spec with a ``train_seed`` (one of several training runs of a retriever) carries it instead.
 * zero-shot prompts hold no demonstrations, so no strategy can change them: they are generated
   once per task and reported as strategy ``"zero-shot"`` with ``shots=0`` and ``seed=None``;
   strategy rows start at one shot.
@@ -28,7 +34,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +48,7 @@ from drum.lvlm.prompt import ICLPrompt, build_prompt
 from drum.metrics.registry import MetricSpec, get_metric
 from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
-from drum.retrieve.strategies import ORDERS, RetrievalConfig
+from drum.retrieve.strategies import ORDERS, RULES, RetrievalConfig, StrategySpec, get_strategy
 from drum.tasks.spec import TaskSpec
 from drum.utils.io import atomic_write_json
 from drum.utils.provenance import provenance
@@ -51,8 +57,7 @@ log = logging.getLogger(__name__)
 
 ZERO_SHOT = "zero-shot"
 RESULTS_FILE = "icl_results.json"
-SEEDED_STRATEGIES = ("random", "fixed")
-DRUM = "drum"  # ``concat`` over the embedder DRUM fine-tuned (``drum train`` / ``drum mine``)
+SEEDED_STRATEGIES = RULES  # combinations whose demonstrations depend on the seed
 BOOTSTRAP_SEED = 0
 CONVENTIONS = {
     "seed": "null where no seed can change the row: zero-shot, and similarity strategies "
@@ -76,13 +81,13 @@ class ICLEvalConfig:
     """What to evaluate: strategies x shot counts x seeds, and how.
 
     Attributes:
-        strategies: retrieval strategies (``drum.retrieve.strategies.STRATEGIES``); may be
-            empty when ``shots`` is only ``(0,)``.
+        strategies: ``StrategySpec`` objects or registered names (``drum.retrieve.strategies``),
+            stored as specs; may be empty when ``shots`` is only ``(0,)``.
         shots: demonstration counts; 0 gives the zero-shot row. Stored sorted, without repeats.
         seeds: ``RetrievalConfig.seed`` values for the seeded strategies (``random``,
             ``fixed``, and all of them when ``order="random"``).
         order: prompt order of the demonstrations.
-        image_weight: ``w`` of ``concat`` / ``drum``.
+        image_weight: ``w`` of ``concat`` (and ``drum``) unless a spec sets its own.
         batch_size: prompts per ``LVLM.generate`` batch.
         max_queries: evaluate only the first ``max_queries`` queries of each task.
         bootstrap_resamples: resamples for mean-of-examples metrics.
@@ -91,7 +96,7 @@ class ICLEvalConfig:
         corpus_ci: one of ``CORPUS_CI_MODES``.
     """
 
-    strategies: tuple[str, ...]
+    strategies: tuple[StrategySpec, ...]
     shots: tuple[int, ...] = (0, 1, 2, 4, 8)
     seeds: tuple[int, ...] = (0,)
     order: str = "similar_last"
@@ -103,16 +108,21 @@ class ICLEvalConfig:
     corpus_ci: str = "rescore"
 
     def __post_init__(self) -> None:
-        strategies, shots, seeds = tuple(self.strategies), tuple(self.shots), tuple(self.seeds)
-        if len(set(strategies)) != len(strategies):
-            raise ValueError(f"strategies repeat: {strategies}")
-        if ZERO_SHOT in strategies:
+        strategies = tuple(get_strategy(strategy) for strategy in self.strategies)
+        shots, seeds = tuple(self.shots), tuple(self.seeds)
+        # One name may come with several train seeds (runs of one retriever), never twice alone.
+        keys = [(spec.name, spec.train_seed) for spec in strategies]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"strategies repeat: {[spec.name for spec in strategies]}")
+        if ZERO_SHOT in {spec.name for spec in strategies}:
             raise ValueError(f"{ZERO_SHOT!r} is not a strategy: put 0 in shots instead")
-        for strategy in strategies:
-            # Validates the strategy name and image_weight with the retriever's own checks.
-            RetrievalConfig(strategy=strategy, image_weight=self.image_weight)
+        for spec in strategies:
+            # Validates image_weight with the retriever's own checks.
+            RetrievalConfig(strategy=spec, image_weight=self.image_weight)
         if self.order not in ORDERS:
             raise ValueError(f"unknown order {self.order!r}; choose one of {ORDERS}")
+        if self.order == "random" and any(spec.train_seed is not None for spec in strategies):
+            raise ValueError("order='random' seeds every strategy: no train_seed in the specs")
         if not shots:
             raise ValueError("shots must hold at least one shot count")
         if any(isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in shots):
@@ -143,24 +153,38 @@ class ICLEvalConfig:
         return tuple(k for k in self.shots if k > 0)
 
     @property
-    def needs_embedder(self) -> bool:
-        """True when a similarity strategy other than ``drum`` runs with demonstrations."""
-        return bool(self.demo_shots) and any(
-            RetrievalConfig(strategy=strategy).uses_similarity and strategy != DRUM
-            for strategy in self.strategies
-        )
+    def required_embedders(self) -> tuple[str, ...]:
+        """Names of the embedders the similarity strategies compare with, in first-use order
+        (none without demonstrations)."""
+        if not self.demo_shots:
+            return ()
+        names = [spec.embedder for spec in self.strategies if spec.uses_similarity]
+        return tuple(dict.fromkeys(names))
 
-    @property
-    def needs_drum_embedder(self) -> bool:
-        """True when the ``drum`` strategy (the DRUM-trained embedder) runs with demos."""
-        return bool(self.demo_shots) and DRUM in self.strategies
-
-    def is_seeded(self, strategy: str) -> bool:
+    def is_seeded(self, strategy: str | StrategySpec) -> bool:
         """Whether ``strategy``'s demonstrations depend on the seed (one row per seed)."""
-        return strategy in SEEDED_STRATEGIES or self.order == "random"
+        return get_strategy(strategy).combine in SEEDED_STRATEGIES or self.order == "random"
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; ``strategies`` as ``{name, combine, embedder, image_weight,
+        train_seed}`` records."""
         return {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
+
+
+def check_embedders(config: ICLEvalConfig, embedders: Collection[str]) -> None:
+    """Raise ``ValueError`` when a strategy's embedder is not among ``embedders`` (names)."""
+    for name in config.required_embedders:
+        if name not in embedders:
+            users = [
+                spec.name
+                for spec in config.strategies
+                if spec.uses_similarity and spec.embedder == name
+            ]
+            given = ", ".join(repr(n) for n in embedders) or "none"
+            raise ValueError(
+                f"strategies {users} compare embeddings and need the embedder {name!r} "
+                f"(embedders given: {given})"
+            )
 
 
 def demos_for_shots(demo_ids: Sequence[str], k: int, order: str) -> tuple[str, ...]:
@@ -291,24 +315,18 @@ def _read_task(task: TaskSpec, max_queries: int | None) -> tuple[list[Example], 
 
 
 def check_eval(
-    tasks: Sequence[TaskSpec],
-    config: ICLEvalConfig,
-    has_embedder: bool,
-    has_drum_embedder: bool = False,
+    tasks: Sequence[TaskSpec], config: ICLEvalConfig, embedders: Collection[str] = ()
 ) -> None:
-    """Raise ``ValueError`` for a run that cannot succeed, before any model is loaded."""
+    """Raise ``ValueError`` for a run that cannot succeed, before any model is loaded.
+
+    ``embedders``: the names of the embedders the run will get (a mapping's keys will do).
+    """
     names = [task.name for task in tasks]
     if not tasks:
         raise ValueError("no tasks to evaluate")
     if len(set(names)) != len(names):
         raise ValueError(f"task names repeat: {names}")
-    if config.needs_embedder and not has_embedder:
-        similar = [s for s in config.strategies if RetrievalConfig(strategy=s).uses_similarity]
-        raise ValueError(f"strategies {similar} compare embeddings and need an embedder")
-    if config.needs_drum_embedder and not has_drum_embedder:
-        raise ValueError(
-            "strategy 'drum' needs the DRUM-trained embedder (drum train / drum mine output)"
-        )
+    check_embedders(config, embedders)
     for task in tasks:
         pool, _ = _read_task(task, config.max_queries)
         if config.max_shots > len(pool):
@@ -321,18 +339,20 @@ def evaluate_icl(
     task: TaskSpec,
     lvlm: LVLM,
     config: ICLEvalConfig,
-    embedder: Embedder | None = None,
+    embedders: Mapping[str, Embedder] | None = None,
     cache: EmbeddingCache | None = None,
     progress: bool = True,
-    drum_embedder: Embedder | None = None,
 ) -> list[dict[str, Any]]:
     """One task's result rows (conventions in the module docstring).
 
-    ``drum_embedder`` serves the ``drum`` strategy; ``embedder`` every other similarity one.
+    ``embedders``: name -> embedder; each similarity strategy uses the one its spec names
+    (``"default"`` unless it says otherwise).
 
     Row: ``{task, strategy, shots, seed, metric: {name: {value, ci95}}, n_queries, seconds}``;
     zero-shot first, then strategies in config order, seeds, shot counts.
     """
+    embedders = embedders or {}
+    check_embedders(config, embedders)
     pool, queries = _read_task(task, config.max_queries)
     if config.max_shots > len(pool):
         raise ValueError(f"task {task.name!r}: {config.max_shots} shots exceed the pool")
@@ -343,35 +363,30 @@ def evaluate_icl(
         rows.append(_row(task, ZERO_SHOT, 0, None, prompts, queries, lvlm, specs, config, progress))
     if not config.demo_shots:
         return rows
-    embeddings: dict[str, tuple[PoolEmbeddings, PoolEmbeddings]] = {}
-    for name, model, needed in (
-        ("embedder", embedder, config.needs_embedder),
-        (DRUM, drum_embedder, config.needs_drum_embedder),
-    ):
-        if not needed:
-            continue
-        if model is None:
-            raise ValueError(f"strategies {config.strategies} need an {name}")
-        embeddings[name] = (
-            PoolEmbeddings.compute(pool, model, cache, progress=progress),
-            PoolEmbeddings.compute(queries, model, cache, progress=progress),
+    # (pool, queries) embeddings per embedder name, computed once for all its strategies.
+    embeddings: dict[str, tuple[PoolEmbeddings, PoolEmbeddings]] = {
+        name: (
+            PoolEmbeddings.compute(pool, embedders[name], cache, progress=progress),
+            PoolEmbeddings.compute(queries, embedders[name], cache, progress=progress),
         )
+        for name in config.required_embedders
+    }
     by_id = {example.id: example for example in pool}
     for strategy in config.strategies:
-        seeds: tuple[int | None, ...] = config.seeds if config.is_seeded(strategy) else (None,)
+        seeded = config.is_seeded(strategy)
+        seeds: tuple[int | None, ...] = config.seeds if seeded else (strategy.train_seed,)
         for seed in seeds:
             retrieval_config = RetrievalConfig(
                 strategy=strategy,
                 k=config.max_shots,
                 order=config.order,
                 image_weight=config.image_weight,
-                seed=0 if seed is None else seed,
+                # A train seed only labels the row: unseeded retrieval always runs with seed 0.
+                seed=seed if seeded and seed is not None else 0,
             )
             pool_embeddings = query_embeddings = None
-            if retrieval_config.uses_similarity:
-                pool_embeddings, query_embeddings = embeddings[
-                    DRUM if strategy == DRUM else "embedder"
-                ]
+            if strategy.uses_similarity:
+                pool_embeddings, query_embeddings = embeddings[strategy.embedder]
             retriever = DemonstrationRetriever(
                 pool if pool_embeddings is None else pool_embeddings, retrieval_config
             )
@@ -384,14 +399,23 @@ def evaluate_icl(
                     for ids, query in zip(demo_sets[k], queries, strict=True)
                 ]
                 rows.append(
-                    _row(task, strategy, k, seed, prompts, queries, lvlm, specs, config, progress)
+                    _row(
+                        task,
+                        strategy.name,
+                        k,
+                        seed,
+                        prompts,
+                        queries,
+                        lvlm,
+                        specs,
+                        config,
+                        progress,
+                    )
                 )
     return rows
 
 
-def _model_record(model: LVLM | Embedder | None) -> dict[str, Any] | None:
-    if model is None:
-        return None
+def _model_record(model: LVLM | Embedder) -> dict[str, Any]:
     return {
         "name": str(getattr(model, "name", type(model).__name__)),
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
@@ -403,30 +427,30 @@ def run_icl_eval(
     tasks: Sequence[TaskSpec],
     lvlm: LVLM,
     config: ICLEvalConfig,
-    embedder: Embedder | None,
+    embedders: Mapping[str, Embedder] | None,
     out_dir: str | os.PathLike[str],
     cache: EmbeddingCache | None = None,
     progress: bool = True,
-    drum_embedder: Embedder | None = None,
 ) -> dict[str, Any]:
     """Evaluate every task, write ``out_dir/icl_results.json`` atomically and render the report.
 
-    Returns the results exactly as written (read back from the file).
+    ``embedders`` as in ``evaluate_icl``; the JSON records each under its name
+    (``config.embedders``). Returns the results exactly as written (read back from the file).
     """
     from drum.eval.report import render_report
 
-    check_eval(tasks, config, embedder is not None, drum_embedder is not None)
+    embedders = embedders or {}
+    check_eval(tasks, config, embedders)
     started = time.perf_counter()
     rows = []
     for task in tasks:
-        rows.extend(evaluate_icl(task, lvlm, config, embedder, cache, progress, drum_embedder))
+        rows.extend(evaluate_icl(task, lvlm, config, embedders, cache, progress))
     results = {
         "config": {
             **config.to_dict(),
             "tasks": [task.to_dict() for task in tasks],
             "lvlm": _model_record(lvlm),
-            "embedder": _model_record(embedder),
-            "drum_embedder": _model_record(drum_embedder),
+            "embedders": {name: _model_record(model) for name, model in embedders.items()},
             "cache": str(cache.directory.resolve()) if cache is not None else None,
             "conventions": CONVENTIONS,
         },

@@ -21,6 +21,7 @@ from drum.utils.io import atomic_write_bytes, atomic_write_text
 
 ZERO_SHOT = "zero-shot"  # the strategy name of zero-shot rows (as drum.eval.icl writes them)
 MISSING = "–"
+DEFAULT_EMBEDDER = "default"  # as drum.retrieve.strategies names it (not imported: faiss)
 
 
 @dataclass(frozen=True)
@@ -176,8 +177,9 @@ def plot(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
 def _header(results: dict[str, Any]) -> list[str]:
     config = results.get("config", {})
     lines = ["# ICL evaluation", ""]
-    for role in ("lvlm", "embedder"):
-        model = config.get(role)
+    # ``embedders`` maps names to records; results written before it held one ``embedder``.
+    default_embedder = config.get("embedders", {}).get(DEFAULT_EMBEDDER, config.get("embedder"))
+    for role, model in (("lvlm", config.get("lvlm")), ("embedder", default_embedder)):
         if model:
             lines.append(f"- {role}: `{model['name']}` ({model['fingerprint']})")
     queries = {row["task"]: row["n_queries"] for row in results["rows"]}

@@ -151,10 +151,10 @@ def run_demo(
         tasks,
         lvlm,
         icl_config,
-        embedder,
+        # "drum" is the embedder the built-in ``drum`` strategy compares with.
+        {"default": embedder, "drum": HFDualEncoder(mining["final_embedder"])},
         results_dir,
         cache=cache,
-        drum_embedder=HFDualEncoder(mining["final_embedder"]),
     )
     timings["icl_seconds"] = time.perf_counter() - started
     console.print(icl_tables(icl, header=True))

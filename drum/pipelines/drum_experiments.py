@@ -5,12 +5,15 @@
 2. Ablations, each mined for ``ablation_rounds`` rounds with training seed 0:
    ``no_concat`` (image embeddings only, trained and retrieved with ``image_weight = 1``) and
    ``no_rerank`` (trained on the embedder's own similarity order, not the LVLM's feedback).
-3. ICL evaluation on ``test``: the baselines and every DRUM variant, one results JSON whose
-   rows carry the variant as their strategy name (``drum`` rows carry the training seed), with
-   a markdown table and a plot rendered from it (``drum.eval.report``).
+3. ICL evaluation on ``test``: the baselines and every DRUM variant, one results JSON with a
+   markdown table and a plot rendered from it (``drum.eval.report``). Each variant is a
+   ``StrategySpec`` (``concat`` over its mining run's embedder, named ``<run>/round<r>``) whose
+   name is its row label; ``drum`` rows carry their training seed (``train_seed``), so the
+   report averages them over training seeds.
 
 Everything resumes: mining rounds are skipped when done, feedback is cached, and the
-evaluation reruns only when its JSON is missing.
+evaluation is skipped when ``drum_results.json`` holds one with the same config (experiment,
+tasks, and the fingerprints of the LVLM and of every embedder).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import ICLEvalConfig, evaluate_icl
 from drum.eval.report import render_report
 from drum.lvlm.hf import HFLVLM
+from drum.retrieve.strategies import DEFAULT_EMBEDDER, StrategySpec
 from drum.tasks.spec import world_tasks
 from drum.train.config import MiningConfig
 from drum.train.mining import mine
@@ -120,70 +124,69 @@ def run_drum_experiments(
         )
         timings[f"mining_{name}"] = round(time.perf_counter() - started, 1)
 
-    # (strategy label, seed, embedder directory, image weight) of every DRUM row set.
-    drum_rows: list[tuple[str, int | None, Path, float]] = []
-    image_weight = config.mining.train.image_weight
-    for seed in config.train_seeds:
-        rounds = summaries[f"drum-seed{seed}"]["rounds"]
-        drum_rows.append(("drum", seed, Path(rounds[-1]["embedder"]), image_weight))
-        if config.mining.rounds > 1:
-            drum_rows.append((R1_LABEL, seed, Path(rounds[1]["embedder"]), image_weight))
-    for name in config.ablations:
-        final = Path(summaries[name]["rounds"][-1]["embedder"])
-        weight = 1.0 if name == "no_concat" else image_weight
-        drum_rows.append((ABLATION_LABELS[name], 0, final, weight))
+    # Every DRUM row set is a strategy over its own embedder, named after its mining round.
+    embedder_dirs: dict[str, str | Path] = {DEFAULT_EMBEDDER: embedder_dir}
+    variants: list[StrategySpec] = []
 
-    started = time.perf_counter()
-    cache = EmbeddingCache(out / "cache")
-    base_embedder = HFDualEncoder(embedder_dir)
-    eval_kwargs = dict(
+    def variant(label: str, run: str, round_index: int, **spec: Any) -> None:
+        record = summaries[run]["rounds"][round_index]
+        name = f"{run}/round{record['round']}"
+        embedder_dirs[name] = Path(record["embedder"])
+        variants.append(StrategySpec(label, "concat", embedder=name, **spec))
+
+    for seed in config.train_seeds:
+        variant("drum", f"drum-seed{seed}", -1, train_seed=seed)
+        if config.mining.rounds > 1:
+            variant(R1_LABEL, f"drum-seed{seed}", 1, train_seed=seed)
+    for name in config.ablations:
+        weight = {"image_weight": 1.0} if name == "no_concat" else {}
+        variant(ABLATION_LABELS[name], name, -1, train_seed=0, **weight)
+
+    # Each embedder is loaded once and serves every task.
+    embedders = {name: HFDualEncoder(directory) for name, directory in embedder_dirs.items()}
+    eval_config = ICLEvalConfig(
+        strategies=(*config.baselines, *variants),
         shots=config.shots,
         seeds=config.seeds,
+        image_weight=config.mining.train.image_weight,
         batch_size=config.batch_size,
         max_queries=config.max_queries,
         corpus_ci="fixed_statistics",
     )
+    resolved = {
+        "experiment": {**asdict(config), "mining": config.mining.to_dict()},
+        "tasks": [task.to_dict() for task in test_tasks],
+        "lvlm": {"name": str(lvlm_dir), "fingerprint": lvlm.fingerprint},
+        "embedders": {
+            name: {"name": str(embedder_dirs[name]), "fingerprint": model.fingerprint}
+            for name, model in embedders.items()
+        },
+        "strategies": eval_config.to_dict()["strategies"],
+        "seeds": list(config.seeds),
+        "order": eval_config.order,
+    }
+    path = out / RESULTS_NAME
+    if path.is_file():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        # Compared as JSON: the saved config went through it (tuples became lists).
+        if previous["config"] == json.loads(json.dumps(resolved, default=str)):
+            render_report(path)
+            return previous
+
+    started = time.perf_counter()
+    cache = EmbeddingCache(out / "cache")
     rows: list[dict[str, Any]] = []
-    # Each DRUM embedder is loaded once and serves every task.
-    drum_embedders = {directory: HFDualEncoder(directory) for _, _, directory, _ in drum_rows}
     for task in test_tasks:
-        baseline = ICLEvalConfig(
-            strategies=config.baselines, image_weight=image_weight, **eval_kwargs
-        )
-        rows += evaluate_icl(task, lvlm, baseline, base_embedder, cache, progress)
-        for label, seed, directory, weight in drum_rows:
-            drum_config = ICLEvalConfig(
-                strategies=("drum",),
-                image_weight=weight,
-                **{**eval_kwargs, "shots": tuple(k for k in config.shots if k > 0)},
-            )
-            for row in evaluate_icl(
-                task, lvlm, drum_config, None, cache, progress, drum_embedders[directory]
-            ):
-                rows.append({**row, "strategy": label, "seed": seed})
+        rows += evaluate_icl(task, lvlm, eval_config, embedders, cache, progress)
     timings["evaluation"] = round(time.perf_counter() - started, 1)
 
     results = {
-        "config": {
-            "experiment": {
-                **asdict(config),
-                "mining": config.mining.to_dict(),
-            },
-            "tasks": [task.to_dict() for task in test_tasks],
-            "lvlm": {"name": str(lvlm_dir), "fingerprint": lvlm.fingerprint},
-            "embedder": {"name": str(embedder_dir), "fingerprint": base_embedder.fingerprint},
-            "drum_embedders": {
-                f"{label} seed {seed}": str(directory) for label, seed, directory, _ in drum_rows
-            },
-            "seeds": list(config.seeds),
-            "order": "similar_last",
-        },
+        "config": resolved,
         "rows": rows,
         "mining": {name: {"rounds": summary["rounds"]} for name, summary in summaries.items()},
         "seconds": timings,
         "provenance": provenance(),
     }
-    path = out / RESULTS_NAME
     atomic_write_json(path, results)
     render_report(path)
     return json.loads(path.read_text(encoding="utf-8"))

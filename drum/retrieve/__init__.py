@@ -1,7 +1,13 @@
 """Demonstration retrieval: strategies by name over a pool, a sampler API, quality figures."""
 
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings, Retrieval
-from drum.retrieve.strategies import STRATEGIES, RetrievalConfig
+from drum.retrieve.strategies import (
+    STRATEGIES,
+    RetrievalConfig,
+    StrategySpec,
+    get_strategy,
+    register_strategy,
+)
 
 __all__ = [
     "STRATEGIES",
@@ -9,4 +15,7 @@ __all__ = [
     "PoolEmbeddings",
     "Retrieval",
     "RetrievalConfig",
+    "StrategySpec",
+    "get_strategy",
+    "register_strategy",
 ]

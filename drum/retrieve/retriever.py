@@ -14,7 +14,7 @@ import numpy as np
 
 from drum.data.example import Example
 from drum.data.images import image_key
-from drum.embed.base import Embedder
+from drum.embed.base import Embedder, l2_normalize
 from drum.embed.cache import EmbeddingCache
 from drum.index import IndexConfig, VectorIndex
 from drum.retrieve.strategies import RetrievalConfig, pool_vectors, query_vectors
@@ -31,7 +31,12 @@ class Retrieval:
 
 @dataclass
 class PoolEmbeddings:
-    """Image and text embeddings of a list of examples, row ``i`` for ``examples[i]``."""
+    """Image and text embeddings of a list of examples, row ``i`` for ``examples[i]``.
+
+    An example with several images is represented by the mean of its images' L2-normalised
+    embeddings, L2-normalised again: ``normalize(mean_j e(image_j))``, a unit vector like any
+    other row (an example with one image keeps that image's embedding as it is).
+    """
 
     examples: list[Example]
     image: np.ndarray  # (N, D)
@@ -45,15 +50,36 @@ class PoolEmbeddings:
         cache: EmbeddingCache | None = None,
         progress: bool = False,
     ) -> PoolEmbeddings:
-        images = [example.image for example in examples]
+        """Embed every example's images and text (through ``cache``: each distinct image or
+        text once, ever)."""
+        imageless = [example.id for example in examples if not example.images]
+        if imageless:
+            raise ValueError(f"Example {imageless[0]!r} has no image")
+        counts = [len(example.images) for example in examples]
+        images = [path for example in examples for path in example.images]
         texts = [example.text for example in examples]
         if cache is not None:
-            image = cache.embed_images(embedder, images, progress=progress)
+            flat = cache.embed_images(embedder, images, progress=progress)
             text = cache.embed_texts(embedder, texts, progress=progress)
         else:
-            image = embedder.embed_images(images, progress=progress)
+            flat = embedder.embed_images(images, progress=progress)
             text = embedder.embed_texts(texts, progress=progress)
-        return cls(list(examples), image, text)
+        return cls(list(examples), _mean_per_example(flat, counts), text)
+
+
+def _mean_per_example(flat: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+    """Consecutive rows of ``flat``, ``counts[i]`` of them for example ``i`` -> one unit vector
+    per example (see ``PoolEmbeddings``). A single row is kept untouched: renormalising a unit
+    vector could move its last bits, and single-image examples must not change."""
+    if all(count == 1 for count in counts):
+        return flat
+    rows = np.empty((len(counts), flat.shape[1]), dtype=np.float32)  # (N, D)
+    start = 0
+    for row, count in enumerate(counts):
+        group = flat[start : start + count]  # (count, D)
+        rows[row] = group[0] if count == 1 else l2_normalize(group.mean(axis=0))
+        start += count
+    return rows
 
 
 def _content_key(example: Example) -> tuple[str, ...]:
@@ -69,8 +95,11 @@ class DemonstrationRetriever:
 
     Args:
         pool: the demonstration pool (embeddings needed only for similarity strategies).
-        config: strategy, k, order, weights, exclusions.
+        config: strategy (a name or a ``StrategySpec``), k, order, weights, exclusions.
         index_config: the FAISS index over pool vectors (exact inner product by default).
+        embedder: computes query embeddings that ``retrieve`` is not given; it should be the
+            embedder of ``pool`` (the one the strategy spec names).
+        cache: the embedding cache for those query embeddings.
     """
 
     def __init__(
@@ -88,7 +117,7 @@ class DemonstrationRetriever:
             self.pool = pool.examples
         else:
             if config.uses_similarity:
-                raise ValueError(f"strategy {config.strategy!r} needs PoolEmbeddings for the pool")
+                raise ValueError(f"strategy {config.spec.name!r} needs PoolEmbeddings for the pool")
             self.pool_embeddings, self.pool = None, list(pool)
         if config.k > len(self.pool):
             raise ValueError(f"k={config.k} exceeds the pool size {len(self.pool)}")
@@ -139,7 +168,7 @@ class DemonstrationRetriever:
             if query_embeddings is None:
                 if self.embedder is None:
                     raise ValueError(
-                        f"strategy {self.config.strategy!r} needs query embeddings or an embedder"
+                        f"strategy {self.config.spec.name!r} needs query embeddings or an embedder"
                     )
                 query_embeddings = PoolEmbeddings.compute(queries, self.embedder, self.cache)
             ranked = self._search(queries, query_embeddings, k)
@@ -173,7 +202,7 @@ class DemonstrationRetriever:
 
     def _unranked(self, query: Example, k: int) -> list[tuple[int, float]]:
         skip = self._excluded(query)
-        if self.config.strategy == "fixed":
+        if self.config.spec.combine == "fixed":
             # When the query is one of the fixed demos, the next row of the permutation stands in.
             rows = [row for row in self._fixed_order if row not in skip][:k]
         else:

@@ -15,9 +15,15 @@ concat     ``[sqrt(w) i_q, sqrt(1-w) t_q]``             ``[sqrt(w) i_p, sqrt(1-w
                                                         ``w cos(i_q, i_p) + (1-w) cos(t_q, t_p)``
 =========  ===========================================  ==========================================
 
-``concat`` is DRUM's proposal (the L2-normalised image and text embeddings concatenated);
-``drum`` is ``concat`` over the embedder DRUM fine-tuned. ``random`` and ``fixed`` ignore
-similarity.
+``concat`` is DRUM's proposal (the L2-normalised image and text embeddings concatenated).
+``random`` and ``fixed`` ignore similarity.
+
+A strategy is data, a ``StrategySpec``: a name, how vectors combine (one of the rows above, or
+``random`` / ``fixed``) and which embedder serves it, by name. Built-ins are registered under
+their own names, ``drum`` among them: ``concat`` over the embedder named ``"drum"`` (the one
+DRUM fine-tuned). A new retriever needs no new code, only a spec, e.g.
+``StrategySpec("drum-run2", "concat", embedder="drum2")`` evaluated with
+``{"default": clip, "drum2": run2_embedder}``.
 """
 
 from __future__ import annotations
@@ -27,9 +33,88 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SIMILARITY_STRATEGIES = ("image", "text", "cross", "concat", "drum")
-STRATEGIES = ("random", "fixed", *SIMILARITY_STRATEGIES)
+SIMILARITY_COMBINES = ("image", "text", "cross", "concat")
+RULES = ("random", "fixed")  # demonstrations chosen without comparing embeddings
+COMBINES = (*RULES, *SIMILARITY_COMBINES)
+DEFAULT_EMBEDDER = "default"
 ORDERS = ("similar_last", "similar_first", "random")
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """A retrieval strategy: a name -> (how vectors combine, which embedder).
+
+    Attributes:
+        name: the name result rows and tables carry.
+        combine: one of ``COMBINES``: a vector combination (module docstring) or a rule.
+        embedder: the name of the embedder in the evaluation's embedder mapping (ignored by
+            ``random`` / ``fixed``).
+        image_weight: ``w`` of ``concat`` for this strategy alone; ``None`` takes the
+            evaluation's (``RetrievalConfig.image_weight``).
+        train_seed: the seed of the training run that produced the embedder, reported as the
+            row's ``seed`` so that the runs of one strategy name average like seeds; ``None``
+            for one deterministic retriever.
+    """
+
+    name: str
+    combine: str
+    embedder: str = DEFAULT_EMBEDDER
+    image_weight: float | None = None
+    train_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("a strategy needs a name")
+        if self.combine not in COMBINES:
+            raise ValueError(
+                f"strategy {self.name!r}: unknown combine {self.combine!r}; choose one of "
+                f"{COMBINES}"
+            )
+        if not self.embedder:
+            raise ValueError(f"strategy {self.name!r}: the embedder name must not be empty")
+        if self.image_weight is not None and not 0.0 <= self.image_weight <= 1.0:
+            raise ValueError(
+                f"strategy {self.name!r}: image_weight must be in [0, 1], got {self.image_weight}"
+            )
+        if self.train_seed is not None and not self.uses_similarity:
+            raise ValueError(
+                f"strategy {self.name!r}: {self.combine!r} uses no trained embedder, so no "
+                "train_seed; its seeds are the evaluation's"
+            )
+
+    @property
+    def uses_similarity(self) -> bool:
+        return self.combine in SIMILARITY_COMBINES
+
+
+_REGISTRY: dict[str, StrategySpec] = {}
+
+
+def register_strategy(spec: StrategySpec) -> StrategySpec:
+    """Make ``spec`` available by its name (``RetrievalConfig(strategy=name)``,
+    ``ICLEvalConfig(strategies=(name, ...))``); another spec under a taken name is an error."""
+    if _REGISTRY.get(spec.name, spec) != spec:
+        raise ValueError(f"strategy {spec.name!r} is already registered as {_REGISTRY[spec.name]}")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+for _spec in (
+    *(StrategySpec(name, name) for name in COMBINES),
+    StrategySpec("drum", "concat", embedder="drum"),
+):
+    register_strategy(_spec)
+
+STRATEGIES = tuple(_REGISTRY)  # the built-ins: random, fixed, image, text, cross, concat, drum
+
+
+def get_strategy(strategy: str | StrategySpec) -> StrategySpec:
+    """``strategy`` itself when it is a spec, else the spec registered under that name."""
+    if isinstance(strategy, StrategySpec):
+        return strategy
+    if strategy not in _REGISTRY:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {tuple(_REGISTRY)}")
+    return _REGISTRY[strategy]
 
 
 @dataclass(frozen=True)
@@ -37,16 +122,17 @@ class RetrievalConfig:
     """How demonstrations are chosen and ordered.
 
     Attributes:
-        strategy: one of ``STRATEGIES``.
+        strategy: a registered strategy name (``STRATEGIES`` and any ``register_strategy``
+            added) or a ``StrategySpec``.
         k: demonstrations per query (the shot count).
         order: prompt order; ``similar_last`` (default, as RICES) puts the best match next to
             the query.
-        image_weight: ``w`` of the ``concat`` / ``drum`` score.
+        image_weight: ``w`` of the ``concat`` score; a spec's own ``image_weight`` replaces it.
         exclude_self: never use a pool example with the query's id or identical content.
         seed: for ``random``, ``fixed`` and ``order="random"``.
     """
 
-    strategy: str = "concat"
+    strategy: str | StrategySpec = "concat"
     k: int = 4
     order: str = "similar_last"
     image_weight: float = 0.5
@@ -54,8 +140,9 @@ class RetrievalConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {STRATEGIES}")
+        spec = get_strategy(self.strategy)
+        if spec.image_weight is not None:
+            object.__setattr__(self, "image_weight", spec.image_weight)
         if self.k < 0:
             raise ValueError(f"k must be >= 0, got {self.k}")
         if self.order not in ORDERS:
@@ -64,32 +151,36 @@ class RetrievalConfig:
             raise ValueError(f"image_weight must be in [0, 1], got {self.image_weight}")
 
     @property
+    def spec(self) -> StrategySpec:
+        return get_strategy(self.strategy)
+
+    @property
     def uses_similarity(self) -> bool:
-        return self.strategy in SIMILARITY_STRATEGIES
+        return self.spec.uses_similarity
 
 
 def query_vectors(config: RetrievalConfig, image: np.ndarray, text: np.ndarray) -> np.ndarray:
-    """The unit vectors that represent queries under ``config.strategy``."""
+    """The unit vectors that represent queries under ``config.strategy``'s combination."""
     return _combine(config, image, text, side="query")
 
 
 def pool_vectors(config: RetrievalConfig, image: np.ndarray, text: np.ndarray) -> np.ndarray:
-    """The unit vectors that represent pool examples under ``config.strategy``."""
+    """The unit vectors that represent pool examples under ``config.strategy``'s combination."""
     return _combine(config, image, text, side="pool")
 
 
 def _combine(config: RetrievalConfig, image: np.ndarray, text: np.ndarray, side: str) -> np.ndarray:
-    strategy = config.strategy
-    if strategy == "image":
+    spec = config.spec
+    if spec.combine == "image":
         combined = image
-    elif strategy == "text":
+    elif spec.combine == "text":
         combined = text
-    elif strategy == "cross":
+    elif spec.combine == "cross":
         pair = (image, text) if side == "query" else (text, image)
         combined = np.concatenate(pair, axis=1) / math.sqrt(2.0)
-    elif strategy in ("concat", "drum"):
+    elif spec.combine == "concat":
         w = config.image_weight
         combined = np.concatenate([math.sqrt(w) * image, math.sqrt(1.0 - w) * text], axis=1)
     else:
-        raise ValueError(f"strategy {strategy!r} does not compare embeddings")
+        raise ValueError(f"strategy {spec.name!r} does not compare embeddings")
     return np.ascontiguousarray(combined, dtype=np.float32)

@@ -39,7 +39,7 @@ from drum.feedback.scorer import QueryFeedback, score_feedback
 from drum.lvlm.base import LVLM
 from drum.retrieve.quality import answer_hit_rate, answer_precision
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
-from drum.retrieve.strategies import RetrievalConfig
+from drum.retrieve.strategies import DEFAULT_EMBEDDER, RetrievalConfig
 from drum.tasks.spec import TaskSpec
 from drum.train.config import MiningConfig
 from drum.train.lists import RankedList, ranked_lists
@@ -142,7 +142,9 @@ def validate(
                 bootstrap_resamples=200,
                 corpus_ci="fixed_statistics",
             )
-            (icl_row,) = evaluate_icl(task, lvlm, eval_config, embedder, cache, progress)
+            (icl_row,) = evaluate_icl(
+                task, lvlm, eval_config, {DEFAULT_EMBEDDER: embedder}, cache, progress
+            )
             row[task.primary_metric] = icl_row["metric"][task.primary_metric]["value"]
         results[task.name] = row
     return results

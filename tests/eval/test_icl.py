@@ -15,6 +15,7 @@ from drum.eval.icl import (
     RESULTS_FILE,
     ZERO_SHOT,
     ICLEvalConfig,
+    check_eval,
     demos_for_shots,
     evaluate_icl,
     run_icl_eval,
@@ -22,7 +23,7 @@ from drum.eval.icl import (
 from drum.eval.report import render_report
 from drum.metrics.registry import get_metric
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
-from drum.retrieve.strategies import RetrievalConfig
+from drum.retrieve.strategies import RetrievalConfig, StrategySpec
 from drum.tasks.spec import world_tasks
 from drum.testing import FakeLVLM
 
@@ -53,8 +54,8 @@ def test_config_validates_and_normalises() -> None:
     config = ICLEvalConfig(strategies=("random",), shots=(4, 0, 1, 1), seeds=(3,))
     assert config.shots == (0, 1, 4)
     assert config.demo_shots == (1, 4)
-    assert not config.needs_embedder
-    assert ICLEvalConfig(strategies=("image",), shots=(0,)).needs_embedder is False
+    assert config.required_embedders == ()
+    assert ICLEvalConfig(strategies=("image",), shots=(0,)).required_embedders == ()
     assert ICLEvalConfig(strategies=("image",), order="random").is_seeded("image")
     for bad in (
         {"strategies": ("bogus",)},
@@ -64,6 +65,33 @@ def test_config_validates_and_normalises() -> None:
         {"strategies": ("random",), "seeds": ()},
         {"strategies": ("random",), "order": "sideways"},
         {"strategies": ("random",), "max_queries": 0},
+    ):
+        with pytest.raises(ValueError):
+            ICLEvalConfig(**bad)
+
+
+def test_config_resolves_strategy_names_to_specs() -> None:
+    run2 = StrategySpec("drum-run2", "concat", embedder="drum2")
+    config = ICLEvalConfig(strategies=("random", "image", "drum", run2, "concat"))
+    assert [s.name for s in config.strategies] == ["random", "image", "drum", "drum-run2", "concat"]
+    assert config.strategies[2] == StrategySpec("drum", "concat", embedder="drum")
+    # First use order; the rules need no embedder.
+    assert config.required_embedders == ("default", "drum", "drum2")
+    assert config.to_dict()["strategies"][3] == {
+        "name": "drum-run2",
+        "combine": "concat",
+        "embedder": "drum2",
+        "image_weight": None,
+        "train_seed": None,
+    }
+    # Runs of one retriever share a name and differ by train seed; nothing else repeats.
+    runs = [StrategySpec("drum", "concat", embedder=f"run{s}", train_seed=s) for s in (0, 1)]
+    assert len(ICLEvalConfig(strategies=tuple(runs)).strategies) == 2
+    for bad in (
+        {"strategies": ("image", StrategySpec("image", "image", embedder="other"))},
+        {"strategies": (runs[0], runs[0])},
+        {"strategies": (runs[0],), "order": "random"},
+        {"strategies": (StrategySpec(ZERO_SHOT, "image"),)},
     ):
         with pytest.raises(ValueError):
             ICLEvalConfig(**bad)
@@ -157,7 +185,7 @@ def test_similarity_strategies_run_once_whatever_the_seeds(
     config = ICLEvalConfig(
         strategies=("image", "concat"), shots=(0, 1, 2), seeds=(0, 1, 2), max_queries=10
     )
-    rows = evaluate_icl(task, lvlm, config, embedder=clip, progress=False)
+    rows = evaluate_icl(task, lvlm, config, embedders={"default": clip}, progress=False)
     keys = [(r["strategy"], r["shots"], r["seed"]) for r in rows]
     assert keys == [(ZERO_SHOT, 0, None)] + [
         (s, k, None) for s in ("image", "concat") for k in (1, 2)
@@ -178,7 +206,64 @@ def test_similarity_strategies_run_once_whatever_the_seeds(
         sum(expected) / len(expected)
     )
     with pytest.raises(ValueError, match="embedder"):
-        evaluate_icl(task, lvlm, config, embedder=None, progress=False)
+        evaluate_icl(task, lvlm, config, embedders=None, progress=False)
+
+
+def test_each_strategy_compares_with_the_embedder_its_spec_names(
+    tiny_world: Path, clip: HFDualEncoder, tiny_siglip_dir: Path
+) -> None:
+    task = world_tasks(tiny_world)["vqa"]
+    siglip = HFDualEncoder(tiny_siglip_dir)
+    runs = [StrategySpec("siglip-image", "image", embedder="siglip", train_seed=s) for s in (3, 4)]
+    config = ICLEvalConfig(
+        strategies=("image", *runs, "drum"), shots=(1, 2), seeds=(0, 1), max_queries=10
+    )
+    embedders = {"default": clip, "siglip": siglip, "drum": siglip}
+    rows = evaluate_icl(task, FirstDemoLVLM(), config, embedders, progress=False)
+    assert [(r["strategy"], r["shots"], r["seed"]) for r in rows] == [
+        (name, k, seed)
+        for name, seed in (
+            ("image", None),
+            ("siglip-image", 3),
+            ("siglip-image", 4),
+            ("drum", None),
+        )
+        for k in (1, 2)
+    ]
+    # The same rows as the plain strategies over that embedder as the default one.
+    plain = ICLEvalConfig(strategies=("image", "concat"), shots=(1, 2), max_queries=10)
+    reference = evaluate_icl(task, FirstDemoLVLM(), plain, {"default": siglip}, progress=False)
+    for name, plain_name, seed in (
+        ("siglip-image", "image", 3),
+        ("siglip-image", "image", 4),
+        ("drum", "concat", None),
+    ):
+        for k in (1, 2):
+            assert _value(rows, name, k, seed, "vqa_accuracy") == _value(
+                reference, plain_name, k, None, "vqa_accuracy"
+            )
+    with_clip = evaluate_icl(task, FirstDemoLVLM(), plain, {"default": clip}, progress=False)
+    assert [r["metric"] for r in rows[:2]] == [r["metric"] for r in with_clip[:2]]
+    # The two embedders disagree here, so the comparisons above tell them apart.
+    assert [r["metric"] for r in with_clip] != [r["metric"] for r in reference]
+
+
+def test_a_missing_embedder_fails_before_any_model_work(tiny_world: Path, clip, tmp_path) -> None:
+    tasks = world_tasks(tiny_world)
+    lvlm = FirstDemoLVLM()
+    run2 = StrategySpec("drum-run2", "concat", embedder="drum2")
+    config = ICLEvalConfig(strategies=("random", "drum", run2), shots=(0, 1), max_queries=4)
+    with pytest.raises(ValueError, match=r"\['drum'\].*embedder 'drum'.*given: 'default'"):
+        evaluate_icl(tasks["vqa"], lvlm, config, {"default": clip}, progress=False)
+    with pytest.raises(ValueError, match=r"\['drum-run2'\].*embedder 'drum2'"):
+        check_eval([tasks["vqa"]], config, ["default", "drum"])
+    with pytest.raises(ValueError, match="embedder 'drum'"):
+        run_icl_eval([tasks["vqa"]], lvlm, config, None, tmp_path / "out", progress=False)
+    assert lvlm.demo_counts == []  # not even the zero-shot row was generated
+    assert not (tmp_path / "out").exists()
+    check_eval([tasks["vqa"]], config, {"drum": clip, "drum2": clip})
+    # Without demonstrations no embedder is needed at all.
+    check_eval([tasks["vqa"]], ICLEvalConfig(strategies=("drum",), shots=(0,)))
 
 
 def test_corpus_metrics_get_intervals(tiny_world: Path) -> None:
@@ -207,7 +292,8 @@ def test_run_writes_json_that_round_trips_and_the_report(tiny_world: Path, tmp_p
     assert saved == results
     assert set(saved) >= {"config", "rows", "provenance"}
     assert saved["config"]["lvlm"]["fingerprint"] == "first-demo-dummy"
-    assert saved["config"]["embedder"] is None
+    assert saved["config"]["embedders"] == {}
+    assert [s["name"] for s in saved["config"]["strategies"]] == ["random", "fixed"]
     assert [t["name"] for t in saved["config"]["tasks"]] == ["vqa", "classification"]
     assert saved["config"]["shots"] == [0, 1, 2]
     # Per task: 1 zero-shot row + 2 strategies x 2 seeds x 2 shot counts.
@@ -249,6 +335,7 @@ def _eval_args(tiny_world: Path, tmp_path: Path, *extra: str) -> list[str]:
         (("--strategy", "random,psychic"), "unknown strategy"),
         (("--strategy", "random", "--shots", "0,61"), "exceed"),
         (("--strategy", "random,image"), "embedder"),
+        (("--strategy", "random,drum", "--embedder", "e"), "embedder 'drum'"),
         (("--strategy", "random", "--shots", "0,one"), "--shots"),
         (("--split", "pool"), "split"),
     ],
@@ -338,8 +425,10 @@ def test_cli_eval_end_to_end_with_a_tiny_hf_lvlm(
     ]
     assert all(r["n_queries"] == 4 for r in rows)
     assert results["config"]["lvlm"]["name"] == str(tiny_lvlm_dir)
-    assert results["config"]["embedder"]["fingerprint"].startswith("clip-")
+    assert list(results["config"]["embedders"]) == ["default"]
+    assert results["config"]["embedders"]["default"]["fingerprint"].startswith("clip-")
     assert (out / "icl_results.md").is_file() and (out / "icl_results.png").is_file()
+    assert f"- embedder: `{tiny_clip_dir}`" in (out / "icl_results.md").read_text()
     assert "| zero-shot |" in result.output
 
 

@@ -29,4 +29,4 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     (mining_json,) = (out / "drum").glob("*/mining.json")
     mining = json.loads(mining_json.read_text())
     assert [r["round"] for r in mining["rounds"]] == [0, 1]
-    assert icl["config"]["drum_embedder"]["name"] == mining["final_embedder"]
+    assert icl["config"]["embedders"]["drum"]["name"] == mining["final_embedder"]

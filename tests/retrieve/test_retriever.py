@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 from PIL import Image
 
 from drum.data.example import Example
-from drum.embed.base import l2_normalize
+from drum.embed.base import Embedder, l2_normalize
+from drum.embed.cache import EmbeddingCache
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
 from drum.retrieve.strategies import RetrievalConfig, pool_vectors, query_vectors
 
@@ -173,3 +175,125 @@ def test_end_to_end_on_the_tiny_world_with_an_hf_embedder(
     )
     demos = retriever.sample(3, queries[0])  # embeds the query itself
     assert len(demos) == 3 and all(d.id.startswith("vqa-pool-") for d in demos)
+    # Single-image examples embed exactly their image, as one batch of the embedder.
+    assert np.array_equal(
+        pool_embeddings.image, embedder.embed_images([e.image for e in pool_examples])
+    )
+
+    # Pool examples of two images each (two pool images side by side) retrieve as well.
+    paired = [
+        Example(f"pair{i}", (a.image, b.image), a.text, a.answers, "vqa")
+        for i, (a, b) in enumerate(zip(pool_examples[::2], pool_examples[1::2], strict=True))
+    ]
+    paired_embeddings = PoolEmbeddings.compute(paired, embedder)
+    np.testing.assert_allclose(np.linalg.norm(paired_embeddings.image, axis=1), 1.0, atol=1e-5)
+    query = Example("q", paired[0].images, "another text", ("x",), "vqa")
+    best = DemonstrationRetriever(
+        paired_embeddings, RetrievalConfig("image", k=1), embedder=embedder
+    )
+    assert [d.id for d in best.sample(1, query)] == ["pair0"]
+
+
+# ------------------------------------------------------------------------ multi-image examples
+class HashEmbedder(Embedder):
+    """Unit vectors drawn from a seed hashed from the image's bytes / the text; counts calls."""
+
+    def __init__(self) -> None:
+        self.images_embedded: list[str] = []
+
+    @property
+    def dim(self) -> int:
+        return D
+
+    @property
+    def fingerprint(self) -> str:
+        return "hash-embedder"
+
+    @staticmethod
+    def _vector(content: bytes) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha256(content).digest()[:8], "little")
+        return l2_normalize(np.random.default_rng(seed).normal(size=D))
+
+    def embed_images(self, images, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        self.images_embedded += [Path(image).name for image in images]
+        return np.stack([self._vector(Path(i).read_bytes()) for i in images]).reshape(-1, D)
+
+    def embed_texts(self, texts, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+        return np.stack([self._vector(t.encode()) for t in texts]).reshape(-1, D)
+
+
+@pytest.fixture(scope="module")
+def image_paths(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    directory = tmp_path_factory.mktemp("images")
+    paths = []
+    for i in range(12):
+        paths.append(directory / f"{i}.png")
+        Image.new("RGB", (4, 4), (20 * i, 255 - 20 * i, 7)).save(paths[-1])
+    return paths
+
+
+def _multi_pool(paths: list[Path]) -> list[Example]:
+    """Examples of one, two and three images, sharing some images between them."""
+    groups = [(0,), (1, 2), (3,), (4, 5, 6), (2, 7), (8,), (9, 10), (11,), (0, 9)]
+    return [
+        Example(f"m{i}", tuple(paths[j] for j in group), f"text {i}", ("a",), "vqa")
+        for i, group in enumerate(groups)
+    ]
+
+
+def test_a_multi_image_example_is_the_normalised_mean_of_its_images(
+    image_paths: list[Path], tmp_path: Path
+) -> None:
+    examples = _multi_pool(image_paths)
+    embedder = HashEmbedder()
+    single = {p.name: embedder.embed_images([p])[0] for p in image_paths}
+    embedder.images_embedded.clear()
+    cache = EmbeddingCache(tmp_path / "cache")
+    embeddings = PoolEmbeddings.compute(examples, embedder, cache)
+    for example, row in zip(examples, embeddings.image, strict=True):
+        vectors = [single[p.name] for p in example.images]
+        if len(vectors) == 1:
+            assert np.array_equal(row, vectors[0])  # bit for bit: no averaging path
+        else:
+            expected = np.mean(vectors, axis=0)
+            np.testing.assert_allclose(row, expected / np.linalg.norm(expected), atol=1e-6)
+        assert np.linalg.norm(row) == pytest.approx(1.0, abs=1e-6)
+    # Through the cache every distinct image is embedded once, a second call none at all.
+    assert sorted(embedder.images_embedded) == sorted(p.name for p in image_paths)
+    again = PoolEmbeddings.compute(examples, embedder, cache)
+    assert len(embedder.images_embedded) == len(image_paths)
+    np.testing.assert_array_equal(again.image, embeddings.image)
+    np.testing.assert_array_equal(PoolEmbeddings.compute(examples, embedder).image, again.image)
+
+
+def test_single_image_examples_embed_exactly_their_image(image_paths: list[Path]) -> None:
+    examples = [Example(f"s{i}", (p,), f"t{i}", ("a",), "vqa") for i, p in enumerate(image_paths)]
+    embedder = HashEmbedder()
+    embeddings = PoolEmbeddings.compute(examples, embedder)
+    assert np.array_equal(embeddings.image, embedder.embed_images(image_paths))
+    with pytest.raises(ValueError, match="has no image"):
+        PoolEmbeddings.compute([Example("none", (), "t", ("a",), "vqa")], embedder)
+
+
+def test_retrieval_over_a_multi_image_pool(image_paths: list[Path]) -> None:
+    embedder = HashEmbedder()
+    pool = PoolEmbeddings.compute(_multi_pool(image_paths), embedder)
+    # A query showing images 4, 5 and 6 (another text): its best image match is m3.
+    query = Example("q", (image_paths[4], image_paths[5], image_paths[6]), "new", ("a",), "vqa")
+    for strategy in ("image", "concat"):
+        retriever = DemonstrationRetriever(
+            pool, RetrievalConfig(strategy, k=3, order="similar_first"), embedder=embedder
+        )
+        (retrieval,) = retriever.retrieve([query])
+        query_vector = PoolEmbeddings.compute([query], embedder)
+        expected = pool.image @ query_vector.image[0]
+        if strategy == "concat":
+            expected = 0.5 * expected + 0.5 * (pool.text @ query_vector.text[0])
+        best = np.argsort(-expected)[:3]
+        assert retrieval.demo_ids == tuple(f"m{i}" for i in best)
+        np.testing.assert_allclose(retrieval.scores, expected[best], atol=1e-5)
+    (image_retrieval,) = DemonstrationRetriever(
+        pool, RetrievalConfig("image", k=1), embedder=embedder
+    ).retrieve([query])
+    assert image_retrieval.demo_ids == ("m3",)
+    assert image_retrieval.scores[0] == pytest.approx(1.0, abs=1e-5)
