@@ -94,6 +94,11 @@ class ICLEvalConfig:
         corpus_bootstrap_resamples: resamples for corpus metrics (CIDEr-D, BLEU-4), each of
             which rescores the whole resampled corpus.
         corpus_ci: one of ``CORPUS_CI_MODES``.
+
+    Example::
+
+        config = ICLEvalConfig(strategies=("random", "concat", "drum"), shots=(0, 1, 4))
+        config.required_embedders  # ("default", "drum"): the embedders run_icl_eval needs
     """
 
     strategies: tuple[StrategySpec, ...]
@@ -436,6 +441,15 @@ def run_icl_eval(
 
     ``embedders`` as in ``evaluate_icl``; the JSON records each under its name
     (``config.embedders``). Returns the results exactly as written (read back from the file).
+
+    Example::
+
+        tasks = list(world_tasks("world", "test").values())
+        results = run_icl_eval(
+            tasks, HFLVLM("models/lvlm"), ICLEvalConfig(strategies=("random", "concat")),
+            {"default": HFDualEncoder("models/embedder")}, "results/",
+        )
+        results["rows"][0]  # {task, strategy, shots, seed, metric: {name: {value, ci95}}, ...}
     """
     from drum.eval.report import render_report
 

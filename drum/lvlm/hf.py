@@ -156,6 +156,13 @@ class HFLVLM(LVLM):
         dtype: torch dtype for the weights (default: as saved).
         trust_remote_code: passed to ``from_pretrained``; off unless the user asks.
         image_feature_cache_size: distinct images whose encodings are kept (LLaVA-style models).
+
+    Example::
+
+        lvlm = HFLVLM("llava-hf/llava-interleave-qwen-0.5b-hf")  # or a local directory
+        prompt = build_prompt(demos, query)
+        [reply] = lvlm.generate([prompt], max_new_tokens=8)
+        [score] = lvlm.score([prompt], [query.answer])  # score.sum = log p(answer | prompt)
     """
 
     def __init__(

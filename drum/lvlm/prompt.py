@@ -130,7 +130,13 @@ def build_prompt(
     demos: Sequence[Example], query: Example, template: PromptTemplate | None = None
 ) -> ICLPrompt:
     """The prompt that shows ``demos`` (with their canonical answers) and asks ``query``, each
-    example as its images then its text."""
+    example as its images then its text.
+
+    Example::
+
+        prompt = build_prompt(pool[:2], query, PromptTemplate(user="Question: {text}"))
+        prompt.to_messages()  # user / assistant / user / assistant / user chat messages
+    """
     template = template or PromptTemplate()
     return ICLPrompt(
         demos=tuple(

@@ -36,6 +36,11 @@ class PoolEmbeddings:
     An example with several images is represented by the mean of its images' L2-normalised
     embeddings, L2-normalised again: ``normalize(mean_j e(image_j))``, a unit vector like any
     other row (an example with one image keeps that image's embedding as it is).
+
+    Example::
+
+        pool = PoolEmbeddings.compute(examples, embedder, EmbeddingCache("runs/cache"))
+        pool.image.shape, pool.text.shape  # (len(examples), embedder.dim) each
     """
 
     examples: list[Example]
@@ -100,6 +105,13 @@ class DemonstrationRetriever:
         embedder: computes query embeddings that ``retrieve`` is not given; it should be the
             embedder of ``pool`` (the one the strategy spec names).
         cache: the embedding cache for those query embeddings.
+
+    Example::
+
+        pool = PoolEmbeddings.compute(read_examples("world/vqa/pool.jsonl"), embedder, cache)
+        retriever = DemonstrationRetriever(pool, RetrievalConfig("concat", k=4), embedder=embedder)
+        [retrieval] = retriever.retrieve([query])
+        retrieval.demo_ids  # 4 pool ids, most similar last
     """
 
     def __init__(

@@ -130,6 +130,11 @@ class RetrievalConfig:
         image_weight: ``w`` of the ``concat`` score; a spec's own ``image_weight`` replaces it.
         exclude_self: never use a pool example with the query's id or identical content.
         seed: for ``random``, ``fixed`` and ``order="random"``.
+
+    Example::
+
+        RetrievalConfig(strategy="concat", k=4, image_weight=0.5)
+        RetrievalConfig(strategy=StrategySpec("mine", "concat", embedder="mine"), k=8)
     """
 
     strategy: str | StrategySpec = "concat"

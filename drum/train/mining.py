@@ -193,7 +193,16 @@ def mine(
 ) -> dict[str, Any]:
     """Run (or resume) ``config.rounds`` rounds; returns the summary written to
     ``out_dir/mining.json``. ``tasks`` give each task's pool (training queries and
-    candidates) and its validation queries (``TaskSpec.queries``)."""
+    candidates) and its validation queries (``TaskSpec.queries``).
+
+    Example::
+
+        summary = mine(
+            list(world_tasks("world", "val").values()), HFLVLM("models/lvlm"),
+            "models/embedder", "runs/drum", MiningConfig(rounds=1),
+        )
+        HFDualEncoder(summary["final_embedder"])  # the DRUM-trained retriever
+    """
     config = config or MiningConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
