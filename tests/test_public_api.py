@@ -33,3 +33,14 @@ def test_dir_lists_the_public_names_and_unknown_names_fail() -> None:
     assert set(drum._PUBLIC) <= set(dir(drum))
     with pytest.raises(AttributeError, match="no_such_name"):
         drum.no_such_name  # noqa: B018
+
+
+def test_data_metrics_and_tasks_import_no_heavy_library() -> None:
+    # docs/architecture.md promises it: task files and metrics are usable without torch.
+    code = (
+        "import sys, drum.data, drum.metrics, drum.tasks; "
+        "heavy = ('torch', 'transformers', 'faiss', 'pycocoevalcap'); "
+        "print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

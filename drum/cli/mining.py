@@ -93,9 +93,8 @@ def experiments_command(
         Path, typer.Option(help="A finished demo run (its world and models are reused).")
     ] = Path("runs/demo"),
     rounds: int = default_of(EXPERIMENT_CONFIG, "mining.rounds"),
-    # Three seeds, not DrumExperimentConfig's one: the full table (as `make experiments`).
     train_seeds: Annotated[str, typer.Option(help="Comma-separated DRUM training seeds.")] = (
-        "0,1,2"
+        default_of(EXPERIMENT_CONFIG, "train_seeds")
     ),
     max_queries: Annotated[
         int | None, typer.Option(help="Test queries per task (default: all).")

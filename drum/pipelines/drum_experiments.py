@@ -62,7 +62,7 @@ class DrumExperimentConfig:
     """
 
     mining: MiningConfig = field(default_factory=MiningConfig)
-    train_seeds: tuple[int, ...] = (0,)
+    train_seeds: tuple[int, ...] = (0, 1, 2)
     ablations: tuple[str, ...] = ABLATIONS
     ablation_rounds: int = 1
     baselines: tuple[str, ...] = ("random", "image", "text", "concat")
