@@ -34,8 +34,9 @@ from drum.data import read_examples
 from drum.data.images import load_image
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.hooks import VisualPositions
-from drum.lvlm.prompt import ICLPrompt, ImagePart, TextPart, Turn
+from drum.lvlm.prompt import ICLPrompt, Turn
 from drum.utils.checkpoint import Checkpointer
+from tests.lvlm.prompts import interleaved_prompts
 
 TINY = BuiltinLVLMArchitecture(hidden=32, layers=2, heads=2, intermediate=64)
 
@@ -237,26 +238,9 @@ def shipped() -> HFLVLM:
 
 @pytest.fixture(scope="module")
 def interleaved(pool) -> tuple[list[ICLPrompt], list[str]]:
-    """Two images between three text parts; three images across a demo (two of them adjacent,
-    so their tokens form one run) and the query."""
-    image = [example.image for example in pool[:5]]
-    two = ICLPrompt(
-        (),
-        Turn(
-            (
-                TextPart("one"),
-                ImagePart(image[0]),
-                TextPart("two"),
-                ImagePart(image[1]),
-                TextPart(pool[0].text),
-            )
-        ),
-    )
-    three = ICLPrompt(
-        (Turn((ImagePart(image[2]), ImagePart(image[3]), TextPart(pool[2].text)), pool[2].answer),),
-        Turn((TextPart("large"), ImagePart(image[4]), TextPart(pool[1].text))),
-    )
-    return [two, three], [pool[0].answer, f"{pool[1].answer} red"]
+    """Two images between text; three in one turn (two adjacent: their tokens form one run);
+    three across a demo and the query."""
+    return interleaved_prompts(pool)
 
 
 def _by_hand(lvlm: HFLVLM, prompt: ICLPrompt, answer: str) -> float:
@@ -277,13 +261,15 @@ def _by_hand(lvlm: HFLVLM, prompt: ICLPrompt, answer: str) -> float:
 
 
 def test_shipped_lvlm_renders_interleaved_prompts_in_order(shipped: HFLVLM, interleaved) -> None:
-    (two, three), _ = interleaved
-    query_text = two.query.parts[-1].text
-    assert shipped.render(two) == f"[BOS] one <image> two <image> {query_text} answer"
-    demo = three.demos[0]
+    (two, three, across), _ = interleaved
+    assert shipped.render(two) == f"[BOS] one <image> two <image> {two.query.parts[-1].text} answer"
     assert shipped.render(three) == (
-        f"[BOS] <image> <image> {demo.text} answer {demo.answer} [EOS]"
-        f" large <image> {three.query.parts[-1].text} answer"
+        f"[BOS] one <image> two <image> <image> {three.query.parts[-1].text} answer"
+    )
+    demo = across.demos[0]
+    assert shipped.render(across) == (
+        f"[BOS] <image> small <image> answer {demo.answer} [EOS]"
+        f" large <image> {across.query.parts[-1].text} answer"
     )
 
 
@@ -326,12 +312,18 @@ def test_shipped_lvlm_hooks_see_one_span_per_image_and_act_in_both_paths(
             assert all(end - start == n for start, end in spans)
             covered = [i for start, end in spans for i in range(start, end)]
             assert visual.mask[row].nonzero().flatten().tolist() == covered
-    # The demo's two adjacent images: one run of 2n tokens, cut into two spans.
-    (first, second, _) = seen[0].spans[1]
-    assert first[1] == second[0]
+    # The second prompt's two adjacent images: one run of 2n tokens, cut into two spans.
+    (_, second, third) = seen[0].spans[1]
+    assert second[1] == third[0]
+
+    # A constant vector at the visual positions (a seeded direction of norm ~1000): a scalar
+    # shift moves too little through this trained model's RMSNorm to change its replies.
+    direction = 100.0 * torch.randn(
+        shipped.model.config.text_config.hidden_size, generator=torch.Generator().manual_seed(0)
+    )
 
     def shift(hidden: torch.Tensor, visual: VisualPositions) -> torch.Tensor:
-        return hidden + 100.0 * visual.mask.unsqueeze(-1).to(hidden.dtype)
+        return hidden + direction * visual.mask.unsqueeze(-1).to(hidden.dtype)
 
     with shipped.layer_hook(layer, shift):
         shifted = shipped.score(prompts, answers)

@@ -11,8 +11,9 @@ import pytest
 
 from drum.data import read_examples
 from drum.lvlm.hf import HFLVLM
-from drum.lvlm.prompt import ICLPrompt, ImagePart, TextPart, Turn, build_prompt
+from drum.lvlm.prompt import ICLPrompt, build_prompt
 from tests.lvlm import tiny_lvlms
+from tests.lvlm.prompts import interleaved_prompts
 
 FAMILIES = tuple(tiny_lvlms.BUILDERS)
 
@@ -55,37 +56,4 @@ def batch(tiny_world: Path) -> tuple[list[ICLPrompt], list[str]]:
 
 @pytest.fixture(scope="session")
 def interleaved(tiny_world: Path) -> tuple[list[ICLPrompt], list[str]]:
-    """Prompts whose images sit between text: two images in one turn; three in one turn, two
-    of them adjacent; three across a demo and the query. Answers of 2, 1 and 3 tokens."""
-    pool = read_examples(tiny_world / "vqa" / "pool.jsonl")
-    image = [example.image for example in pool[:5]]
-    two = ICLPrompt(
-        (),
-        Turn(
-            (
-                TextPart("one"),
-                ImagePart(image[0]),
-                TextPart("two"),
-                ImagePart(image[1]),
-                TextPart(pool[0].text),
-            )
-        ),
-    )
-    three = ICLPrompt(
-        (),
-        Turn(
-            (
-                TextPart("one"),
-                ImagePart(image[2]),
-                TextPart("two"),
-                ImagePart(image[3]),
-                ImagePart(image[4]),
-                TextPart(pool[1].text),
-            )
-        ),
-    )
-    across = ICLPrompt(
-        (Turn((ImagePart(image[1]), TextPart("small"), ImagePart(image[0])), pool[2].answer),),
-        Turn((TextPart("large"), ImagePart(image[3]), TextPart(pool[3].text))),
-    )
-    return [two, three, across], ["red blue", pool[1].answer, "one two three"]
+    return interleaved_prompts(read_examples(tiny_world / "vqa" / "pool.jsonl"))
