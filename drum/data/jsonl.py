@@ -5,13 +5,18 @@ Line format (``meta`` optional; ``answers`` may be a single string)::
     {"id": "q1", "images": ["images/00001.png"], "text": "what colour is the circle?",
      "answers": ["dax", "dax", ...], "task": "vqa", "meta": {...}}
 
-Every problem in a file is reported as a ``DataError`` that names the file and the line.
+Every problem in a file is reported as a ``DataError`` that names the file and the line; a
+UTF-8 byte-order mark at the start of the file is accepted, and fields other than those above
+are ignored with one ``DataWarning`` per file. ``validate_dataset`` is the check every command
+runs on its data before any slow work: every field, every image decoded in full, at least one
+example.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,8 @@ from drum.data.example import TASK_TYPES, Example
 from drum.utils.io import atomic_open
 
 REQUIRED_FIELDS = ("id", "images", "text", "answers", "task")
+KNOWN_FIELDS = (*REQUIRED_FIELDS, "meta")
+_BOM = "\ufeff"
 
 
 class DataError(ValueError):
@@ -34,6 +41,10 @@ class DataError(ValueError):
         self.line = line
 
 
+class DataWarning(UserWarning):
+    """Suspicious but usable input data (fields that are ignored); names the file and line."""
+
+
 def _as_str_list(value: Any, name: str, path: Path, line: int) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -42,12 +53,16 @@ def _as_str_list(value: Any, name: str, path: Path, line: int) -> list[str]:
     raise DataError(path, line, f"field {name!r} must be a string or a list of strings")
 
 
-def _parse_line(raw: str, path: Path, line: int, verify_images: bool) -> Example:
+def _parse_line(
+    raw: str, path: Path, line: int, verify_images: bool, verified: set[Path]
+) -> tuple[Example, list[str]]:
+    """The example on one line and the names of the unknown fields it carries."""
     try:
         record = json.loads(raw)
     except json.JSONDecodeError as error:
+        # colno counts characters from 1, as editors do, in the line as decoded (BOM removed).
         raise DataError(
-            path, line, f"malformed JSON ({error.msg} at column {error.colno})"
+            path, line, f"malformed JSON at column {error.colno}: {error.msg}"
         ) from None
     if not isinstance(record, dict):
         raise DataError(path, line, f"expected a JSON object, got {type(record).__name__}")
@@ -65,19 +80,25 @@ def _parse_line(raw: str, path: Path, line: int, verify_images: bool) -> Example
             path, line, f"field 'task' must be one of {TASK_TYPES}, got {record['task']!r}"
         )
     answers = _as_str_list(record["answers"], "answers", path, line)
-    if not answers:
-        raise DataError(path, line, "field 'answers' must hold at least one answer")
-    image_paths = tuple(
-        (path.parent / name).resolve()
-        for name in _as_str_list(record["images"], "images", path, line)
-    )
+    if not answers or not all(answer.strip() for answer in answers):
+        raise DataError(
+            path, line, f"field 'answers' must hold non-empty answers, got {record['answers']!r}"
+        )
+    names = _as_str_list(record["images"], "images", path, line)
+    if not names or not all(names):
+        raise DataError(
+            path, line, f"field 'images' must name at least one image, got {record['images']!r}"
+        )
+    image_paths = tuple((path.parent / name).resolve() for name in names)
     meta = record.get("meta", {})
     if not isinstance(meta, dict):
         raise DataError(path, line, "field 'meta' must be a JSON object")
     if verify_images:
         for image_path in image_paths:
-            verify_image(image_path, path, line)
-    return Example(
+            if image_path not in verified:
+                verify_image(image_path, path, line)
+                verified.add(image_path)
+    example = Example(
         id=record["id"],
         images=image_paths,
         text=record["text"],
@@ -85,16 +106,22 @@ def _parse_line(raw: str, path: Path, line: int, verify_images: bool) -> Example
         task=record["task"],
         meta=meta,
     )
+    return example, [name for name in record if name not in KNOWN_FIELDS]
 
 
 def verify_image(image_path: Path, source: Path, line: int | None) -> None:
-    """Raise a ``DataError`` unless ``image_path`` is a readable, uncorrupted image."""
+    """Raise a ``DataError`` unless ``image_path`` is an image that decodes in full.
+
+    A full decode, not PIL's ``verify()``: that checks a PNG's chunk CRCs only, so a broken
+    compressed stream under a valid CRC passes it and fails later, mid-run.
+    """
     if not image_path.is_file():
         raise DataError(source, line, f"image not found: {image_path}")
     try:
         with Image.open(image_path) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            image.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        # UnidentifiedImageError and "image file is truncated" are OSErrors.
         raise DataError(
             source, line, f"unreadable or corrupt image {image_path}: {error}"
         ) from None
@@ -103,8 +130,9 @@ def verify_image(image_path: Path, source: Path, line: int | None) -> None:
 def read_examples(path: str | os.PathLike[str], verify_images: bool = True) -> list[Example]:
     """Read a JSONL dataset; blank lines are skipped, duplicate ids are an error.
 
-    Every problem is a ``DataError`` naming the file and line; ``verify_images`` also opens
-    every image.
+    Every problem is a ``DataError`` naming the file and line; ``verify_images`` also decodes
+    every image in full (about 0.1 ms for a 32 px PNG). Unknown fields are ignored with one
+    ``DataWarning`` for the file, naming them and the line where the first appears.
 
     Example::
 
@@ -116,6 +144,8 @@ def read_examples(path: str | os.PathLike[str], verify_images: bool = True) -> l
         raise DataError(path, None, "dataset file not found")
     examples: list[Example] = []
     first_line_of: dict[str, int] = {}
+    unknown: dict[str, int] = {}  # unknown field -> the line it first appears on
+    verified: set[Path] = set()
     # Bytes, decoded line by line, so that invalid UTF-8 is a DataError naming its line rather
     # than a bare UnicodeDecodeError from somewhere in a read-ahead chunk.
     with path.open("rb") as handle:
@@ -126,9 +156,11 @@ def read_examples(path: str | os.PathLike[str], verify_images: bool = True) -> l
                 raise DataError(
                     path, line_number, f"not valid UTF-8 ({error.reason} at byte {error.start})"
                 ) from None
+            if line_number == 1:
+                raw = raw.removeprefix(_BOM)  # editors on Windows write one
             if not raw.strip():
                 continue
-            example = _parse_line(raw, path, line_number, verify_images)
+            example, extra = _parse_line(raw, path, line_number, verify_images, verified)
             if example.id in first_line_of:
                 raise DataError(
                     path,
@@ -136,7 +168,33 @@ def read_examples(path: str | os.PathLike[str], verify_images: bool = True) -> l
                     f"duplicate id {example.id!r} (first seen on line {first_line_of[example.id]})",
                 )
             first_line_of[example.id] = line_number
+            for name in extra:
+                unknown.setdefault(name, line_number)
             examples.append(example)
+    if unknown:
+        first = min(unknown.values())
+        warnings.warn(
+            f"{path}:{first}: unknown field(s) {sorted(unknown)} ignored (from line {first} on); "
+            f"known fields: {list(KNOWN_FIELDS)}",
+            DataWarning,
+            stacklevel=2,
+        )
+    return examples
+
+
+def validate_dataset(path: str | os.PathLike[str]) -> list[Example]:
+    """The examples of a JSONL dataset that every command can use, or a ``DataError``.
+
+    ``read_examples`` with every image decoded, and at least one example: what each CLI command
+    runs on its data before loading a model or embedding anything.
+
+    Example::
+
+        pool = validate_dataset("data/pool.jsonl")  # DataError("data/pool.jsonl:7: ...")
+    """
+    examples = read_examples(path, verify_images=True)
+    if not examples:
+        raise DataError(path, None, "no examples (an empty dataset); expected one JSON per line")
     return examples
 
 

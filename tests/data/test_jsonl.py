@@ -14,7 +14,14 @@ import pytest
 from PIL import Image
 
 from drum.data.example import Example
-from drum.data.jsonl import DataError, read_examples, verify_image, write_examples
+from drum.data.jsonl import (
+    DataError,
+    DataWarning,
+    read_examples,
+    validate_dataset,
+    verify_image,
+    write_examples,
+)
 
 
 def _png(path: Path, colour: tuple[int, int, int] = (200, 30, 30)) -> Path:
@@ -136,17 +143,45 @@ def test_absolute_image_paths_are_kept(
     assert read_examples(path)[0].image == image.resolve()
 
 
-def test_multiple_and_zero_images(root: Path) -> None:
+def test_multiple_images(root: Path) -> None:
+    path = _write_lines(
+        root / "data.jsonl", [json.dumps(_record(images=["images/a.png", "images/b.png"]))]
+    )
+    (both,) = read_examples(path)
+    assert [p.name for p in both.images] == ["a.png", "b.png"]
+
+
+def test_a_utf8_bom_at_the_start_of_the_file_is_accepted(root: Path) -> None:
+    path = root / "bom.jsonl"
+    lines = [json.dumps(_record()), json.dumps(_record(id="q2"))]
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode())
+    assert [e.id for e in read_examples(path)] == ["q1", "q2"]
+
+
+def test_unknown_fields_warn_once_per_file_with_the_first_line(root: Path) -> None:
     path = _write_lines(
         root / "data.jsonl",
         [
-            json.dumps(_record(images=["images/a.png", "images/b.png"])),
-            json.dumps(_record(id="q2", images=[])),
+            json.dumps(_record()),
+            json.dumps(_record(id="q2", answer="red")),
+            json.dumps(_record(id="q3", answer="red", image="images/a.png")),
         ],
     )
-    both, none = read_examples(path)
-    assert [p.name for p in both.images] == ["a.png", "b.png"]
-    assert none.images == ()
+    with pytest.warns(DataWarning) as record:
+        examples = read_examples(path)
+    assert len(examples) == 3
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "data.jsonl:2" in message and "['answer', 'image']" in message
+
+
+def test_known_fields_do_not_warn(root: Path) -> None:
+    import warnings
+
+    path = _write_lines(root / "data.jsonl", [json.dumps(_record())])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_examples(path)
 
 
 def test_unicode_text_survives(root: Path) -> None:
@@ -176,6 +211,29 @@ def test_malformed_json_names_file_and_line(root: Path, line: str) -> None:
     assert "malformed JSON" in str(error)
     assert error.path == path and error.line == 2
     assert isinstance(error, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("line", "column"),
+    [
+        ('{"id": "q1",}', 13),
+        ('  {"id" "q1"}', 9),
+        ('{"text": "¿qué?", oops}', 19),
+        ('{"text": "tab\there"}', 14),
+    ],
+)
+def test_malformed_json_reports_the_column_of_the_error(
+    root: Path, line: str, column: int
+) -> None:
+    path = _write_lines(root / "broken.jsonl", [line])
+    assert f"at column {column}:" in str(_read_error(path))
+
+
+def test_malformed_json_after_a_bom_reports_the_real_error_and_column(root: Path) -> None:
+    path = root / "broken.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"id": "q1",}\n')
+    error = str(_read_error(path))
+    assert "broken.jsonl:1" in error and "at column 13:" in error and "BOM" not in error
 
 
 @pytest.mark.parametrize("line", ["[1, 2, 3]", '"a string"', "42", "null"])
@@ -281,6 +339,60 @@ def test_corrupt_image(root: Path, make_bytes: Any) -> None:
     assert "bad.png" in str(error)
 
 
+def _png_with_broken_data_and_valid_crc() -> bytes:
+    """A PNG whose IDAT holds a broken deflate stream under a correct CRC: ``verify()``
+    (which only checks CRCs) passes it, decoding fails."""
+    import struct
+    import zlib
+
+    good = _png_bytes()
+    out, position = bytearray(good[:8]), 8
+    while position < len(good):
+        (length,) = struct.unpack(">I", good[position : position + 4])
+        kind = good[position + 4 : position + 8]
+        data = good[position + 8 : position + 8 + length]
+        if kind == b"IDAT":
+            data = data[:2] + bytes(byte ^ 0xFF for byte in data[2:40]) + data[40:]
+        out += struct.pack(">I", len(data)) + kind + data
+        out += struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        position += 12 + length
+    return bytes(out)
+
+
+def test_an_image_with_broken_data_and_valid_crc_is_decoded_and_rejected(root: Path) -> None:
+    (root / "images" / "bad.png").write_bytes(_png_with_broken_data_and_valid_crc())
+    with Image.open(root / "images" / "bad.png") as image:
+        image.verify()  # the CRCs are fine: only a full decode finds the damage
+    path = _write_lines(root / "data.jsonl", [json.dumps(_record(images=["images/bad.png"]))])
+    error = str(_read_error(path))
+    assert "data.jsonl:1" in error and "bad.png" in error and "corrupt" in error
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"images": []}, "'images' must name at least one image"),
+        ({"images": [""]}, "'images' must name at least one image"),
+        ({"answers": ""}, "'answers' must hold non-empty answers"),
+        ({"answers": ["red", " "]}, "'answers' must hold non-empty answers"),
+    ],
+)
+def test_empty_images_and_answers_are_errors(
+    root: Path, overrides: dict[str, Any], expected: str
+) -> None:
+    path = _write_lines(root / "data.jsonl", [json.dumps(_record(**overrides))])
+    error = str(_read_error(path))
+    assert "data.jsonl:1" in error and expected in error
+
+
+def test_validate_dataset_rejects_an_empty_file(root: Path) -> None:
+    path = _write_lines(root / "empty.jsonl", ["", "  "])
+    with pytest.raises(DataError, match=r"empty\.jsonl: no examples"):
+        validate_dataset(path)
+    good = _write_lines(root / "good.jsonl", [json.dumps(_record())])
+    assert [e.id for e in validate_dataset(good)] == ["q1"]
+
+
 def test_verify_image_directly(root: Path) -> None:
     verify_image(root / "images" / "a.png", root / "x.jsonl", None)
     (root / "images" / "bad.png").write_bytes(b"garbage")
@@ -330,7 +442,7 @@ def _examples(root: Path) -> list[Example]:
             answers=("a red square and a blue square",),
             task="caption",
         ),
-        Example(id="k1", images=(), text="which class?", answers=("dax",), task="classification"),
+        Example(id="k1", images=((root / "images" / "b.png").resolve(),), text="which class?", answers=("dax",), task="classification"),
     ]
 
 
