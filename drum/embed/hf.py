@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from drum.data.images import ImageInput, load_image
 from drum.embed.base import Embedder, l2_normalize
 from drum.utils.fingerprint import directory_digest
+from drum.utils.model_path import ModelPathError, check_model_path, model_load_error
 
 SUPPORTED_MODEL_TYPES = ("clip", "siglip", "siglip2")
 
@@ -63,16 +64,20 @@ class HFDualEncoder(Embedder):
 
         self.name = str(model_name_or_path)
         self.device = torch.device(device)
-        self.processor = AutoProcessor.from_pretrained(
-            model_name_or_path, trust_remote_code=trust_remote_code
-        )
-        self.model = AutoModel.from_pretrained(
-            model_name_or_path, trust_remote_code=trust_remote_code
-        ).to(self.device)
+        check_model_path(model_name_or_path)  # ModelPathError, before transformers sees it
+        try:
+            self.processor = AutoProcessor.from_pretrained(
+                model_name_or_path, trust_remote_code=trust_remote_code
+            )
+            self.model = AutoModel.from_pretrained(
+                model_name_or_path, trust_remote_code=trust_remote_code
+            ).to(self.device)
+        except (OSError, ValueError, KeyError) as error:
+            raise model_load_error(model_name_or_path, error) from error
         self.model.eval()
         model_type = self.model.config.model_type
         if model_type not in SUPPORTED_MODEL_TYPES:
-            raise ValueError(
+            raise ModelPathError(
                 f"{self.name}: model_type {model_type!r} is not a supported dual encoder; "
                 f"expected one of {SUPPORTED_MODEL_TYPES}"
             )

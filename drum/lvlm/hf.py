@@ -175,19 +175,28 @@ class HFLVLM(LVLM):
     ) -> None:
         from transformers import AutoModelForImageTextToText
 
+        from drum.utils.model_path import ModelPathError, check_model_path, model_load_error
+
         self.name = str(model_name_or_path)
         self.device = torch.device(device)
-        self.processor = self._load_processor(model_name_or_path, trust_remote_code)
+        check_model_path(model_name_or_path)  # ModelPathError, before transformers sees it
+        try:
+            self.processor = self._load_processor(model_name_or_path, trust_remote_code)
+        except (OSError, ValueError, KeyError) as error:
+            raise model_load_error(model_name_or_path, error) from error
         # Checked before the (possibly large) weights are loaded.
         if getattr(self.processor, "chat_template", None) is None:
-            raise ValueError(
+            raise ModelPathError(
                 f"{self.name}: the processor has no chat template to render prompts with "
                 "(save one with the processor: processor.chat_template = ...)"
             )
         kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
         if dtype is not None:
             kwargs["dtype"] = dtype
-        self.model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, **kwargs)
+        try:
+            self.model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, **kwargs)
+        except (OSError, ValueError, KeyError) as error:
+            raise model_load_error(model_name_or_path, error) from error
         self.model.to(self.device).eval()
         self.tokenizer = self.processor.tokenizer
         self.model_type = str(self.model.config.model_type)
