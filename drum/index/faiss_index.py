@@ -88,10 +88,11 @@ class IndexConfig:
 
 
 def _faiss_message(exc: BaseException) -> str:
-    """The human part of a FAISS C++ error, without the 'Error in <signature> at file:line'."""
+    """The human part of a FAISS C++ error, without the 'Error in <signature> at file:line',
+    on one line."""
     text = str(exc)
     match = re.search(r"\.(?:cpp|h):\d+: (.*)", text, flags=re.DOTALL)
-    return match.group(1).strip() if match else text.strip()
+    return " ".join((match.group(1) if match else text).split())
 
 
 def _as_matrix(vectors: np.ndarray, dim: int, what: str) -> np.ndarray:
@@ -379,6 +380,30 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
     return data
 
 
+# Pools up to this size get a trial training run in ``check_factory`` (a second or so at most).
+TRIAL_TRAIN_MAX_VECTORS = 10_000
+
+
+def check_factory(dim: int, config: IndexConfig, n_vectors: int | None = None) -> None:
+    """Raise ``ValueError`` (FAISS's reason, on one line) unless ``config`` can index
+    ``n_vectors`` vectors of dimension ``dim``; run it before computing any vectors.
+
+    The index is built on ``dim``; one that needs training (IVF, PQ, PCA) is also trained on
+    ``n_vectors`` random unit vectors when there are at most ``TRIAL_TRAIN_MAX_VECTORS``, which
+    catches too few points for the clusters or codebooks.
+
+    Example::
+
+        check_factory(512, IndexConfig("IVF1024,Flat"), n_vectors=2000)  # ValueError: ... (2000)
+    """
+    index = VectorIndex(dim, config)
+    if index.is_trained or n_vectors is None or not 0 < n_vectors <= TRIAL_TRAIN_MAX_VECTORS:
+        return
+    sample = np.random.default_rng(0).standard_normal((n_vectors, dim)).astype(np.float32)
+    sample /= np.linalg.norm(sample, axis=1, keepdims=True)
+    index.train(sample)
+
+
 def brute_force_search(
     database: np.ndarray, queries: np.ndarray, k: int, metric: str = "ip"
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -424,4 +449,5 @@ __all__ = [
     "IndexFileError",
     "VectorIndex",
     "brute_force_search",
+    "check_factory",
 ]
