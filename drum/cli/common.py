@@ -1,16 +1,26 @@
-"""What the subcommands share: the console, ``fail``, option types and config defaults."""
+"""What the subcommands share: the console, ``fail``, option types, config defaults, and the
+up-front checks every command runs before slow work (datasets, model arguments, outputs)."""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
 import sys
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from drum.data.example import Example
+    from drum.embed.hf import HFDualEncoder
+    from drum.lvlm.hf import HFLVLM
 
 console = Console(stderr=True)
 
@@ -20,9 +30,90 @@ ModelOption = Annotated[
 
 
 def fail(message: str) -> NoReturn:
-    """Print ``message`` as an error and exit with status 2."""
-    console.print(f"[red]error:[/red] {message}")
+    """Print ``message`` as one line (never wrapped, no markup) and exit with status 2."""
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def warn(message: str) -> None:
+    """Print ``message`` as a one-line warning."""
+    console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
+
+
+def read_dataset(path: Path) -> list[Example]:
+    """``validate_dataset(path)``: every field, every image decoded, at least one example; a
+    ``DataError`` ends the command (exit 2), a ``DataWarning`` is printed as one line."""
+    from drum.data.jsonl import DataError, DataWarning, validate_dataset
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        try:
+            examples = validate_dataset(path)
+        except DataError as error:
+            fail(str(error))
+    for warning in caught:
+        if issubclass(warning.category, DataWarning):
+            warn(str(warning.message))
+        else:  # not ours: as Python would have shown it
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return examples
+
+
+def check_datasets(paths: Iterable[Path]) -> None:
+    """``read_dataset`` on each file once (a world's tasks share none, task files may)."""
+    seen: set[Path] = set()
+    for path in paths:
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            read_dataset(path)
+
+
+def check_model(model: str | Path, option: str) -> None:
+    """Exit 2 unless ``model`` can name a model (a model directory or a hub id); cheap."""
+    from drum.utils.model_path import ModelPathError, check_model_path
+
+    try:
+        check_model_path(str(model))
+    except ModelPathError as error:
+        fail(f"{option}: {error}")
+
+
+def load_embedder(model: str | Path, option: str = "--model", device: str = "cpu") -> HFDualEncoder:
+    """``HFDualEncoder(model)``; a bad model argument exits 2 naming ``option``."""
+    from drum.embed.hf import HFDualEncoder
+    from drum.utils.model_path import ModelPathError
+
+    try:
+        return HFDualEncoder(str(model), device=device)
+    except ModelPathError as error:
+        fail(f"{option}: {error}")
+
+
+def load_lvlm(model: str | Path, option: str = "--model", device: str = "cpu") -> HFLVLM:
+    """``HFLVLM(model)``; a bad model argument exits 2 naming ``option``."""
+    from drum.lvlm.hf import HFLVLM
+    from drum.utils.model_path import ModelPathError
+
+    try:
+        return HFLVLM(str(model), device=device)
+    except ModelPathError as error:
+        fail(f"{option}: {error}")
+
+
+def check_out(path: Path, kind: Literal["file", "directory"], option: str = "--out") -> None:
+    """Exit 2 unless ``path`` can be written as a ``kind``: not an existing thing of the other
+    kind, and under a directory rather than a file."""
+    if kind == "file" and path.is_dir():
+        fail(f"{option} {path} is a directory; expected the path of a file to write")
+    if kind == "directory" and path.exists() and not path.is_dir():
+        fail(f"{option} {path} is a file; expected a directory")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                fail(f"{option} {path}: {parent} is a file, not a directory")
+            break
 
 
 def csv_ints(value: str, option: str) -> tuple[int, ...]:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from drum.cli.common import console, default_of, fail
+from drum.cli.common import console, default_of, read_dataset
 
 WORLD_CONFIG = "drum.builtin.world.generate:WorldConfig"
 
@@ -51,11 +51,7 @@ def photos_command(out: Path = Path("data/photos")) -> None:
 
 @app.command("check")
 def check_command(path: Path) -> None:
-    """Validate a JSONL dataset (fields, types, duplicate ids, every image readable)."""
-    from drum.data.jsonl import DataError, read_examples
-
-    try:
-        examples = read_examples(path)
-    except DataError as error:
-        fail(str(error))
+    """Validate a JSONL dataset (fields, types, duplicate ids, every image decoded in full, at
+    least one example): the check every command runs on its data first."""
+    examples = read_dataset(path)
     console.print(f"{path}: {len(examples)} examples, all valid")

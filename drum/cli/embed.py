@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from drum.cli.common import ModelOption, console, default_of
+from drum.cli.common import (
+    ModelOption,
+    check_model,
+    check_out,
+    console,
+    default_of,
+    load_embedder,
+    read_dataset,
+)
 
 EMBEDDER_CONFIG = "drum.builtin.embedder:BuiltinEmbedderConfig"
 
@@ -42,13 +50,14 @@ def embed_command(
     cache: Annotated[Path, typer.Option(help="Embedding cache directory.")] = Path("runs/cache"),
 ) -> None:
     """Embed a dataset's images and texts into the cache (a second run embeds nothing)."""
-    from drum.data.jsonl import read_examples
     from drum.embed.cache import EmbeddingCache
-    from drum.embed.hf import HFDualEncoder
     from drum.retrieve.retriever import PoolEmbeddings
 
-    embedder = HFDualEncoder(model)
+    # Every cheap check first: a bad file or image stops the command before the model loads.
+    check_out(cache, "directory", "--cache")
+    examples = read_dataset(data)
+    check_model(model, "--model")
+    embedder = load_embedder(model)
     store = EmbeddingCache(cache)
-    examples = read_examples(data)
     PoolEmbeddings.compute(examples, embedder, store, progress=True)
     console.print(f"{len(examples)} examples: {store.hits} cached, {store.misses} embedded now")

@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from drum.cli.common import console, csv_ints, default_of, fail, show_tables
+from drum.cli.common import (
+    check_datasets,
+    check_model,
+    check_out,
+    console,
+    csv_ints,
+    default_of,
+    fail,
+    load_embedder,
+    load_lvlm,
+    show_tables,
+)
 
 ICL_EVAL_CONFIG = "drum.eval.icl:ICLEvalConfig"
 
@@ -100,20 +111,30 @@ def eval_command(
         # Embedders by the names strategy specs use: --drum-embedder serves strategy 'drum'.
         given = {"default": embedder, "drum": drum_embedder}
         paths = {name: path for name, path in given.items() if path is not None}
-        # Every check that needs no model runs before the (slow) model loads.
+    except ValueError as error:
+        fail(str(error))
+    # Every check that needs no model runs before the (slow) models load: the options, each
+    # task's pool and queries (every image decoded), shots against pools, the output, and the
+    # model arguments.
+    check_datasets(path for spec in tasks for path in (spec.pool, spec.queries))
+    try:
         check_eval(tasks, config, paths)
     except ValueError as error:
         fail(str(error))
+    check_out(out, "directory")
+    options = {"default": "--embedder", "drum": "--drum-embedder"}
+    check_model(model, "--model")
+    for name in config.required_embedders:
+        check_model(paths[name], options.get(name, "--embedder"))
     from drum.embed.cache import EmbeddingCache
-    from drum.embed.hf import HFDualEncoder
-    from drum.lvlm.hf import HFLVLM
 
     encoders = {
-        name: HFDualEncoder(paths[name], device=device) for name in config.required_embedders
+        name: load_embedder(paths[name], options.get(name, "--embedder"), device=device)
+        for name in config.required_embedders
     }
     results = run_icl_eval(
         tasks,
-        HFLVLM(model, device=device),
+        load_lvlm(model, device=device),
         config,
         encoders,
         out,

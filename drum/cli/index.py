@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from drum.cli.common import ModelOption, console, default_of, fail
+from drum.cli.common import (
+    ModelOption,
+    check_model,
+    check_out,
+    console,
+    default_of,
+    fail,
+    load_embedder,
+    read_dataset,
+)
 
 RETRIEVAL_CONFIG = "drum.retrieve.strategies:RetrievalConfig"
 INDEX_CONFIG = "drum.index:IndexConfig"
@@ -28,22 +37,43 @@ def index_build_command(
     cache: Path = Path("runs/cache"),
 ) -> None:
     """Build and save a FAISS index over a pool's vectors for one strategy."""
-    from drum.data.jsonl import read_examples
+    import numpy as np
+
     from drum.embed.cache import EmbeddingCache
-    from drum.embed.hf import HFDualEncoder
-    from drum.index import IndexConfig, VectorIndex
+    from drum.index.faiss_index import IndexConfig, VectorIndex, check_factory
     from drum.retrieve.retriever import PoolEmbeddings
     from drum.retrieve.strategies import RetrievalConfig, pool_vectors
 
-    config = RetrievalConfig(strategy=strategy, image_weight=image_weight)
+    # Cheap checks first (options, output, data, model argument), then the model, then the
+    # factory on the real dimension, and only then the slow embedding.
+    try:
+        config = RetrievalConfig(strategy=strategy, image_weight=image_weight)
+    except ValueError as error:
+        fail(f"--strategy / --image-weight: {error}")
     if not config.uses_similarity:
-        fail(f"strategy {strategy!r} does not use an index")
-    embedder = HFDualEncoder(model)
-    examples = read_examples(pool)
+        fail(f"strategy {strategy!r} does not use an index; use a similarity strategy")
+    try:
+        index_config = IndexConfig(factory=factory)
+    except ValueError as error:
+        fail(f"--factory: {error}")
+    check_out(out, "directory")
+    check_out(cache, "directory", "--cache")
+    examples = read_dataset(pool)
+    check_model(model, "--model")
+    embedder = load_embedder(model)
+    empty = np.zeros((1, embedder.dim), dtype=np.float32)
+    dim = pool_vectors(config, empty, empty).shape[1]
+    try:
+        check_factory(dim, index_config, n_vectors=len(examples))
+    except ValueError as error:
+        fail(f"--factory: {error}")
     embeddings = PoolEmbeddings.compute(examples, embedder, EmbeddingCache(cache), progress=True)
     vectors = pool_vectors(config, embeddings.image, embeddings.text)
-    index = VectorIndex(vectors.shape[1], IndexConfig(factory=factory))
-    index.add(vectors, [e.id for e in examples])
+    index = VectorIndex(dim, index_config)
+    try:
+        index.add(vectors, [e.id for e in examples])
+    except ValueError as error:
+        fail(f"--factory: {error}")
     index.save(
         out,
         meta={
@@ -53,4 +83,4 @@ def index_build_command(
             "image_weight": image_weight,
         },
     )
-    console.print(f"index of {len(examples)} vectors (dim {vectors.shape[1]}) saved to {out}")
+    console.print(f"index of {len(examples)} vectors (dim {dim}) saved to {out}")

@@ -9,7 +9,17 @@ from typing import Annotated, Any
 
 import typer
 
-from drum.cli.common import console, csv_ints, default_of, fail, show_tables
+from drum.cli.common import (
+    check_datasets,
+    check_model,
+    check_out,
+    console,
+    csv_ints,
+    default_of,
+    fail,
+    load_lvlm,
+    show_tables,
+)
 
 MINING_CONFIG = "drum.train.config:MiningConfig"
 EXPERIMENT_CONFIG = "drum.pipelines.drum_experiments:DrumExperimentConfig"
@@ -48,7 +58,6 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
         device: str = "cpu",
     ) -> None:
         from drum.feedback.scorer import FeedbackConfig
-        from drum.lvlm.hf import HFLVLM
         from drum.tasks.spec import world_tasks
         from drum.train.config import MiningConfig, RetrieverTrainConfig
         from drum.train.mining import mine
@@ -66,8 +75,14 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
             tasks = list(world_tasks(world, split="val").values())
         except (ValueError, FileNotFoundError) as error:
             fail(str(error))
+        # Cheap checks before the LVLM loads: every pool and query file, the output, models.
+        check_datasets(path for task in tasks for path in (task.pool, task.queries))
+        check_out(out, "directory")
+        check_model(lvlm, "--lvlm")
+        check_model(embedder, "--embedder")
+        model = load_lvlm(lvlm, "--lvlm", device=device)
         try:
-            summary = mine(tasks, HFLVLM(lvlm, device=device), embedder, out, config)
+            summary = mine(tasks, model, embedder, out, config)
         except ValueError as error:
             fail(str(error))
         for record in summary["rounds"]:
@@ -105,19 +120,30 @@ def experiments_command(
     from drum.builtin.world.generate import WorldConfig
     from drum.pipelines.demo import DEMO_LVLM
     from drum.pipelines.drum_experiments import DrumExperimentConfig, run_drum_experiments
+    from drum.tasks.spec import world_tasks
     from drum.train.config import MiningConfig
     from drum.train.mining import rounds_table
 
+    try:
+        config = DrumExperimentConfig(
+            mining=MiningConfig(rounds=rounds),
+            train_seeds=csv_ints(train_seeds, "--train-seeds"),
+            max_queries=max_queries,
+        )
+    except ValueError as error:
+        fail(str(error))
     world = demo / "world"
     if not (world / "world.json").is_file():
         fail(f"{demo} holds no demo world: run `make demo` (or `drum demo --out {demo}`) first")
+    # The world's task files, every image decoded, before any model is trained or loaded.
+    try:
+        tasks = [*world_tasks(world, split="val").values(), *world_tasks(world).values()]
+    except FileNotFoundError as error:
+        fail(str(error))
+    check_datasets(path for task in tasks for path in (task.pool, task.queries))
+    check_out(out, "directory")
     # The demo's models: the shipped ones when they match its world, else those it trained.
     models = ensure_builtin_models(world, demo / "models", WorldConfig(), lvlm_config=DEMO_LVLM)
-    config = DrumExperimentConfig(
-        mining=MiningConfig(rounds=rounds),
-        train_seeds=csv_ints(train_seeds, "--train-seeds"),
-        max_queries=max_queries,
-    )
     results = run_drum_experiments(world, models["embedder"], models["lvlm"], out, config)
     from drum.eval.report import markdown_table
     from drum.eval.terminal import icl_tables, rounds_tables

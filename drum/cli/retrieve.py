@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from drum.cli.common import console, default_of, fail
+from drum.cli.common import (
+    check_model,
+    check_out,
+    console,
+    default_of,
+    fail,
+    load_embedder,
+    read_dataset,
+)
 
 RETRIEVAL_CONFIG = "drum.retrieve.strategies:RetrievalConfig"
 
@@ -28,27 +36,31 @@ def retrieve_command(
     cache: Path = Path("runs/cache"),
 ) -> None:
     """Choose k demonstrations per query and write them as JSONL (in prompt order)."""
-    from drum.data.jsonl import DataError, read_examples
     from drum.embed.cache import EmbeddingCache
     from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
     from drum.retrieve.strategies import RetrievalConfig
     from drum.utils.io import atomic_open
 
+    # Every cheap check (options, output, both files, k against the pool, the model argument)
+    # before the model loads and the pool is embedded.
     try:
         config = RetrievalConfig(
             strategy=strategy, k=k, order=order, image_weight=image_weight, seed=seed
         )
-        pool_examples, query_examples = read_examples(pool), read_examples(queries)
-    except (ValueError, DataError) as error:
+    except ValueError as error:
         fail(str(error))
+    if config.uses_similarity and model is None:
+        fail(f"strategy {strategy!r} needs --model")
+    check_out(out, "file")
+    pool_examples, query_examples = read_dataset(pool), read_dataset(queries)
+    if config.k > len(pool_examples):
+        fail(f"--k {config.k} exceeds the {len(pool_examples)} examples of the pool {pool}")
     pool_side: PoolEmbeddings | list = pool_examples
     query_embeddings = None
     if config.uses_similarity:
-        if model is None:
-            fail(f"strategy {strategy!r} needs --model")
-        from drum.embed.hf import HFDualEncoder
-
-        embedder = HFDualEncoder(model)
+        assert model is not None
+        check_model(model, "--model")
+        embedder = load_embedder(model)
         store = EmbeddingCache(cache)
         pool_side = PoolEmbeddings.compute(pool_examples, embedder, store, progress=True)
         query_embeddings = PoolEmbeddings.compute(query_examples, embedder, store, progress=True)

@@ -54,7 +54,9 @@ def check_model_path(model_name_or_path: str | os.PathLike[str]) -> None:
     path = Path(text).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ModelPathError(f"{text}: a directory without config.json, not a model; {EXPECTED}")
+            raise ModelPathError(
+                f"{text}: a directory without config.json, not a model; {EXPECTED}"
+            )
         return
     if path.exists():
         raise ModelPathError(f"{text}: a file, not a model directory; {EXPECTED}")
@@ -62,11 +64,15 @@ def check_model_path(model_name_or_path: str | os.PathLike[str]) -> None:
         raise ModelPathError(f"{text}: no such directory, and not a hub id; {EXPECTED}")
 
 
-def model_load_error(model_name_or_path: str | os.PathLike[str], error: BaseException) -> ModelPathError:
+def model_load_error(
+    model_name_or_path: str | os.PathLike[str], error: BaseException
+) -> ModelPathError:
     """A one-line ``ModelPathError`` for a ``from_pretrained`` failure (hub id not in the
     offline cache, a directory whose files are not a model's)."""
     text = str(model_name_or_path)
     first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
     if Path(text).expanduser().is_dir():
         return ModelPathError(f"{text}: not a loadable model ({first_line})")
-    return ModelPathError(f"{text}: no such directory, and the hub could not provide it ({first_line})")
+    return ModelPathError(
+        f"{text}: no such directory, and the hub could not provide it ({first_line})"
+    )

@@ -13,9 +13,11 @@ runner = CliRunner()
 
 def test_data_check_reports_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(
-        '{"id": "a", "images": [], "text": "t", "answers": ["x"], "task": "vqa"}\n{oops\n'
-    )
+    bad.write_text('{"id": "a", "images": ["nowhere.png"], "text": "t", "answers": ["x"]}\n')
     result = runner.invoke(app, ["data", "check", str(bad)])
     assert result.exit_code == 2
-    assert "bad.jsonl:2" in result.output and "malformed JSON" in result.output
+    assert "bad.jsonl:1" in result.output and "missing field" in result.output
+    bad.write_text('{oops\n')
+    result = runner.invoke(app, ["data", "check", str(bad)])
+    assert result.exit_code == 2
+    assert "bad.jsonl:1" in result.output and "malformed JSON" in result.output

@@ -222,9 +222,7 @@ def test_malformed_json_names_file_and_line(root: Path, line: str) -> None:
         ('{"text": "tab\there"}', 14),
     ],
 )
-def test_malformed_json_reports_the_column_of_the_error(
-    root: Path, line: str, column: int
-) -> None:
+def test_malformed_json_reports_the_column_of_the_error(root: Path, line: str, column: int) -> None:
     path = _write_lines(root / "broken.jsonl", [line])
     assert f"at column {column}:" in str(_read_error(path))
 
@@ -442,7 +440,13 @@ def _examples(root: Path) -> list[Example]:
             answers=("a red square and a blue square",),
             task="caption",
         ),
-        Example(id="k1", images=((root / "images" / "b.png").resolve(),), text="which class?", answers=("dax",), task="classification"),
+        Example(
+            id="k1",
+            images=((root / "images" / "b.png").resolve(),),
+            text="which class?",
+            answers=("dax",),
+            task="classification",
+        ),
     ]
 
 
