@@ -17,7 +17,7 @@ def test_data_check_reports_file_and_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "check", str(bad)])
     assert result.exit_code == 2
     assert "bad.jsonl:1" in result.output and "missing field" in result.output
-    bad.write_text('{oops\n')
+    bad.write_text("{oops\n")
     result = runner.invoke(app, ["data", "check", str(bad)])
     assert result.exit_code == 2
     assert "bad.jsonl:1" in result.output and "malformed JSON" in result.output
