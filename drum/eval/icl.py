@@ -47,7 +47,7 @@ from drum.lvlm.base import LVLM
 from drum.lvlm.prompt import ICLPrompt, build_prompt
 from drum.metrics.registry import MetricSpec, get_metric
 from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus
-from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings, PoolExclusions
 from drum.retrieve.strategies import ORDERS, RULES, RetrievalConfig, StrategySpec, get_strategy
 from drum.tasks.spec import TaskSpec
 from drum.utils.io import atomic_write_json
@@ -333,11 +333,28 @@ def check_eval(
         raise ValueError(f"task names repeat: {names}")
     check_embedders(config, embedders)
     for task in tasks:
-        pool, _ = _read_task(task, config.max_queries)
-        if config.max_shots > len(pool):
-            raise ValueError(
-                f"task {task.name!r}: {config.max_shots} shots exceed its pool of {len(pool)}"
-            )
+        _check_shots(task, *_read_task(task, config.max_queries), config.max_shots)
+
+
+def _check_shots(
+    task: TaskSpec, pool: Sequence[Example], queries: Sequence[Example], max_shots: int
+) -> None:
+    """``ValueError`` unless every query has ``max_shots`` pool examples to show once itself
+    and its identical copies are excluded (as the retriever excludes them)."""
+    if max_shots > len(pool):
+        raise ValueError(f"task {task.name!r}: {max_shots} shots exceed its pool of {len(pool)}")
+    if max_shots == 0:
+        return
+    exclusions = PoolExclusions(pool)
+    excluded = [len(exclusions.rows(query)) for query in queries]
+    worst = max(range(len(queries)), key=excluded.__getitem__)
+    if max_shots > len(pool) - excluded[worst]:
+        raise ValueError(
+            f"task {task.name!r}: {max_shots} shots exceed the {len(pool) - excluded[worst]} "
+            f"pool examples left for query {queries[worst].id!r} once the query itself and "
+            f"examples of identical content are excluded (pool of {len(pool)}, "
+            f"{excluded[worst]} excluded)"
+        )
 
 
 def evaluate_icl(
@@ -359,8 +376,7 @@ def evaluate_icl(
     embedders = embedders or {}
     check_embedders(config, embedders)
     pool, queries = _read_task(task, config.max_queries)
-    if config.max_shots > len(pool):
-        raise ValueError(f"task {task.name!r}: {config.max_shots} shots exceed the pool")
+    _check_shots(task, pool, queries, config.max_shots)
     specs = [get_metric(name) for name in task.metrics]
     rows = []
     if 0 in config.shots:
