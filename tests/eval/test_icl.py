@@ -497,3 +497,27 @@ def test_shots_above_the_pool_left_after_exclusions_fail_before_any_generation(
     with pytest.raises(ValueError, match=message):
         evaluate_icl(task, lvlm, config, {"default": clip}, progress=False)
     assert lvlm.calls == 0  # not even the zero-shot row was generated
+
+
+# --------------------------------------------------- prompts longer than the LVLM's context
+def test_rows_count_the_prompts_cut_to_fit_the_context(tiny_world: Path, tmp_path: Path) -> None:
+    from drum.builtin.assets import ASSETS_DIR
+    from drum.lvlm.hf import HFLVLM, ContextOverflowError
+
+    task = world_tasks(tiny_world)["vqa"]
+    # 40 demonstrations overflow the built-in LVLM's 512 positions; one does not.
+    config = ICLEvalConfig(strategies=("fixed",), shots=(1, 40), max_queries=2)
+    with pytest.raises(ContextOverflowError, match="context of 512"):
+        evaluate_icl(task, HFLVLM(ASSETS_DIR / "lvlm"), config, progress=False)
+    lvlm = HFLVLM(ASSETS_DIR / "lvlm", context_overflow="drop_demos")
+    one, forty = evaluate_icl(task, lvlm, config, progress=False)
+    assert (one["shots"], one["truncated_prompts"], one["dropped_demos"]) == (1, 0, 0)
+    assert forty["shots"] == 40 and forty["truncated_prompts"] == 2
+    assert forty["dropped_demos"] == lvlm.dropped_demos > 0
+    results = run_icl_eval([task], lvlm, config, None, tmp_path, progress=False)
+    assert results["config"]["lvlm"]["context_overflow"] == "drop_demos"
+    assert results["config"]["lvlm"]["context_length"] == 512
+    assert [r["truncated_prompts"] for r in results["rows"]] == [0, 2]
+    # An LVLM that keeps no such count says so with null.
+    (row,) = evaluate_icl(task, FirstDemoLVLM(), ICLEvalConfig(("fixed",), (1,)), progress=False)
+    assert row["truncated_prompts"] is None and row["dropped_demos"] is None
