@@ -47,7 +47,7 @@ from drum.lvlm.base import LVLM
 from drum.lvlm.prompt import ICLPrompt, build_prompt
 from drum.metrics.registry import MetricSpec, get_metric
 from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus
-from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings, PoolExclusions
 from drum.retrieve.strategies import ORDERS, RULES, RetrievalConfig, StrategySpec, get_strategy
 from drum.tasks.spec import TaskSpec
 from drum.utils.io import atomic_write_json
@@ -66,6 +66,10 @@ CONVENTIONS = {
     "ci95": "percentile bootstrap over queries, same resamples for every row of a task",
     "shots": "k-shot demos are the k most similar of the deepest retrieval (a prefix of the "
     "draw for random/fixed)",
+    "truncated_prompts": "prompts the LVLM shortened to fit its context by dropping their "
+    "oldest demonstrations (dropped_demos in all): 0 unless config.lvlm.context_overflow is "
+    "'drop_demos' (the default 'error' refuses such a prompt); null for an LVLM that does not "
+    "report it",
 }
 
 
@@ -272,11 +276,15 @@ def _row(
 ) -> dict[str, Any]:
     assert task.max_new_tokens is not None  # TaskSpec.__post_init__ resolves the default
     started = time.perf_counter()
+    before = _context_counts(lvlm)
     replies = lvlm.generate(
         prompts,
         max_new_tokens=task.max_new_tokens,
         batch_size=config.batch_size,
         progress=progress,
+    )
+    truncated, dropped = (
+        (None, None) if before is None else _difference(_context_counts(lvlm), before)
     )
     if len(replies) != len(prompts):
         raise RuntimeError(f"the LVLM returned {len(replies)} replies to {len(prompts)} prompts")
@@ -295,14 +303,36 @@ def _row(
         "seed": seed,
         "metric": metric,
         "n_queries": len(queries),
+        "truncated_prompts": truncated,
+        "dropped_demos": dropped,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    if truncated:
+        log.warning(
+            "%s %s %d-shot seed=%s: %d of %d prompts lost %d demonstrations to the context limit",
+            task.name, strategy, shots, seed, truncated, len(prompts), dropped,
+        )  # fmt: skip
     primary = metric[specs[0].name]
     log.info(
         "%s %s %d-shot seed=%s: %s %.3f [%.3f, %.3f]",
         task.name, strategy, shots, seed, specs[0].name, primary["value"], *primary["ci95"],
     )  # fmt: skip
     return row
+
+
+def _context_counts(lvlm: LVLM) -> tuple[int, int] | None:
+    """The LVLM's running counts of prompts cut to fit its context and of demonstrations
+    dropped (``HFLVLM.truncated_prompts`` / ``dropped_demos``); None if it keeps none."""
+    truncated = getattr(lvlm, "truncated_prompts", None)
+    dropped = getattr(lvlm, "dropped_demos", None)
+    if not isinstance(truncated, int) or not isinstance(dropped, int):
+        return None
+    return truncated, dropped
+
+
+def _difference(after: tuple[int, int] | None, before: tuple[int, int]) -> tuple[int, int]:
+    assert after is not None
+    return after[0] - before[0], after[1] - before[1]
 
 
 def _read_task(task: TaskSpec, max_queries: int | None) -> tuple[list[Example], list[Example]]:
@@ -333,11 +363,28 @@ def check_eval(
         raise ValueError(f"task names repeat: {names}")
     check_embedders(config, embedders)
     for task in tasks:
-        pool, _ = _read_task(task, config.max_queries)
-        if config.max_shots > len(pool):
-            raise ValueError(
-                f"task {task.name!r}: {config.max_shots} shots exceed its pool of {len(pool)}"
-            )
+        _check_shots(task, *_read_task(task, config.max_queries), config.max_shots)
+
+
+def _check_shots(
+    task: TaskSpec, pool: Sequence[Example], queries: Sequence[Example], max_shots: int
+) -> None:
+    """``ValueError`` unless every query has ``max_shots`` pool examples to show once itself
+    and its identical copies are excluded (as the retriever excludes them)."""
+    if max_shots > len(pool):
+        raise ValueError(f"task {task.name!r}: {max_shots} shots exceed its pool of {len(pool)}")
+    if max_shots == 0:
+        return
+    exclusions = PoolExclusions(pool)
+    excluded = [len(exclusions.rows(query)) for query in queries]
+    worst = max(range(len(queries)), key=excluded.__getitem__)
+    if max_shots > len(pool) - excluded[worst]:
+        raise ValueError(
+            f"task {task.name!r}: {max_shots} shots exceed the {len(pool) - excluded[worst]} "
+            f"pool examples left for query {queries[worst].id!r} once the query itself and "
+            f"examples of identical content are excluded (pool of {len(pool)}, "
+            f"{excluded[worst]} excluded)"
+        )
 
 
 def evaluate_icl(
@@ -353,14 +400,15 @@ def evaluate_icl(
     ``embedders``: name -> embedder; each similarity strategy uses the one its spec names
     (``"default"`` unless it says otherwise).
 
-    Row: ``{task, strategy, shots, seed, metric: {name: {value, ci95}}, n_queries, seconds}``;
-    zero-shot first, then strategies in config order, seeds, shot counts.
+    Row: ``{task, strategy, shots, seed, metric: {name: {value, ci95}}, n_queries,
+    truncated_prompts, dropped_demos, seconds}``; zero-shot first, then strategies in config
+    order, seeds, shot counts. ``truncated_prompts``: how many of the row's prompts the LVLM
+    cut to fit its context (``CONVENTIONS``).
     """
     embedders = embedders or {}
     check_embedders(config, embedders)
     pool, queries = _read_task(task, config.max_queries)
-    if config.max_shots > len(pool):
-        raise ValueError(f"task {task.name!r}: {config.max_shots} shots exceed the pool")
+    _check_shots(task, pool, queries, config.max_shots)
     specs = [get_metric(name) for name in task.metrics]
     rows = []
     if 0 in config.shots:
@@ -463,7 +511,12 @@ def run_icl_eval(
         "config": {
             **config.to_dict(),
             "tasks": [task.to_dict() for task in tasks],
-            "lvlm": _model_record(lvlm),
+            "lvlm": {
+                **_model_record(lvlm),
+                # How the LVLM treats prompts longer than its context (None: it does not say).
+                "context_length": getattr(lvlm, "context_length", None),
+                "context_overflow": getattr(lvlm, "context_overflow", None),
+            },
             "embedders": {name: _model_record(model) for name, model in embedders.items()},
             "cache": str(cache.directory.resolve()) if cache is not None else None,
             "conventions": CONVENTIONS,

@@ -15,6 +15,15 @@ the visual-token positions of every image of the batch's prompts (``drum.lvlm.ho
 per-image spans are cut by the token counts the processor gave each image. Calls without a
 hook run exactly as if hooks did not exist.
 
+Context length: a prompt whose tokens plus the answer (scoring) or ``max_new_tokens``
+(generation) exceed the model's context (``HFLVLM.context_length``: the text config's
+``max_position_embeddings``, else the tokenizer's ``model_max_length`` when it declares one)
+is refused by default: a ``ContextOverflowError`` names the prompt and the lengths. With
+``context_overflow="drop_demos"`` its oldest demonstrations are dropped, whole turns (so every
+image keeps all its visual tokens), until it fits; each such prompt is counted
+(``truncated_prompts``, ``dropped_demos``) and logged as a warning. Prompts that fit run
+exactly as they would without the check.
+
 Qwen2-VL / Qwen2.5-VL without torchvision: their processors always build a video processor,
 which needs torchvision, so ``AutoProcessor`` cannot load such a checkpoint. For those model
 types ``HFLVLM`` falls back to ``Qwen2VLImageOnlyProcessor`` (the processors' image half, done
@@ -26,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -41,6 +51,18 @@ from drum.lvlm.base import LVLM, ScoreResult
 from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
 from drum.lvlm.prompt import ICLPrompt
 from drum.utils.fingerprint import directory_digest
+
+log = logging.getLogger(__name__)
+
+# What to do with a prompt longer than the context: refuse it, or drop its oldest demos.
+CONTEXT_OVERFLOW = ("error", "drop_demos")
+# ``model_max_length`` at or above this is transformers' "no limit declared" placeholder.
+_NO_DECLARED_LIMIT = 10**7
+
+
+class ContextOverflowError(ValueError):
+    """A prompt (with its answer or generation budget) longer than the model's context."""
+
 
 # Model types whose image features are one tensor per image that can be passed back through
 # ``mm_encoder_outputs`` (so they can be cached and reused).
@@ -156,6 +178,10 @@ class HFLVLM(LVLM):
         dtype: torch dtype for the weights (default: as saved).
         trust_remote_code: passed to ``from_pretrained``; off unless the user asks.
         image_feature_cache_size: distinct images whose encodings are kept (LLaVA-style models).
+        context_overflow: for a prompt longer than the context (module docstring), ``"error"``
+            (raise ``ContextOverflowError``) or ``"drop_demos"`` (drop its oldest
+            demonstrations until it fits, counted in ``truncated_prompts`` and
+            ``dropped_demos``).
 
     Example::
 
@@ -172,11 +198,20 @@ class HFLVLM(LVLM):
         dtype: torch.dtype | None = None,
         trust_remote_code: bool = False,
         image_feature_cache_size: int = 4096,
+        context_overflow: str = "error",
     ) -> None:
         from transformers import AutoModelForImageTextToText
 
         from drum.utils.model_path import ModelPathError, check_model_path, model_load_error
 
+        if context_overflow not in CONTEXT_OVERFLOW:
+            raise ValueError(
+                f"context_overflow must be one of {CONTEXT_OVERFLOW}, got {context_overflow!r}"
+            )
+        self.context_overflow = context_overflow
+        # Prompts shortened to fit the context, and the demonstrations dropped from them.
+        self.truncated_prompts = 0
+        self.dropped_demos = 0
         self.name = str(model_name_or_path)
         self.device = torch.device(device)
         check_model_path(model_name_or_path)  # ModelPathError, before transformers sees it
@@ -210,6 +245,7 @@ class HFLVLM(LVLM):
         )
         self._feature_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._feature_cache_size = image_feature_cache_size
+        self.context_length = self._context_length()
         self._hooks = LayerHooks(self.model)
         path = Path(model_name_or_path)
         content = (
@@ -244,6 +280,18 @@ class HFLVLM(LVLM):
             if isinstance(value, int):
                 return value
         return getattr(self.processor, "image_token_id", None)
+
+    def _context_length(self) -> int | None:
+        """Tokens the model reads at most: the text config's ``max_position_embeddings``, else
+        the tokenizer's ``model_max_length`` when it declares one; None when neither does."""
+        text_config = getattr(self.model.config, "text_config", None) or self.model.config
+        limit = getattr(text_config, "max_position_embeddings", None)
+        if isinstance(limit, int) and limit > 0:
+            return limit
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        if isinstance(limit, int) and 0 < limit < _NO_DECLARED_LIMIT:
+            return limit
+        return None
 
     @property
     def fingerprint(self) -> str:
@@ -358,6 +406,60 @@ class HFLVLM(LVLM):
         with self._hooks.batch(visual):
             return self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
+    # ------------------------------------------------------------------------ context length
+    def _fit(
+        self,
+        prompts: Sequence[ICLPrompt],
+        prompt_ids: Sequence[list[int]],
+        reserve: Sequence[int],
+        start: int,
+        what: str,
+    ) -> list[ICLPrompt] | None:
+        """None when every prompt fits the context with its ``reserve`` tokens (``what``: the
+        answer or the generation budget); else the prompts to encode instead, each too long
+        one without its oldest demonstrations (``"drop_demos"``) or a ``ContextOverflowError``
+        naming it by its index in the call (``start`` + its row)."""
+        limit = self.context_length
+        rows = range(len(prompts))
+        over = [] if limit is None else [i for i in rows if len(prompt_ids[i]) + reserve[i] > limit]
+        if not over:
+            return None
+        assert limit is not None
+        fitted = list(prompts)
+        for i in over:
+            prompt, length = prompts[i], len(prompt_ids[i])
+            if self.context_overflow == "error" or not prompt.demos:
+                raise ContextOverflowError(
+                    f"prompt {start + i}: {length} tokens ({len(prompt.demos)} demonstrations) "
+                    f"+ {reserve[i]} {what} tokens exceed {self.name}'s context of {limit} "
+                    "tokens; "
+                    + (
+                        "show fewer demonstrations, or let HFLVLM(..., "
+                        "context_overflow='drop_demos') drop the oldest ones"
+                        if prompt.demos
+                        else "even without demonstrations"
+                    )
+                )
+            while prompt.demos and length + reserve[i] > limit:
+                prompt = ICLPrompt(prompt.demos[1:], prompt.query)
+                length = len(self._encode([prompt])[0][0])
+            if length + reserve[i] > limit:
+                raise ContextOverflowError(
+                    f"prompt {start + i}: {length} tokens + {reserve[i]} {what} tokens exceed "
+                    f"{self.name}'s context of {limit} tokens even without demonstrations"
+                )
+            dropped = len(prompts[i].demos) - len(prompt.demos)
+            log.warning(
+                "prompt %d: dropped its %d oldest of %d demonstrations to fit %s's context of "
+                "%d tokens (%d -> %d tokens + %d %s tokens)",
+                start + i, dropped, len(prompts[i].demos), self.name, limit,
+                len(prompt_ids[i]), length, reserve[i], what,
+            )  # fmt: skip
+            self.truncated_prompts += 1
+            self.dropped_demos += dropped
+            fitted[i] = prompt
+        return fitted
+
     # -------------------------------------------------------------------------------- scoring
     def _answer_ids(self, answer: str) -> list[int]:
         ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
@@ -380,14 +482,17 @@ class HFLVLM(LVLM):
         for start in tqdm(starts, desc="scoring", disable=not progress or len(starts) < 2):
             batch_prompts = prompts[start : start + batch_size]
             batch_answers = answers[start : start + batch_size]
-            results.extend(self._score_batch(batch_prompts, batch_answers))
+            results.extend(self._score_batch(batch_prompts, batch_answers, start))
         return results
 
     def _score_batch(
-        self, prompts: Sequence[ICLPrompt], answers: Sequence[str]
+        self, prompts: Sequence[ICLPrompt], answers: Sequence[str], start: int = 0
     ) -> list[ScoreResult]:
         prompt_ids, vision, images, counts = self._encode(prompts, self._hooks.active)
         answer_ids = [self._answer_ids(answer) for answer in answers]
+        fitted = self._fit(prompts, prompt_ids, [len(a) for a in answer_ids], start, "answer")
+        if fitted is not None:
+            prompt_ids, vision, images, counts = self._encode(fitted, self._hooks.active)
         sequences = [p + a for p, a in zip(prompt_ids, answer_ids, strict=True)]
         length = max(len(s) for s in sequences)
         visual = (
@@ -449,12 +554,18 @@ class HFLVLM(LVLM):
         starts = range(0, len(prompts), batch_size)
         for start in tqdm(starts, desc="generating", disable=not progress or len(starts) < 2):
             replies.extend(
-                self._generate_batch(prompts[start : start + batch_size], max_new_tokens)
+                self._generate_batch(prompts[start : start + batch_size], max_new_tokens, start)
             )
         return replies
 
-    def _generate_batch(self, prompts: Sequence[ICLPrompt], max_new_tokens: int) -> list[str]:
+    def _generate_batch(
+        self, prompts: Sequence[ICLPrompt], max_new_tokens: int, start: int = 0
+    ) -> list[str]:
         prompt_ids, vision, _, counts = self._encode(prompts, self._hooks.active)
+        reserve = [max_new_tokens] * len(prompts)
+        fitted = self._fit(prompts, prompt_ids, reserve, start, "new")
+        if fitted is not None:
+            prompt_ids, vision, _, counts = self._encode(fitted, self._hooks.active)
         length = max(len(p) for p in prompt_ids)
         pad = self.tokenizer.pad_token_id or 0
         # Left padding so every row's next token comes at the same position.

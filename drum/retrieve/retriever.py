@@ -91,6 +91,60 @@ def _content_key(example: Example) -> tuple[str, ...]:
     return (example.text, *(image_key(path) for path in example.images))
 
 
+class PoolExclusions:
+    """The pool rows each query must not see (``RetrievalConfig.exclude_self``): the pool
+    example with the query's id, and every pool example with identical content (same text,
+    same image bytes).
+
+    A query drawn from the pool therefore has at most ``len(pool) - 1`` demonstrations to
+    choose from, fewer when the pool holds copies of it. Content keys hash the image files,
+    once per pool example (lazily, at the first query).
+
+    Example::
+
+        exclusions = PoolExclusions(pool)
+        exclusions.rows(pool[3])  # {3}, plus the rows of any exact copies of pool[3]
+        exclusions.check(queries, k=8)  # ValueError naming a query left with fewer than 8
+    """
+
+    def __init__(self, pool: Sequence[Example]) -> None:
+        self.pool = list(pool)
+        self._row_of = {example.id: row for row, example in enumerate(self.pool)}
+        self._keys: dict[tuple[str, ...], list[int]] | None = None
+
+    def rows(self, query: Example) -> set[int]:
+        """Pool rows ``query`` must not see."""
+        if self._keys is None:
+            self._keys = {}
+            for row, example in enumerate(self.pool):
+                self._keys.setdefault(_content_key(example), []).append(row)
+        rows = set(self._keys.get(_content_key(query), []))
+        if query.id in self._row_of:
+            rows.add(self._row_of[query.id])
+        return rows
+
+    def check(self, queries: Sequence[Example], k: int) -> list[set[int]]:
+        """Every query's excluded rows; ``ValueError`` if one leaves fewer than ``k`` examples."""
+        excluded = [self.rows(query) for query in queries]
+        check_available(self.pool, queries, excluded, k)
+        return excluded
+
+
+def check_available(
+    pool: Sequence[Example], queries: Sequence[Example], excluded: Sequence[set[int]], k: int
+) -> None:
+    """``ValueError`` naming the first query whose pool, less its ``excluded`` rows, holds
+    fewer than ``k`` examples."""
+    for query, rows in zip(queries, excluded, strict=True):
+        available = len(pool) - len(rows)
+        if k > available:
+            raise ValueError(
+                f"query {query.id!r}: k={k} demonstrations requested, but only {available} of "
+                f"the pool's {len(pool)} examples remain after excluding the query itself and "
+                f"examples of identical content ({len(rows)} excluded)"
+            )
+
+
 def _stable_seed(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little")
 
@@ -137,7 +191,7 @@ class DemonstrationRetriever:
             raise ValueError("the demonstration pool is empty")
         self.by_id = {example.id: example for example in self.pool}
         self.row_of = {example.id: row for row, example in enumerate(self.pool)}
-        self._pool_keys: dict[tuple[str, ...], list[int]] | None = None
+        self._exclusions = PoolExclusions(self.pool)
         self.index: VectorIndex | None = None
         if config.uses_similarity:
             assert self.pool_embeddings is not None
@@ -153,14 +207,7 @@ class DemonstrationRetriever:
         """Pool rows a query must not see: itself, or an example with identical content."""
         if not self.config.exclude_self:
             return set()
-        if self._pool_keys is None:
-            self._pool_keys = {}
-            for row, example in enumerate(self.pool):
-                self._pool_keys.setdefault(_content_key(example), []).append(row)
-        rows = set(self._pool_keys.get(_content_key(query), []))
-        if query.id in self.row_of:
-            rows.add(self.row_of[query.id])
-        return rows
+        return self._exclusions.rows(query)
 
     def retrieve(
         self,
@@ -168,14 +215,18 @@ class DemonstrationRetriever:
         query_embeddings: PoolEmbeddings | None = None,
         k: int | None = None,
     ) -> list[Retrieval]:
-        """Demonstrations for every query, ``k`` (default ``config.k``) each.
+        """Demonstrations for every query, exactly ``k`` (default ``config.k``) each.
 
         Similarity strategies need ``query_embeddings``, or an ``embedder`` given at
-        construction to compute them.
+        construction to compute them. A query left with fewer than ``k`` pool examples once
+        itself and its identical copies are excluded is a ``ValueError`` (naming it, ``k`` and
+        how many remain), raised before any query is embedded or searched.
         """
         k = self.config.k if k is None else k
         if not 0 <= k <= len(self.pool):
             raise ValueError(f"k={k} must be between 0 and the pool size {len(self.pool)}")
+        excluded = [self._excluded(query) for query in queries]
+        check_available(self.pool, queries, excluded, k)
         if self.config.uses_similarity:
             if query_embeddings is None:
                 if self.embedder is None:
@@ -183,37 +234,51 @@ class DemonstrationRetriever:
                         f"strategy {self.config.spec.name!r} needs query embeddings or an embedder"
                     )
                 query_embeddings = PoolEmbeddings.compute(queries, self.embedder, self.cache)
-            ranked = self._search(queries, query_embeddings, k)
+            ranked = self._search(queries, query_embeddings, k, excluded)
         else:
-            ranked = [self._unranked(query, k) for query in queries]
+            ranked = [
+                self._unranked(query, k, skip)
+                for query, skip in zip(queries, excluded, strict=True)
+            ]
         return [
             self._ordered(query, rows_scores)
             for query, rows_scores in zip(queries, ranked, strict=True)
         ]
 
     def _search(
-        self, queries: Sequence[Example], query_embeddings: PoolEmbeddings, k: int
+        self,
+        queries: Sequence[Example],
+        query_embeddings: PoolEmbeddings,
+        k: int,
+        excluded: Sequence[set[int]],
     ) -> list[list[tuple[int, float]]]:
         assert self.index is not None
         vectors = query_vectors(self.config, query_embeddings.image, query_embeddings.text)
-        excluded = [self._excluded(query) for query in queries]
         # Search a little deeper than k so that excluded rows can be dropped afterwards.
         depth = min(len(self.pool), k + max((len(e) for e in excluded), default=0))
         if depth == 0:
             return [[] for _ in queries]
         scores, labels = self.index.search(vectors, depth)
         results = []
-        for row_scores, row_labels, skip in zip(scores, labels, excluded, strict=True):
+        for query, row_scores, row_labels, skip in zip(
+            queries, scores, labels, excluded, strict=True
+        ):
             kept = [
                 (int(label), float(score))
                 for score, label in zip(row_scores, row_labels, strict=True)
                 if label >= 0 and int(label) not in skip
             ]
+            if len(kept) < k:
+                # Only an approximate index returns fewer hits than the pool has to give.
+                raise ValueError(
+                    f"query {query.id!r}: the index found {len(kept)} of the k={k} "
+                    f"demonstrations ({len(self.pool) - len(skip)} remain after exclusions); "
+                    "search an approximate index deeper (IndexConfig nprobe / ef_search)"
+                )
             results.append(kept[:k])
         return results
 
-    def _unranked(self, query: Example, k: int) -> list[tuple[int, float]]:
-        skip = self._excluded(query)
+    def _unranked(self, query: Example, k: int, skip: set[int]) -> list[tuple[int, float]]:
         if self.config.spec.combine == "fixed":
             # When the query is one of the fixed demos, the next row of the permutation stands in.
             rows = [row for row in self._fixed_order if row not in skip][:k]

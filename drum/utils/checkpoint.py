@@ -29,16 +29,22 @@ What it promises:
 * **Atomic checkpoints.** Each ``save`` writes a folder ``step_<step>`` (``state.pt``: the
   objects' state dicts and every RNG state, by ``torch.save``; ``meta.json``: identity, step
   and the extra JSON state) in a staging directory that is renamed into place when complete;
-  only then are older checkpoints removed. A run killed at any moment leaves the previous
-  checkpoint, or the new one, whole; an incomplete folder is ignored.
+  only then are older checkpoints removed, each renamed aside before it is deleted
+  (``remove_directory``). A run killed at any moment leaves the previous checkpoint, or the
+  new one, whole; an incomplete folder is never loaded.
+* **Clean-up of leftovers.** ``finished`` and ``latest`` (a run's first calls) first clean up
+  what killed runs left in this run's places: an ``out_dir`` or checkpoint whose replacement
+  was killed between its two renames gets its old content back, and staging, set-aside and
+  trash folders and incomplete checkpoint folders are deleted (``clean_up``).
 * **Exact resume.** ``latest`` loads the newest complete checkpoint (``torch.load`` with
   ``weights_only=True``); ``Checkpoint.restore`` loads the state dicts into the objects and
   puts back Python's, NumPy's and torch's global generators (CUDA's too when in use) and the
   named ``np.random.Generator`` / ``torch.Generator`` objects, so the next random draw equals
   the one of an uninterrupted run.
 * **Atomic finish.** ``finish`` yields a staging directory for the final files, writes the
-  card (the identity first) into it, renames it onto ``out_dir`` in one step and only then
-  deletes the checkpoints.
+  card (the identity first) into it, swaps it onto ``out_dir`` (``atomic_directory``) and
+  only then deletes the checkpoints (those a killed finish left, ``finished`` deletes: the
+  ones of this identity).
 
 Checkpoints live beside the output, in ``<out_dir.parent>/.<out_dir.name>.checkpoint``. The
 helper knows nothing of any model: anything with ``state_dict``/``load_state_dict`` can be
@@ -59,7 +65,14 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import torch
 
-from drum.utils.io import atomic_directory, atomic_open, atomic_write_json
+from drum.utils.io import (
+    atomic_directory,
+    atomic_open,
+    atomic_write_json,
+    leftover_target,
+    recover_directory,
+    remove_directory,
+)
 
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
@@ -181,8 +194,28 @@ class Checkpointer:
         """Where the checkpoints live: a hidden sibling of ``out_dir``."""
         return self.out_dir.parent / f".{self.out_dir.name}.checkpoint"
 
+    def clean_up(self) -> None:
+        """Remove what killed runs left in this run's places (the module docstring's
+        clean-up): ``recover_directory`` of ``out_dir``, of the checkpoint directory and of
+        each checkpoint folder with leftovers, then every other hidden folder (staging of an
+        older version) and every incomplete checkpoint folder."""
+        recover_directory(self.out_dir)
+        recover_directory(self.directory)
+        if not self.directory.is_dir():
+            return
+        for path in sorted(self.directory.iterdir()):
+            target = leftover_target(path.name)
+            if target is not None:
+                recover_directory(self.directory / target)
+            elif path.name.startswith(f".{FOLDER_PREFIX}"):
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.name.startswith(FOLDER_PREFIX) and not _is_complete(path):
+                # Folders are renamed into place whole: an incomplete one is half deleted.
+                remove_directory(path)
+
     def finished(self) -> bool:
-        """Whether ``out_dir`` holds the finished model of this very run."""
+        """Whether ``out_dir`` holds the finished model of this very run (after ``clean_up``)."""
+        self.clean_up()
         card_path = self.out_dir / self.card_name
         if not card_path.is_file():
             return False
@@ -191,10 +224,27 @@ class Checkpointer:
             found = {key: card.get(key) for key in self.identity}
         else:
             found = card.get(self.identity_key)
-        return self._matches(found, card_path)
+        if not self._matches(found, card_path):
+            return False
+        self._remove_own_checkpoints()
+        return True
+
+    def _remove_own_checkpoints(self) -> None:
+        # A finish killed before it deleted the checkpoints left this run's behind; another
+        # run's (another identity training into the same place) are not this run's to delete.
+        if not self.directory.is_dir():
+            return
+        for folder in sorted(self.directory.glob(f"{FOLDER_PREFIX}*")):
+            meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+            if meta.get("identity") == self.identity:
+                remove_directory(folder)
+        if not any(self.directory.iterdir()):
+            remove_directory(self.directory)
 
     def latest(self) -> Checkpoint | None:
-        """The newest complete checkpoint of this run, or None (then train from the start)."""
+        """The newest complete checkpoint of this run, or None (then train from the start);
+        runs ``clean_up`` first."""
+        self.clean_up()
         folders = sorted(
             (p for p in self.directory.glob(f"{FOLDER_PREFIX}*") if _is_complete(p)),
             key=_folder_step,
@@ -229,9 +279,12 @@ class Checkpointer:
             with atomic_open(staging / STATE_FILE, "wb") as handle:
                 torch.save(payload, handle)
             atomic_write_json(staging / META_FILE, meta)
-        # Older checkpoints, another run's, and staging folders a kill left behind.
-        for path in self.directory.iterdir():
-            if path != folder and path.name.lstrip(".").startswith(FOLDER_PREFIX):
+        # Older checkpoints and another run's, renamed aside before they are deleted; hidden
+        # folders (staging, set-aside, trash) are leftovers, never loaded, deleted in place.
+        for path in sorted(self.directory.iterdir()):
+            if path.name.startswith(FOLDER_PREFIX) and path != folder:
+                remove_directory(path)
+            elif path.name.startswith(f".{FOLDER_PREFIX}"):
                 shutil.rmtree(path, ignore_errors=True)
         return folder
 
@@ -245,7 +298,7 @@ class Checkpointer:
         with atomic_directory(self.out_dir) as staging:
             yield staging
             atomic_write_json(staging / self.card_name, self._card(card))
-        shutil.rmtree(self.directory, ignore_errors=True)
+        remove_directory(self.directory)
 
     def _card(self, card: Mapping[str, Any]) -> dict[str, Any]:
         if self.identity_key is None:

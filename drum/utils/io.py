@@ -2,6 +2,12 @@
 
 Every writer goes to a temporary file in the destination's directory (same file system, so the
 final ``os.replace`` is atomic) and renames it over the destination only after a flush + fsync.
+
+Directories (``atomic_directory``, ``remove_directory``) are never deleted in place: a
+directory to delete is first renamed aside, so a kill mid-delete leaves a half-deleted folder
+under a recognisable leftover name (``.<name>.<random>.<kind>``, kind ``staging``, ``old`` or
+``trash``), never at ``path``. ``recover_directory(path)`` finishes what a killed call left:
+the next ``atomic_directory(path)`` runs it first.
 """
 
 from __future__ import annotations
@@ -9,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import secrets
 import shutil
 import stat
 import tempfile
@@ -72,22 +80,92 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
+# Leftover kinds beside a directory ``path``: ``.<path.name>.<token>.<kind>``.
+STAGING, OLD, TRASH = "staging", "old", "trash"
+
+
+def _leftover(path: Path, kind: str) -> Path:
+    return path.parent / f".{path.name}.{secrets.token_hex(4)}.{kind}"
+
+
+_LEFTOVER = re.compile(rf"\.(?P<target>.+)\.[0-9a-f]{{8}}\.(?P<kind>{STAGING}|{OLD}|{TRASH})")
+
+
+def leftover_target(name: str) -> str | None:
+    """The directory name a leftover named ``name`` belongs to, or None if it is none."""
+    match = _LEFTOVER.fullmatch(name)
+    return match["target"] if match else None
+
+
+def _leftovers(path: Path, kind: str) -> list[Path]:
+    if not path.parent.is_dir():
+        return []
+    return sorted(
+        p
+        for p in path.parent.iterdir()
+        if (match := _LEFTOVER.fullmatch(p.name))
+        and match["target"] == path.name
+        and match["kind"] == kind
+    )
+
+
+def remove_directory(path: str | os.PathLike[str]) -> None:
+    """Delete the directory ``path`` (nothing if it is absent) as one rename: it is renamed to a
+    trash name first, then deleted, so a kill never leaves it half-deleted at ``path``."""
+    path = Path(path)
+    if not path.exists():
+        return
+    trash = _leftover(path, TRASH)
+    os.rename(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)  # what a failure leaves, recover_directory removes
+
+
+def recover_directory(path: str | os.PathLike[str]) -> None:
+    """Undo or finish what a killed ``atomic_directory(path)`` / ``remove_directory(path)`` left.
+
+    A kill between ``atomic_directory``'s two renames leaves no ``path`` and the old directory
+    set aside: it is renamed back, so ``path`` holds its old content again. Every staging
+    directory (a replacement never renamed in), every set-aside old directory and every trash
+    folder of ``path`` is then deleted.
+    """
+    path = Path(path)
+    old = _leftovers(path, OLD)
+    if old and not path.exists():
+        # One swap at a time runs recover first, so a missing path has at most one old copy.
+        os.rename(old.pop(), path)
+    for leftover in (*_leftovers(path, STAGING), *old, *_leftovers(path, TRASH)):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield an empty staging directory beside ``path``; on success it replaces ``path``.
 
     On an exception the staging directory is removed and ``path`` keeps its old content, so a
-    directory of results (a dataset, a saved model) is never seen half written.
+    directory of results (a dataset, a saved model) is never seen half written. The swap is
+    three steps, each safe to be killed after: rename the old directory aside, rename the new
+    one in, delete the old one. Leftovers of a killed earlier call are recovered first
+    (``recover_directory``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    recover_directory(path)
+    staging = _leftover(path, STAGING)
+    staging.mkdir()
+    old: Path | None = None
     try:
         yield staging
-        # An older directory is removed only once its replacement is complete.
         if path.exists():
-            shutil.rmtree(path)
-        staging.rename(path)
+            old = _leftover(path, OLD)
+            os.rename(path, old)
+        try:
+            os.rename(staging, path)
+        except BaseException:
+            if old is not None:
+                os.rename(old, path)
+            raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from drum.cli.main import app
+from drum.data.example import Example
 from drum.data.jsonl import read_examples
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import (
@@ -24,7 +25,7 @@ from drum.eval.report import render_report
 from drum.metrics.registry import get_metric
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
 from drum.retrieve.strategies import RetrievalConfig, StrategySpec
-from drum.tasks.spec import world_tasks
+from drum.tasks.spec import TaskSpec, world_tasks
 from drum.testing import FakeLVLM
 
 NO_DEMO_REPLY = "nothing"
@@ -450,3 +451,73 @@ def test_fixed_statistics_ci_bootstraps_per_example_cider() -> None:
     assert fixed["value"] == rescored["value"]  # the point estimate does not change
     low, high = fixed["ci95"]
     assert low < fixed["value"] < high
+
+
+# --------------------------------------------------- shot counts the pool cannot give, up front
+def _self_retrieval_task(tiny_world: Path, tmp_path: Path) -> tuple[TaskSpec, int]:
+    """A task whose queries are its pool's first 3 examples, plus an exact copy of the first
+    under another id; returns it and how many demonstrations that first query has left."""
+    from drum.data.jsonl import write_examples
+
+    source = read_examples(tiny_world / "classification" / "pool.jsonl")[:12]
+    first = source[0]
+    pool = [*source, Example("copy-of-first", first.images, first.text, first.answers, first.task)]
+    write_examples(tmp_path / "pool.jsonl", pool)
+    write_examples(tmp_path / "queries.jsonl", source[:3])
+    task = TaskSpec("self", first.task, tmp_path / "pool.jsonl", tmp_path / "queries.jsonl")
+    return task, len(pool) - 2
+
+
+@pytest.mark.parametrize("strategy", ["random", "fixed", "image", "text", "cross", "concat"])
+def test_shots_equal_to_the_pool_left_after_exclusions_run_at_exactly_k(
+    tiny_world: Path, tmp_path: Path, clip: HFDualEncoder, strategy: str
+) -> None:
+    task, available = _self_retrieval_task(tiny_world, tmp_path)
+    config = ICLEvalConfig(strategies=(strategy,), shots=(1, available))
+    check_eval([task], config, ["default"])
+    lvlm = FirstDemoLVLM()
+    rows = evaluate_icl(task, lvlm, config, {"default": clip}, progress=False)
+    assert [r["shots"] for r in rows] == [1, available]
+    assert lvlm.demo_counts == [1] * 3 + [available] * 3  # every prompt shows its row's k
+
+
+@pytest.mark.parametrize("strategy", ["random", "fixed", "image", "text", "cross", "concat"])
+def test_shots_above_the_pool_left_after_exclusions_fail_before_any_generation(
+    tiny_world: Path, tmp_path: Path, clip: HFDualEncoder, strategy: str
+) -> None:
+    task, available = _self_retrieval_task(tiny_world, tmp_path)
+    config = ICLEvalConfig(strategies=(strategy,), shots=(0, available + 1))
+    message = (
+        rf"task 'self': {available + 1} shots exceed the {available} pool examples left for "
+        rf"query '{read_examples(task.queries)[0].id}'"
+    )
+    with pytest.raises(ValueError, match=message):
+        check_eval([task], config, ["default"])
+    lvlm = FirstDemoLVLM()
+    with pytest.raises(ValueError, match=message):
+        evaluate_icl(task, lvlm, config, {"default": clip}, progress=False)
+    assert lvlm.calls == 0  # not even the zero-shot row was generated
+
+
+# --------------------------------------------------- prompts longer than the LVLM's context
+def test_rows_count_the_prompts_cut_to_fit_the_context(tiny_world: Path, tmp_path: Path) -> None:
+    from drum.builtin.assets import ASSETS_DIR
+    from drum.lvlm.hf import HFLVLM, ContextOverflowError
+
+    task = world_tasks(tiny_world)["vqa"]
+    # 40 demonstrations overflow the built-in LVLM's 512 positions; one does not.
+    config = ICLEvalConfig(strategies=("fixed",), shots=(1, 40), max_queries=2)
+    with pytest.raises(ContextOverflowError, match="context of 512"):
+        evaluate_icl(task, HFLVLM(ASSETS_DIR / "lvlm"), config, progress=False)
+    lvlm = HFLVLM(ASSETS_DIR / "lvlm", context_overflow="drop_demos")
+    one, forty = evaluate_icl(task, lvlm, config, progress=False)
+    assert (one["shots"], one["truncated_prompts"], one["dropped_demos"]) == (1, 0, 0)
+    assert forty["shots"] == 40 and forty["truncated_prompts"] == 2
+    assert forty["dropped_demos"] == lvlm.dropped_demos > 0
+    results = run_icl_eval([task], lvlm, config, None, tmp_path, progress=False)
+    assert results["config"]["lvlm"]["context_overflow"] == "drop_demos"
+    assert results["config"]["lvlm"]["context_length"] == 512
+    assert [r["truncated_prompts"] for r in results["rows"]] == [0, 2]
+    # An LVLM that keeps no such count says so with null.
+    (row,) = evaluate_icl(task, FirstDemoLVLM(), ICLEvalConfig(("fixed",), (1,)), progress=False)
+    assert row["truncated_prompts"] is None and row["dropped_demos"] is None

@@ -297,3 +297,100 @@ def test_retrieval_over_a_multi_image_pool(image_paths: list[Path]) -> None:
     ).retrieve([query])
     assert image_retrieval.demo_ids == ("m3",)
     assert image_retrieval.scores[0] == pytest.approx(1.0, abs=1e-5)
+
+
+# ------------------------------------------------------ exactly k, or an error before any work
+STRATEGIES_UNDER_TEST = ("random", "fixed", "image", "text", "cross", "concat")
+
+
+def _pool_with_a_copy_of_p3(pool: PoolEmbeddings) -> PoolEmbeddings:
+    """The pool plus an exact copy of p3 under another id: query p3 loses two rows (N - 1 left)."""
+    original = pool.examples[3]
+    copy = Example("copy-of-p3", original.images, original.text, original.answers, "vqa")
+    return PoolEmbeddings(
+        [*pool.examples, copy],
+        np.vstack([pool.image, pool.image[3:4]]),
+        np.vstack([pool.text, pool.text[3:4]]),
+    )
+
+
+def _retriever(pool: PoolEmbeddings, strategy: str, k: int) -> DemonstrationRetriever:
+    config = RetrievalConfig(strategy, k=k)
+    return DemonstrationRetriever(
+        pool.examples if strategy in ("random", "fixed") else pool, config
+    )
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES_UNDER_TEST)
+def test_k_equal_to_the_pool_left_after_exclusions_gives_exactly_k(
+    pool: PoolEmbeddings, strategy: str
+) -> None:
+    extended = _pool_with_a_copy_of_p3(pool)  # N + 1 examples, N - 1 of them left for p3
+    available = len(extended.examples) - 2
+    queries = _queries(pool, [3, 4])  # p4 has N examples left: more than enough
+    retriever = _retriever(extended, strategy, available)
+    for retrieval in retriever.retrieve(queries.examples, queries):
+        assert len(retrieval.demo_ids) == len(set(retrieval.demo_ids)) == available
+        assert not {retrieval.query_id, "copy-of-p3"} & set(retrieval.demo_ids) or (
+            retrieval.query_id == "p4" and "copy-of-p3" in retrieval.demo_ids
+        )
+    (p3,) = retriever.retrieve(queries.examples[:1], _queries(pool, [3]))
+    assert set(p3.demo_ids) == {e.id for e in extended.examples} - {"p3", "copy-of-p3"}
+    assert len(retriever.sample(available, queries.examples[0], _queries(pool, [3]))) == available
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES_UNDER_TEST)
+def test_k_above_the_pool_left_after_exclusions_is_a_clear_error(
+    pool: PoolEmbeddings, strategy: str
+) -> None:
+    extended = _pool_with_a_copy_of_p3(pool)
+    available = len(extended.examples) - 2
+    queries = _queries(pool, [4, 3])
+    retriever = _retriever(extended, strategy, available + 1)
+    message = rf"query 'p3': k={available + 1} .* only {available} of the pool's {N + 1} examples"
+    with pytest.raises(ValueError, match=message):
+        retriever.retrieve(queries.examples, queries)
+    with pytest.raises(ValueError, match=message):
+        retriever.sample(available + 1, queries.examples[1], _queries(pool, [3]))
+    # p4 alone (one row excluded) still gets its N demonstrations.
+    (p4,) = retriever.retrieve(queries.examples[:1], _queries(pool, [4]))
+    assert len(p4.demo_ids) == available + 1
+
+
+def test_the_check_comes_before_any_query_is_embedded(pool: PoolEmbeddings) -> None:
+    embedder = HashEmbedder()
+    retriever = DemonstrationRetriever(pool, RetrievalConfig("concat", k=N), embedder=embedder)
+    with pytest.raises(ValueError, match="query 'p0'"):
+        retriever.retrieve(pool.examples[:1])  # would embed p0 if the check came later
+    assert embedder.images_embedded == []
+
+
+def test_enough_demonstrations_left_picks_as_before(pool: PoolEmbeddings) -> None:
+    """fixed: the first k of the seeded permutation that are not excluded; random: a seeded
+    choice among the rows left (the picks of the code before the k-checks, by hand)."""
+    import drum.retrieve.retriever as retriever_module
+
+    query = pool.examples[7]
+    order = [int(i) for i in np.random.default_rng(3).permutation(N)]
+    (fixed,) = DemonstrationRetriever(
+        pool.examples, RetrievalConfig("fixed", k=5, seed=3, order="similar_first")
+    ).retrieve([query])
+    assert fixed.demo_ids == tuple(f"p{r}" for r in [r for r in order if r != 7][:5])
+    rng = np.random.default_rng(retriever_module._stable_seed(3, query.id))
+    drawn = rng.choice(np.array([r for r in range(N) if r != 7]), size=5, replace=False)
+    (random_,) = DemonstrationRetriever(
+        pool.examples, RetrievalConfig("random", k=5, seed=3, order="similar_first")
+    ).retrieve([query])
+    assert random_.demo_ids == tuple(f"p{int(r)}" for r in drawn)
+
+
+def test_an_approximate_index_short_of_k_hits_is_an_error(pool: PoolEmbeddings) -> None:
+    from drum.index import IndexConfig
+
+    # 4 IVF lists probed one at a time: a query reaches about a quarter of the pool.
+    retriever = DemonstrationRetriever(
+        pool, RetrievalConfig("image", k=N - 1), IndexConfig("IVF4,Flat", nprobe=1)
+    )
+    queries = _queries(pool, [0])
+    with pytest.raises(ValueError, match="nprobe"):
+        retriever.retrieve(queries.examples, queries)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 
 from drum.utils import checkpoint as checkpoint_module
 from drum.utils.checkpoint import Checkpointer, CheckpointMismatch
+from tests.utils.kills import KillAt, Killed, count_steps
 
 IDENTITY = {"config": {"lr": 0.1, "layers": [2, 2]}, "data": "abc123"}
 
@@ -185,3 +187,119 @@ def test_identity_at_the_cards_top_level(tmp_path: Path) -> None:
     assert card == {**IDENTITY, "loss": 0.5} and list(card) == ["config", "data", "loss"]
     assert checkpointer.finished()
     assert not _checkpointer(tmp_path, {**IDENTITY, "data": "x"}, identity_key=None).finished()
+
+
+# ------------------------------------------------- kills while checkpoints are saved or deleted
+def _leftovers(tmp_path: Path) -> list[str]:
+    """Everything beside and inside the output that is not a finished output or a checkpoint."""
+    names = [p.name for p in tmp_path.iterdir() if p.name not in ("out", ".out.checkpoint")]
+    checkpoints = tmp_path / ".out.checkpoint"
+    if checkpoints.is_dir():
+        names += [p.name for p in checkpoints.iterdir() if not p.name.startswith("step_")]
+    return names
+
+
+def _save_4(checkpointer: Checkpointer) -> None:
+    run = Run()
+    run.step()
+    checkpointer.save(4, run.objects, {"history": [4]}, run.generators)
+
+
+def test_a_save_killed_at_any_step_resumes_from_a_whole_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpointer = _checkpointer(tmp_path / "run")
+    checkpointer.save(2, Run().objects, {"history": [2]}, Run().generators)
+    counted = _checkpointer(tmp_path / "count")
+    counted.save(2, Run().objects)
+    steps = count_steps(monkeypatch, lambda: _save_4(counted))
+    # Two files into staging, staging into place, step_2 renamed aside, then deleted.
+    assert steps == 5
+    for step in range(1, steps + 1):
+        kill = KillAt(monkeypatch, step)
+        with pytest.raises(Killed):
+            _save_4(checkpointer)
+        kill.undo()
+        # The next run: leftovers cleaned up, a whole checkpoint (the old or the new) loaded.
+        resumed = _checkpointer(tmp_path / "run").latest()
+        assert resumed is not None and resumed.step in (2, 4)
+        assert resumed.extra == {"history": [resumed.step]}
+        resumed.restore(Run().objects, Run().generators)
+        assert _leftovers(tmp_path / "run") == []
+        assert all((p / "state.pt").is_file() for p in checkpointer.directory.iterdir())
+        # ... and carries on: its next save leaves exactly that checkpoint.
+        run = Run()
+        checkpointer.save(2, run.objects, {"history": [2]}, run.generators)
+        assert [p.name for p in checkpointer.directory.iterdir()] == ["step_2"]
+
+
+def test_a_finish_killed_at_any_step_leaves_the_old_or_the_new_output_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def finish(checkpointer: Checkpointer) -> None:
+        with checkpointer.finish({"loss": 0.5}) as staging:
+            (staging / "weights.bin").write_text("new")
+
+    def start(root: Path) -> Checkpointer:
+        checkpointer = _checkpointer(root)
+        (root / "out").mkdir(parents=True, exist_ok=True)
+        (root / "out" / "weights.bin").write_text("old")
+        checkpointer.save(2, Run().objects)
+        return checkpointer
+
+    counted = start(tmp_path / "count")
+    # The card into staging, old output aside, staging into place, old output deleted,
+    # checkpoints renamed aside, then deleted.
+    assert count_steps(monkeypatch, lambda: finish(counted)) == 6
+    steps = 6
+    for step in range(1, steps + 1):
+        root = tmp_path / str(step)
+        checkpointer = start(root)
+        kill = KillAt(monkeypatch, step)
+        with pytest.raises(Killed):
+            finish(checkpointer)
+        kill.undo()
+        rerun = _checkpointer(root)
+        if rerun.finished():  # the new output is whole, and this run's checkpoints are gone
+            assert (root / "out" / "weights.bin").read_text() == "new"
+            assert not rerun.directory.exists()
+        else:  # the old output is whole and training can resume, then finish
+            assert (root / "out" / "weights.bin").read_text() == "old"
+            checkpoint = rerun.latest()
+            assert checkpoint is not None and checkpoint.step == 2
+            finish(rerun)
+            assert rerun.finished() and not rerun.directory.exists()
+        assert sorted(p.name for p in root.iterdir()) == ["out"]
+        assert sorted(p.name for p in (root / "out").iterdir()) == ["card.json", "weights.bin"]
+
+
+def test_a_half_deleted_checkpoint_is_never_loaded_and_is_removed(tmp_path: Path) -> None:
+    checkpointer = _checkpointer(tmp_path)
+    checkpointer.save(2, Run().objects)
+    # What an older version's in-place deletion, killed midway, left: step_4 without its state.
+    torn = checkpointer.directory / "step_4"
+    torn.mkdir()
+    (torn / "meta.json").write_text(json.dumps({"identity": IDENTITY, "step": 4, "extra": {}}))
+    checkpoint = checkpointer.latest()
+    assert checkpoint is not None and checkpoint.step == 2
+    assert [p.name for p in checkpointer.directory.iterdir()] == ["step_2"]
+
+
+def test_a_finished_run_deletes_only_its_own_leftover_checkpoints(tmp_path: Path) -> None:
+    checkpointer = _checkpointer(tmp_path)
+    with checkpointer.finish({}):
+        pass
+    # As if a finish had been killed before deleting its checkpoints, beside another run's.
+    checkpointer.save(5, Run().objects)
+    other = checkpointer.directory / "step_3"
+    shutil.copytree(checkpointer.directory / "step_5", other)
+    meta = {"identity": {**IDENTITY, "data": "other"}, "step": 3, "extra": {}}
+    (other / "meta.json").write_text(json.dumps(meta))
+    assert checkpointer.finished()
+    assert [p.name for p in checkpointer.directory.iterdir()] == ["step_3"]
+    other.rename(checkpointer.directory / "step_5")
+    (checkpointer.directory / "step_5" / "meta.json").write_text(
+        json.dumps({**meta, "identity": IDENTITY})
+    )
+    assert checkpointer.finished()
+    assert not checkpointer.directory.exists()
