@@ -44,6 +44,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -141,11 +142,14 @@ class EmbeddingCache:
             # WAL: readers neither block writers nor see uncommitted rows. NORMAL syncs at
             # checkpoints only: a power cut may lose the last commits (their keys are embedded
             # again), never corrupt the database or point a key at missing rows.
-            db.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
-            with _transaction(db, "IMMEDIATE"):
-                for statement in _SCHEMA:
-                    db.execute(statement)
+            # Created once; checked first so that opening never waits for a writer's lock.
+            tables = "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('stores', 'keys')"
+            if db.execute(tables).fetchone()[0] < len(_SCHEMA):
+                with _transaction(db, "IMMEDIATE"):
+                    for statement in _SCHEMA:
+                        db.execute(statement)
             self._connection, self._pid, self._stores = db, os.getpid(), {}
         return self._connection
 
@@ -188,8 +192,8 @@ class EmbeddingCache:
                 store = self._refresh(db, fingerprint, modality)
             known = {} if store is None else store.row_of
             missing = [key for key in dict.fromkeys(keys) if key not in known]
-        self.misses += len(missing)
-        self.hits += len(keys) - len(missing)
+            self.misses += len(missing)
+            self.hits += len(keys) - len(missing)
         if missing:
             first_index = {key: index for index, key in reversed(list(enumerate(keys)))}
             computed = compute([items[first_index[key]] for key in missing])
@@ -265,6 +269,21 @@ class EmbeddingCache:
             keys,
             lambda batch: embedder.embed_texts(batch, progress=progress),
         )
+
+
+def _enable_wal(db: sqlite3.Connection) -> None:
+    """Switch a new database to WAL (a no-op once it is). The switch needs every other
+    connection idle and fails at once, without the busy timeout, when processes open a new
+    cache together: retry it within that timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 @contextmanager

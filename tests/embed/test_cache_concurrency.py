@@ -173,3 +173,39 @@ def test_concurrent_writers_lose_and_mix_up_nothing(tmp_path: Path, writers: int
         stored = db.execute("SELECT COUNT(*) FROM keys").fetchone()[0]
     # Keys two writers embedded at once were stored once; lookups never store anything twice.
     assert rows == {name: len(universe) for name in EMBEDDERS} and stored == 2 * len(universe)
+
+
+def _opener(directories: list[str], rank: int, start: multiprocessing.Barrier, out) -> None:
+    try:
+        embedder = FakeEmbedder(EMBEDDERS["fake-a"], "fake-a")
+        for directory in directories:
+            start.wait(timeout=20)  # all processes open each new cache at the same moment
+            texts = [f"opener {rank}", "shared"]
+            vectors = EmbeddingCache(directory).embed_texts(embedder, texts)
+            assert _wrong("fake-a", texts, vectors) == [], directory
+        out.put(("opener", rank, []))
+    except BaseException:
+        out.put(("opener", rank, traceback.format_exc()))
+
+
+def test_processes_creating_one_cache_at_once(tmp_path: Path) -> None:
+    # Switching a new database to WAL fails at once (no busy timeout) while another process
+    # has it open: without a retry, one of the openers here died with "database is locked".
+    openers, directories = 4, [str(tmp_path / f"cache{i}") for i in range(20)]
+    context = multiprocessing.get_context("spawn")
+    start, out = context.Barrier(openers), context.Queue()
+    processes = [
+        context.Process(target=_opener, args=(directories, rank, start, out))
+        for rank in range(openers)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        reports = [out.get(timeout=120) for _ in processes]
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+    assert {f"{role} {who}": wrong for role, who, wrong in reports if wrong} == {}
+    for directory in directories:
+        cache, texts = EmbeddingCache(directory), ["shared"] + [f"opener {r}" for r in range(4)]
+        assert _wrong("fake-a", texts, cache.embed_texts(_ReadOnly(8, "fake-a"), texts)) == []
