@@ -7,7 +7,7 @@ vectors, and identical content is embedded once.
 
 Promises, for any number of processes (and threads) using one cache directory at once:
 
-* every key returns its own vector, bit for bit the float32 row the embedder returned for it;
+* every key returns its own vector, bit for bit the row the embedder returned (as float32);
 * each batch of new entries is atomic: a reader sees all of it or none of it, never a
   half-written vector nor a key paired with another entry's vector; a process killed
   mid-write leaves the entries committed before it;
@@ -26,10 +26,10 @@ committed key always points at complete, durable rows; rows below the committed 
 never written again (readers map only those); rows past it left by a killed writer are
 overwritten by the next one. Readers never wait: each lookup reads a committed snapshot of
 the keys added since its last one, and then only dictionary lookups and one gather from the
-memory map, about as fast as the single-writer ``vectors.npy`` store this replaced. Vectors
-stay out of SQLite because fetching 20k blob rows one by one costs 4-6x that gather
-(``benchmarks/bench_embed_cache.py``). Embedding happens outside any transaction, so the
-write lock is held only while a batch is stored.
+memory map, about as fast as the single-writer ``vectors.npy`` store this replaced
+(``benchmarks/bench_embed_cache.py``). Vectors stay out of SQLite because a version that kept
+them there, one blob row per key, was 4-6x slower on a warm 20k-key lookup. Embedding happens
+outside any transaction, so the write lock is held only while a batch is stored.
 
 WAL needs a local file system (its shared-memory index does not work over NFS): give every
 machine its own cache directory. A directory in the old format (``<fingerprint>/<modality>/``
