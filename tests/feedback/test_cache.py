@@ -1,4 +1,5 @@
-"""``FeedbackCache``: round trip, crash recovery (torn last line), malformed lines, no rewrites.
+"""``FeedbackCache``: round trip, crash recovery (torn last line), malformed lines, no rewrites,
+several processes appending at once.
 
 The cache is what lets a killed feedback run resume, so these tests write the file the way a
 crash would leave it (half a line, no newline) and check that the next run both loads what was
@@ -8,7 +9,15 @@ complete and leaves a file that later appends keep valid.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import queue
+import random
 import re
+import subprocess
+import sys
+import time
+import traceback
 from pathlib import Path
 
 import pytest
@@ -171,3 +180,107 @@ def test_adding_known_keys_writes_nothing(tmp_path: Path) -> None:
         row = json.loads(line)
         keys.append((row["model"], row["query"], row["candidate"], row["answer"]))
     assert keys == [record.key for record in RECORDS]
+
+
+def test_append_after_another_writers_torn_line_stays_valid(tmp_path: Path) -> None:
+    # A long-running writer loaded the file before another process was killed mid-append: its
+    # next append must not glue its first record onto the torn fragment (a malformed line).
+    path = tmp_path / "feedback.jsonl"
+    writer = FeedbackCache(path)
+    writer.add(RECORDS[:1])
+    with path.open("ab") as handle:
+        handle.write(RECORDS[4].to_json().encode("utf-8")[:20])  # the killed process's part
+    writer.add(RECORDS[1:3])
+    reopened = FeedbackCache(path)
+    assert len(reopened) == 3 and RECORDS[4].key not in reopened
+    assert len(_lines(path)) == 3
+
+
+# A writer whose append takes two ``write`` calls with a pause between them (as a large
+# append may: a partial write, a slow disk), telling the test when the first half is out.
+_SLOW_APPEND = """
+import os, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from tests.feedback.test_cache import RECORDS
+import drum.feedback.cache
+
+write = os.write
+def slow_write(fd, data):
+    half = len(data) // 2
+    write(fd, data[:half])
+    Path(sys.argv[2]).touch()
+    time.sleep(0.5)
+    return half + write(fd, data[half:])
+drum.feedback.cache.os.write = slow_write
+drum.feedback.cache.FeedbackCache(sys.argv[1]).add(RECORDS[2:])
+"""
+
+
+def test_opening_waits_for_an_append_in_flight(tmp_path: Path) -> None:
+    path, half_out = tmp_path / "feedback.jsonl", tmp_path / "half-written"
+    FeedbackCache(path).add(RECORDS[:2])
+    root = str(Path(__file__).parents[2])
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_APPEND, str(path), str(half_out), root],
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    deadline = time.monotonic() + 30
+    while not half_out.exists() and writer.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert half_out.exists(), "the writer never wrote its first half"
+    # Half a line is in the file now. Opening must not take it for a crash's torn line.
+    opened = FeedbackCache(path)
+    assert writer.wait(timeout=30) == 0
+    assert len(opened) == len(RECORDS)  # it waited for the append to finish
+    reopened = FeedbackCache(path)
+    assert [reopened.get(record.key) for record in RECORDS] == [r.score for r in RECORDS]
+    assert len(_lines(path)) == len(RECORDS)
+
+
+def _many_records(rank: int, n: int = 1500) -> list[FeedbackRecord]:
+    rng = random.Random(rank)
+    # Lines of ~100 to ~400 bytes: a chunk of 400 is ~100 KB, far over PIPE_BUF (4 KB).
+    return [
+        _record(f"q{rank}", f"c{i}", answer="word " * rng.randint(1, 60), total=-rng.random())
+        for i in range(n)
+    ]
+
+
+def _appender(path: str, rank: int, start: multiprocessing.Barrier, out) -> None:
+    try:
+        rng, records = random.Random(rank), _many_records(rank)
+        start.wait()
+        while records:
+            size = rng.choice([1, 2, 5, 20, 400])
+            chunk, records = records[:size], records[size:]
+            FeedbackCache(path).add(chunk)  # opens (may cut a torn tail), then appends
+        out.put((rank, None))
+    except BaseException:
+        out.put((rank, traceback.format_exc()))
+
+
+def test_concurrent_appenders_keep_every_record(tmp_path: Path) -> None:
+    path, writers = tmp_path / "feedback.jsonl", 3
+    context = multiprocessing.get_context("spawn")
+    start, out = context.Barrier(writers), context.Queue()
+    processes = [
+        context.Process(target=_appender, args=(str(path), rank, start, out))
+        for rank in range(writers)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        errors = dict(out.get(timeout=120) for _ in processes)
+    except queue.Empty:
+        pytest.fail("a writer neither finished nor failed within 120 s")
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+    assert errors == dict.fromkeys(range(writers))
+
+    cache = FeedbackCache(path)  # raises on any malformed line
+    expected = [record for rank in range(writers) for record in _many_records(rank)]
+    lost = [record.key[1:3] for record in expected if cache.get(record.key) != record.score]
+    assert lost == [], f"{len(lost)} of {len(expected)} records lost, e.g. {lost[:3]}"
+    assert len(_lines(path)) == len(expected) == len(cache)  # each exactly once
