@@ -1,0 +1,127 @@
+"""A tiny DEMON release written by the tests: four tasks in the release layout, each with
+32x32 images, covering what the task READMEs show (a folder name that is not the dataset's,
+tables, an integer response, a repeated image path, an empty question type)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+
+def write_image(path: Path, index: int) -> None:
+    """A 32x32 image of its own colour (PNG or JPEG by the name's suffix)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (32, 32), (index * 40 % 256, 255 - index * 30 % 256, 90)).save(path)
+
+
+def write_release_task(
+    root: Path, folder: str, metadata: dict[str, Any], data: list[dict[str, Any]]
+) -> Path:
+    """``<root>/<folder>/core/core.json`` and every image its samples name; the task folder."""
+    core = root / folder / "core"
+    for sample in data:
+        # Tests break items on purpose: write only the images of well-formed ones.
+        for name in sample.get("task_instance", {}).get("images_path", []):
+            if ".." not in name and not (core / "images" / name).exists():
+                write_image(core / "images" / name, len(list((core / "images").glob("*"))))
+    core.mkdir(parents=True, exist_ok=True)
+    record = {"metadata": {"num_sample": len(data), **metadata}, "data": data}
+    (core / "core.json").write_text(json.dumps(record, indent=4, ensure_ascii=False))
+    return root / folder
+
+
+def _meta(dataset: str, instructions: list[str], question_type: str) -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "split": "core",
+        "task_instruction": instructions,
+        "question_type": question_type,
+    }
+
+
+MMQA = _meta(
+    "MMQA",
+    [
+        "Given a collection of relevant data, answer the question. ",
+        "Utilizing the information, could you answer the following question?",
+    ],
+    "multi-choice",
+)
+MMQA_DATA = [
+    {
+        "sample_id": 0,
+        "task_instruction_id": 1,
+        "task_instance": {
+            "context": "Global Table: {table#1} Context: {image#2} Question: What sports?",
+            "images_path": ["0.png", "1.jpg"],
+            "choice_list": ["soccer", "baseball"],
+        },
+        "response": "baseball",
+    },
+    {
+        "sample_id": 1,
+        "task_instruction_id": 0,
+        "task_instance": {
+            "context": "{image#1}{image#2}Question: Which one is the Gøtu team?",
+            "images_path": ["2.png", "3.png"],
+            "choice_list": ["Image A: {image#1}", "Image B: {image#2}"],
+        },
+        "response": "Image B",
+    },
+]
+FASHION = _meta("Fashion200K", ["How many suits can the five pictures combine?  "], "multi-choice")
+FASHION_DATA = [
+    {
+        "sample_id": 0,
+        "task_instruction_id": 0,
+        "task_instance": {
+            "context": "{image#1}{image#2}{image#3}Choice List:['0','1','2'] Your answer is:",
+            "images_path": ["0.jpg", "1.jpg", "2.jpg"],
+            "choice_list": ["0", "1", "2"],
+        },
+        "response": 2,
+    }
+]
+MMCOQA = _meta("MMCoQA", ["Provided with a diverse set of relevant data, answer."], "open-ended")
+MMCOQA_DATA = [
+    {
+        "sample_id": 2,
+        "task_instruction_id": 0,
+        "task_instance": {
+            "context": "Global Table: {table#1} History: {table#2} Current: {image#3} Answer:",
+            "images_path": ["2.png", "2.png", "3.jpg"],
+        },
+        "response": "Madjid Bougherra. ",
+    }
+]
+ALFRED = _meta("ALFRED", ["Decide your immediate course of action."], "")
+ALFRED_DATA = [
+    {
+        "sample_id": 3,
+        "task_instruction_id": 0,
+        "task_instance": {
+            "context": "Goal: Place a soap. {image#1}Step#1: Turn left. {image#2} Current Step: ",
+            "images_path": ["6.jpg", "7.jpg"],
+        },
+        "response": "Place the soap container on the counter.",
+    }
+]
+RELEASE = {
+    "MultiModalQA": (MMQA, MMQA_DATA),
+    "Fashion200K": (FASHION, FASHION_DATA),
+    "MMCoQA": (MMCOQA, MMCOQA_DATA),
+    "ALFRED": (ALFRED, ALFRED_DATA),
+}
+
+
+@pytest.fixture
+def demon_root(tmp_path: Path) -> Path:
+    """A DEMON-Core-like root holding the four tasks of ``RELEASE``."""
+    root = tmp_path / "DEMON-Core"
+    for folder, (metadata, data) in RELEASE.items():
+        write_release_task(root, folder, metadata, json.loads(json.dumps(data)))
+    return root
