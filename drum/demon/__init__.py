@@ -5,6 +5,8 @@ scoring, to the letter, with the reference's crashes fixed (see ``docs/demon.md`
 - ``rouge``: ROUGE-L F of the ``rouge==1.0.1`` package, computed iteratively.
 - ``scoring``: the three per-sample scorers and ``score_sample``'s routing.
 - ``categories``: the 7 categories of 29 tasks and ``aggregate``.
+- ``score``: a predictions folder scored against a release -> ``demon_scores.json``.
+- ``report``: its markdown tables and bar plots, rendered from that JSON.
 """
 
 from drum.demon.categories import (
@@ -18,7 +20,9 @@ from drum.demon.categories import (
     task_score,
 )
 from drum.demon.normalize import normalize
+from drum.demon.report import render_report
 from drum.demon.rouge import rouge_l_f
+from drum.demon.score import score_demon, score_tasks
 from drum.demon.scoring import (
     IMAGE_CHOICE_TASKS,
     DemonScoringError,
@@ -39,10 +43,13 @@ __all__ = [
     "aggregate",
     "category_score",
     "normalize",
+    "render_report",
     "rouge_l_f",
     "score_image_choice",
     "score_multiple_choice",
     "score_open_ended",
+    "score_demon",
     "score_sample",
+    "score_tasks",
     "task_score",
 ]

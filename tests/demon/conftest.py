@@ -125,3 +125,125 @@ def demon_root(tmp_path: Path) -> Path:
     for folder, (metadata, data) in RELEASE.items():
         write_release_task(root, folder, metadata, json.loads(json.dumps(data)))
     return root
+
+
+# ----------------------------------------------------------------------------- scoring
+# A release the reference can score end to end, 2-4 images per prompt: one task per scorer
+# (ROUGE-L, TF-IDF choice, image choice) and ALFRED's empty question type, so that the
+# multi_modal_dialogue category (MMCoQA + ALFRED) is complete.
+
+SCORING_RELEASE: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {
+    "MMCoQA": (
+        _meta("MMCoQA", ["Answer the question. "], "open-ended"),
+        [
+            {
+                "sample_id": 0,
+                "task_instruction_id": 0,
+                "task_instance": {
+                    "context": "Table: {table#1} History: {image#2} Now: {image#3} Who?",
+                    "images_path": ["0.png", "1.png", "2.png"],
+                },
+                "response": "Madjid Bougherra",
+            },
+            {
+                "sample_id": 1,
+                "task_instruction_id": 0,
+                "task_instance": {
+                    "context": "{image#1}{image#2} What is parked?",
+                    "images_path": ["3.png", "4.png"],
+                },
+                "response": "the red car",
+            },
+        ],
+    ),
+    "ALFRED": (
+        _meta("ALFRED", ["Decide your next action."], ""),
+        [
+            {
+                "sample_id": 0,
+                "task_instruction_id": 0,
+                "task_instance": {
+                    "context": "Goal: soap. {image#1} Step#1: left. {image#2} Current Step: ",
+                    "images_path": ["0.jpg", "1.jpg"],
+                },
+                "response": "Place the soap container on the counter.",
+            }
+        ],
+    ),
+    "COMICS_Panel": (
+        _meta("COMICS", ["Pick the next panel. "], "multi-choice"),
+        [
+            {
+                "sample_id": 0,
+                "task_instruction_id": 0,
+                "task_instance": {
+                    "context": "{image#1}{image#2} Which panel follows?",
+                    "images_path": ["0.png", "1.png", "2.png", "3.png"],
+                    "choice_list": ["Image A: {image#3}", "Image B: {image#4}"],
+                },
+                "response": "Image B",
+            },
+            {
+                "sample_id": 1,
+                "task_instruction_id": 0,
+                "task_instance": {
+                    "context": "{image#1}{image#2} Which panel follows?",
+                    "images_path": ["4.png", "5.png", "6.png", "7.png"],
+                    "choice_list": ["Image A: {image#3}", "Image B: {image#4}"],
+                },
+                "response": "Image A",
+            },
+        ],
+    ),
+    "TQA": (
+        _meta("TQA", ["Answer from the diagrams. "], "multi-choice"),
+        [
+            {
+                "sample_id": "q0",
+                "task_instruction_id": 0,
+                "task_instance": {
+                    "context": "{image#1}{image#2} What do plants take in?",
+                    "images_path": ["0.png", "1.png"],
+                    "choice_list": ["oxygen gas", "carbon dioxide"],
+                },
+                "response": "carbon dioxide",
+            },
+            {
+                "sample_id": "q1",
+                "task_instruction_id": 0,
+                "task_instance": {
+                    "context": "{image#1}{image#2}{image#3} What do plants give off?",
+                    "images_path": ["2.png", "3.png", "4.png"],
+                    "choice_list": ["oxygen gas", "carbon dioxide"],
+                },
+                "response": "carbon dioxide",
+            },
+        ],
+    ),
+}
+
+# Predictions for SCORING_RELEASE and each sample's score by hand (see tests/demon/test_score.py).
+SCORING_PREDICTIONS: dict[str, dict[Any, str]] = {
+    "MMCoQA": {0: "Madjid Bougherra.", 1: "a red bus"},
+    "ALFRED": {0: "place the soap"},
+    "COMICS_Panel": {0: "Image B", 1: "image a or image b"},
+    "TQA": {"q0": "carbon dioxide", "q1": "i think oxygen"},
+}
+
+
+@pytest.fixture
+def scoring_root(tmp_path: Path) -> Path:
+    """A DEMON root holding the four tasks of ``SCORING_RELEASE``."""
+    root = tmp_path / "DEMON-Score"
+    for folder, (metadata, data) in SCORING_RELEASE.items():
+        write_release_task(root, folder, metadata, json.loads(json.dumps(data)))
+    return root
+
+
+def write_scoring_predictions(root: Path, results: Path, tasks: list[str] | None = None) -> Path:
+    """``<results>/<Task>/pred.json`` of ``SCORING_PREDICTIONS`` (the named tasks, or all)."""
+    from drum.demon.format import read_demon_task, write_predictions
+
+    for name in tasks or list(SCORING_PREDICTIONS):
+        write_predictions(results, read_demon_task(root / name), SCORING_PREDICTIONS[name])
+    return results

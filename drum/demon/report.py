@@ -1,0 +1,121 @@
+"""DEMON scores rendered from ``demon_scores.json``: a markdown table per category and a bar
+plot, one panel per category (never typed by hand: re-render any time from the JSON).
+
+Task scores (fractions in the JSON) are shown as percentages, like the category scores, with
+their 95% bootstrap interval. Tasks outside ``CATEGORIES`` are grouped under ``other``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from drum.demon.categories import CATEGORIES
+from drum.utils.io import atomic_write_bytes, atomic_write_text
+
+OTHER = "other"
+
+
+def load_scores(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``demon_scores.json`` as written by ``drum.demon.score``."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def category_tasks(scores: dict[str, Any]) -> dict[str, list[str]]:
+    """Each category with at least one scored task -> its scored tasks, in ``i4_score.py``'s
+    order; tasks of no category under ``OTHER``."""
+    tasks = scores["tasks"]
+    groups = {
+        name: [task for task in members if task in tasks] for name, members in CATEGORIES.items()
+    }
+    known = {task for members in CATEGORIES.values() for task in members}
+    groups[OTHER] = [task for task in tasks if task not in known]
+    return {name: members for name, members in groups.items() if members}
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def markdown_report(scores: dict[str, Any]) -> str:
+    """The categories' scores, then one table per category of its tasks' scores."""
+    lines = ["# DEMON scores", ""]
+    config = scores.get("config", {})
+    for key in ("model", "data", "predictions", "max_per_task"):
+        if config.get(key) is not None:
+            lines.append(f"- {key}: `{config[key]}`")
+    sha = scores.get("provenance", {}).get("git_sha")
+    if sha:
+        lines.append(f"- git: {sha}")
+    lines += ["", "| category | score | tasks |", "|---|---|---|"]
+    groups = category_tasks(scores)
+    for name in CATEGORIES:
+        if name in scores["categories"]:
+            score = f"{scores['categories'][name]:.2f}"
+        else:
+            score = f"- (missing {', '.join(scores.get('missing', {}).get(name, []))})"
+        lines.append(f"| {name} | {score} | {len(groups.get(name, []))}/{len(CATEGORIES[name])} |")
+    for name, members in groups.items():
+        lines += [
+            "",
+            f"## {name}",
+            "",
+            "| task | metric | n | score | 95% CI |",
+            "|---|---|---|---|---|",
+        ]
+        for task in members:
+            entry = scores["tasks"][task]
+            low, high = entry.get("ci95", (entry["score"], entry["score"]))
+            lines.append(
+                f"| {task} | {entry['metric']} | {entry['n']} | {_percent(entry['score'])} "
+                f"| [{_percent(low)}, {_percent(high)}] |"
+            )
+    lines += ["", "Scores in %: task scores are means over samples (Rouge-L f or accuracy), a"]
+    lines.append("category's the unweighted mean of its tasks (scored only when all are present).")
+    return "\n".join(lines) + "\n"
+
+
+def plot(scores: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """One bar panel per category: its tasks' scores (%) with 95% CI bars, the category's
+    score (when all its tasks are present) as a dashed line. Written as PNG atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    groups = category_tasks(scores)
+    figure = Figure(figsize=(3.2 * max(1, len(groups)), 3.8), layout="constrained")
+    FigureCanvasAgg(figure)  # no pyplot: no display, no global figure state
+    axes = figure.subplots(1, max(1, len(groups)), squeeze=False)[0]
+    for ax, (name, members) in zip(axes, groups.items(), strict=False):
+        entries = [scores["tasks"][task] for task in members]
+        values = [100 * entry["score"] for entry in entries]
+        bounds = [entry.get("ci95", (entry["score"], entry["score"])) for entry in entries]
+        below = [max(0.0, v - 100 * low) for v, (low, _) in zip(values, bounds, strict=True)]
+        above = [max(0.0, 100 * high - v) for v, (_, high) in zip(values, bounds, strict=True)]
+        ax.bar(range(len(members)), values, yerr=[below, above], capsize=3, color="tab:blue")
+        if name in scores["categories"]:
+            ax.axhline(scores["categories"][name], linestyle="--", color="0.3", label="category")
+            ax.legend(fontsize="small")
+        ax.set_xticks(range(len(members)), members, rotation=45, ha="right", fontsize="small")
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("score (%)")
+        ax.set_title(name, fontsize="medium")
+        ax.grid(axis="y", alpha=0.3)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def render_report(scores_json_path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Write ``demon_scores.md`` and ``demon_scores.png`` beside ``demon_scores.json``."""
+    scores_json_path = Path(scores_json_path)
+    scores = load_scores(scores_json_path)
+    markdown_path = scores_json_path.with_suffix(".md")
+    png_path = plot(scores, scores_json_path.with_suffix(".png"))
+    text = markdown_report(scores) + f"\n![DEMON scores]({png_path.name})\n"
+    atomic_write_text(markdown_path, text)
+    return markdown_path, png_path

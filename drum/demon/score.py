@@ -1,0 +1,203 @@
+"""Score a predictions folder against a DEMON release: ``demon_scores.json`` and, per task,
+``<Task>/sample_scores.jsonl``.
+
+``score_demon`` reads ``<predictions>/<Task>/pred.json`` (the reference's layout, see
+``drum.demon.format``), scores every sample with ``score_sample`` and aggregates with
+``aggregate``. It writes, atomically::
+
+    <out>/demon_scores.json          {"tasks": {Task: {"metric", "score", "n", "ci95"}},
+                                      "categories": {name: score}, "missing": {...},
+                                      "config": {...}, "provenance": {...}}
+    <out>/<Task>/sample_scores.jsonl {"sample_id", "score"} per line, in core.json's order
+
+``tasks`` and ``categories`` are what ``aggregate`` returns (a task's ``score`` is a fraction,
+a category's a percentage, as the reference has them); ``ci95`` (a task's 95% percentile
+bootstrap interval of its mean, ``bootstrap_ci``), ``missing`` (categories not scored for want
+of tasks), ``config`` and ``provenance`` are extra.
+
+A sample without a prediction is an error (``DemonScoringError`` naming the task and the
+first sample ids), never a silent 0: a score over fewer samples than asked for would not be
+comparable. To score part of a task, ask for part of it (``max_per_task``: its first N
+samples in core.json's order, what ``drum demon eval --max-per-task`` generates).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from drum.demon.categories import aggregate
+from drum.demon.format import (
+    DemonTask,
+    SampleId,
+    predictions_path,
+    read_demon_root,
+    read_predictions,
+)
+from drum.demon.scoring import DemonScoringError, score_sample
+from drum.utils.io import atomic_write_json, atomic_write_text
+
+SCORES_FILE = "demon_scores.json"
+SAMPLE_SCORES_FILE = "sample_scores.jsonl"
+BOOTSTRAP_RESAMPLES = 1000
+
+
+def first_samples(task: DemonTask, max_per_task: int | None) -> DemonTask:
+    """``task`` with only its first ``max_per_task`` samples (all of them for None)."""
+    if max_per_task is None:
+        return task
+    if max_per_task < 1:
+        raise ValueError(f"max_per_task must be a positive integer, got {max_per_task}")
+    return dataclasses.replace(task, samples=task.samples[:max_per_task])
+
+
+def score_task(task: DemonTask, predictions: Mapping[SampleId, str]) -> list[float]:
+    """Every sample's score, in the task's order.
+
+    Raises:
+        DemonScoringError: a sample has no prediction (naming the task and up to 10 sample
+            ids), or cannot be scored (``score_sample``).
+    """
+    absent = [sample.sample_id for sample in task.samples if sample.sample_id not in predictions]
+    if absent:
+        raise DemonScoringError(
+            f"DEMON task {task.name!r}: no prediction for {len(absent)} of "
+            f"{len(task.samples)} samples (sample_ids {absent[:10]!r}); expected one per sample "
+            "in pred.json"
+        )
+    return [
+        score_sample(
+            task.name,
+            task.question_type,
+            predictions[sample.sample_id],
+            sample.response_raw,  # type: ignore[arg-type]  # set by DemonSample
+            sample.choices,
+            sample_id=sample.sample_id,
+        )
+        for sample in task.samples
+    ]
+
+
+def demon_scores(
+    per_sample: Mapping[str, Sequence[float]],
+    question_types: Mapping[str, str],
+    bootstrap_resamples: int = BOOTSTRAP_RESAMPLES,
+) -> dict[str, Any]:
+    """``aggregate`` with a 95% bootstrap interval (``ci95: [low, high]``) added to each task."""
+    from drum.metrics.stats import bootstrap_ci
+
+    result = aggregate(per_sample, question_types)
+    for task, entry in result["tasks"].items():
+        _, low, high = bootstrap_ci(per_sample[task], n_resamples=bootstrap_resamples)
+        entry["ci95"] = [low, high]
+    return result
+
+
+def write_sample_scores(
+    out_dir: str | os.PathLike[str], task: DemonTask, scores: Sequence[float]
+) -> Path:
+    """``<out_dir>/<Task>/sample_scores.jsonl`` (atomically): ``{"sample_id", "score"}`` a line."""
+    path = Path(out_dir) / task.name / SAMPLE_SCORES_FILE
+    lines = [
+        json.dumps({"sample_id": sample.sample_id, "score": score}, ensure_ascii=False)
+        for sample, score in zip(task.samples, scores, strict=True)
+    ]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return path
+
+
+def score_tasks(
+    tasks: Iterable[DemonTask],
+    predictions_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    max_per_task: int | None = None,
+    config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Score each task's ``pred.json`` under ``predictions_dir``, write the per-sample JSONL
+    files and ``demon_scores.json`` under ``out_dir``, and return the scores.
+
+    Predictions are read against the whole task (one made for another version of it is
+    refused), then its first ``max_per_task`` samples are scored. ``config`` is recorded
+    under ``"config"`` beside the data and predictions paths.
+    """
+    from drum.utils.provenance import provenance
+
+    out_dir = Path(out_dir)
+    per_sample: dict[str, list[float]] = {}
+    types: dict[str, str] = {}
+    selected: list[DemonTask] = []
+    for task in tasks:
+        predictions = read_predictions(predictions_dir, task)
+        part = first_samples(task, max_per_task)
+        per_sample[task.name] = score_task(part, predictions)
+        types[task.name] = task.question_type
+        selected.append(part)
+    if not selected:
+        raise DemonScoringError("no DEMON task to score")
+    for task in selected:
+        write_sample_scores(out_dir, task, per_sample[task.name])
+    result = demon_scores(per_sample, types)
+    result["config"] = {
+        "predictions": str(predictions_dir),
+        "max_per_task": max_per_task,
+        "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
+        **(config or {}),
+    }
+    result["provenance"] = provenance()
+    atomic_write_json(out_dir / SCORES_FILE, result)
+    return result
+
+
+def tasks_with_predictions(
+    data_root: str | os.PathLike[str],
+    predictions_dir: str | os.PathLike[str],
+    tasks: Sequence[str] | None = None,
+) -> list[DemonTask]:
+    """The named tasks of ``data_root`` (each must have a ``pred.json``), or by default every
+    task of ``data_root`` that has one under ``predictions_dir``.
+
+    Raises:
+        DemonFormatError: a task or the root is not in the release layout.
+        DemonScoringError: a named task has no ``pred.json``, or no task has one.
+    """
+    found = read_demon_root(data_root, tasks)
+    with_predictions = [task for task in found if predictions_path(predictions_dir, task).is_file()]
+    if tasks is not None:
+        done = {task.name for task in with_predictions}
+        absent = [task.name for task in found if task.name not in done]
+        if absent:
+            raise DemonScoringError(
+                f"no predictions for task(s) {absent}: expected "
+                f"{predictions_path(predictions_dir, absent[0])}"
+            )
+    if not with_predictions:
+        raise DemonScoringError(
+            f"no predictions under {predictions_dir}: expected <Task>/pred.json for a task of "
+            f"{data_root} ({[task.name for task in found]})"
+        )
+    return with_predictions
+
+
+def score_demon(
+    data_root: str | os.PathLike[str],
+    predictions_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    tasks: Sequence[str] | None = None,
+    max_per_task: int | None = None,
+) -> dict[str, Any]:
+    """Score ``<predictions_dir>/<Task>/pred.json`` against the release at ``data_root`` (the
+    named tasks, or every one with predictions) into ``out_dir``; return the scores.
+
+    Example::
+
+        scores = score_demon("DEMON-Core", "results/cheetah", "scores/cheetah")
+        scores["tasks"]["MMCoQA"]   # {'metric': 'Rouge-L f', 'score': 0.41, 'n': 500, ...}
+    """
+    selected = tasks_with_predictions(data_root, predictions_dir, tasks)
+    return score_tasks(
+        selected, predictions_dir, out_dir, max_per_task, config={"data": str(data_root)}
+    )
