@@ -7,6 +7,7 @@ scoring, to the letter, with the reference's crashes fixed (see ``docs/demon.md`
 - ``categories``: the 7 categories of 29 tasks and ``aggregate``.
 - ``score``: a predictions folder scored against a release -> ``demon_scores.json``.
 - ``report``: its markdown tables and bar plots, rendered from that JSON.
+- ``run``: an LVLM's greedy predictions per batch into ``pred.json`` (resumable), then scores.
 """
 
 from drum.demon.categories import (
@@ -22,6 +23,7 @@ from drum.demon.categories import (
 from drum.demon.normalize import normalize
 from drum.demon.report import render_report
 from drum.demon.rouge import rouge_l_f
+from drum.demon.run import evaluate_demon
 from drum.demon.score import score_demon, score_tasks
 from drum.demon.scoring import (
     IMAGE_CHOICE_TASKS,
@@ -42,6 +44,7 @@ __all__ = [
     "DemonScoringError",
     "aggregate",
     "category_score",
+    "evaluate_demon",
     "normalize",
     "render_report",
     "rouge_l_f",

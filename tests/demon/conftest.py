@@ -247,3 +247,20 @@ def write_scoring_predictions(root: Path, results: Path, tasks: list[str] | None
     for name in tasks or list(SCORING_PREDICTIONS):
         write_predictions(results, read_demon_task(root / name), SCORING_PREDICTIONS[name])
     return results
+
+
+@pytest.fixture(scope="session")
+def tiny_lvlm_dirs(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``family -> saved tiny random LVLM directory`` (``tests/lvlm/tiny_lvlms.py``), each
+    built at most once per session."""
+    from tests.lvlm import tiny_lvlms
+
+    built: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in built:
+            path = tmp_path_factory.mktemp(f"demon_{family}")
+            built[family] = tiny_lvlms.BUILDERS[family](path).path
+        return built[family]
+
+    return get

@@ -1,0 +1,138 @@
+"""Run an LVLM on DEMON: greedy predictions into ``<out>/<Task>/pred.json``, resumable, then
+scores (``drum.demon.score``).
+
+Each task's pending samples (its first ``max_per_task`` in core.json's order, minus those
+``pred.json`` already holds) are prompted zero-shot (``demon_prompt``) in batches of
+``batch_size``; every batch's replies are appended to ``pred.json`` atomically
+(``append_predictions``) before the next batch starts. A killed run therefore keeps every
+finished batch, and running it again generates only what is missing: nothing saved is ever
+generated twice.
+
+``<out>/demon_run.json`` records the model's fingerprint and ``max_new_tokens``; resuming into
+the same folder with another model or length is refused (``DemonRunError``) rather than
+mixing two models' predictions in one score.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from drum.demon.format import (
+    DemonSample,
+    DemonTask,
+    append_predictions,
+    predictions_path,
+    read_predictions,
+)
+from drum.demon.prompt import demon_prompt
+from drum.demon.score import first_samples, score_tasks
+from drum.lvlm.base import LVLM
+from drum.utils.io import atomic_write_json
+
+RUN_FILE = "demon_run.json"
+BATCH_SIZE = 8
+MAX_NEW_TOKENS = 300  # the reference inference script's max_new_tokens
+
+
+class DemonRunError(ValueError):
+    """A DEMON output folder that holds another run's predictions."""
+
+
+def pending_samples(
+    task: DemonTask, out_dir: str | os.PathLike[str], max_per_task: int | None = None
+) -> list[DemonSample]:
+    """The samples of ``task`` (its first ``max_per_task``) not yet in its ``pred.json``."""
+    path = predictions_path(out_dir, task)
+    done = read_predictions(out_dir, task) if path.exists() else {}
+    return [s for s in first_samples(task, max_per_task).samples if s.sample_id not in done]
+
+
+def check_run(out_dir: Path, record: dict[str, Any]) -> None:
+    """Write ``demon_run.json`` on a first run; on a resumed one, refuse another model or
+    generation length."""
+    path = out_dir / RUN_FILE
+    if path.exists():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        changed = [key for key in record if previous.get(key) != record[key]]
+        if changed:
+            raise DemonRunError(
+                f"{out_dir} holds predictions of another run ({', '.join(changed)}: "
+                f"{[previous.get(key) for key in changed]!r} here, "
+                f"{[record[key] for key in changed]!r} now); expected a new --out"
+            )
+        return
+    atomic_write_json(path, record)
+
+
+def generate_predictions(
+    lvlm: LVLM,
+    tasks: Sequence[DemonTask],
+    out_dir: str | os.PathLike[str],
+    max_per_task: int | None = None,
+    batch_size: int = BATCH_SIZE,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    progress: bool = True,
+) -> int:
+    """Generate what is missing from each task's ``pred.json``, one atomic append per batch;
+    return how many samples were generated."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens}")
+    out_dir = Path(out_dir)
+    check_run(out_dir, {"model": lvlm.fingerprint, "max_new_tokens": max_new_tokens})
+    pending = {task.name: pending_samples(task, out_dir, max_per_task) for task in tasks}
+    total = sum(len(samples) for samples in pending.values())
+    with tqdm(total=total, desc="DEMON", unit="sample", disable=not progress) as bar:
+        for task in tasks:
+            samples = pending[task.name]
+            bar.set_postfix_str(task.name)
+            for start in range(0, len(samples), batch_size):
+                batch = samples[start : start + batch_size]
+                prompts = [demon_prompt(task, sample) for sample in batch]
+                replies = lvlm.generate(prompts, max_new_tokens, batch_size, progress=False)
+                append_predictions(
+                    out_dir,
+                    task,
+                    {s.sample_id: r for s, r in zip(batch, replies, strict=True)},
+                )
+                bar.update(len(batch))
+    return total
+
+
+def evaluate_demon(
+    lvlm: LVLM,
+    tasks: Sequence[DemonTask],
+    out_dir: str | os.PathLike[str],
+    max_per_task: int | None = None,
+    batch_size: int = BATCH_SIZE,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate greedily (resuming, see the module docstring) then score into ``out_dir``:
+    ``<Task>/pred.json``, ``<Task>/sample_scores.jsonl`` and ``demon_scores.json``.
+
+    Example::
+
+        tasks = read_demon_root("DEMON-Core", ["MMCoQA", "TQA"])
+        scores = evaluate_demon(HFLVLM("Qwen/Qwen2-VL-2B-Instruct"), tasks, "runs/demon")
+    """
+    if not tasks:
+        raise ValueError("no DEMON task to evaluate")
+    generated = generate_predictions(
+        lvlm, tasks, out_dir, max_per_task, batch_size, max_new_tokens, progress
+    )
+    config = {
+        "model": lvlm.fingerprint,
+        "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size,
+        "decoding": "greedy",
+        "generated_this_run": generated,
+    }
+    return score_tasks(tasks, out_dir, out_dir, max_per_task, config=config)
