@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from drum.cli import data, demo, embed, index, lvlm, mining, retrieve
+from drum.cli import data, demo, demon, embed, index, lvlm, mining, retrieve
 from drum.cli import eval as eval_cli
 
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -16,6 +16,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(embed.app, name="embed")
 app.add_typer(index.app, name="index")
 app.add_typer(lvlm.app, name="lvlm")
+app.add_typer(demon.app, name="demon")
 app.command("retrieve")(retrieve.retrieve_command)
 app.command("strategies")(retrieve.strategies_command)
 app.command("eval")(eval_cli.eval_command)

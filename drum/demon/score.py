@@ -152,34 +152,28 @@ def score_tasks(
     return result
 
 
-def tasks_with_predictions(
-    data_root: str | os.PathLike[str],
-    predictions_dir: str | os.PathLike[str],
-    tasks: Sequence[str] | None = None,
+def with_predictions(
+    tasks: Sequence[DemonTask], predictions_dir: str | os.PathLike[str], required: bool = False
 ) -> list[DemonTask]:
-    """The named tasks of ``data_root`` (each must have a ``pred.json``), or by default every
-    task of ``data_root`` that has one under ``predictions_dir``.
+    """The ``tasks`` that have a ``pred.json`` under ``predictions_dir``.
 
     Raises:
-        DemonFormatError: a task or the root is not in the release layout.
-        DemonScoringError: a named task has no ``pred.json``, or no task has one.
+        DemonScoringError: none has one, or (``required``) one of them has none.
     """
-    found = read_demon_root(data_root, tasks)
-    with_predictions = [task for task in found if predictions_path(predictions_dir, task).is_file()]
-    if tasks is not None:
-        done = {task.name for task in with_predictions}
-        absent = [task.name for task in found if task.name not in done]
-        if absent:
-            raise DemonScoringError(
-                f"no predictions for task(s) {absent}: expected "
-                f"{predictions_path(predictions_dir, absent[0])}"
-            )
-    if not with_predictions:
+    found = [task for task in tasks if predictions_path(predictions_dir, task).is_file()]
+    if required and len(found) < len(tasks):
+        done = {task.name for task in found}
+        absent = [task.name for task in tasks if task.name not in done]
         raise DemonScoringError(
-            f"no predictions under {predictions_dir}: expected <Task>/pred.json for a task of "
-            f"{data_root} ({[task.name for task in found]})"
+            f"no predictions for task(s) {absent}: expected "
+            f"{predictions_path(predictions_dir, absent[0])}"
         )
-    return with_predictions
+    if not found:
+        raise DemonScoringError(
+            f"no predictions under {predictions_dir}: expected <Task>/pred.json for one of the "
+            f"tasks {[task.name for task in tasks]}"
+        )
+    return found
 
 
 def score_demon(
@@ -197,7 +191,8 @@ def score_demon(
         scores = score_demon("DEMON-Core", "results/cheetah", "scores/cheetah")
         scores["tasks"]["MMCoQA"]   # {'metric': 'Rouge-L f', 'score': 0.41, 'n': 500, ...}
     """
-    selected = tasks_with_predictions(data_root, predictions_dir, tasks)
+    found = read_demon_root(data_root, tasks)
+    selected = with_predictions(found, predictions_dir, required=tasks is not None)
     return score_tasks(
         selected, predictions_dir, out_dir, max_per_task, config={"data": str(data_root)}
     )

@@ -111,6 +111,8 @@ def test_every_command_with_a_config_is_covered() -> None:
         "lvlm freeze",
         "strategies",
         "demo",
+        "demon score",
+        "demon eval",  # its defaults are drum.demon.run's (tests/cli/test_demon.py)
     }
     assert names == set(backing_configs()) | without_config
 

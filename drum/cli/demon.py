@@ -1,0 +1,149 @@
+"""``drum demon``: score predictions on the DEMON benchmark, or run an LVLM on it and score.
+
+Both write ``<out>/demon_scores.json``, ``<out>/<Task>/sample_scores.jsonl`` and, rendered
+from the JSON, ``<out>/demon_scores.md`` and ``<out>/demon_scores.png`` (see docs/demon.md).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from drum.cli.common import check_model, check_out, console, fail, load_lvlm, warn
+
+if TYPE_CHECKING:
+    from drum.demon.format import DemonTask
+
+app = typer.Typer(no_args_is_help=True, help="The DEMON benchmark: score predictions, or evaluate.")
+
+# drum.demon.run's BATCH_SIZE and MAX_NEW_TOKENS (tests/cli/test_demon.py checks they agree),
+# typed here so that `drum --help` imports no drum.demon module.
+BATCH_SIZE = 8
+MAX_NEW_TOKENS = 300
+
+DataOption = Annotated[
+    Path, typer.Option("--data", help="A DEMON release root: <Task>/core/core.json per task.")
+]
+TasksOption = Annotated[
+    str | None, typer.Option("--tasks", help="Comma-separated task folders (default: all).")
+]
+OutOption = Annotated[Path, typer.Option("--out", help="Directory for the scores and reports.")]
+
+
+def _task_names(tasks: str | None) -> list[str] | None:
+    if tasks is None:
+        return None
+    names = [name.strip() for name in tasks.split(",") if name.strip()]
+    if not names:
+        fail(f"--tasks names no task: {tasks!r}")
+    return names
+
+
+def _check_data(data: Path) -> None:
+    if not data.is_dir():
+        fail(f"--data {data}: no such directory; expected a DEMON root (<Task>/core/core.json)")
+
+
+def _positive(value: int | None, option: str) -> None:
+    if value is not None and value < 1:
+        fail(f"{option} must be a positive integer, got {value}")
+
+
+def _read_tasks(data: Path, names: list[str] | None) -> list[DemonTask]:
+    """``read_demon_root``: a format error ends the command, a format warning is one line."""
+    from drum.demon.format import DemonFormatError, DemonFormatWarning, read_demon_root
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DemonFormatWarning)
+        try:
+            tasks = read_demon_root(data, names)
+        except DemonFormatError as error:
+            fail(str(error))
+    for warning in caught:
+        if issubclass(warning.category, DemonFormatWarning):
+            warn(str(warning.message))
+        else:  # not ours: as Python would have shown it
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return tasks
+
+
+def _report(out: Path, scores: dict[str, Any]) -> None:
+    from drum.demon.report import markdown_report, render_report
+    from drum.demon.score import SCORES_FILE
+
+    render_report(out / SCORES_FILE)
+    typer.echo(markdown_report(scores))
+    console.print(f"results: {out / SCORES_FILE} (+ .md, .png, <Task>/sample_scores.jsonl)")
+
+
+@app.command("score")
+def demon_score_command(
+    data: DataOption,
+    predictions: Annotated[
+        Path, typer.Option(help="Predictions in the reference layout: <Task>/pred.json.")
+    ],
+    out: OutOption,
+    tasks: TasksOption = None,
+) -> None:
+    """Score <predictions>/<Task>/pred.json (every task that has one, or --tasks)."""
+    from drum.demon.format import DemonFormatError
+    from drum.demon.score import score_tasks, with_predictions
+    from drum.demon.scoring import DemonScoringError
+
+    _check_data(data)
+    names = _task_names(tasks)
+    if not predictions.is_dir():
+        fail(f"--predictions {predictions}: no such directory; expected <Task>/pred.json")
+    check_out(out, "directory")
+    found = _read_tasks(data, names)
+    try:
+        selected = with_predictions(found, predictions, required=names is not None)
+        scores = score_tasks(selected, predictions, out, config={"data": str(data)})
+    except (DemonFormatError, DemonScoringError) as error:
+        fail(str(error))
+    _report(out, scores)
+
+
+@app.command("eval")
+def demon_eval_command(
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="LVLM: a hub id or a save_pretrained directory.")
+    ],
+    data: DataOption,
+    out: Annotated[
+        Path, typer.Option(help="Directory for <Task>/pred.json (resumed), scores and reports.")
+    ],
+    tasks: TasksOption = None,
+    max_per_task: Annotated[
+        int | None, typer.Option(help="Evaluate only the first N samples of each task.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Prompts per generate call.")] = BATCH_SIZE,
+    max_new_tokens: Annotated[
+        int, typer.Option(help="Greedy decoding length (the reference's 300).")
+    ] = MAX_NEW_TOKENS,
+    device: str = "cpu",
+) -> None:
+    """Generate greedily into <out>/<Task>/pred.json (a killed run resumes), then score."""
+    from drum.demon.format import DemonFormatError
+    from drum.demon.run import DemonRunError, evaluate_demon
+    from drum.demon.scoring import DemonScoringError
+
+    _check_data(data)
+    names = _task_names(tasks)
+    _positive(max_per_task, "--max-per-task")
+    _positive(batch_size, "--batch-size")
+    _positive(max_new_tokens, "--max-new-tokens")
+    check_out(out, "directory")
+    check_model(model, "--model")
+    selected = _read_tasks(data, names)
+    lvlm = load_lvlm(model, device=device)
+    try:
+        scores = evaluate_demon(lvlm, selected, out, max_per_task, batch_size, max_new_tokens)
+    except (DemonFormatError, DemonScoringError, DemonRunError) as error:
+        fail(str(error))
+    _report(out, scores)

@@ -1,0 +1,179 @@
+"""``drum demon score`` / ``drum demon eval``: output files, resuming, one-line errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from drum.cli import demon as demon_cli
+from drum.cli.main import app
+from drum.demon.format import read_demon_task
+from drum.testing import FakeLVLM
+from tests.demon import conftest as demon_fixtures
+from tests.demon.conftest import write_scoring_predictions
+from tests.demon.test_run import reply
+
+runner = CliRunner()
+# The DEMON fixtures (tests/demon/conftest.py), found by pytest as this module's attributes.
+scoring_root = demon_fixtures.scoring_root
+tiny_lvlm_dirs = demon_fixtures.tiny_lvlm_dirs
+OUTPUTS = ("demon_scores.json", "demon_scores.md", "demon_scores.png")
+
+
+def one_error_line(output: str, *needles: str) -> None:
+    lines = [line for line in output.strip().splitlines() if "Loading weights" not in line]
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
+    for needle in needles:
+        assert needle in lines[0], output
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> list[FakeLVLM]:
+    """``drum demon eval --model fake/lvlm`` gets a FakeLVLM; the list holds each one made."""
+    made: list[FakeLVLM] = []
+
+    def load(model: str, option: str = "--model", device: str = "cpu") -> FakeLVLM:
+        made.append(FakeLVLM(reply=reply, fail_on_call=2 if model == "fake/killed" else None))
+        return made[-1]
+
+    monkeypatch.setattr(demon_cli, "load_lvlm", load)
+    return made
+
+
+def test_score_writes_the_json_the_jsonl_and_the_report(scoring_root: Path, tmp_path: Path) -> None:
+    results = write_scoring_predictions(scoring_root, tmp_path / "results")
+    out = tmp_path / "scores"
+    args = ["demon", "score", "--data", str(scoring_root), "--predictions", str(results)]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert all((out / name).is_file() for name in OUTPUTS)
+    scores = json.loads((out / "demon_scores.json").read_text())
+    assert set(scores["tasks"]) == {"ALFRED", "COMICS_Panel", "MMCoQA", "TQA"}
+    assert scores["tasks"]["TQA"]["score"] == 0.5
+    assert scores["categories"]["multi_modal_dialogue"] == pytest.approx(66.667)
+    lines = (out / "TQA" / "sample_scores.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"sample_id": "q0", "score": 1.0},
+        {"sample_id": "q1", "score": 0.0},
+    ]
+    assert "| multi_modal_dialogue | 66.67 | 2/2 |" in result.stdout
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "two"), "--tasks", "TQA, ALFRED"])
+    assert result.exit_code == 0, result.output
+    assert list(json.loads((tmp_path / "two" / "demon_scores.json").read_text())["tasks"]) == [
+        "TQA",
+        "ALFRED",
+    ]
+
+
+def test_score_errors_are_one_line(scoring_root: Path, tmp_path: Path) -> None:
+    results = write_scoring_predictions(scoring_root, tmp_path / "results", ["TQA"])
+    out = ["--out", str(tmp_path / "scores")]
+    good = ["demon", "score", "--data", str(scoring_root), "--predictions", str(results), *out]
+    cases = {
+        "no such directory": ["demon", "score", "--data", str(tmp_path / "nowhere"),
+                              "--predictions", str(results), *out],
+        "no task 'Nope'": [*good, "--tasks", "Nope"],
+        "did you mean 'TQA'": [*good, "--tasks", "tqa"],
+        "no predictions for task(s) ['ALFRED']": [*good, "--tasks", "TQA,ALFRED"],
+        "--predictions": ["demon", "score", "--data", str(scoring_root),
+                          "--predictions", str(tmp_path / "none"), *out],
+    }  # fmt: skip
+    for needle, args in cases.items():
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (needle, result.output)
+        one_error_line(result.output, needle)
+    write_predictions = json.loads((results / "TQA" / "pred.json").read_text())[:1]
+    (results / "TQA" / "pred.json").write_text(json.dumps(write_predictions))
+    result = runner.invoke(app, good)
+    assert result.exit_code == 2
+    one_error_line(result.output, "'TQA'", "no prediction for 1 of 2", "['q1']")
+
+
+def test_eval_generates_resumes_and_scores(
+    scoring_root: Path, tmp_path: Path, fake: list[FakeLVLM]
+) -> None:
+    out = tmp_path / "run"
+    args = ["demon", "eval", "--data", str(scoring_root), "--out", str(out), "--batch-size", "2"]
+    killed = runner.invoke(app, [*args, "--model", "fake/killed"])
+    assert isinstance(killed.exception, RuntimeError)  # killed on its second batch
+    saved = json.loads((out / "ALFRED" / "pred.json").read_text())
+    assert [record["sample_id"] for record in saved] == [0]
+    result = runner.invoke(app, [*args, "--model", "fake/lvlm"])
+    assert result.exit_code == 0, result.output
+    assert len(fake[-1].generated) == 7 - 1  # ALFRED's one sample was not generated again
+    assert all((out / name).is_file() for name in OUTPUTS)
+    assert all((out / task / "pred.json").is_file() for task in ("MMCoQA", "TQA"))
+    scores = json.loads((out / "demon_scores.json").read_text())
+    assert scores["tasks"]["TQA"]["score"] == 0.5
+    assert scores["config"]["batch_size"] == 2 and scores["config"]["max_new_tokens"] == 300
+    result = runner.invoke(app, [*args, "--model", "fake/lvlm", "--max-new-tokens", "5"])
+    assert result.exit_code == 2
+    one_error_line(result.output, "holds predictions of another run", "max_new_tokens")
+
+
+def test_eval_max_per_task_and_tasks(
+    scoring_root: Path, tmp_path: Path, fake: list[FakeLVLM]
+) -> None:
+    out = tmp_path / "run"
+    args = ["demon", "eval", "--model", "fake/lvlm", "--data", str(scoring_root)]
+    args += ["--out", str(out), "--tasks", "TQA,COMICS_Panel", "--max-per-task", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(fake[-1].generated) == 2
+    scores = json.loads((out / "demon_scores.json").read_text())
+    assert {task: entry["n"] for task, entry in scores["tasks"].items()} == {
+        "TQA": 1, "COMICS_Panel": 1,
+    }  # fmt: skip
+    assert not (out / "MMCoQA").exists()
+
+
+def test_eval_errors_are_one_line_before_any_model_loads(
+    scoring_root: Path, tmp_path: Path, fake: list[FakeLVLM]
+) -> None:
+    base = ["demon", "eval", "--out", str(tmp_path / "run")]
+    data = ["--data", str(scoring_root)]
+    not_a_model = tmp_path / "empty"
+    not_a_model.mkdir()
+    cases = {
+        "--data": [*base, "--model", "fake/lvlm", "--data", str(tmp_path / "nowhere")],
+        "no task 'Nope'": [*base, *data, "--model", "fake/lvlm", "--tasks", "Nope"],
+        "--model": [*base, *data, "--model", str(tmp_path / "no" / "such" / "model")],
+        "config.json": [*base, *data, "--model", str(not_a_model)],
+        "--batch-size must be a positive integer": [
+            *base, *data, "--model", "fake/lvlm", "--batch-size", "0",
+        ],
+        "--max-per-task must be a positive integer": [
+            *base, *data, "--model", "fake/lvlm", "--max-per-task", "0",
+        ],
+        "--tasks names no task": [*base, *data, "--model", "fake/lvlm", "--tasks", " , "],
+    }  # fmt: skip
+    for needle, args in cases.items():
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (needle, result.output)
+        one_error_line(result.output, needle)
+    assert fake == []
+
+
+def test_eval_defaults_are_the_librarys() -> None:
+    from drum.demon import run
+
+    assert (demon_cli.BATCH_SIZE, demon_cli.MAX_NEW_TOKENS) == (run.BATCH_SIZE, run.MAX_NEW_TOKENS)
+
+
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
+def test_eval_on_a_tiny_real_model(
+    family: str, scoring_root: Path, tmp_path: Path, tiny_lvlm_dirs: Callable[[str], Path]
+) -> None:
+    out = tmp_path / "run"
+    args = ["demon", "eval", "--model", str(tiny_lvlm_dirs(family)), "--data", str(scoring_root)]
+    args += ["--out", str(out), "--tasks", "COMICS_Panel,MMCoQA", "--max-new-tokens", "3"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    task = read_demon_task(scoring_root / "MMCoQA")
+    records = json.loads((out / "MMCoQA" / "pred.json").read_text())
+    assert [r["sample_id"] for r in records] == [s.sample_id for s in task.samples]
+    assert json.loads((out / "demon_scores.json").read_text())["config"]["model"].startswith(family)
