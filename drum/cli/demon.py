@@ -130,7 +130,7 @@ def demon_eval_command(
 ) -> None:
     """Generate greedily into <out>/<Task>/pred.json (a killed run resumes), then score."""
     from drum.demon.format import DemonFormatError
-    from drum.demon.run import DemonRunError, evaluate_demon
+    from drum.demon.run import DemonRunError, evaluate_demon, pending_samples
     from drum.demon.scoring import DemonScoringError
 
     _check_data(data)
@@ -141,6 +141,11 @@ def demon_eval_command(
     check_out(out, "directory")
     check_model(model, "--model")
     selected = _read_tasks(data, names)
+    try:  # the pred.json files of a run to resume, before the model loads
+        for task in selected:
+            pending_samples(task, out, max_per_task)
+    except DemonFormatError as error:
+        fail(str(error))
     lvlm = load_lvlm(model, device=device)
     try:
         scores = evaluate_demon(lvlm, selected, out, max_per_task, batch_size, max_new_tokens)

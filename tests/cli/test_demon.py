@@ -155,6 +155,12 @@ def test_eval_errors_are_one_line_before_any_model_loads(
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (needle, result.output)
         one_error_line(result.output, needle)
+    broken = tmp_path / "run" / "TQA" / "pred.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("[{oops")
+    result = runner.invoke(app, [*base, *data, "--model", "fake/lvlm"])
+    assert result.exit_code == 2
+    one_error_line(result.output, "pred.json", "malformed JSON")
     assert fake == []
 
 
@@ -177,3 +183,16 @@ def test_eval_on_a_tiny_real_model(
     records = json.loads((out / "MMCoQA" / "pred.json").read_text())
     assert [r["sample_id"] for r in records] == [s.sample_id for s in task.samples]
     assert json.loads((out / "demon_scores.json").read_text())["config"]["model"].startswith(family)
+
+
+def test_a_num_sample_mismatch_is_one_warning_line(scoring_root: Path, tmp_path: Path) -> None:
+    results = write_scoring_predictions(scoring_root, tmp_path / "results", ["TQA"])
+    core = scoring_root / "TQA" / "core" / "core.json"
+    record = json.loads(core.read_text())
+    record["metadata"]["num_sample"] = 5
+    core.write_text(json.dumps(record))
+    args = ["demon", "score", "--data", str(scoring_root), "--predictions", str(results)]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "scores")])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "num_sample is 5" in warnings[0]
