@@ -41,7 +41,8 @@ MAX_NEW_TOKENS = 300  # the reference inference script's max_new_tokens
 
 
 class DemonRunError(ValueError):
-    """A DEMON output folder that holds another run's predictions."""
+    """A DEMON run that cannot go on: an output folder holding another run's predictions, or
+    a batch the model refuses (a prompt longer than its context), naming task and samples."""
 
 
 def pending_samples(
@@ -96,7 +97,13 @@ def generate_predictions(
             for start in range(0, len(samples), batch_size):
                 batch = samples[start : start + batch_size]
                 prompts = [demon_prompt(task, sample) for sample in batch]
-                replies = lvlm.generate(prompts, max_new_tokens, batch_size, progress=False)
+                try:
+                    replies = lvlm.generate(prompts, max_new_tokens, batch_size, progress=False)
+                except ValueError as error:  # ContextOverflowError among them
+                    ids = [sample.sample_id for sample in batch]
+                    raise DemonRunError(
+                        f"DEMON task {task.name!r}, sample_ids {ids!r}: {error}"
+                    ) from error
                 append_predictions(
                     out_dir,
                     task,

@@ -172,3 +172,14 @@ def test_a_real_backend_killed_mid_run_resumes_to_the_uninterrupted_predictions(
         assert read_predictions(tmp_path / "out", task) == read_predictions(
             tmp_path / "whole", task
         )
+
+
+def test_a_prompt_longer_than_the_context_names_task_and_samples(
+    scoring_root: Path, tmp_path: Path, tiny_lvlm_dirs: Callable[[str], Path]
+) -> None:
+    from drum.lvlm.hf import HFLVLM
+
+    tasks = read_demon_root(scoring_root, ["TQA"])
+    lvlm = HFLVLM(tiny_lvlm_dirs("llava"))  # a 1,024-token context
+    with pytest.raises(DemonRunError, match=r"'TQA', sample_ids \['q0', 'q1'\]: .*context"):
+        evaluate_demon(lvlm, tasks, tmp_path / "out", max_new_tokens=5000, progress=False)
