@@ -11,10 +11,11 @@ SPLITS = ("train", "test")
 class BuiltinDemonConfig:
     """Settings of ``make_builtin_demon``.
 
-    ``n_train`` / ``n_test`` are samples per task per split (the train split is for a later
-    supervised ceiling; the test split is the benchmark). ``image_size`` is the side of every
-    image in pixels (None: the world's, 32 without a world); ``noise_std`` the pixel noise
-    (None: the world's, 12.0 without a world). The same config gives byte-identical files.
+    ``n_train`` / ``n_test`` are samples per task per split, 2 at least (the train split is
+    for a later supervised ceiling; the test split is the benchmark). ``image_size`` is the
+    side of every image in pixels (None: the world's, 32 without a world); ``noise_std`` the
+    pixel noise (None: the world's, 12.0 without a world). The same config gives
+    byte-identical files.
     """
 
     seed: int = 0
@@ -25,9 +26,10 @@ class BuiltinDemonConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_test"):
-            if getattr(self, name) < 1:
+            # Two at least: an open-ended chance level guesses another sample's answer.
+            if getattr(self, name) < 2:
                 raise ValueError(
-                    f"BuiltinDemonConfig.{name} must be >= 1, got {getattr(self, name)}"
+                    f"BuiltinDemonConfig.{name} must be >= 2, got {getattr(self, name)}"
                 )
         if self.image_size is not None and self.image_size < 24:
             raise ValueError(

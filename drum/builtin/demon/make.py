@@ -5,7 +5,9 @@ Layout of ``out_root``::
     builtin_demon.json                    the card: config, world, tasks, chance levels
     {train,test}/<Task>/core/core.json    the release format (``drum.demon.format``)
     {train,test}/<Task>/core/images/NNNNN_k.png
-    {train,test}/<Task>/meta.jsonl        per sample: the scenes' ground truth and what
+    {train,test}/<Task>/meta.jsonl        per sample: the scenes' ground truth, the indices
+                                          of the handwritten digits drawn (``digit_glyphs``,
+                                          into scikit-learn's ``load_digits``) and what
                                           determines the response (the edit, the attribute)
 
 Each split folder is a DEMON root (``read_demon_task(out_root / "test" / "SpotTheEdit")``).
@@ -81,7 +83,7 @@ def _render(item: Item, config: BuiltinDemonConfig, paths: list[Path]) -> None:
 
 def _meta_record(sample_id: int, item: Item) -> dict[str, Any]:
     scenes = [{**scene.to_meta(), "noise_seed": scene.noise_seed} for scene in item.scenes]
-    return {"sample_id": sample_id, "scenes": scenes, "digits": item.digits, **item.meta}
+    return {"sample_id": sample_id, "scenes": scenes, "digit_glyphs": item.digits, **item.meta}
 
 
 def generate_task(

@@ -46,6 +46,27 @@ def caption(scene: Scene) -> str:
     return canonical_caption(scene)
 
 
+def _adjacent(a: int, b: int) -> bool:
+    (ra, ca), (rb, cb) = divmod(a, GRID), divmod(b, GRID)
+    return abs(ra - rb) + abs(ca - cb) == 1
+
+
+def _apart(cells: list[int], cell: int) -> bool:
+    return not any(_adjacent(cell, other) for other in cells)
+
+
+def spread_cells(
+    rng: np.random.Generator, count: int, free_cells: tuple[int, ...]
+) -> tuple[int, ...]:
+    """``count`` cells of ``free_cells``, no two side by side: the world's large diamonds in
+    neighbouring cells touch at 32 pixels and would read as one object, so a count in these
+    tasks is always what the image shows."""
+    while True:
+        cells = [int(c) for c in rng.choice(free_cells, size=count, replace=False)]
+        if all(_apart(cells[:i], c) for i, c in enumerate(cells)):
+            return tuple(sorted(cells))
+
+
 def make_scene(
     rng: np.random.Generator,
     free_cells: tuple[int, ...] = tuple(range(GRID * GRID)),
@@ -54,7 +75,7 @@ def make_scene(
     """A random scene with the ``fixed`` attributes, its objects in ``free_cells``."""
     values = {a: fixed.get(a, VALUES[a][int(rng.integers(len(VALUES[a])))]) for a in ATTRIBUTES}
     count = int(values["count"])
-    cells = tuple(sorted(int(c) for c in rng.choice(free_cells, size=count, replace=False)))
+    cells = spread_cells(rng, count, free_cells)
     return Scene(
         shape=str(values["shape"]),
         colour=str(values["colour"]),
@@ -68,7 +89,8 @@ def make_scene(
 
 def with_value(scene: Scene, attribute: str, value: str | int, rng: np.random.Generator) -> Scene:
     """``scene`` with one attribute set to ``value``; the rest, noise included, kept (a count
-    change adds objects in free cells or removes some, keeping the others where they were)."""
+    change adds objects in free cells apart from the others, never the digit's, or removes
+    some, keeping the others where they were)."""
     if attribute != "count":
         return replace(scene, **{attribute: str(value)})
     count = int(value)
@@ -76,9 +98,10 @@ def with_value(scene: Scene, attribute: str, value: str | int, rng: np.random.Ge
     if count < len(cells):
         keep = sorted(int(i) for i in rng.choice(len(cells), size=count, replace=False))
         cells = [cells[i] for i in keep]
-    free = [c for c in range(GRID * GRID) if c not in cells and c != DIGIT_CELL]
     while len(cells) < count:
-        cells.append(int(free.pop(int(rng.integers(len(free))))))
+        free = [c for c in range(GRID * GRID) if c not in cells and c != DIGIT_CELL]
+        free = [c for c in free if _apart(cells, c)]
+        cells.append(int(free[int(rng.integers(len(free)))]))
     return replace(scene, count=count, cells=tuple(sorted(cells)))
 
 
