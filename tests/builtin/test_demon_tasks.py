@@ -260,6 +260,20 @@ def test_spot_the_edit_matches_the_scenes(root: Path) -> None:
     assert {m["edit"]["attribute"] for m in metas} == set(ATTRIBUTES)
 
 
+def test_moved_object_matches_the_cells(root: Path) -> None:
+    rows, columns = ("top", "middle", "bottom"), ("left", "centre", "right")
+    task, metas = _task(root, "MovedObject")
+    for sample, meta in zip(task.samples, metas, strict=True):
+        before, after = meta["scenes"]
+        assert _attrs(before) == _attrs(after)  # one caption for both images
+        assert canonical_caption(_scene(before)) == canonical_caption(_scene(after))
+        (left,) = set(before["cells"]) - set(after["cells"])
+        (went,) = set(after["cells"]) - set(before["cells"])
+        assert meta["move"] == {"from": left, "to": went}
+        names = [f"{rows[c // 3]} {columns[c % 3]}" for c in (left, went)]
+        assert sample.response == f"{names[0]} to {names[1]}"
+
+
 def test_missing_panel_has_one_candidate_that_fits(root: Path) -> None:
     task, metas = _task(root, "MissingPanel")
     for sample, meta in zip(task.samples, metas, strict=True):

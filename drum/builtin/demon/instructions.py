@@ -40,6 +40,18 @@ INSTRUCTIONS: dict[str, tuple[str, ...]] = {
         "what was changed in the second picture ? ",
         "name the one change between these pictures . ",
     ),
+    "MovedObject": (
+        "one object moved between the two images . from where to where ? ",
+        "say which cell the moved object left and which it went to . ",
+        "find the object that moved and give its old and new place . ",
+        "the second image is the first with one object moved . where did it go ? ",
+        "compare the positions of the objects in the two images . ",
+        "name the cell the object came from and the cell it moved to . ",
+        "spot the moved object and answer from cell to cell . ",
+        "where was the moved object , and where is it now ? ",
+        "tell how the object moved from the first image to the second . ",
+        "answer with the old place and the new place of the object that moved . ",
+    ),
     "MissingPanel": (
         "choose the image that fills the blank of the story . ",
         "one scene of the sequence is missing . pick it from the choices . ",

@@ -46,6 +46,26 @@ def caption(scene: Scene) -> str:
     return canonical_caption(scene)
 
 
+ROW_WORDS = ("top", "middle", "bottom")
+COLUMN_WORDS = ("left", "centre", "right")
+
+
+def cell_name(cell: int) -> str:
+    """``top left`` .. ``bottom right``: the words for a cell of the 3x3 grid."""
+    row, col = divmod(cell, GRID)
+    return f"{ROW_WORDS[row]} {COLUMN_WORDS[col]}"
+
+
+def move_one(scene: Scene, rng: np.random.Generator) -> tuple[Scene, int, int]:
+    """``scene`` with one object moved to a free cell apart from the others (the rest, noise
+    included, kept); also the cell it left and the cell it went to."""
+    cells = list(scene.cells)
+    source = cells.pop(int(rng.integers(len(cells))))
+    free = [c for c in range(GRID * GRID) if c != source and c not in cells and _apart(cells, c)]
+    target = int(free[int(rng.integers(len(free)))])
+    return replace(scene, cells=tuple(sorted([*cells, target]))), int(source), target
+
+
 def _adjacent(a: int, b: int) -> bool:
     (ra, ca), (rb, cb) = divmod(a, GRID), divmod(b, GRID)
     return abs(ra - rb) + abs(ca - cb) == 1

@@ -23,10 +23,12 @@ from drum.builtin.demon.scenes import (
     ORDINALS,
     VALUES,
     caption,
+    cell_name,
     digit_indices,
     distinct_values,
     edit,
     make_scene,
+    move_one,
     reshuffle,
     value_of,
     with_value,
@@ -138,6 +140,19 @@ def spot_the_edit(rng: np.random.Generator, split: str) -> Item:
         scenes=(before, after),
         response=f"{old} to {new}",
         meta={"edit": {"attribute": attribute, "from": old, "to": new}},
+    )
+
+
+def moved_object(rng: np.random.Generator, split: str) -> Item:
+    """Visual relation inference: two near-identical scenes in which one object moved to
+    another cell; answer "<from cell> to <to cell>". The two images have the same caption."""
+    before = make_scene(rng)
+    after, source, target = move_one(before, rng)
+    return Item(
+        context=f"{_images(2)} which object moved ?",
+        scenes=(before, after),
+        response=f"{cell_name(source)} to {cell_name(target)}",
+        meta={"move": {"from": source, "to": target}},
     )
 
 
@@ -323,6 +338,7 @@ TASKS: dict[str, TaskSpec] = {
     "ShapeChat": TaskSpec("multi_modal_dialogue", OPEN_ENDED, shape_chat),
     "ShapeStory": TaskSpec("visual_story_telling_list", OPEN_ENDED, shape_story),
     "SpotTheEdit": TaskSpec("visual_relation_inference", OPEN_ENDED, spot_the_edit),
+    "MovedObject": TaskSpec("visual_relation_inference", OPEN_ENDED, moved_object),
     "MissingPanel": TaskSpec("multi_modal_cloze", MULTI_CHOICE, missing_panel),
     "CaptionCloze": TaskSpec("multi_modal_cloze", MULTI_CHOICE, caption_cloze),
     "ShapeFacts": TaskSpec("knowledge_grounded_qa", MULTI_CHOICE, shape_facts),

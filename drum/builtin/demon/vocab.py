@@ -4,12 +4,12 @@ the built-in word-level tokenizer: the world's vocabulary and the words these ta
 from __future__ import annotations
 
 from drum.builtin.demon.instructions import INSTRUCTIONS
-from drum.builtin.demon.scenes import LETTERS, ORDINALS
+from drum.builtin.demon.scenes import COLUMN_WORDS, LETTERS, ORDINALS, ROW_WORDS
 from drum.builtin.world.language import vocabulary as world_vocabulary
 
 # Words of the contexts and answers beyond the world's own (digits name the marked images).
 TASK_WORDS = (
-    *ORDINALS, *LETTERS, *(str(d) for d in range(10)),
+    *ORDINALS, *LETTERS, *ROW_WORDS, *COLUMN_WORDS, "object", "moved", *(str(d) for d in range(10)),
     "human", "assistant", ":", ".", "?", ",", "and", "the", "image", "images", "objects",
     "in", "are", "what", "how", "many", "shape", "size", "colour", "comes", "next", "changed",
     "to", "blank", "which", "fills", "fill", "facts", "keeps", "who", "with", "marked", "do",
