@@ -30,7 +30,12 @@ from drum.builtin.world.scene import Scene, render_scene
 from drum.demon.categories import CATEGORIES, MULTI_CHOICE, OPEN_ENDED
 from drum.demon.format import PLACEHOLDER, DemonTask, read_demon_task
 from drum.demon.prompt import demon_text
-from drum.demon.scoring import IMAGE_CHOICE_TASKS
+from drum.demon.scoring import (
+    IMAGE_CHOICE_TASKS,
+    score_image_choice,
+    score_multiple_choice,
+    score_open_ended,
+)
 
 CONFIG = BuiltinDemonConfig(seed=3, n_train=12, n_test=30)
 
@@ -154,6 +159,23 @@ def test_every_word_is_in_the_vocabulary(root: Path) -> None:
             assert not unknown, (name, unknown)
             if name not in IMAGE_CHOICE_BUILTIN_TASKS:
                 assert set(sample.response.split()) <= words
+
+
+def test_the_true_answer_scores_one_and_a_wrong_choice_zero(root: Path) -> None:
+    for name, spec in TASKS.items():
+        task, _ = _task(root, name)
+        for sample in task.samples:
+            if spec.question_type == OPEN_ENDED:
+                assert score_open_ended(sample.response, sample.response) == pytest.approx(1.0)
+                continue
+            choices = sample.choices or ()
+            for choice in choices:
+                right = choice.split(":")[0] == sample.response
+                if name in IMAGE_CHOICE_BUILTIN_TASKS:
+                    score = score_image_choice(choice, sample.response)
+                else:
+                    score = score_multiple_choice(choice, choices, sample.response)
+                assert score == float(right), (name, sample.sample_id, choice)
 
 
 def _digest(root: Path) -> dict[str, str]:
