@@ -310,6 +310,20 @@ def test_missing_panel_has_one_candidate_that_fits(root: Path) -> None:
         assert len({_attrs(c) for c in candidates}) == 4
 
 
+def test_image_choice_candidates_have_no_centre(root: Path) -> None:
+    # Were the answer the one candidate the others are edits of, it could be found without
+    # reading the question: every candidate has the same total distance to the others.
+    for name, first in (("MissingPanel", 3), ("WhichImage", 0)):
+        _, metas = _task(root, name)
+        for meta in metas:
+            candidates = [_attrs(s) for s in meta["scenes"][first:]]
+            totals = {
+                sum(sum(x != y for x, y in zip(a, b, strict=True)) for b in candidates)
+                for a in candidates
+            }
+            assert totals == {4}, (name, meta["sample_id"])
+
+
 def test_caption_cloze_blank_is_read_from_its_image(root: Path) -> None:
     task, metas = _task(root, "CaptionCloze")
     for sample, meta in zip(task.samples, metas, strict=True):

@@ -158,20 +158,18 @@ def moved_object(rng: np.random.Generator, split: str) -> Item:
 
 def missing_panel(rng: np.random.Generator, split: str) -> Item:
     """Multi-modal cloze (image choice): a four-frame alternating story with one frame
-    blanked; pick its image among the true frame and three one-attribute edits of it (one of
-    them the neighbours' phase of the alternating attribute)."""
+    blanked; pick its image among four candidates: the true frame T, T in the wrong phase of
+    the alternating attribute (the neighbours' value), T with another attribute edited, and T
+    with both. The four form a cycle of one-attribute steps, so no candidate is the centre of
+    the others: only the story tells which is right."""
     frames, attribute = _alternating_story(rng, 4)
     blank = int(rng.integers(1, 4))
     truth = frames[blank]
-    others = [a for a in ATTRIBUTES if a != attribute]
-    edited = [attribute, *(others[int(i)] for i in rng.choice(len(others), 2, replace=False))]
-    # The alternating attribute's distractor takes the neighbours' value (the wrong phase).
-    neighbour = frames[blank - 1].attributes()[attribute]
-    wrong_phase = with_value(truth, attribute, neighbour, rng)
-    candidates = [
-        truth,
-        *(reshuffle(s, rng) for s in (wrong_phase, *(edit(truth, a, rng) for a in edited[1:]))),
-    ]
+    other = _pick(rng, [a for a in ATTRIBUTES if a != attribute])
+    wrong_phase = with_value(truth, attribute, frames[blank - 1].attributes()[attribute], rng)
+    edited = edit(truth, other, rng)
+    both = with_value(wrong_phase, other, edited.attributes()[other], rng)
+    candidates = [truth, *(reshuffle(scene, rng) for scene in (wrong_phase, edited, both))]
     order = [int(i) for i in rng.permutation(4)]
     shown = [f for i, f in enumerate(frames) if i != blank]
     pieces = [f"{{image#{i + 1}}}" for i in range(3)]
@@ -182,7 +180,7 @@ def missing_panel(rng: np.random.Generator, split: str) -> Item:
         scenes=(*shown, *(candidates[i] for i in order)),
         response=f"Image {LETTERS[answer]}",
         choices=_image_choices(4),
-        meta={"attribute": attribute, "blank": blank, "edited": edited, "answer_index": answer},
+        meta={"attribute": attribute, "blank": blank, "edited": other, "answer_index": answer},
     )
 
 
@@ -316,12 +314,13 @@ def _describe(attributes: tuple[str, str], scene: Scene) -> str:
 
 def which_image(rng: np.random.Generator, split: str) -> Item:
     """Multi-image reasoning (image choice): four near-identical scenes; which one shows the
-    named combination of two attributes? The others differ in one or both of them."""
+    named combination of two attributes? The others differ in one or both of them (a cycle of
+    one-attribute steps: no candidate is the centre of the others)."""
     pair = _pick(rng, _PAIRS)
     truth = make_scene(rng)
     first = edit(truth, pair[0], rng)
     second = edit(truth, pair[1], rng)
-    both = edit(first, pair[1], rng)
+    both = with_value(first, pair[1], second.attributes()[pair[1]], rng)
     candidates = [truth, first, second, both]
     order = [int(i) for i in rng.permutation(4)]
     answer = order.index(0)
