@@ -229,6 +229,7 @@ def test_card_records_config_and_chance_levels(root: Path) -> None:
     assert card["tasks"]["WhichImage"]["chance"]["test"] == pytest.approx(0.25)
     assert card["tasks"]["MissingPanel"]["chance"]["test"] == pytest.approx(0.25)
     assert card["tasks"]["SameCount"]["chance"]["test"] == pytest.approx(0.5)
+    assert card["tasks"]["SamePlaces"]["chance"]["test"] == pytest.approx(0.5)
     assert card["tasks"]["DigitBoard"]["chance"]["test"] == pytest.approx(1 / 3)
 
 
@@ -380,6 +381,20 @@ def test_same_count_is_the_count_of_the_rendered_scenes(root: Path) -> None:
         assert counts == meta["counts"] == [first["count"], second["count"]]
         assert sample.response == ("same" if counts[0] == counts[1] else "different")
         assert all(first[a] != second[a] for a in ("shape", "colour", "size"))
+    assert {sample.response for sample in task.samples} == {"same", "different"}
+
+
+def test_same_places_follows_the_cells(root: Path) -> None:
+    task, metas = _task(root, "SamePlaces")
+    for sample, meta in zip(task.samples, metas, strict=True):
+        first, second = meta["scenes"]
+        assert _attrs(first) == _attrs(second)  # one caption for both images
+        assert first["noise_seed"] != second["noise_seed"]
+        same = first["cells"] == second["cells"]
+        assert sample.response == ("same" if same else "different")
+        assert (meta["move"] is None) == same
+        if not same:
+            assert set(first["cells"]) ^ set(second["cells"]) == set(meta["move"].values())
     assert {sample.response for sample in task.samples} == {"same", "different"}
 
 

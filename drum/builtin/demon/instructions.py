@@ -112,6 +112,18 @@ INSTRUCTIONS: dict[str, tuple[str, ...]] = {
         "same or different number of objects ? ",
         "compare the two pictures by their counts . ",
     ),
+    "SamePlaces": (
+        "compare where the objects are in the two images . ",
+        "are the objects in the same cells in both images ? ",
+        "ignore the background and say whether any object moved . ",
+        "answer same if no object moved between the images , else different . ",
+        "look at the positions of the objects in both images . ",
+        "do the two images have their objects in the same places ? ",
+        "compare the layouts of the two pictures . ",
+        "same or different places ? ",
+        "check whether one object is somewhere else in the second image . ",
+        "say whether the two images put the objects in the same places . ",
+    ),
     "WhichImage": (
         "choose the image that matches the description . ",
         "which of the four images shows what the question names ? ",

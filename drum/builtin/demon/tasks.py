@@ -11,7 +11,7 @@ question names which image and which attribute matter. See ``docs/demon.md``, "B
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -304,6 +304,27 @@ def same_count(rng: np.random.Generator, split: str) -> Item:
     )
 
 
+def same_places(rng: np.random.Generator, split: str) -> Item:
+    """Multi-image reasoning: two photos of the same objects (same caption; fresh background
+    and noise); are the objects in the same cells, or has one moved? (balanced)"""
+    first = make_scene(rng)
+    second = reshuffle(first, rng)
+    same = bool(rng.integers(2))
+    moved = None
+    if same:
+        second = replace(second, cells=first.cells)
+    else:
+        second, source, target = move_one(replace(second, cells=first.cells), rng)
+        moved = {"from": source, "to": target}
+    return Item(
+        context=f"{_images(2)} are the objects in the same places in the two images ?",
+        scenes=(first, second),
+        response="same" if same else "different",
+        choices=("same", "different"),
+        meta={"move": moved},
+    )
+
+
 _PAIRS = (("count", "size"), ("count", "colour"), ("size", "colour"), ("size", "shape"))
 
 
@@ -343,6 +364,7 @@ TASKS: dict[str, TaskSpec] = {
     "ShapeFacts": TaskSpec("knowledge_grounded_qa", MULTI_CHOICE, shape_facts),
     "DigitBoard": TaskSpec("text_rich_images_qa", MULTI_CHOICE, digit_board),
     "SameCount": TaskSpec("multi_image_reasoning", MULTI_CHOICE, same_count),
+    "SamePlaces": TaskSpec("multi_image_reasoning", MULTI_CHOICE, same_places),
     "WhichImage": TaskSpec("multi_image_reasoning", MULTI_CHOICE, which_image),
 }
 """Task name -> (DEMON category, question type, generator)."""

@@ -9,7 +9,8 @@ from drum.builtin.world.language import vocabulary as world_vocabulary
 
 # Words of the contexts and answers beyond the world's own (digits name the marked images).
 TASK_WORDS = (
-    *ORDINALS, *LETTERS, *ROW_WORDS, *COLUMN_WORDS, "object", "moved", *(str(d) for d in range(10)),
+    *ORDINALS, *LETTERS, *ROW_WORDS, *COLUMN_WORDS, *(str(d) for d in range(10)),
+    "object", "moved", "places",
     "human", "assistant", ":", ".", "?", ",", "and", "the", "image", "images", "objects",
     "in", "are", "what", "how", "many", "shape", "size", "colour", "comes", "next", "changed",
     "to", "blank", "which", "fills", "fill", "facts", "keeps", "who", "with", "marked", "do",
