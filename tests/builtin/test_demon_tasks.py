@@ -426,3 +426,15 @@ def test_every_scene_shows_its_count(root: Path) -> None:
         for meta in metas:
             for scene in meta["scenes"]:
                 assert _rendered_count(scene) == scene["count"], (name, scene)
+
+
+def test_docs_table_gives_the_default_chance_levels(tmp_path: Path) -> None:
+    # docs/demon.md quotes the test split of the default seed; only that split matters here.
+    make_builtin_demon(None, tmp_path / "d", BuiltinDemonConfig(seed=0, n_train=2, n_test=100))
+    card = json.loads((tmp_path / "d" / CARD).read_text())
+    docs = (Path(__file__).parents[2] / "docs" / "demon.md").read_text()
+    section = docs.split("## Built-in tasks", 1)[1]
+    rows = dict(re.findall(r"^\| (\w+) \|.* \| ([0-9.]+) \|$", section, flags=re.M))
+    assert set(rows) == set(TASKS)
+    for name, quoted in rows.items():
+        assert float(quoted) == pytest.approx(card["tasks"][name]["chance"]["test"], abs=0.005)
