@@ -153,7 +153,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
 
 def digit_indices(digit: int, split_parity: int) -> np.ndarray:
     """Indices of the handwritten ``digit``s of one split: even indices train, odd test, so the
-    two splits never share a writer's sample."""
+    two splits never share a sample."""
     _, targets = _digits()
     indices = np.flatnonzero(targets == digit)
     return indices[indices % 2 == split_parity]

@@ -216,12 +216,6 @@ def caption_cloze(rng: np.random.Generator, split: str) -> Item:
     )
 
 
-_SELECTORS = {
-    "count": "the image with {value} objects",
-    "size": "the image with {value} objects",
-}
-
-
 def shape_facts(rng: np.random.Generator, split: str) -> Item:
     """Knowledge-grounded QA: a text knowledge base names the keeper of every shape (or
     colour); ask who keeps the objects of the image picked by its count (or size)."""
@@ -236,10 +230,10 @@ def shape_facts(rng: np.random.Generator, split: str) -> Item:
     values = VALUES[key]
     names = [NONSENSE_WORDS[int(i)] for i in rng.choice(len(NONSENSE_WORDS), len(values), False)]
     keeper = {str(v): n for v, n in zip(values, names, strict=True)}
-    noun = {"shape": lambda v: PLURALS[str(v)], "colour": lambda v: f"{v} objects"}[key]
-    facts = " ".join(f"{keeper[str(v)]} keeps {noun(v)} ." for v in values)
+    kept = {str(v): PLURALS[str(v)] if key == "shape" else f"{v} objects" for v in values}
+    facts = " ".join(f"{keeper[str(v)]} keeps {kept[str(v)]} ." for v in values)
     target = int(rng.integers(n_images))
-    which = _SELECTORS[selector].format(value=word(selector, selectors[target]))
+    which = f"the image with {word(selector, selectors[target])} objects"
     shown = [keeper[str(k)] for k in keys]
     extra = [n for n in names if n not in shown]
     choices = [*shown, extra[int(rng.integers(len(extra)))]]
@@ -255,7 +249,7 @@ def shape_facts(rng: np.random.Generator, split: str) -> Item:
 
 def digit_board(rng: np.random.Generator, split: str) -> Item:
     """Text-rich images QA: three images each marked with a handwritten digit (scikit-learn's
-    digits; train and test use disjoint writers' samples); ask an attribute of the image
+    digits; train and test use disjoint samples); ask an attribute of the image
     marked with one digit."""
     attribute = _pick(rng, ("colour", "shape", "count"))
     values = distinct_values(attribute, 3, rng)
