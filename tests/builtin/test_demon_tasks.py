@@ -438,3 +438,15 @@ def test_docs_table_gives_the_default_chance_levels(tmp_path: Path) -> None:
     assert set(rows) == set(TASKS)
     for name, quoted in rows.items():
         assert float(quoted) == pytest.approx(card["tasks"][name]["chance"]["test"], abs=0.005)
+
+
+def test_prompts_show_every_image_once_in_order(root: Path) -> None:
+    from drum.demon.prompt import demon_prompt
+    from drum.lvlm.prompt import ImagePart
+
+    for name in TASKS:
+        task, _ = _task(root, name)
+        for sample in task.samples[:5]:
+            parts = demon_prompt(task, sample).query.parts
+            images = [part for part in parts if isinstance(part, ImagePart)]
+            assert [Path(part.path) for part in images] == list(sample.images)
