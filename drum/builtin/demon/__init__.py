@@ -1,0 +1,17 @@
+"""Built-in DEMON-style tasks over the built-in world: the CPU face of the DEMON benchmark.
+
+Nine tasks covering DEMON's seven categories, written in the release layout
+(``drum.demon.format``) by ``make_builtin_demon``. See ``docs/demon.md``, "Built-in tasks".
+"""
+
+from drum.builtin.demon.config import BuiltinDemonConfig
+from drum.builtin.demon.make import make_builtin_demon
+from drum.builtin.demon.tasks import IMAGE_CHOICE_BUILTIN_TASKS, TASKS, TaskSpec
+
+__all__ = [
+    "IMAGE_CHOICE_BUILTIN_TASKS",
+    "TASKS",
+    "BuiltinDemonConfig",
+    "TaskSpec",
+    "make_builtin_demon",
+]
