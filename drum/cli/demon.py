@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from drum.cli.common import check_model, check_out, console, fail, load_lvlm, warn
+from drum.cli.common import check_model, check_out, console, default_of, fail, load_lvlm, warn
 
 if TYPE_CHECKING:
     from drum.demon.format import DemonTask
@@ -23,6 +23,7 @@ app = typer.Typer(no_args_is_help=True, help="The DEMON benchmark: score predict
 # typed here so that `drum --help` imports no drum.demon module.
 BATCH_SIZE = 8
 MAX_NEW_TOKENS = 300
+BUILTIN_CONFIG = "drum.builtin.demon.config:BuiltinDemonConfig"
 
 DataOption = Annotated[
     Path, typer.Option("--data", help="A DEMON release root: <Task>/core/core.json per task.")
@@ -152,3 +153,32 @@ def demon_eval_command(
     except (DemonFormatError, DemonScoringError, DemonRunError) as error:
         fail(str(error))
     _report(out, scores)
+
+
+@app.command("make-builtin")
+def demon_make_builtin_command(
+    out: Annotated[
+        Path, typer.Option("--out", help="Root to write: <out>/{train,test}/<Task>/core/.")
+    ] = Path("builtin_demon"),
+    world: Annotated[
+        Path | None,
+        typer.Option(help="A built-in world (drum data make-world): image size and noise."),
+    ] = None,
+    seed: int = default_of(BUILTIN_CONFIG, "seed"),
+    n_train: int = default_of(BUILTIN_CONFIG, "n_train"),
+    n_test: int = default_of(BUILTIN_CONFIG, "n_test"),
+) -> None:
+    """Write the built-in DEMON-style tasks (all 7 categories) in the release format."""
+    if world is not None and not (world / "world.json").is_file():
+        fail(f"--world {world}: no world.json; expected a `drum data make-world` output")
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: is a file; expected a directory to write the tasks into")
+    from drum.builtin.demon.config import BuiltinDemonConfig
+    from drum.builtin.demon.make import make_builtin_demon
+
+    try:
+        config = BuiltinDemonConfig(seed=seed, n_train=n_train, n_test=n_test)
+    except ValueError as error:
+        fail(str(error))
+    dirs = make_builtin_demon(world, out, config)
+    console.print(f"{len(dirs)} task folders written under {out} (card: builtin_demon.json)")

@@ -9,7 +9,7 @@ reference's own outputs (``tests/demon/fixtures``); where the reference crashes 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from drum.demon.categories import MULTI_CHOICE, OPEN_ENDED, TASK_QUESTION_TYPES
 from drum.demon.normalize import normalize
@@ -23,6 +23,14 @@ IMAGE_CHOICE_TASKS: frozenset[str] = frozenset(
 through TF-IDF matching instead, where "image a".."image d" are all the single token "image"
 (one-letter words are not tokens), every option ties, and only samples whose answer is the
 first option count as correct. Fixed here: VisualCloze is an image-choice task."""
+
+BUILTIN_IMAGE_CHOICE_TASKS: frozenset[str] = frozenset({"MissingPanel", "WhichImage"})
+"""DRUM's built-in DEMON-style tasks (``drum.builtin.demon``) in the image-choice form. The
+reference routes image choice by task name, so these names are routed the same way; they do not
+collide with any DEMON task name."""
+
+ROUTED_IMAGE_CHOICE_TASKS: frozenset[str] = IMAGE_CHOICE_TASKS | BUILTIN_IMAGE_CHOICE_TASKS
+"""What ``score_sample`` routes to ``score_image_choice`` by default."""
 
 IMAGE_MENTIONS: tuple[str, ...] = ("image a", "image b", "image c", "image d")
 
@@ -137,12 +145,15 @@ def score_sample(
     *,
     sample_id: object = None,
     exact_match_first: bool = False,
+    image_choice_tasks: Collection[str] = ROUTED_IMAGE_CHOICE_TASKS,
 ) -> float:
     """Score one DEMON sample as ``evaluate.py`` routes it.
 
     ``question_type`` is the task's ``metadata.question_type``: ``"open-ended"`` ->
-    ``score_open_ended``; ``"multi-choice"`` -> ``score_image_choice`` for
-    ``IMAGE_CHOICE_TASKS``, else ``score_multiple_choice`` over ``choices``. An empty question
+    ``score_open_ended``; ``"multi-choice"`` -> ``score_image_choice`` for the tasks in
+    ``image_choice_tasks`` (the reference's ``IMAGE_CHOICE_TASKS`` and DRUM's built-in
+    ``BUILTIN_IMAGE_CHOICE_TASKS``; pass your own for other image-choice tasks), else
+    ``score_multiple_choice`` over ``choices``. An empty question
     type falls back to ``TASK_QUESTION_TYPES`` (ALFRED's release metadata has ``""``, which the
     reference skips as "Dataset not supported"; it is scored open-ended here).
 
@@ -157,7 +168,7 @@ def score_sample(
         if kind == OPEN_ENDED:
             return score_open_ended(prediction, response)
         if kind == MULTI_CHOICE:
-            if task in IMAGE_CHOICE_TASKS:
+            if task in image_choice_tasks:
                 return score_image_choice(prediction, response)
             if choices is None:
                 raise DemonScoringError("a multi-choice sample needs its choice list")

@@ -450,3 +450,13 @@ def test_prompts_show_every_image_once_in_order(root: Path) -> None:
             parts = demon_prompt(task, sample).query.parts
             images = [part for part in parts if isinstance(part, ImagePart)]
             assert [Path(part.path) for part in images] == list(sample.images)
+
+
+def test_score_sample_routes_the_image_choice_tasks_to_image_choice() -> None:
+    from drum.demon.scoring import score_sample
+
+    for name in IMAGE_CHOICE_BUILTIN_TASKS:
+        choices = ["Image A", "Image B", "Image C", "Image D"]
+        # TF-IDF would tie all four options and pick the first; image choice reads the answer.
+        assert score_sample(name, "multi-choice", "image b", "Image B", choices) == 1.0
+        assert score_sample(name, "multi-choice", "image a", "Image B", choices) == 0.0

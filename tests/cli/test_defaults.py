@@ -31,6 +31,7 @@ def field_defaults(config: Any) -> dict[str, Any]:
 
 def backing_configs() -> dict[str, dict[str, Any]]:
     """Per command, the defaults of the configs it builds (first config wins on a name)."""
+    from drum.builtin.demon.config import BuiltinDemonConfig
     from drum.builtin.embedder import BuiltinEmbedderConfig
     from drum.builtin.lvlm.train import BuiltinLVLMConfig
     from drum.builtin.world.generate import WorldConfig
@@ -59,6 +60,7 @@ def backing_configs() -> dict[str, dict[str, Any]]:
             **field_defaults(DrumExperimentConfig().mining),
             **field_defaults(DrumExperimentConfig),
         },
+        "demon make-builtin": field_defaults(BuiltinDemonConfig),
     }
 
 

@@ -196,3 +196,27 @@ def test_a_num_sample_mismatch_is_one_warning_line(scoring_root: Path, tmp_path:
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "num_sample is 5" in warnings[0]
+
+
+def test_make_builtin_writes_both_splits_that_read_back(tmp_path: Path) -> None:
+    out = tmp_path / "builtin"
+    args = ["demon", "make-builtin", "--out", str(out), "--n-train", "2", "--n-test", "3"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "builtin_demon.json").read_text())
+    assert card["config"]["n_test"] == 3
+    tests = sorted(p for p in (out / "test").iterdir() if p.is_dir())
+    assert tests and all(len(read_demon_task(p).samples) == 3 for p in tests)
+    assert all(
+        len(read_demon_task(p).samples) == 2 for p in (out / "train").iterdir() if p.is_dir()
+    )
+
+
+def test_make_builtin_errors_are_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demon", "make-builtin", "--world", str(tmp_path / "no-world")])
+    assert result.exit_code == 2
+    one_error_line(result.output, "--world", "world.json")
+    args = ["demon", "make-builtin", "--out", str(tmp_path / "b"), "--n-test", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    one_error_line(result.output)

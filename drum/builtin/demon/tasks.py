@@ -37,6 +37,7 @@ from drum.builtin.demon.scenes import (
 from drum.builtin.world.language import NONSENSE_WORDS, PLURALS
 from drum.builtin.world.scene import GRID, SHAPES, Scene
 from drum.demon.categories import MULTI_CHOICE, OPEN_ENDED
+from drum.demon.scoring import BUILTIN_IMAGE_CHOICE_TASKS
 
 
 @dataclass(frozen=True)
@@ -363,5 +364,6 @@ TASKS: dict[str, TaskSpec] = {
 }
 """Task name -> (DEMON category, question type, generator)."""
 
-IMAGE_CHOICE_BUILTIN_TASKS: frozenset[str] = frozenset({"MissingPanel", "WhichImage"})
-"""The built-in tasks scored by ``drum.demon.scoring.score_image_choice`` ("Image B")."""
+IMAGE_CHOICE_BUILTIN_TASKS: frozenset[str] = BUILTIN_IMAGE_CHOICE_TASKS
+"""The built-in tasks scored by ``drum.demon.scoring.score_image_choice`` ("Image B"): declared
+in ``drum.demon.scoring``, whose ``score_sample`` routes them there by name."""
