@@ -22,6 +22,7 @@ from drum.data.jsonl import (
     verify_image,
     write_examples,
 )
+from tests.badinput.conftest import broken_deflate_png
 
 
 def _png(path: Path, colour: tuple[int, int, int] = (200, 30, 30)) -> Path:
@@ -337,28 +338,8 @@ def test_corrupt_image(root: Path, make_bytes: Any) -> None:
     assert "bad.png" in str(error)
 
 
-def _png_with_broken_data_and_valid_crc() -> bytes:
-    """A PNG whose IDAT holds a broken deflate stream under a correct CRC: ``verify()``
-    (which only checks CRCs) passes it, decoding fails."""
-    import struct
-    import zlib
-
-    good = _png_bytes()
-    out, position = bytearray(good[:8]), 8
-    while position < len(good):
-        (length,) = struct.unpack(">I", good[position : position + 4])
-        kind = good[position + 4 : position + 8]
-        data = good[position + 8 : position + 8 + length]
-        if kind == b"IDAT":
-            data = data[:2] + bytes(byte ^ 0xFF for byte in data[2:40]) + data[40:]
-        out += struct.pack(">I", len(data)) + kind + data
-        out += struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        position += 12 + length
-    return bytes(out)
-
-
 def test_an_image_with_broken_data_and_valid_crc_is_decoded_and_rejected(root: Path) -> None:
-    (root / "images" / "bad.png").write_bytes(_png_with_broken_data_and_valid_crc())
+    (root / "images" / "bad.png").write_bytes(broken_deflate_png(_png_bytes()))
     with Image.open(root / "images" / "bad.png") as image:
         image.verify()  # the CRCs are fine: only a full decode finds the damage
     path = _write_lines(root / "data.jsonl", [json.dumps(_record(images=["images/bad.png"]))])
