@@ -7,11 +7,11 @@ import dataclasses
 import importlib
 import sys
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -29,6 +29,9 @@ ModelOption = Annotated[
 ]
 
 
+T = TypeVar("T")
+
+
 def fail(message: str) -> NoReturn:
     """Print ``message`` as one line (never wrapped, no markup) and exit with status 2."""
     console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
@@ -40,25 +43,34 @@ def warn(message: str) -> None:
     console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
 
 
+def read_or_fail(read: Callable[[], T], error: type[Exception], warning: type[Warning]) -> T:
+    """``read()``, with an ``error`` ending the command (exit 2) and each ``warning`` printed
+    as one line; other warnings are shown as Python would have shown them."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", warning)
+        try:
+            result = read()
+        except error as raised:
+            fail(str(raised))
+    for caught_warning in caught:
+        if issubclass(caught_warning.category, warning):
+            warn(str(caught_warning.message))
+        else:
+            warnings.warn_explicit(
+                caught_warning.message,
+                caught_warning.category,
+                caught_warning.filename,
+                caught_warning.lineno,
+            )
+    return result
+
+
 def read_dataset(path: Path) -> list[Example]:
     """``validate_dataset(path)``: every field, every image decoded, at least one example; a
     ``DataError`` ends the command (exit 2), a ``DataWarning`` is printed as one line."""
     from drum.data.jsonl import DataError, DataWarning, validate_dataset
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataWarning)
-        try:
-            examples = validate_dataset(path)
-        except DataError as error:
-            fail(str(error))
-    for warning in caught:
-        if issubclass(warning.category, DataWarning):
-            warn(str(warning.message))
-        else:  # not ours: as Python would have shown it
-            warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
-            )
-    return examples
+    return read_or_fail(lambda: validate_dataset(path), DataError, DataWarning)
 
 
 def check_datasets(paths: Iterable[Path]) -> None:

@@ -6,13 +6,20 @@ from the JSON, ``<out>/demon_scores.md`` and ``<out>/demon_scores.png`` (see doc
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from drum.cli.common import check_model, check_out, console, default_of, fail, load_lvlm, warn
+from drum.cli.common import (
+    check_model,
+    check_out,
+    console,
+    default_of,
+    fail,
+    load_lvlm,
+    read_or_fail,
+)
 
 if TYPE_CHECKING:
     from drum.demon.format import DemonTask
@@ -57,20 +64,7 @@ def _read_tasks(data: Path, names: list[str] | None) -> list[DemonTask]:
     """``read_demon_root``: a format error ends the command, a format warning is one line."""
     from drum.demon.format import DemonFormatError, DemonFormatWarning, read_demon_root
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DemonFormatWarning)
-        try:
-            tasks = read_demon_root(data, names)
-        except DemonFormatError as error:
-            fail(str(error))
-    for warning in caught:
-        if issubclass(warning.category, DemonFormatWarning):
-            warn(str(warning.message))
-        else:  # not ours: as Python would have shown it
-            warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
-            )
-    return tasks
+    return read_or_fail(lambda: read_demon_root(data, names), DemonFormatError, DemonFormatWarning)
 
 
 def _report(out: Path, scores: dict[str, Any]) -> None:
