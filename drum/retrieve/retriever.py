@@ -104,7 +104,6 @@ class PoolExclusions:
 
         exclusions = PoolExclusions(pool)
         exclusions.rows(pool[3])  # {3}, plus the rows of any exact copies of pool[3]
-        exclusions.check(queries, k=8)  # ValueError naming a query left with fewer than 8
     """
 
     def __init__(self, pool: Sequence[Example]) -> None:
@@ -122,12 +121,6 @@ class PoolExclusions:
         if query.id in self._row_of:
             rows.add(self._row_of[query.id])
         return rows
-
-    def check(self, queries: Sequence[Example], k: int) -> list[set[int]]:
-        """Every query's excluded rows; ``ValueError`` if one leaves fewer than ``k`` examples."""
-        excluded = [self.rows(query) for query in queries]
-        check_available(self.pool, queries, excluded, k)
-        return excluded
 
 
 def check_available(
