@@ -36,9 +36,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
-import re
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from drum.data.images import image_key, load_image
 from drum.lvlm.base import LVLM, ScoreResult
 from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
 from drum.lvlm.prompt import ICLPrompt
+from drum.lvlm.qwen_processor import Qwen2VLImageOnlyProcessor
 from drum.utils.fingerprint import directory_digest
 
 log = logging.getLogger(__name__)
@@ -78,94 +78,6 @@ IMAGE_ONLY_PROCESSOR_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
 # rather than detected by shape, which a vision tensor can match by coincidence (Qwen2-VL's
 # ``pixel_values`` is ``(patches, patch_dim)``).
 TOKEN_ALIGNED_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
-
-
-class Qwen2VLImageOnlyProcessor:
-    """The image half of ``Qwen2VLProcessor``, for machines without torchvision.
-
-    ``Qwen2VLProcessor`` cannot be constructed without its video processor, and that needs
-    torchvision. This stand-in does what ``HFLVLM`` needs of it for images: the checkpoint's
-    ``Qwen2VLImageProcessorPil`` cuts every image into ``image_grid_thw = (t, h, w)`` patches
-    (``pixel_values`` is all patches of the batch, flattened), and each image placeholder
-    (``<|image_pad|>``) in the rendered text, in order of appearance across the batch, becomes
-    ``t * h * w // merge_size**2`` placeholders, one per token the vision tower's patch merger
-    outputs, exactly as ``Qwen2VLProcessor.replace_image_token`` expands it. The chat template
-    is the tokenizer's. ``mm_token_type_ids`` (M-RoPE's image-token mask) is not returned:
-    ``HFLVLM`` derives it from the final, re-padded ids.
-    """
-
-    def __init__(
-        self, tokenizer: Any, image_processor: Any, image_token: str = "<|image_pad|>"
-    ) -> None:
-        self.tokenizer = tokenizer
-        self.image_processor = image_processor
-        self.image_token = image_token
-        self.image_token_id = tokenizer.convert_tokens_to_ids(image_token)
-        self.chat_template = getattr(tokenizer, "chat_template", None)
-
-    @classmethod
-    def from_pretrained(
-        cls, model_name_or_path: str | Path, trust_remote_code: bool = False
-    ) -> Qwen2VLImageOnlyProcessor:
-        # Explicit PIL class: the torchvision-backed ``Qwen2VLImageProcessor`` is what
-        # ``AutoImageProcessor`` would pick first.
-        from transformers import AutoTokenizer, Qwen2VLImageProcessorPil
-
-        tokenizer = AutoTokenizer.from_pretrained(
-            model_name_or_path, trust_remote_code=trust_remote_code
-        )
-        return cls(tokenizer, Qwen2VLImageProcessorPil.from_pretrained(model_name_or_path))
-
-    def apply_chat_template(self, conversation: list[dict[str, Any]], **kwargs: Any) -> Any:
-        return self.tokenizer.apply_chat_template(
-            conversation, chat_template=self.chat_template, **kwargs
-        )
-
-    def __call__(
-        self,
-        text: Sequence[str],
-        images: Sequence[Sequence[Any]] | None = None,
-        return_tensors: str = "pt",
-        padding: bool = True,
-        return_text_replacement_offsets: bool = False,
-    ) -> Any:
-        """``input_ids`` / ``attention_mask`` of ``text`` with image placeholders expanded, plus
-        ``pixel_values`` / ``image_grid_thw`` of ``images`` (one list of images per text).
-
-        With ``return_text_replacement_offsets``, also ``text_replacement_offsets``: per text,
-        one ``{"type": "image", "replacement": ...}`` per placeholder in order, the string it
-        became (the subset of ``ProcessorMixin``'s entries ``HFLVLM`` reads)."""
-        from transformers import BatchFeature
-
-        flat = [image for row in images or [] for image in row]
-        texts = list(text)
-        data: dict[str, Any] = {}
-        offsets: list[list[dict[str, Any]]] = [[] for _ in texts]
-        if flat:
-            vision = self.image_processor(images=flat, return_tensors=return_tensors)
-            merge = self.image_processor.merge_size**2
-            counts = iter([int(grid.prod()) // merge for grid in vision["image_grid_thw"]])
-            found = sum(t.count(self.image_token) for t in texts)
-            if found != len(flat):
-                raise ValueError(f"{found} {self.image_token} placeholders but {len(flat)} images")
-            pattern = re.compile(re.escape(self.image_token))
-
-            def expand(row: list[dict[str, Any]]) -> Callable[[re.Match[str]], str]:
-                def replace(_: re.Match[str]) -> str:
-                    replacement = self.image_token * next(counts)
-                    row.append({"type": "image", "replacement": replacement})
-                    return replacement
-
-                return replace
-
-            texts = [pattern.sub(expand(row), t) for t, row in zip(texts, offsets, strict=True)]
-            data.update(vision)
-        elif any(self.image_token in t for t in texts):
-            raise ValueError(f"{self.image_token} placeholders in the text but no images")
-        data.update(self.tokenizer(texts, padding=padding, return_tensors=return_tensors))
-        if return_text_replacement_offsets:
-            data["text_replacement_offsets"] = offsets
-        return BatchFeature(data)
 
 
 class HFLVLM(LVLM):
