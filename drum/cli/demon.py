@@ -67,6 +67,17 @@ def _read_tasks(data: Path, names: list[str] | None) -> list[DemonTask]:
     return read_or_fail(lambda: read_demon_root(data, names), DemonFormatError, DemonFormatWarning)
 
 
+def _categories(data: Path) -> dict[str, tuple[str, ...]] | None:
+    """The built-in tasks' own category map when ``data`` is a built-in root (or split folder),
+    so they are aggregated by category; None (the reference's ``CATEGORIES``) otherwise."""
+    from drum.builtin.demon.card import builtin_categories
+
+    try:
+        return builtin_categories(data)
+    except ValueError as error:
+        fail(str(error))
+
+
 def _report(out: Path, scores: dict[str, Any]) -> None:
     from drum.demon.report import markdown_report, render_report
     from drum.demon.score import SCORES_FILE
@@ -96,9 +107,12 @@ def demon_score_command(
         fail(f"--predictions {predictions}: no such directory; expected <Task>/pred.json")
     check_out(out, "directory")
     found = _read_tasks(data, names)
+    categories = _categories(data)
     try:
         selected = with_predictions(found, predictions, required=names is not None)
-        scores = score_tasks(selected, predictions, out, config={"data": str(data)})
+        scores = score_tasks(
+            selected, predictions, out, config={"data": str(data)}, categories=categories
+        )
     except (DemonFormatError, DemonScoringError) as error:
         fail(str(error))
     _report(out, scores)
@@ -136,6 +150,7 @@ def demon_eval_command(
     check_out(out, "directory")
     check_model(model, "--model")
     selected = _read_tasks(data, names)
+    categories = _categories(data)
     try:  # the pred.json files of a run to resume, before the model loads
         for task in selected:
             pending_samples(task, out, max_per_task)
@@ -143,7 +158,9 @@ def demon_eval_command(
         fail(str(error))
     lvlm = load_lvlm(model, device=device)
     try:
-        scores = evaluate_demon(lvlm, selected, out, max_per_task, batch_size, max_new_tokens)
+        scores = evaluate_demon(
+            lvlm, selected, out, max_per_task, batch_size, max_new_tokens, categories=categories
+        )
     except (DemonFormatError, DemonScoringError, DemonRunError) as error:
         fail(str(error))
     _report(out, scores)

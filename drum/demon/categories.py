@@ -72,14 +72,17 @@ def category_score(task_scores: Sequence[float]) -> float:
 def aggregate(
     task_scores: Mapping[str, Sequence[float]],
     question_types: Mapping[str, str] | None = None,
+    categories: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Per-sample scores of each task -> task scores and DEMON category scores.
 
     Returns ``{"tasks": {task: {"metric", "score", "n"}}, "categories": {name: score},
-    "missing": {name: [task, ...]}}``: ``score`` is ``task_score`` (a fraction), ``metric`` the
-    reference's name for it (``METRIC_NAMES``), ``n`` the number of samples. A category is
-    scored (``category_score``, a percentage) only when all its tasks are present, as the
-    reference requires; otherwise its absent tasks are listed under ``missing``.
+    "missing": {name: [task, ...]}, "category_members": {name: [task, ...]}}``: ``score`` is
+    ``task_score`` (a fraction), ``metric`` the reference's name for it (``METRIC_NAMES``),
+    ``n`` the number of samples. A category is scored (``category_score``, a percentage) only
+    when all its tasks are present, as the reference requires; otherwise its absent tasks are
+    listed under ``missing``. ``category_members`` is the category map used, so that a report
+    groups the tasks as they were aggregated without knowing which map that was.
 
     Fixed, not kept: ``i4_score.py`` reads every task's score from the directory of the last
     task it checked (RecipeQA_ImageCoherence), opens its summary at a tuple path (a TypeError,
@@ -90,6 +93,9 @@ def aggregate(
             reported under ``tasks`` only.
         question_types: question types of tasks outside ``TASK_QUESTION_TYPES`` (or to
             override it), for the ``metric`` field.
+        categories: category name -> its tasks, in order, for tasks outside the reference's
+            29 (the built-in tasks: ``drum.builtin.demon.card.builtin_categories``). Default
+            ``CATEGORIES``, the reference's map.
 
     Raises:
         ValueError: a task with no sample, or with no known question type.
@@ -109,12 +115,30 @@ def aggregate(
             "score": task_score(scores),
             "n": len(scores),
         }
-    categories: dict[str, float] = {}
+    members_of = {
+        name: list(members)
+        for name, members in (CATEGORIES if categories is None else categories).items()
+    }
+    scored, missing = score_categories(tasks, members_of)
+    return {
+        "tasks": tasks,
+        "categories": scored,
+        "missing": missing,
+        "category_members": members_of,
+    }
+
+
+def score_categories(
+    tasks: Mapping[str, Mapping[str, Any]], categories: Mapping[str, Sequence[str]]
+) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """``(scores, missing)``: ``category_score`` of each category whose tasks are all in
+    ``tasks`` (task -> ``{"score": fraction, ...}``), and each other category's absent tasks."""
+    scores: dict[str, float] = {}
     missing: dict[str, list[str]] = {}
-    for name, members in CATEGORIES.items():
+    for name, members in categories.items():
         absent = [task for task in members if task not in tasks]
         if absent:
             missing[name] = absent
         else:
-            categories[name] = category_score([tasks[task]["score"] for task in members])
-    return {"tasks": tasks, "categories": categories, "missing": missing}
+            scores[name] = category_score([tasks[task]["score"] for task in members])
+    return scores, missing

@@ -2,7 +2,10 @@
 plot, one panel per category (never typed by hand: re-render any time from the JSON).
 
 Task scores (fractions in the JSON) are shown as percentages, like the category scores, with
-their 95% bootstrap interval. Tasks outside ``CATEGORIES`` are grouped under ``other``.
+their 95% bootstrap interval. Tasks are grouped by the category map the JSON was aggregated
+by (its ``category_members``: the reference's ``CATEGORIES``, or the built-in tasks' own);
+a JSON without one (written before it was recorded) is grouped by ``CATEGORIES``. Tasks of no
+category are grouped under ``other``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +28,21 @@ def load_scores(path: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def category_members(scores: dict[str, Any]) -> dict[str, Sequence[str]]:
+    """The category map ``scores`` were aggregated by: its ``category_members``, or
+    ``CATEGORIES`` for a JSON written before that was recorded (always the reference's then)."""
+    return scores.get("category_members") or dict(CATEGORIES)
+
+
 def category_tasks(scores: dict[str, Any]) -> dict[str, list[str]]:
-    """Each category with at least one scored task -> its scored tasks, in ``i4_score.py``'s
-    order; tasks of no category under ``OTHER``."""
+    """Each category with at least one scored task -> its scored tasks, in the category map's
+    order (``i4_score.py``'s for the reference); tasks of no category under ``OTHER``."""
     tasks = scores["tasks"]
+    members_of = category_members(scores)
     groups = {
-        name: [task for task in members if task in tasks] for name, members in CATEGORIES.items()
+        name: [task for task in members if task in tasks] for name, members in members_of.items()
     }
-    known = {task for members in CATEGORIES.values() for task in members}
+    known = {task for members in members_of.values() for task in members}
     groups[OTHER] = [task for task in tasks if task not in known]
     return {name: members for name, members in groups.items() if members}
 
@@ -52,12 +63,12 @@ def markdown_report(scores: dict[str, Any]) -> str:
         lines.append(f"- git: {sha}")
     lines += ["", "| category | score | tasks |", "|---|---|---|"]
     groups = category_tasks(scores)
-    for name in CATEGORIES:
+    for name, members in category_members(scores).items():
         if name in scores["categories"]:
             score = f"{scores['categories'][name]:.2f}"
         else:
             score = f"- (missing {', '.join(scores.get('missing', {}).get(name, []))})"
-        lines.append(f"| {name} | {score} | {len(groups.get(name, []))}/{len(CATEGORIES[name])} |")
+        lines.append(f"| {name} | {score} | {len(groups.get(name, []))}/{len(members)} |")
     for name, members in groups.items():
         lines += [
             "",

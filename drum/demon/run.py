@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,9 +121,11 @@ def evaluate_demon(
     batch_size: int = BATCH_SIZE,
     max_new_tokens: int = MAX_NEW_TOKENS,
     progress: bool = True,
+    categories: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Generate greedily (resuming, see the module docstring) then score into ``out_dir``:
-    ``<Task>/pred.json``, ``<Task>/sample_scores.jsonl`` and ``demon_scores.json``.
+    ``<Task>/pred.json``, ``<Task>/sample_scores.jsonl`` and ``demon_scores.json``, with
+    categories aggregated by ``categories`` (default the reference's ``CATEGORIES``).
 
     Example::
 
@@ -142,4 +144,4 @@ def evaluate_demon(
         "decoding": "greedy",
         "generated_this_run": generated,
     }
-    return score_tasks(tasks, out_dir, out_dir, max_per_task, config=config)
+    return score_tasks(tasks, out_dir, out_dir, max_per_task, config=config, categories=categories)

@@ -7,13 +7,15 @@
 
     <out>/demon_scores.json          {"tasks": {Task: {"metric", "score", "n", "ci95"}},
                                       "categories": {name: score}, "missing": {...},
+                                      "category_members": {name: [Task, ...]},
                                       "config": {...}, "provenance": {...}}
     <out>/<Task>/sample_scores.jsonl {"sample_id", "score"} per line, in core.json's order
 
 ``tasks`` and ``categories`` are what ``aggregate`` returns (a task's ``score`` is a fraction,
 a category's a percentage, as the reference has them); ``ci95`` (a task's 95% percentile
 bootstrap interval of its mean, ``bootstrap_ci``), ``missing`` (categories not scored for want
-of tasks), ``config`` and ``provenance`` are extra.
+of tasks), ``category_members`` (the category map aggregated by: the reference's, or the
+built-in tasks' own), ``config`` and ``provenance`` are extra.
 
 A sample without a prediction is an error (``DemonScoringError`` naming the task and the
 first sample ids), never a silent 0: a score over fewer samples than asked for would not be
@@ -86,11 +88,13 @@ def demon_scores(
     per_sample: Mapping[str, Sequence[float]],
     question_types: Mapping[str, str],
     bootstrap_resamples: int = BOOTSTRAP_RESAMPLES,
+    categories: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """``aggregate`` with a 95% bootstrap interval (``ci95: [low, high]``) added to each task."""
+    """``aggregate`` (over ``categories``, default the reference's) with a 95% bootstrap
+    interval (``ci95: [low, high]``) added to each task."""
     from drum.metrics.stats import bootstrap_ci
 
-    result = aggregate(per_sample, question_types)
+    result = aggregate(per_sample, question_types, categories)
     for task, entry in result["tasks"].items():
         _, low, high = bootstrap_ci(per_sample[task], n_resamples=bootstrap_resamples)
         entry["ci95"] = [low, high]
@@ -116,13 +120,15 @@ def score_tasks(
     out_dir: str | os.PathLike[str],
     max_per_task: int | None = None,
     config: Mapping[str, Any] | None = None,
+    categories: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Score each task's ``pred.json`` under ``predictions_dir``, write the per-sample JSONL
     files and ``demon_scores.json`` under ``out_dir``, and return the scores.
 
     Predictions are read against the whole task (one made for another version of it is
     refused), then its first ``max_per_task`` samples are scored. ``config`` is recorded
-    under ``"config"`` beside the data and predictions paths.
+    under ``"config"`` beside the data and predictions paths. ``categories`` (category ->
+    tasks; default the reference's ``CATEGORIES``) is the map the tasks are aggregated by.
     """
     from drum.utils.provenance import provenance
 
@@ -140,7 +146,7 @@ def score_tasks(
         raise DemonScoringError("no DEMON task to score")
     for task in selected:
         write_sample_scores(out_dir, task, per_sample[task.name])
-    result = demon_scores(per_sample, types)
+    result = demon_scores(per_sample, types, categories=categories)
     result["config"] = {
         "predictions": str(predictions_dir),
         "max_per_task": max_per_task,
@@ -182,9 +188,12 @@ def score_demon(
     out_dir: str | os.PathLike[str],
     tasks: Sequence[str] | None = None,
     max_per_task: int | None = None,
+    categories: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Score ``<predictions_dir>/<Task>/pred.json`` against the release at ``data_root`` (the
-    named tasks, or every one with predictions) into ``out_dir``; return the scores.
+    named tasks, or every one with predictions) into ``out_dir``; return the scores, with
+    categories aggregated by ``categories`` (default the reference's ``CATEGORIES``; for a
+    built-in root, ``drum.builtin.demon.card.builtin_categories(data_root)``).
 
     Example::
 
@@ -194,5 +203,10 @@ def score_demon(
     found = read_demon_root(data_root, tasks)
     selected = with_predictions(found, predictions_dir, required=tasks is not None)
     return score_tasks(
-        selected, predictions_dir, out_dir, max_per_task, config={"data": str(data_root)}
+        selected,
+        predictions_dir,
+        out_dir,
+        max_per_task,
+        config={"data": str(data_root)},
+        categories=categories,
     )

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from drum.cli import demon as demon_cli
 from drum.cli.main import app
-from drum.demon.format import read_demon_task
+from drum.demon.categories import CATEGORIES
+from drum.demon.format import read_demon_root, read_demon_task, write_predictions
 from drum.testing import FakeLVLM
 from tests.demon import conftest as demon_fixtures
 from tests.demon.conftest import write_scoring_predictions
@@ -220,3 +221,48 @@ def test_make_builtin_errors_are_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     one_error_line(result.output)
+
+
+def test_score_on_the_builtin_tasks_aggregates_their_own_categories(tmp_path: Path) -> None:
+    root = tmp_path / "builtin"
+    args = ["demon", "make-builtin", "--out", str(root), "--n-train", "2", "--n-test", "2"]
+    assert runner.invoke(app, args).exit_code == 0
+    results = tmp_path / "results"
+    for task in read_demon_root(root / "test"):  # gold responses as predictions: 100%
+        write_predictions(results, task, {s.sample_id: s.response for s in task.samples})
+    out = tmp_path / "scores"
+    args = ["demon", "score", "--data", str(root / "test"), "--predictions", str(results)]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    scores = json.loads((out / "demon_scores.json").read_text())
+    card = json.loads((root / "builtin_demon.json").read_text())
+    assert scores["categories"] == {name: 100.0 for name in CATEGORIES}
+    assert scores["missing"] == {}
+    assert scores["category_members"]["multi_image_reasoning"] == [
+        "SameCount", "SamePlaces", "WhichImage",
+    ]  # fmt: skip
+    grouped = [task for members in scores["category_members"].values() for task in members]
+    assert grouped == list(card["tasks"])
+    assert "| multi_image_reasoning | 100.00 | 3/3 |" in result.stdout
+    assert "## other" not in result.stdout
+    (root / "builtin_demon.json").write_text("{oops")
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "again")])
+    assert result.exit_code == 2
+    one_error_line(result.output, "builtin_demon.json", "not a built-in DEMON card")
+
+
+def test_builtin_categories_finds_the_card_from_the_root_or_a_split(
+    tmp_path: Path, scoring_root: Path
+) -> None:
+    from drum.builtin.demon import TASKS, builtin_categories
+
+    root = tmp_path / "builtin"
+    args = ["demon", "make-builtin", "--out", str(root), "--n-train", "2", "--n-test", "2"]
+    assert runner.invoke(app, args).exit_code == 0
+    expected: dict[str, list[str]] = {}
+    for name, spec in TASKS.items():
+        expected.setdefault(spec.category, []).append(name)
+    expected_map = {name: tuple(members) for name, members in expected.items()}
+    assert builtin_categories(root) == expected_map
+    assert builtin_categories(root / "train") == builtin_categories(root / "test") == expected_map
+    assert builtin_categories(scoring_root) is None

@@ -92,3 +92,36 @@ def test_aggregate_tasks_outside_demon_need_their_question_type() -> None:
     assert result["categories"] == {}
     with pytest.raises(ValueError, match="no scored sample"):
         aggregate({"TQA": []})
+
+
+# A map for tasks outside the reference's 29, as the built-in tasks have one.
+CUSTOM = {"pairs": ("A", "B"), "single": ("C",)}
+CUSTOM_TYPES = {"A": "multi-choice", "B": "open-ended", "C": "multi-choice"}
+
+
+def test_aggregate_by_a_custom_map_scores_complete_categories() -> None:
+    scores = {"A": [1.0, 0.0, 1.0], "B": [0.427], "C": [0.0, 1.0]}
+    result = aggregate(scores, CUSTOM_TYPES, categories=CUSTOM)
+    a, b = 2 / 3, 0.427
+    assert result["categories"] == {
+        "pairs": round((a + b) / 2, 5) * 100,  # the reference's rounding, then x100
+        "single": 50.0,
+    }
+    assert result["missing"] == {}
+    assert result["category_members"] == {"pairs": ["A", "B"], "single": ["C"]}
+
+
+def test_aggregate_by_a_custom_map_lists_a_missing_task_unscored() -> None:
+    result = aggregate({"A": [1.0], "C": [1.0]}, CUSTOM_TYPES, categories=CUSTOM)
+    assert result["missing"] == {"pairs": ["B"]}
+    assert result["categories"] == {"single": 100.0}
+    assert set(result["tasks"]) == {"A", "C"}
+
+
+def test_aggregate_defaults_to_the_reference_map() -> None:
+    result = aggregate(full_scores())
+    assert result["category_members"] == {name: list(m) for name, m in CATEGORIES.items()}
+    assert result == aggregate(full_scores(), categories=CATEGORIES)
+    # A custom map replaces the reference's: its tasks are not categorised then.
+    custom = aggregate(full_scores(), categories=CUSTOM)
+    assert custom["categories"] == {} and set(custom["missing"]) == set(CUSTOM)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from drum.demon.categories import CATEGORIES
 from drum.demon.report import OTHER, category_tasks, markdown_report, render_report
 from drum.demon.score import SCORES_FILE, score_demon
 from tests.demon.conftest import write_scoring_predictions
@@ -44,3 +45,41 @@ def test_the_report_reads_only_the_json(tmp_path: Path) -> None:
     assert "| TQA | Accuracy | 4 | 25.0 | [25.0, 25.0] |" in text
     assert f"## {OTHER}" in text and "| MyTask |" in text
     assert markdown_report(scores) in text
+
+
+def test_the_report_groups_by_the_recorded_category_members(tmp_path: Path) -> None:
+    scores = {
+        "tasks": {
+            "ShapeChat": {"metric": "Rouge-L f", "score": 0.5, "n": 2},
+            "SameCount": {"metric": "Accuracy", "score": 1.0, "n": 2},
+            "TQA": {"metric": "Accuracy", "score": 0.25, "n": 4},
+        },
+        "categories": {"multi_modal_dialogue": 50.0},
+        "missing": {"multi_image_reasoning": ["WhichImage"]},
+        "category_members": {
+            "multi_modal_dialogue": ["ShapeChat"],
+            "multi_image_reasoning": ["SameCount", "WhichImage"],
+        },
+    }
+    assert category_tasks(scores) == {
+        "multi_modal_dialogue": ["ShapeChat"],
+        "multi_image_reasoning": ["SameCount"],
+        OTHER: ["TQA"],  # a reference task, but not in the recorded map
+    }
+    text = markdown_report(scores)
+    assert "| multi_modal_dialogue | 50.00 | 1/1 |" in text
+    assert "| multi_image_reasoning | - (missing WhichImage) | 1/2 |" in text
+    assert "knowledge_grounded_qa" not in text  # the reference's categories are not listed
+    assert "## multi_image_reasoning" in text and f"## {OTHER}" in text
+
+
+def test_a_json_without_category_members_is_grouped_by_the_reference(tmp_path: Path) -> None:
+    scores = {
+        "tasks": {"ShapeChat": {"metric": "Rouge-L f", "score": 0.5, "n": 2}},
+        "categories": {},
+        "missing": {"multi_modal_dialogue": ["MMCoQA", "ALFRED"]},
+    }
+    assert category_tasks(scores) == {OTHER: ["ShapeChat"]}
+    text = markdown_report(scores)
+    assert "| multi_modal_dialogue | - (missing MMCoQA, ALFRED) | 0/2 |" in text
+    assert all(f"| {name} | - (missing" in text for name in CATEGORIES)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from drum.demon.categories import CATEGORIES
 from drum.demon.format import DemonFormatError, read_demon_task, write_predictions
 from drum.demon.score import SAMPLE_SCORES_FILE, SCORES_FILE, score_demon
 from drum.demon.scoring import DemonScoringError
@@ -56,7 +57,10 @@ def test_the_json_has_the_required_fields_and_the_extras(
     score_demon(scoring_root, results, tmp_path / "out")
     written = json.loads((tmp_path / "out" / SCORES_FILE).read_text())
     assert {"tasks", "categories"} <= set(written)
-    assert set(written) == {"tasks", "categories", "missing", "config", "provenance"}
+    assert set(written) == {
+        "tasks", "categories", "missing", "category_members", "config", "provenance",
+    }  # fmt: skip
+    assert written["category_members"] == {name: list(m) for name, m in CATEGORIES.items()}
     for entry in written["tasks"].values():
         assert set(entry) == {"metric", "score", "n", "ci95"}
         low, high = entry["ci95"]
@@ -121,3 +125,15 @@ def test_rescoring_overwrites_whole_files(scoring_root: Path, tmp_path: Path) ->
     scores = score_demon(scoring_root, results, tmp_path / "out")
     assert scores["tasks"]["TQA"]["score"] == 1.0
     assert not [p for p in (tmp_path / "out").rglob("*.tmp")]
+
+
+def test_score_demon_aggregates_by_the_given_categories(scoring_root: Path, tmp_path: Path) -> None:
+    results = write_scoring_predictions(scoring_root, tmp_path / "results")
+    categories = {"dialogue": ("MMCoQA", "ALFRED"), "qa": ("TQA", "WebQA")}
+    scores = score_demon(scoring_root, results, tmp_path / "out", categories=categories)
+    written = json.loads((tmp_path / "out" / SCORES_FILE).read_text())
+    assert written["category_members"] == {"dialogue": ["MMCoQA", "ALFRED"], "qa": ["TQA", "WebQA"]}
+    assert list(written["categories"]) == ["dialogue"]
+    assert written["categories"]["dialogue"] == scores["categories"]["dialogue"]
+    assert written["categories"]["dialogue"] == pytest.approx(66.667)
+    assert written["missing"] == {"qa": ["WebQA"]}

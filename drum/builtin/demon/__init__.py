@@ -4,6 +4,7 @@ Nine tasks covering DEMON's seven categories, written in the release layout
 (``drum.demon.format``) by ``make_builtin_demon``. See ``docs/demon.md``, "Built-in tasks".
 """
 
+from drum.builtin.demon.card import builtin_categories
 from drum.builtin.demon.config import BuiltinDemonConfig
 from drum.builtin.demon.make import make_builtin_demon
 from drum.builtin.demon.tasks import IMAGE_CHOICE_BUILTIN_TASKS, TASKS, TaskSpec
@@ -13,5 +14,6 @@ __all__ = [
     "TASKS",
     "BuiltinDemonConfig",
     "TaskSpec",
+    "builtin_categories",
     "make_builtin_demon",
 ]

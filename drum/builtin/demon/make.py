@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from drum.builtin.demon.card import CARD
 from drum.builtin.demon.chance import chance_level
 from drum.builtin.demon.config import SPLITS, BuiltinDemonConfig
 from drum.builtin.demon.instructions import INSTRUCTIONS
@@ -39,7 +40,6 @@ from drum.demon.categories import METRIC_NAMES
 from drum.demon.format import IMAGES_DIR, DemonSample, DemonTask, write_demon_task
 from drum.utils.io import atomic_directory, atomic_write_json, atomic_write_text
 
-CARD = "builtin_demon.json"
 META = "meta.jsonl"
 FORMAT_VERSION = 1
 DEFAULT_IMAGE_SIZE = 32
