@@ -2,6 +2,8 @@
 
 Both write ``<out>/demon_scores.json``, ``<out>/<Task>/sample_scores.jsonl`` and, rendered
 from the JSON, ``<out>/demon_scores.md`` and ``<out>/demon_scores.png`` (see docs/demon.md).
+A built-in root (``drum demon make-builtin``'s split folders) is aggregated by its card's
+categories, the reference's release by the reference's.
 """
 
 from __future__ import annotations
