@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: demo experiments test test-fast lint bench clean-demo venv
+.PHONY: demo demon experiments test test-fast lint bench clean-demo venv
 
 venv: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/drum demo --out runs/demo
+
+# The built-in DEMON-style benchmark: chance, the shipped base zero-shot, a supervised ceiling.
+demon: $(STAMP)
+	$(VENV)/bin/drum demon benchmark --out runs/demon
 
 # DRUM vs the similarity strategies with ablations (reuses the demo's world and models).
 experiments: $(STAMP)

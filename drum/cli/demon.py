@@ -195,3 +195,120 @@ def demon_make_builtin_command(
         fail(str(error))
     dirs = make_builtin_demon(world, out, config)
     console.print(f"{len(dirs)} task folders written under {out} (card: builtin_demon.json)")
+
+
+LVLM_CONFIG = "drum.builtin.demon.lvlm:DemonLVLMConfig"
+
+
+@app.command("train-base")
+def demon_train_base_command(
+    out: Annotated[Path, typer.Option(help="Directory for the trained base LVLM.")] = Path(
+        "models/demon_base"
+    ),
+    embedder: Annotated[
+        Path | None,
+        typer.Option(help="Built-in CLIP directory (default: the shipped built-in embedder)."),
+    ] = None,
+    max_steps: int = default_of(LVLM_CONFIG, "max_steps"),
+    max_seconds: float = default_of(LVLM_CONFIG, "max_seconds"),
+    seed: int = default_of(LVLM_CONFIG, "seed"),
+    n_train: Annotated[int, typer.Option(help="Generic training samples per format.")] = 3000,
+    n_test: Annotated[int, typer.Option(help="Held-out generic samples per format.")] = 200,
+) -> None:
+    """Train the built-in DEMON base LVLM on the generic formats (never on the tasks)."""
+    from dataclasses import replace
+
+    from drum.builtin.demon.config import BuiltinDemonConfig
+    from drum.builtin.demon.lvlm import BASE_CONFIG
+    from drum.cli.common import limit_threads
+    from drum.pipelines.demon_benchmark import DEFAULT_EMBEDDER, DemonBenchmarkConfig, ensure_base
+
+    check_out(out, "directory")
+    try:
+        base = replace(BASE_CONFIG, max_steps=max_steps, max_seconds=max_seconds, seed=seed)
+        generic = BuiltinDemonConfig(n_train=n_train, n_test=n_test)
+    except ValueError as error:
+        fail(str(error))
+    embedder = embedder or DEFAULT_EMBEDDER
+    check_model(str(embedder), "--embedder")
+    limit_threads()
+    config = DemonBenchmarkConfig(base=base, generic=generic)
+    # The generic data goes beside the model, in a folder of its own.
+    work = out.parent / f"{out.name}_data"
+    base_dir, _ = ensure_base(work, config, embedder, base_dir=out, use_shipped=False)
+    console.print(f"DEMON base at {base_dir} (generic data: {work / 'generic'})")
+
+
+@app.command("freeze-base")
+def demon_freeze_base_command(
+    base: Annotated[Path, typer.Option(help="A `drum demon train-base` output.")] = Path(
+        "models/demon_base"
+    ),
+    embedder: Annotated[
+        Path | None, typer.Option(help="The CLIP it was trained on (default: shipped).")
+    ] = None,
+) -> None:
+    """Ship a trained base: copy it into drum/assets/demon_base with its manifest."""
+    import json
+
+    from drum.builtin.demon.assets import base_identity, freeze_demon_base, reproduce_lines
+    from drum.builtin.demon.config import BuiltinDemonConfig
+    from drum.builtin.demon.lvlm import CARD_NAME, DemonLVLMConfig
+    from drum.pipelines.demon_benchmark import DEFAULT_EMBEDDER
+
+    card_path = base / CARD_NAME
+    if not card_path.is_file():
+        fail(f"--base {base}: no {CARD_NAME}; expected a `drum demon train-base` output")
+    identity = json.loads(card_path.read_text(encoding="utf-8"))["identity"]
+    config = DemonLVLMConfig(**identity["config"])
+    generic = BuiltinDemonConfig(**identity["generic_data"])
+    embedder = embedder or DEFAULT_EMBEDDER
+    out = freeze_demon_base(
+        base, base_identity(config, generic, embedder), reproduce_lines(config, generic)
+    )
+    console.print(f"DEMON base frozen into {out}")
+
+
+@app.command("benchmark")
+def demon_benchmark_command(
+    out: Annotated[Path, typer.Option(help="Directory for data, models, predictions, results.")] = (
+        Path("runs/demon")
+    ),
+    tasks: TasksOption = None,
+    n_train: Annotated[int, typer.Option(help="Train samples per task (the ceiling's).")] = 1000,
+    n_test: Annotated[int, typer.Option(help="Test samples per task.")] = 300,
+    ceiling: Annotated[
+        bool, typer.Option(help="Fine-tune the base per task for the supervised ceiling.")
+    ] = True,
+    ceiling_steps: Annotated[int, typer.Option(help="Fine-tuning steps per task.")] = 300,
+    batch_size: Annotated[int, typer.Option(help="Prompts per generate call.")] = 32,
+) -> None:
+    """The built-in DEMON-style benchmark: chance, the base zero-shot and the ceiling."""
+    from dataclasses import replace
+
+    from drum.cli.common import limit_threads, show_tables
+    from drum.pipelines.demon_benchmark import (
+        DemonBenchmarkConfig,
+        markdown_table,
+        run_demon_benchmark,
+    )
+
+    check_out(out, "directory")
+    _positive(batch_size, "--batch-size")
+    default = DemonBenchmarkConfig()
+    try:
+        config = replace(
+            default,
+            data=replace(default.data, n_train=n_train, n_test=n_test),
+            ceiling=replace(default.ceiling, max_steps=ceiling_steps),
+            tasks=tuple(_task_names(tasks) or default.tasks),
+            with_ceiling=ceiling,
+            batch_size=batch_size,
+        )
+    except ValueError as error:
+        fail(str(error))
+    limit_threads()
+    results = run_demon_benchmark(out, config)
+    markdown = markdown_table(results)
+    show_tables(markdown, markdown)
+    console.print(f"results: {out / 'demon_benchmark.json'} (table: demon_benchmark.md)")

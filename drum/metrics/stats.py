@@ -113,3 +113,32 @@ def bootstrap_ci_corpus(
                 )
             )
     return (score, *_percentile_interval(np.asarray(stats), confidence))
+
+
+def bootstrap_ci_of_means(
+    groups: Sequence[np.ndarray | Sequence[float]],
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``(mean, low, high)`` for the unweighted mean of group means, ``(1/G) sum_g mean(x_g)``
+    (a benchmark category: the mean of its tasks' scores).
+
+    Each resample redraws every group's examples with replacement, independently (the groups
+    are separate test sets), and takes the mean of the resampled group means; the interval is
+    the percentile interval of those values.
+    """
+    arrays = [np.asarray(group, dtype=np.float64) for group in groups]
+    if not arrays:
+        raise ValueError("need at least one group")
+    for array in arrays:
+        if array.ndim != 1:
+            raise ValueError(f"every group must be 1-D, got shape {array.shape}")
+        _check_args(array.size, n_resamples, confidence)
+    rng = np.random.default_rng(seed)
+    stats = np.zeros(n_resamples)
+    for array in arrays:
+        stats += array[rng.integers(0, array.size, size=(n_resamples, array.size))].mean(axis=1)
+    stats /= len(arrays)
+    mean = float(np.mean([array.mean() for array in arrays]))
+    return (mean, *_percentile_interval(stats, confidence))

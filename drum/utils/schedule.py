@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int, floor: float = 0.1) -> float:
     """LR multiplier: linear warm-up over ``warmup_steps``, then cosine decay to ``floor``::
@@ -15,3 +17,18 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int, floor: float =
         return (step + 1) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
     return floor + (1.0 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def adamw_warmup_cosine(
+    parameters: list[torch.nn.Parameter],
+    lr: float,
+    weight_decay: float,
+    total_steps: int,
+    warmup_steps: int,
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """The built-in LVLM trainers' optimiser: AdamW (betas 0.9, 0.98) under ``warmup_cosine``."""
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, total_steps, warmup_steps)
+    )
+    return optimizer, scheduler

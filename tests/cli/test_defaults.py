@@ -32,11 +32,13 @@ def field_defaults(config: Any) -> dict[str, Any]:
 def backing_configs() -> dict[str, dict[str, Any]]:
     """Per command, the defaults of the configs it builds (first config wins on a name)."""
     from drum.builtin.demon.config import BuiltinDemonConfig
+    from drum.builtin.demon.lvlm import DemonLVLMConfig
     from drum.builtin.embedder import BuiltinEmbedderConfig
     from drum.builtin.lvlm.train import BuiltinLVLMConfig
     from drum.builtin.world.generate import WorldConfig
     from drum.eval.icl import ICLEvalConfig
     from drum.index import IndexConfig
+    from drum.pipelines.demon_benchmark import DemonBenchmarkConfig
     from drum.pipelines.drum_experiments import DrumExperimentConfig
     from drum.retrieve.strategies import RetrievalConfig
     from drum.train.config import MiningConfig
@@ -61,12 +63,23 @@ def backing_configs() -> dict[str, dict[str, Any]]:
             **field_defaults(DrumExperimentConfig),
         },
         "demon make-builtin": field_defaults(BuiltinDemonConfig),
+        "demon train-base": {
+            **field_defaults(DemonLVLMConfig),
+            **field_defaults(DemonBenchmarkConfig().generic),
+        },
+        "demon benchmark": {
+            **field_defaults(DemonBenchmarkConfig().data),
+            **field_defaults(DemonBenchmarkConfig()),
+            "ceiling_steps": DemonBenchmarkConfig().ceiling.max_steps,
+            "ceiling": DemonBenchmarkConfig().with_ceiling,
+        },
     }
 
 
 # Deliberate differences, each with its reason.
 EXCEPTIONS = {
     ("train", "rounds"): 1,  # `drum train` is `drum mine` with one round (no mining)
+    ("demon benchmark", "tasks"): None,  # no --tasks: every task, the config's default
 }
 
 
@@ -115,6 +128,7 @@ def test_every_command_with_a_config_is_covered() -> None:
         "demo",
         "demon score",
         "demon eval",  # its defaults are drum.demon.run's (tests/cli/test_demon.py)
+        "demon freeze-base",
     }
     assert names == set(backing_configs()) | without_config
 

@@ -266,3 +266,25 @@ def test_builtin_categories_finds_the_card_from_the_root_or_a_split(
     assert builtin_categories(root) == expected_map
     assert builtin_categories(root / "train") == builtin_categories(root / "test") == expected_map
     assert builtin_categories(scoring_root) is None
+
+
+def test_benchmark_runs_the_shipped_base_and_a_ceiling(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    args = ["demon", "benchmark", "--out", str(out), "--tasks", "SameCount,ShapeChat"]
+    args += ["--n-train", "4", "--n-test", "3", "--ceiling-steps", "2", "--batch-size", "3"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "demon_benchmark.json").read_text())
+    assert results["base"]["shipped"]  # the default recipe: the shipped base, no training
+    assert not (out / "base").exists()
+    assert set(results["tasks"]) == {"SameCount", "ShapeChat"}
+    assert results["tasks"]["SameCount"]["n"] == 3
+    assert results["config"]["ceiling"]["max_steps"] == 2
+    assert "| SameCount | multi_image_reasoning | Accuracy |" in result.output
+    assert (out / "ceiling" / "ShapeChat" / "model.safetensors").is_file()
+
+
+def test_benchmark_rejects_an_unknown_task(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demon", "benchmark", "--out", str(tmp_path), "--tasks", "Nope"])
+    assert result.exit_code == 2
+    one_error_line(result.output, "Nope", "SameCount")

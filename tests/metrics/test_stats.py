@@ -7,7 +7,7 @@ import pytest
 
 import drum.metrics.stats as stats
 from drum.metrics.caption import cider_d
-from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus
+from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus, bootstrap_ci_of_means
 
 
 def _bernoulli(n: int, p: float = 0.6, seed: int = 1) -> np.ndarray:
@@ -108,3 +108,32 @@ def test_bad_arguments() -> None:
         bootstrap_ci(np.ones(3), n_resamples=0)
     with pytest.raises(ValueError):
         bootstrap_ci_corpus(lambda p, r: 0.0, {0: "a"}, {1: ["a"]})
+
+
+def test_mean_of_group_means_weights_groups_equally() -> None:
+    small, large = [1.0, 1.0], [0.0] * 98
+    mean, low, high = bootstrap_ci_of_means([small, large], n_resamples=300)
+    assert mean == pytest.approx(0.5)  # not 2 / 100
+    assert low == pytest.approx(0.5) and high == pytest.approx(0.5)  # constant groups
+    rng = np.random.default_rng(1)
+    a, b = rng.random(200), rng.random(50)
+    mean, low, high = bootstrap_ci_of_means([a, b], n_resamples=500)
+    assert mean == pytest.approx((a.mean() + b.mean()) / 2)
+    assert low < mean < high
+    # The noisier (smaller) group widens the interval more than a larger one would.
+    wider = bootstrap_ci_of_means([a, b[:10]], n_resamples=500)
+    assert wider[2] - wider[1] > high - low
+
+
+def test_one_group_is_the_ordinary_bootstrap_interval_width() -> None:
+    scores = np.random.default_rng(2).random(400)
+    _, low, high = bootstrap_ci_of_means([scores], n_resamples=2000)
+    _, ref_low, ref_high = bootstrap_ci(scores, n_resamples=2000)
+    assert high - low == pytest.approx(ref_high - ref_low, rel=0.15)
+
+
+def test_mean_of_group_means_rejects_empty_input() -> None:
+    with pytest.raises(ValueError, match="at least one group"):
+        bootstrap_ci_of_means([])
+    with pytest.raises(ValueError, match="empty"):
+        bootstrap_ci_of_means([[1.0], []])

@@ -34,7 +34,7 @@ from drum.builtin.demon.chance import chance_level
 from drum.builtin.demon.config import SPLITS, BuiltinDemonConfig
 from drum.builtin.demon.instructions import INSTRUCTIONS
 from drum.builtin.demon.scenes import draw_digit
-from drum.builtin.demon.tasks import IMAGE_CHOICE_BUILTIN_TASKS, TASKS, Item
+from drum.builtin.demon.tasks import IMAGE_CHOICE_BUILTIN_TASKS, TASKS, Item, TaskSpec
 from drum.builtin.world.scene import render_scene
 from drum.demon.categories import METRIC_NAMES
 from drum.demon.format import IMAGES_DIR, DemonSample, DemonTask, write_demon_task
@@ -87,17 +87,23 @@ def _meta_record(sample_id: int, item: Item) -> dict[str, Any]:
 
 
 def generate_task(
-    name: str, split: str, config: BuiltinDemonConfig, split_root: Path
+    name: str,
+    split: str,
+    config: BuiltinDemonConfig,
+    split_root: Path,
+    registry: tuple[dict[str, TaskSpec], dict[str, tuple[str, ...]]] = (TASKS, INSTRUCTIONS),
 ) -> tuple[DemonTask, list[dict[str, Any]]]:
     """Draw and render one task's split under ``split_root/<name>/``; return the task (its
-    images already in place) and its per-sample metadata."""
-    spec = TASKS[name]
+    images already in place) and its per-sample metadata. ``registry`` holds the generators
+    and instructions by name: the benchmark's (default) or the base LVLM's generic formats."""
+    specs, all_instructions = registry
+    spec, instructions = specs[name], all_instructions[name]
     rng = task_rng(config.seed, split, name)
     images_dir = split_root / name / IMAGES_DIR
     samples, metas = [], []
     for index in range(config.split_sizes()[split]):
         item = spec.generator(rng, split)
-        instruction_id = int(rng.integers(len(INSTRUCTIONS[name])))
+        instruction_id = int(rng.integers(len(instructions)))
         names = [f"{index:05d}_{k}.png" for k in range(len(item.scenes))]
         paths = [images_dir / image_name for image_name in names]
         _render(item, config, paths)
@@ -114,7 +120,7 @@ def generate_task(
             )
         )
         metas.append(_meta_record(index, item))
-    task = DemonTask(name, name, split, INSTRUCTIONS[name], spec.question_type, tuple(samples))
+    task = DemonTask(name, name, split, instructions, spec.question_type, tuple(samples))
     return task, metas
 
 
@@ -167,4 +173,29 @@ def make_builtin_demon(
             "image_choice_tasks": sorted(IMAGE_CHOICE_BUILTIN_TASKS),
         }
         atomic_write_json(staging / CARD, card)
+    return folders
+
+
+def make_generic_demon(
+    out_root: str | os.PathLike[str], config: BuiltinDemonConfig | None = None
+) -> list[Path]:
+    """Write the base LVLM's generic training formats (``drum.builtin.demon.generic``) in the
+    same layout, ``<out_root>/{train,test}/<Format>/core/``, and return their folders (train
+    first). ``config`` must be resolved (image size and noise set, see ``resolve_config``)."""
+    from drum.builtin.demon.generic import GENERIC_INSTRUCTIONS, GENERIC_TASKS
+
+    config = config or BuiltinDemonConfig()
+    if config.image_size is None or config.noise_std is None:
+        config, _ = resolve_config(None, config)
+    out_root = Path(out_root)
+    folders = []
+    with atomic_directory(out_root) as staging:
+        for split in SPLITS:
+            for name in GENERIC_TASKS:
+                task, _ = generate_task(
+                    name, split, config, staging / split, (GENERIC_TASKS, GENERIC_INSTRUCTIONS)
+                )
+                write_demon_task(task, staging / split)
+                folders.append(out_root / split / name)
+        atomic_write_json(staging / "generic_demon.json", {"config": asdict(config)})
     return folders

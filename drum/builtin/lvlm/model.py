@@ -9,6 +9,7 @@ interleaved conversations, so ``HFLVLM`` loads it like any pretrained LLaVA.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,13 +61,16 @@ class BuiltinLVLMArchitecture:
 
 
 def build_builtin_lvlm(
-    architecture: BuiltinLVLMArchitecture, embedder_dir: Path
+    architecture: BuiltinLVLMArchitecture,
+    embedder_dir: Path,
+    words: Iterable[str] | None = None,
 ) -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
-    """A new LLaVA whose vision tower is the built-in CLIP's (copied; freeze it to train)."""
+    """A new LLaVA whose vision tower is the built-in CLIP's (copied; freeze it to train),
+    speaking ``words`` (default: the world's vocabulary)."""
     clip = CLIPModel.from_pretrained(embedder_dir)
     clip_processor = CLIPProcessor.from_pretrained(embedder_dir)
     tokenizer = build_word_tokenizer(
-        [*vocabulary(), *ANSWER_MARKER],
+        [*(vocabulary() if words is None else words), *ANSWER_MARKER],
         model_max_length=architecture.max_positions,
         wrap_bos_eos=False,
         extra_special_tokens=(IMAGE_TOKEN,),

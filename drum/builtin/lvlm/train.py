@@ -36,7 +36,7 @@ from drum.builtin.world.generate import load_world_card, world_identity
 from drum.data.jsonl import read_examples
 from drum.utils.checkpoint import Checkpointer
 from drum.utils.fingerprint import directory_digest
-from drum.utils.schedule import warmup_cosine
+from drum.utils.schedule import adamw_warmup_cosine
 from drum.utils.seed import seed_everything
 
 CARD_NAME = "drum_lvlm.json"
@@ -271,11 +271,8 @@ def train_builtin_lvlm(
     pad_id = processor.tokenizer.pad_token_id
 
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        trainable, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.98)
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_cosine(s, config.max_steps, config.warmup_steps)
+    optimizer, scheduler = adamw_warmup_cosine(
+        trainable, config.lr, config.weight_decay, config.max_steps, config.warmup_steps
     )
 
     objects = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
