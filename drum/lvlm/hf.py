@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 
 from drum.data.images import image_key, load_image
 from drum.lvlm.base import LVLM, ScoreResult
+from drum.lvlm.blip2_processor import Blip2InterleavedProcessor
 from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
 from drum.lvlm.prompt import ICLPrompt
 from drum.lvlm.qwen_processor import Qwen2VLImageOnlyProcessor
@@ -73,6 +74,13 @@ FEATURE_CACHE_MODEL_TYPES = ("llava",)
 # ``Qwen2VLImageOnlyProcessor`` reproduces (both patch images with ``Qwen2VLImageProcessor``
 # and expand ``<|image_pad|>`` the same way).
 IMAGE_ONLY_PROCESSOR_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
+
+# Model types whose own processor cannot place images between text (BLIP-2's prepends them
+# all): ``Blip2InterleavedProcessor`` expands each image placeholder where it stands.
+INTERLEAVED_PROCESSOR_MODEL_TYPES = ("blip-2",)
+
+# Model types whose forward and generate cannot run without images.
+IMAGE_REQUIRED_MODEL_TYPES = ("blip-2",)
 
 # Processor outputs laid out along the processor's own padded token axis: dropped, since
 # scoring and generation re-pad the ids themselves (``mm_token_type_ids`` is re-derived). Named
@@ -199,14 +207,14 @@ class HFLVLM(LVLM):
         missing torchvision (Qwen2-VL's video processor)."""
         from transformers import AutoConfig, AutoProcessor
 
+        config = AutoConfig.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
+        if config.model_type in INTERLEAVED_PROCESSOR_MODEL_TYPES:
+            return Blip2InterleavedProcessor.from_pretrained(model_name_or_path, trust_remote_code)
         try:
             return AutoProcessor.from_pretrained(
                 model_name_or_path, trust_remote_code=trust_remote_code
             )
         except ImportError:
-            config = AutoConfig.from_pretrained(
-                model_name_or_path, trust_remote_code=trust_remote_code
-            )
             if config.model_type not in IMAGE_ONLY_PROCESSOR_MODEL_TYPES:
                 raise
             return Qwen2VLImageOnlyProcessor.from_pretrained(model_name_or_path, trust_remote_code)
@@ -263,6 +271,11 @@ class HFLVLM(LVLM):
             for key, value in batch.items()
             if key not in TOKEN_ALIGNED_KEYS and key != "text_replacement_offsets"
         }
+        if self.model_type in IMAGE_REQUIRED_MODEL_TYPES and "pixel_values" not in vision:
+            raise ValueError(
+                f"{self.name}: a {self.model_type} batch needs at least one image (its forward "
+                "and generate take pixel_values); batch text-only prompts with imaged ones"
+            )
         counts = None
         if count_image_tokens:
             # Each image's placeholder became one replacement string (for Idefics3 with all

@@ -54,7 +54,7 @@ class VPGCError(RuntimeError):
     """The adapter cannot match a batch's patch features to its images."""
 
 
-def _images(visual: VisualPositions) -> tuple[list[int], list[int]]:
+def images_of(visual: VisualPositions) -> tuple[list[int], list[int]]:
     """Each image of the batch in prompt order (row-major): its row and its number of visual
     tokens (the mask within its span)."""
     mask = visual.mask.detach().to("cpu")
@@ -108,33 +108,20 @@ class ProjectorVPGC(nn.Module):
         n, length, width = x.shape
         return x.view(n, length, self.num_heads, width // self.num_heads).transpose(1, 2)
 
+    def per_image(self, patches: torch.Tensor, counts: Sequence[int]) -> list[torch.Tensor]:
+        """The captured projector input cut per image (``split_patches``)."""
+        return split_patches(patches.reshape(-1, patches.shape[-1]), counts)
+
     def forward(
-        self, hidden: torch.Tensor, visual: VisualPositions, patches: torch.Tensor | None
+        self, hidden: torch.Tensor, visual: VisualPositions, per_image: Sequence[torch.Tensor]
     ) -> torch.Tensor:
         """``hidden`` ``(B, T, D)`` with every image's residual added at its visual tokens;
-        ``patches``: the batch's patch features, flattened to ``(P, d)``, images in prompt
-        order (``None`` only for a batch without images)."""
-        rows, counts = _images(visual)
-        if not rows:
+        ``per_image``: each image's patch features ``(P_i, d)``, images in prompt order."""
+        layout = _Layout.of(hidden, visual, len(per_image))
+        if layout is None:
             return hidden
-        if patches is None:
-            raise VPGCError(
-                "the batch has images but no patch features were captured (the vision tower "
-                "did not run in this pass: run the model through VPGCLVLM)"
-            )
-        per_image = split_patches(patches.reshape(-1, patches.shape[-1]), counts)
+        n, queries, guidance = layout.n, layout.queries, layout.guidance
         device = hidden.device
-        n = len(rows)
-        row_index = torch.tensor(rows, device=device)
-        count = torch.tensor(counts, device=device)
-        # Visual tokens in mask order are the images' tokens in prompt order (row-major).
-        token_rows, token_cols = visual.mask.nonzero(as_tuple=True)
-        image_of = torch.repeat_interleave(torch.arange(n, device=device), count)
-        first = torch.cumsum(count, 0) - count
-        slot = torch.arange(len(image_of), device=device) - first[image_of]
-        queries = hidden.new_zeros(n, int(count.max()), hidden.shape[-1])
-        queries = queries.index_put((image_of, slot), hidden[token_rows, token_cols])
-        guidance = hidden[row_index, visual.last[row_index]]
         keys = nn.utils.rnn.pad_sequence(
             [p.to(device=device, dtype=hidden.dtype) for p in per_image], batch_first=True
         )
@@ -149,5 +136,97 @@ class ProjectorVPGC(nn.Module):
             self._heads(q), self._heads(k), self._heads(v), attn_mask=key_mask[:, None, None, :]
         )
         attended = attended.transpose(1, 2).reshape(n, queries.shape[1], -1)
-        residual = self.vpgc_out_proj(attended)[image_of, slot]
-        return hidden.index_put((token_rows, token_cols), residual, accumulate=True)
+        return layout.add(hidden, self.vpgc_out_proj(attended))
+
+
+class _Layout:
+    """Where a batch's images sit: each visual token's image and slot, each image's visual
+    tokens gathered ``(N, T_max, D)`` and its row's guidance ``(N, D)``."""
+
+    def __init__(self, hidden: torch.Tensor, visual: VisualPositions, counts: list[int]) -> None:
+        device = hidden.device
+        rows, _ = images_of(visual)
+        self.n = len(counts)
+        count = torch.tensor(counts, device=device)
+        # Visual tokens in mask order are the images' tokens in prompt order (row-major).
+        self.token_rows, self.token_cols = visual.mask.nonzero(as_tuple=True)
+        self.image_of = torch.repeat_interleave(torch.arange(self.n, device=device), count)
+        first = torch.cumsum(count, 0) - count
+        self.slot = torch.arange(len(self.image_of), device=device) - first[self.image_of]
+        queries = hidden.new_zeros(self.n, int(count.max()), hidden.shape[-1])
+        self.queries = queries.index_put(
+            (self.image_of, self.slot), hidden[self.token_rows, self.token_cols]
+        )
+        row_index = torch.tensor(rows, device=device)
+        self.guidance = hidden[row_index, visual.last[row_index]]
+
+    @classmethod
+    def of(cls, hidden: torch.Tensor, visual: VisualPositions, images: int) -> _Layout | None:
+        """None for a batch without images; a ``VPGCError`` when the patch features are not
+        one per image."""
+        _, counts = images_of(visual)
+        if not counts:
+            return None
+        if images != len(counts):
+            raise VPGCError(f"patch features for {images} images, the batch has {len(counts)}")
+        return cls(hidden, visual, counts)
+
+    def add(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """``hidden`` plus ``residual[image, slot]`` (``(N, T_max, D)``) at each visual token."""
+        values = residual[self.image_of, self.slot].to(hidden.dtype)
+        return hidden.index_put((self.token_rows, self.token_cols), values, accumulate=True)
+
+
+class QFormerVPGC(nn.Module):
+    """VPG-C for BLIP-2 (module docstring): a trainable copy of the Q-Former's query tokens,
+    plus a zero-init map of the guidance, through the base's frozen Q-Former over the image's
+    patch features; a zero-init map to the LLM width, added at the image's query tokens (query
+    ``j``'s output to the image's ``j``-th visual token)."""
+
+    def __init__(self, config: VPGCConfig, qformer: nn.Module, query_tokens: torch.Tensor) -> None:
+        super().__init__()
+        config.check()
+        assert config.hidden_size and config.llm_hidden_size and config.num_queries
+        self.config = config
+        # Kept out of the state dict and the parameters: the base's, frozen.
+        self._qformer = (qformer,)
+        self.vpgc_query_tokens = nn.Parameter(
+            query_tokens.detach().clone().reshape(config.num_queries, config.hidden_size)
+        )
+        self.vpgc_guidance_proj = nn.Linear(config.llm_hidden_size, config.hidden_size)
+        self.vpgc_out_proj = nn.Linear(config.hidden_size, config.llm_hidden_size)
+        for zero in (self.vpgc_guidance_proj, self.vpgc_out_proj):
+            nn.init.zeros_(zero.weight)
+            nn.init.zeros_(zero.bias)
+
+    def per_image(self, patches: torch.Tensor, counts: Sequence[int]) -> list[torch.Tensor]:
+        """The vision tower's output ``(N, P, d)`` (one image each), one tensor per image."""
+        if patches.ndim != 3 or patches.shape[0] != len(counts):
+            raise VPGCError(
+                f"vision features of shape {tuple(patches.shape)} for {len(counts)} images"
+            )
+        if any(c != self.config.num_queries for c in counts):
+            raise VPGCError(f"images of {list(counts)} tokens, not {self.config.num_queries}")
+        return list(patches)
+
+    def forward(
+        self, hidden: torch.Tensor, visual: VisualPositions, per_image: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
+        layout = _Layout.of(hidden, visual, len(per_image))
+        if layout is None:
+            return hidden
+        (qformer,) = self._qformer
+        patches = torch.stack(list(per_image))
+        dtype = self.vpgc_query_tokens.dtype
+        queries = self.vpgc_query_tokens[None] + self.vpgc_guidance_proj(
+            layout.guidance.to(self.vpgc_guidance_proj.weight.dtype)
+        )[:, None, :].to(dtype)
+        output = qformer(
+            query_embeds=queries,
+            encoder_hidden_states=patches.to(dtype),
+            encoder_attention_mask=torch.ones(
+                patches.shape[:2], dtype=torch.long, device=patches.device
+            ),
+            return_dict=True,
+        ).last_hidden_state
+        return layout.add(hidden, self.vpgc_out_proj(output.to(self.vpgc_out_proj.weight.dtype)))

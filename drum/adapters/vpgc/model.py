@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from drum.adapters.vpgc.config import VPGCConfig, VPGCConfigError
-from drum.adapters.vpgc.layer import PREFIX, ProjectorVPGC
+from drum.adapters.vpgc.layer import PREFIX, ProjectorVPGC, QFormerVPGC, VPGCError, images_of
 from drum.lvlm.base import LVLM, ScoreResult
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.hooks import VisualPositions, decoder_layers
@@ -36,12 +36,14 @@ from drum.utils.io import atomic_write_bytes
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 
-# Where each projector-style base keeps the module whose input is the patch features.
+# Where each base's patch features are: the input of its projector (projector-style bases),
+# the output of the vision tower (BLIP-2, whose Q-Former reads it).
 PATCH_FEATURE_MODULES = {
-    "llava": "model.multi_modal_projector",
-    "idefics3": "model.connector",
-    "qwen2_vl": "model.visual.merger",
-    "qwen2_5_vl": "model.visual.merger",
+    "llava": ("model.multi_modal_projector", "input"),
+    "idefics3": ("model.connector", "input"),
+    "qwen2_vl": ("model.visual.merger", "input"),
+    "qwen2_5_vl": ("model.visual.merger", "input"),
+    "blip-2": ("vision_model", "output"),
 }
 
 
@@ -55,6 +57,8 @@ def _module(model: nn.Module, path: str) -> nn.Module:
 def _vision_width(model: nn.Module, model_type: str) -> int:
     """Width of the patch features the projector reads."""
     vision = model.config.vision_config
+    if model_type == "blip-2":
+        return int(model.config.qformer_config.encoder_hidden_size)
     if model_type == "qwen2_vl":
         return int(vision.embed_dim)
     width = int(vision.hidden_size)
@@ -72,13 +76,18 @@ def base_fields(base: HFLVLM) -> dict[str, Any]:
             f"VPG-C supports the bases {sorted(PATCH_FEATURE_MODULES)}, not {model_type!r}"
         )
     text = getattr(base.model.config, "text_config", None) or base.model.config
-    return {
+    fields: dict[str, Any] = {
         "model_type": model_type,
         "base_kind": "projector",
         "num_layers": len(decoder_layers(base.model)),
         "llm_hidden_size": int(text.hidden_size),
         "vision_hidden_size": _vision_width(base.model, model_type),
     }
+    if model_type == "blip-2":
+        fields["base_kind"] = "qformer"
+        fields["num_queries"] = int(base.model.config.num_query_tokens)
+        fields["hidden_size"] = int(base.model.config.qformer_config.hidden_size)
+    return fields
 
 
 @dataclass(frozen=True)
@@ -119,19 +128,39 @@ class VPGCLVLM(LVLM):
         self.config = (config or VPGCConfig()).resolve(**base_fields(base))
         for parameter in base.model.parameters():
             parameter.requires_grad_(False)
-        dtype = next(base.model.parameters()).dtype
-        self.adapter = ProjectorVPGC(self.config).to(base.device, dtype)
-        self._projector = _module(base.model, PATCH_FEATURE_MODULES[self.config.model_type])
+        assert self.config.model_type is not None
+        path, self._captures = PATCH_FEATURE_MODULES[self.config.model_type]
+        self._source = _module(base.model, path)
+        self.adapter: ProjectorVPGC | QFormerVPGC
+        if self.config.base_kind == "qformer":
+            model = base.model
+            self.adapter = QFormerVPGC(self.config, model.qformer, model.query_tokens)
+            self.adapter.to(base.device, model.query_tokens.dtype)
+        else:
+            dtype = next(base.model.parameters()).dtype
+            self.adapter = ProjectorVPGC(self.config).to(base.device, dtype)
         self._patches: torch.Tensor | None = None
 
     # --------------------------------------------------------------------------- the hooks
-    def _capture(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        features = args[0] if args else next(iter(kwargs.values()))
-        self._patches = features
+    def _capture_input(
+        self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        self._patches = args[0] if args else next(iter(kwargs.values()))
+
+    def _capture_output(self, module: nn.Module, args: Any, output: Any) -> None:
+        self._patches = output[0] if isinstance(output, tuple) else output.last_hidden_state
 
     def _hook(self, hidden: torch.Tensor, visual: VisualPositions) -> torch.Tensor:
         patches, self._patches = self._patches, None
-        return self.adapter(hidden, visual, patches)
+        _, counts = images_of(visual)
+        if not counts:
+            return hidden
+        if patches is None:
+            raise VPGCError(
+                "the batch has images but no patch features were captured (the vision tower "
+                "did not run in this pass: run the model through VPGCLVLM)"
+            )
+        return self.adapter(hidden, visual, self.adapter.per_image(patches, counts))
 
     @contextmanager
     def active(self) -> Iterator[None]:
@@ -140,7 +169,12 @@ class VPGCLVLM(LVLM):
         assert self.config.layer is not None
         with ExitStack() as stack:
             stack.enter_context(self.base.feature_cache_bypassed())
-            handle = self._projector.register_forward_pre_hook(self._capture, with_kwargs=True)
+            if self._captures == "input":
+                handle = self._source.register_forward_pre_hook(
+                    self._capture_input, with_kwargs=True
+                )
+            else:
+                handle = self._source.register_forward_hook(self._capture_output)
             stack.callback(handle.remove)
             stack.enter_context(self.base.layer_hook(self.config.layer - 1, self._hook))
             self._patches = None

@@ -42,7 +42,7 @@ def _sums(results: list[Any]) -> torch.Tensor:
     return torch.tensor([r.sum for r in results], dtype=torch.float64)
 
 
-@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "idefics3"])
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "idefics3", "blip2"])
 def test_a_fresh_adapter_is_exactly_its_base(
     fresh_base: Base, vpgc_prompts: Prompts, family: str
 ) -> None:
@@ -81,7 +81,7 @@ def test_a_perturbed_adapter_changes_scores_and_replies(
     assert torch.allclose(alone, changed, rtol=0, atol=1e-4)
 
 
-@pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "blip2"])
 def test_the_residual_lands_exactly_at_every_images_visual_tokens(
     fresh_base: Base, vpgc_prompts: Prompts, family: str
 ) -> None:
@@ -111,8 +111,9 @@ def test_the_residual_lands_exactly_at_every_images_visual_tokens(
     assert torch.equal(with_adapter[~visual.mask], without[~visual.mask])
 
 
-def test_only_the_adapter_trains(fresh_base: Base, vpgc_prompts: Prompts) -> None:
-    base = fresh_base("llava")
+@pytest.mark.parametrize("family", ["llava", "blip2"])
+def test_only_the_adapter_trains(fresh_base: Base, vpgc_prompts: Prompts, family: str) -> None:
+    base = fresh_base(family)
     model = VPGCLVLM(base, CONFIG)
     prompts, answers = vpgc_prompts
     assert [p for p in base.model.parameters() if p.requires_grad] == []
@@ -174,6 +175,28 @@ def test_save_load_is_adapter_only_and_round_trips(
     # An adapter made for one base does not load onto another.
     with pytest.raises(VPGCConfigError, match="made for"):
         load_adapter(fresh_base("qwen2_vl"), tmp_path / "adapter")
+
+
+def test_blip2_regenerates_its_query_tokens_per_image(
+    fresh_base: Base, vpgc_prompts: Prompts
+) -> None:
+    base = fresh_base("blip2")
+    prompts, answers = vpgc_prompts[0][:4], vpgc_prompts[1][:4]  # every prompt has images
+    scores = _sums(base.score(prompts, answers))
+    replies = base.generate(prompts, max_new_tokens=4)
+    model = VPGCLVLM(base, VPGCConfig(seed=1))
+    config = model.config
+    assert config.base_kind == "qformer" and config.num_queries == 4 and config.hidden_size == 32
+    # A trainable copy of the base's query tokens; the base's own stay as they were.
+    assert torch.equal(model.adapter.vpgc_query_tokens, base.model.query_tokens[0])
+    assert model.adapter.vpgc_query_tokens.data_ptr() != base.model.query_tokens.data_ptr()
+    _perturb(model)
+    changed = _sums(model.score(prompts, answers))
+    assert all(abs(changed - scores) > 1e-5)
+    assert model.generate(prompts, max_new_tokens=4) != replies
+    alone = torch.cat([_sums(model.score([p], [a])) for p, a in zip(prompts, answers, strict=True)])
+    assert torch.allclose(alone, changed, rtol=0, atol=1e-4)
+    assert not any(p.requires_grad for p in base.model.qformer.parameters())
 
 
 def test_config_json_round_trip(tmp_path: Path) -> None:
