@@ -3,7 +3,7 @@
 (``VPGCLVLM``, save / load, parameter counts)."""
 
 from drum.adapters.vpgc.config import VPGCConfig, VPGCConfigError
-from drum.adapters.vpgc.layer import ProjectorVPGC, VPGCError
+from drum.adapters.vpgc.layer import ProjectorVPGC, QFormerVPGC, VPGCError
 from drum.adapters.vpgc.model import (
     VPGCLVLM,
     ParameterCount,
@@ -14,6 +14,7 @@ from drum.adapters.vpgc.model import (
 __all__ = [
     "ParameterCount",
     "ProjectorVPGC",
+    "QFormerVPGC",
     "VPGCConfig",
     "VPGCConfigError",
     "VPGCError",
