@@ -37,8 +37,9 @@ import hashlib
 import inspect
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from tqdm.auto import tqdm
 
 from drum.data.images import image_key, load_image
 from drum.lvlm.base import LVLM, ScoreResult
+from drum.lvlm.blip2_processor import Blip2InterleavedProcessor
 from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
 from drum.lvlm.prompt import ICLPrompt
 from drum.lvlm.qwen_processor import Qwen2VLImageOnlyProcessor
@@ -73,11 +75,41 @@ FEATURE_CACHE_MODEL_TYPES = ("llava",)
 # and expand ``<|image_pad|>`` the same way).
 IMAGE_ONLY_PROCESSOR_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
 
+# Model types whose own processor cannot place images between text (BLIP-2's prepends them
+# all): ``Blip2InterleavedProcessor`` expands each image placeholder where it stands.
+INTERLEAVED_PROCESSOR_MODEL_TYPES = ("blip-2",)
+
+# Model types whose forward and generate cannot run without images.
+IMAGE_REQUIRED_MODEL_TYPES = ("blip-2",)
+
 # Processor outputs laid out along the processor's own padded token axis: dropped, since
 # scoring and generation re-pad the ids themselves (``mm_token_type_ids`` is re-derived). Named
 # rather than detected by shape, which a vision tensor can match by coincidence (Qwen2-VL's
 # ``pixel_values`` is ``(patches, patch_dim)``).
 TOKEN_ALIGNED_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
+
+
+@dataclass(frozen=True, eq=False)
+class ScoreInputs:
+    """One right-padded scoring batch (``HFLVLM.score_inputs``): prompt + answer ids, the
+    visual positions (None unless asked for), the model's other inputs (vision inputs,
+    ``logits_to_keep``, ...) and where each answer is.
+
+    ``logits[row, answer_positions(row)]`` (of ``HFLVLM.forward(input_ids, attention_mask,
+    visual, **extra)``) predict ``answer_ids[row]``: the kept logits start at ``offset``."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    visual: VisualPositions | None
+    extra: dict[str, Any]
+    prompt_lengths: list[int]
+    answer_ids: list[list[int]]
+    offset: int
+
+    def answer_positions(self, row: int) -> torch.Tensor:
+        """Indices into the kept logits of ``row`` that predict its answer tokens."""
+        first = self.prompt_lengths[row] - 1
+        return torch.arange(first, first + len(self.answer_ids[row])) - self.offset
 
 
 class HFLVLM(LVLM):
@@ -157,6 +189,7 @@ class HFLVLM(LVLM):
         )
         self._feature_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._feature_cache_size = image_feature_cache_size
+        self._feature_cache_bypass = 0
         self.context_length = self._context_length()
         self._hooks = LayerHooks(self.model)
         path = Path(model_name_or_path)
@@ -174,14 +207,14 @@ class HFLVLM(LVLM):
         missing torchvision (Qwen2-VL's video processor)."""
         from transformers import AutoConfig, AutoProcessor
 
+        config = AutoConfig.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
+        if config.model_type in INTERLEAVED_PROCESSOR_MODEL_TYPES:
+            return Blip2InterleavedProcessor.from_pretrained(model_name_or_path, trust_remote_code)
         try:
             return AutoProcessor.from_pretrained(
                 model_name_or_path, trust_remote_code=trust_remote_code
             )
         except ImportError:
-            config = AutoConfig.from_pretrained(
-                model_name_or_path, trust_remote_code=trust_remote_code
-            )
             if config.model_type not in IMAGE_ONLY_PROCESSOR_MODEL_TYPES:
                 raise
             return Qwen2VLImageOnlyProcessor.from_pretrained(model_name_or_path, trust_remote_code)
@@ -238,6 +271,11 @@ class HFLVLM(LVLM):
             for key, value in batch.items()
             if key not in TOKEN_ALIGNED_KEYS and key != "text_replacement_offsets"
         }
+        if self.model_type in IMAGE_REQUIRED_MODEL_TYPES and "pixel_values" not in vision:
+            raise ValueError(
+                f"{self.name}: a {self.model_type} batch needs at least one image (its forward "
+                "and generate take pixel_values); batch text-only prompts with imaged ones"
+            )
         counts = None
         if count_image_tokens:
             # Each image's placeholder became one replacement string (for Idefics3 with all
@@ -259,7 +297,11 @@ class HFLVLM(LVLM):
         self, images: list[list[Path]], vision: dict[str, Any]
     ) -> dict[str, Any]:
         """Replace ``pixel_values`` by cached encodings (one per distinct image)."""
-        if self.model_type not in FEATURE_CACHE_MODEL_TYPES or "pixel_values" not in vision:
+        if (
+            self.model_type not in FEATURE_CACHE_MODEL_TYPES
+            or "pixel_values" not in vision
+            or self._feature_cache_bypass
+        ):
             return vision
         from transformers.modeling_outputs import BaseModelOutputWithPooling
 
@@ -293,6 +335,17 @@ class HFLVLM(LVLM):
             **rest,
             "mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=features)},
         }
+
+    @contextmanager
+    def feature_cache_bypassed(self) -> Iterator[None]:
+        """Inside the block every pass runs the vision tower and projector on its images
+        (nothing read from or written to the image-feature cache): for adapters that read the
+        vision tower's patch features, or that need features made outside inference mode."""
+        self._feature_cache_bypass += 1
+        try:
+            yield
+        finally:
+            self._feature_cache_bypass -= 1
 
     # ---------------------------------------------------------------------------------- hooks
     def layer_hook(self, layer_index: int, hook: LayerHook) -> AbstractContextManager[None]:
@@ -397,14 +450,26 @@ class HFLVLM(LVLM):
             results.extend(self._score_batch(batch_prompts, batch_answers, start))
         return results
 
-    def _score_batch(
-        self, prompts: Sequence[ICLPrompt], answers: Sequence[str], start: int = 0
-    ) -> list[ScoreResult]:
-        prompt_ids, vision, images, counts = self._encode(prompts, self._hooks.active)
-        answer_ids = [self._answer_ids(answer) for answer in answers]
+    def score_inputs(
+        self,
+        prompts: Sequence[ICLPrompt],
+        answer_ids: Sequence[list[int]],
+        start: int = 0,
+        positions: bool | None = None,
+    ) -> ScoreInputs:
+        """The right-padded batch that scores ``answer_ids[i]`` (token ids) after
+        ``prompts[i]``: what ``score`` runs, and what a training loss on answer tokens runs.
+
+        ``positions``: whether to compute the visual positions (default: when a layer hook
+        is installed). Image encodings come from the feature cache (LLaVA-style models)
+        unless it is bypassed (``feature_cache_bypassed``)."""
+        if positions is None:
+            positions = self._hooks.active
+        answer_ids = [list(a) for a in answer_ids]
+        prompt_ids, vision, images, counts = self._encode(prompts, positions)
         fitted = self._fit(prompts, prompt_ids, [len(a) for a in answer_ids], start, "answer")
         if fitted is not None:
-            prompt_ids, vision, images, counts = self._encode(fitted, self._hooks.active)
+            prompt_ids, vision, images, counts = self._encode(fitted, positions)
         sequences = [p + a for p, a in zip(prompt_ids, answer_ids, strict=True)]
         length = max(len(s) for s in sequences)
         visual = (
@@ -441,14 +506,27 @@ class HFLVLM(LVLM):
             offset = first
         else:
             offset = 0
+        return ScoreInputs(
+            input_ids=input_ids.to(self.device),
+            attention_mask=attention_mask.to(self.device),
+            visual=visual,
+            extra=extra,
+            prompt_lengths=[len(p) for p in prompt_ids],
+            answer_ids=answer_ids,
+            offset=offset,
+        )
+
+    def _score_batch(
+        self, prompts: Sequence[ICLPrompt], answers: Sequence[str], start: int = 0
+    ) -> list[ScoreResult]:
+        inputs = self.score_inputs(prompts, [self._answer_ids(answer) for answer in answers], start)
         logits = self.forward(
-            input_ids.to(self.device), attention_mask.to(self.device), visual, **extra
+            inputs.input_ids, inputs.attention_mask, inputs.visual, **inputs.extra
         ).logits
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         results = []
-        for row, (p, a) in enumerate(zip(prompt_ids, answer_ids, strict=True)):
-            positions = torch.arange(len(p) - 1, len(p) - 1 + len(a)) - offset
-            token_log_probs = log_probs[row, positions, torch.tensor(a)]
+        for row, a in enumerate(inputs.answer_ids):
+            token_log_probs = log_probs[row, inputs.answer_positions(row), torch.tensor(a)]
             total = float(token_log_probs.sum())
             results.append(ScoreResult(sum=total, mean=total / len(a), tokens=len(a)))
         return results

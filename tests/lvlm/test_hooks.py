@@ -136,5 +136,7 @@ def test_decode_steps_are_not_hooked(lvlm: HFLVLM, interleaved: Prompts) -> None
 
 def test_a_hooked_layer_run_outside_hflvlm_is_an_error(lvlm: HFLVLM) -> None:
     ids = torch.tensor([[lvlm.tokenizer.bos_token_id]])
+    # BLIP-2's forward needs images: its language model alone runs the hooked layer.
+    model = lvlm.model.language_model if lvlm.model_type == "blip-2" else lvlm.model
     with lvlm.layer_hook(_middle(lvlm), _zero), pytest.raises(RuntimeError, match="positions"):
-        lvlm.model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        model(input_ids=ids, attention_mask=torch.ones_like(ids))

@@ -272,9 +272,57 @@ def build_tiny_qwen2_5_vl(path: Path, seed: int = 0) -> TinyLVLM:
     return _build_tiny_qwen(path, "qwen2_5_vl", seed)
 
 
+def build_tiny_blip2(path: Path, seed: int = 0) -> TinyLVLM:
+    """BLIP-2: a 32 px BLIP vision tower (16 px patches: 4 patches + CLS), a 2-layer Q-Former
+    with 4 query tokens and a Llama; every ``<image>`` becomes the 4 query tokens' outputs.
+
+    ``Blip2Processor`` prepends all image tokens to the text, so the tokenizer (carrying the
+    chat template) and a ``BlipImageProcessorPil`` are saved side by side; ``HFLVLM`` builds
+    ``Blip2InterleavedProcessor`` from them."""
+    from transformers import Blip2Config, Blip2ForConditionalGeneration, BlipImageProcessorPil
+
+    torch.manual_seed(seed)
+    tokenizer = _tokenizer(("<image>",))
+    queries = 4
+    config = Blip2Config(
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": IMAGE_SIZE,
+            "patch_size": 16,
+        },
+        qformer_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "encoder_hidden_size": 32,
+            "cross_attention_frequency": 1,
+            "vocab_size": len(tokenizer),
+        },
+        text_config=_llama_text_config(tokenizer),
+        num_query_tokens=queries,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+    )
+    model = Blip2ForConditionalGeneration(config)
+    # Random query tokens (BLIP-2 initialises them to zero: every query would read alike).
+    with torch.no_grad():
+        model.query_tokens.normal_(std=1.0)
+    _set_generation_ids(model, tokenizer)
+    tokenizer.chat_template = chat_template("<image>")
+    size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    BlipImageProcessorPil(size=size).save_pretrained(path)
+    return TinyLVLM("blip-2", path, queries, "<image>")
+
+
 BUILDERS = {
     "llava": build_tiny_llava,
     "idefics3": build_tiny_idefics3,
     "qwen2_vl": build_tiny_qwen2_vl,
     "qwen2_5_vl": build_tiny_qwen2_5_vl,
+    "blip2": build_tiny_blip2,
 }

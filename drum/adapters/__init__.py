@@ -1,0 +1,1 @@
+"""Adapters on frozen LVLMs (``drum.adapters.vpgc``: VPG-C), each an ``LVLM`` itself."""

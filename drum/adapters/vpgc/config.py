@@ -1,0 +1,154 @@
+"""``VPGCConfig``: what a VPG-C adapter is, as a typed frozen dataclass with a JSON round trip.
+
+A config as a user writes it may leave the base-dependent fields ``None`` (the layer, the
+re-attention width, the base's sizes); ``VPGCConfig.resolve(base)`` fills them from the base
+model and checks them, and the resolved config is what ``adapter_config.json`` holds, so a
+saved adapter says exactly which base shape it fits.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from drum.utils.io import atomic_write_json
+
+CONFIG_NAME = "adapter_config.json"
+ADAPTER_TYPE = "vpgc"
+# How the adapter regenerates visual prompts: re-attention from per-visual-token queries over
+# the vision tower's patch features (projector bases), or a trainable copy of the base's
+# Q-Former queries run through its frozen Q-Former (BLIP-2).
+BASE_KINDS = ("projector", "qformer")
+
+
+class VPGCConfigError(ValueError):
+    """A VPG-C config that does not fit its base (layer out of range, widths, heads, ...)."""
+
+
+@dataclass(frozen=True)
+class VPGCConfig:
+    """A VPG-C adapter.
+
+    Attributes:
+        layer: the decoder layer ``k`` at whose input the guidance is read and the residual
+            visual prompts are added (the hook rewrites the output of layer ``k - 1``); must be
+            in ``[1, num_layers - 1]``. ``None``: ``num_layers // 2`` (VPG-C's L/2).
+        hidden_size: width of the re-attention (projector bases). ``None``: the vision
+            tower's width.
+        num_heads: attention heads of the re-attention; must divide ``hidden_size``.
+        num_queries: query tokens (BLIP-2: the Q-Former's; ``None`` for projector bases).
+        seed: seeds the non-zero initial weights (the zero-init maps start at zero anyway).
+        base_kind: ``"projector"`` or ``"qformer"``; ``None``: from the base's model type.
+        model_type: the base's ``model_type`` (filled by ``resolve``).
+        num_layers: the base's decoder layers (filled by ``resolve``).
+        llm_hidden_size: the base's language-model width (filled by ``resolve``).
+        vision_hidden_size: width of the patch features the adapter attends over (filled by
+            ``resolve``).
+    """
+
+    layer: int | None = None
+    hidden_size: int | None = None
+    num_heads: int = 8
+    num_queries: int | None = None
+    seed: int = 0
+    base_kind: str | None = None
+    model_type: str | None = None
+    num_layers: int | None = None
+    llm_hidden_size: int | None = None
+    vision_hidden_size: int | None = None
+
+    # ------------------------------------------------------------------------------- checks
+    @property
+    def resolved(self) -> bool:
+        """Whether every base-dependent field is filled."""
+        return None not in (
+            self.layer,
+            self.hidden_size,
+            self.base_kind,
+            self.model_type,
+            self.num_layers,
+            self.llm_hidden_size,
+            self.vision_hidden_size,
+        )
+
+    def check(self) -> None:
+        """Raise ``VPGCConfigError`` unless the (resolved) fields are consistent."""
+        if not self.resolved:
+            raise VPGCConfigError(f"unresolved VPG-C config (call resolve(base)): {self}")
+        assert self.layer is not None and self.num_layers is not None
+        assert self.hidden_size is not None
+        if not 1 <= self.layer <= self.num_layers - 1:
+            raise VPGCConfigError(
+                f"VPG-C layer {self.layer} is out of range: the base has {self.num_layers} "
+                f"decoder layers, so the layer must be in [1, {self.num_layers - 1}] (the "
+                "residual enters layer k, written onto the output of layer k - 1)"
+            )
+        if self.base_kind not in BASE_KINDS:
+            raise VPGCConfigError(f"base_kind must be one of {BASE_KINDS}, got {self.base_kind!r}")
+        if self.num_heads < 1 or self.hidden_size < 1 or self.hidden_size % self.num_heads:
+            raise VPGCConfigError(
+                f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})"
+            )
+        if self.base_kind == "qformer" and not self.num_queries:
+            raise VPGCConfigError("a Q-Former VPG-C needs num_queries")
+
+    def resolve(self, **base: Any) -> VPGCConfig:
+        """This config with its ``None`` base fields filled from ``base`` (``model_type``,
+        ``num_layers``, ``llm_hidden_size``, ``vision_hidden_size``, ``base_kind``,
+        ``num_queries``), checked. Fields already set must agree with the base."""
+        updates: dict[str, Any] = {}
+        for name, value in base.items():
+            mine = getattr(self, name)
+            if mine is None:
+                updates[name] = value
+            elif name != "base_kind" and mine != value:
+                raise VPGCConfigError(
+                    f"this VPG-C adapter was made for {name}={mine!r}, the base has {value!r}"
+                )
+        config = replace(self, **updates)
+        num_layers = config.num_layers
+        if config.layer is None and num_layers is not None:
+            config = replace(config, layer=num_layers // 2)
+        if config.hidden_size is None:
+            config = replace(config, hidden_size=config.vision_hidden_size)
+        config.check()
+        return config
+
+    # --------------------------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        return {"adapter_type": ADAPTER_TYPE, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VPGCConfig:
+        data = dict(data)
+        kind = data.pop("adapter_type", ADAPTER_TYPE)
+        if kind != ADAPTER_TYPE:
+            raise VPGCConfigError(f"not a VPG-C adapter config (adapter_type={kind!r})")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise VPGCConfigError(f"unknown VPG-C config fields: {unknown}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> VPGCConfig:
+        return cls.from_dict(json.loads(text))
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``adapter_config.json`` in ``directory`` (atomically); its path."""
+        path = Path(directory) / CONFIG_NAME
+        atomic_write_json(path, self.to_dict())
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> VPGCConfig:
+        path = Path(directory) / CONFIG_NAME
+        try:
+            return cls.from_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"{path}: no VPG-C adapter config here") from error
