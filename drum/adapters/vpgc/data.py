@@ -48,11 +48,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -158,7 +158,9 @@ def _distance(cell: int, patch: int) -> float:
     row, col = divmod(cell, GRID)
     prow, pcol = divmod(patch, 2)
     # In units of the image side: cell centres at (i + 0.5) / 3, patch centres at 1/4, 3/4.
-    return float(((row + 0.5) / 3 - (prow * 2 + 1) / 4) ** 2 + ((col + 0.5) / 3 - (pcol * 2 + 1) / 4) ** 2)
+    return float(
+        ((row + 0.5) / 3 - (prow * 2 + 1) / 4) ** 2 + ((col + 0.5) / 3 - (pcol * 2 + 1) / 4) ** 2
+    )
 
 
 def _adjacent(a: int, b: int) -> bool:
@@ -169,9 +171,7 @@ def _adjacent(a: int, b: int) -> bool:
 def _free_cells(cells: Sequence[int], patch: int) -> list[int]:
     """Free cells apart from ``cells`` (no side by side), those of ``patch`` first."""
     free = [
-        c
-        for c in range(GRID * GRID)
-        if c not in cells and not any(_adjacent(c, o) for o in cells)
+        c for c in range(GRID * GRID) if c not in cells and not any(_adjacent(c, o) for o in cells)
     ]
     inside = [c for c in free if c in patch_cells(patch)]
     return inside or sorted(free, key=lambda c: _distance(c, patch))
@@ -241,7 +241,9 @@ def make_edit(scene: Scene, kind: str, patch: int, rng: np.random.Generator) -> 
     if kind == "remove":
         cell = _nearest(scene.cells, patch)
         cells = tuple(c for c in scene.cells if c != cell)
-        return Edit(kind, replace(scene, count=scene.count - 1, cells=cells), (cell,), {"cell": cell})
+        return Edit(
+            kind, replace(scene, count=scene.count - 1, cells=cells), (cell,), {"cell": cell}
+        )
     if kind == "move":
         options = _move_options(scene, patch)
         sources = sorted(options)
@@ -392,9 +394,12 @@ def _finish(
         return template, WHAT_DIFFERS_ANSWERS[edit.kind], None, edited
     if name == "SameOrNot":
         same = draft.extra["same"]
-        return template, "same" if same else "different", ("same", "different"), [
-            e and not same for e in edited
-        ]
+        return (
+            template,
+            "same" if same else "different",
+            ("same", "different"),
+            [e and not same for e in edited],
+        )
     choices = tuple(f"Image {LETTERS[k]}: {{image#{k + 1}}}" for k in range(draft.n_images))
     if name == "OddOneOut":
         return template, f"Image {LETTERS[order]}", choices, edited
