@@ -34,8 +34,10 @@ MovedObject ``<cell> to <cell>``; neither form (nor any cell name) is an answer 
 benchmark question or uses any of their instructions; the contexts are new sentences
 (``what is different between ...``, ``which image has ...``, ``are the two images the same ?``,
 ``which image is different ?``); no dialogue, story, cloze, facts or digits; SpotTheEdit /
-MovedObject answer forms never appear (above). ``same`` / ``different`` and ``Image A``..``D``
-are answer forms the benchmark shares with the generic formats the base was trained on. Every
+MovedObject answer forms never appear (above). ``same`` / ``different`` and ``Image A``..``C``
+are answer forms the benchmark shares with the generic formats the base was trained on;
+``Image D`` (OddOneOut over four images) is one the generic formats never give, as WhichImage
+and MissingPanel do: a form, not a task, the benchmark shares. Every
 word is in ``drum.builtin.demon.lvlm.base_vocabulary()`` (tested), so nothing becomes
 ``[UNK]``. Instructions are this module's own (``SYNTHETIC_INSTRUCTIONS``).
 
