@@ -9,7 +9,7 @@ look again at what the instruction needs (``region="random"``: a uniform region,
 =================  ======  =========================================================  =========
 task               images  what it asks                                               answer
 =================  ======  =========================================================  =========
-``WhatDiffers``    2       ``what is different between the two images ?``             see below
+``WhatDiffers``    2       ``what is different between the two images ?`` (choices)   see below
 ``WhichHas``       2       ``which image has <value> objects ?`` (``circles``, ...)   Image A/B
 ``SameOrNot``      2       ``are the two images the same ?`` (balanced)               same/diff
 ``OddOneOut``      3-4     ``which image is different ?``                             Image A-D
@@ -25,8 +25,10 @@ of the region. Outside the edited cells the images are pixel-identical.
 (16 pixels, row-major) of a 2x2 grid. Patch ``p`` covers the cells of the 3x3 grid whose
 rows and columns overlap it (``patch_cells``: the centre row and column belong to both halves).
 
-**Answers of ``WhatDiffers``**: ``the colour``, ``the shape``, ``the size``, ``the number of
-objects`` (an object added or removed) and ``one object moved``: which *kind* of change, never
+**Answers of ``WhatDiffers``** (a multi-choice task: the frozen base never produced these
+phrases, and an adapter that only rewrites visual tokens learns to pick one from a choice list
+far more easily than to make the language model say new words): ``the colour``, ``the
+shape``, ``the size``, ``the number of objects`` (an object added or removed) and ``one object moved``: which *kind* of change, never
 what it changed from and to. The benchmark's SpotTheEdit answers ``<old> to <new>`` and
 MovedObject ``<cell> to <cell>``; neither form (nor any cell name) is an answer here.
 
@@ -64,7 +66,7 @@ from drum.builtin.demon.make import task_rng
 from drum.builtin.demon.scenes import LETTERS, VALUES, make_scene, word
 from drum.builtin.world.language import PLURALS
 from drum.builtin.world.scene import GRID, Scene, render_scene
-from drum.demon.categories import MULTI_CHOICE, OPEN_ENDED
+from drum.demon.categories import MULTI_CHOICE
 from drum.demon.format import IMAGES_DIR, DemonSample, DemonTask, write_demon_task
 from drum.lvlm.prompt import ICLPrompt, ImagePart, TextPart, Turn
 from drum.utils.io import atomic_directory, atomic_write_json
@@ -88,7 +90,7 @@ WHAT_DIFFERS_ANSWERS = {
 }
 
 SYNTHETIC_TASKS: dict[str, tuple[str, str]] = {
-    "WhatDiffers": (OPEN_ENDED, "{image#1} {image#2} what is different between the two images ?"),
+    "WhatDiffers": (MULTI_CHOICE, "{image#1} {image#2} what is different between the two images ?"),
     "WhichHas": (MULTI_CHOICE, "which image has {value} ?"),
     "SameOrNot": (MULTI_CHOICE, "{image#1} {image#2} are the two images the same ?"),
     "OddOneOut": (MULTI_CHOICE, "which image is different ?"),
@@ -393,7 +395,9 @@ def _finish(
     edited = [k == order for k in range(draft.n_images)]
     template = SYNTHETIC_TASKS[name][1]
     if name == "WhatDiffers":
-        return template, WHAT_DIFFERS_ANSWERS[edit.kind], None, edited
+        forms = sorted(set(WHAT_DIFFERS_ANSWERS.values()))
+        listed = tuple(forms[int(i)] for i in rng.permutation(len(forms)))
+        return template, WHAT_DIFFERS_ANSWERS[edit.kind], listed, edited
     if name == "SameOrNot":
         same = draft.extra["same"]
         return (

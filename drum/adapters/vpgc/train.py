@@ -83,13 +83,13 @@ class VPGCTrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 16
-    max_steps: int = 400
+    max_steps: int = 1500
     max_seconds: float = 300.0
     warmup: int = 20
     seed: int = 0
     region: str = "attention"
     n_train: int = 500
-    checkpoint_every: int = 100
+    checkpoint_every: int = 250
     log_every: int = 25
 
     def __post_init__(self) -> None:
