@@ -28,8 +28,8 @@ rows and columns overlap it (``patch_cells``: the centre row and column belong t
 **Answers of ``WhatDiffers``** (a multi-choice task: the frozen base never produced these
 phrases, and an adapter that only rewrites visual tokens learns to pick one from a choice list
 far more easily than to make the language model say new words): ``the colour``, ``the
-shape``, ``the size``, ``the number of objects`` (an object added or removed) and ``one object moved``: which *kind* of change, never
-what it changed from and to. The benchmark's SpotTheEdit answers ``<old> to <new>`` and
+shape``, ``the size``, ``the number of objects`` (an object added or removed) and ``one object
+moved``: which *kind* of change, never what it changed from and to. The benchmark's SpotTheEdit answers ``<old> to <new>`` and
 MovedObject ``<cell> to <cell>``; neither form (nor any cell name) is an answer here.
 
 **Disjoint from the benchmark** (``drum.builtin.demon.tasks``): no task here asks any
