@@ -29,8 +29,9 @@ rows and columns overlap it (``patch_cells``: the centre row and column belong t
 phrases, and an adapter that only rewrites visual tokens learns to pick one from a choice list
 far more easily than to make the language model say new words): ``the colour``, ``the
 shape``, ``the size``, ``the number of objects`` (an object added or removed) and ``one object
-moved``: which *kind* of change, never what it changed from and to. The benchmark's SpotTheEdit answers ``<old> to <new>`` and
-MovedObject ``<cell> to <cell>``; neither form (nor any cell name) is an answer here.
+moved``: which *kind* of change, never what it changed from and to. The benchmark's
+SpotTheEdit answers ``<old> to <new>`` and MovedObject ``<cell> to <cell>``; neither form (nor
+any cell name) is an answer here.
 
 **Disjoint from the benchmark** (``drum.builtin.demon.tasks``): no task here asks any
 benchmark question or uses any of their instructions; the contexts are new sentences
