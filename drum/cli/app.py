@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from drum.cli import data, demo, demon, embed, index, lvlm, mining, retrieve
+from drum.cli import data, demo, demon, embed, index, lvlm, mining, retrieve, vpgc
 from drum.cli import eval as eval_cli
 
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -17,6 +17,7 @@ app.add_typer(embed.app, name="embed")
 app.add_typer(index.app, name="index")
 app.add_typer(lvlm.app, name="lvlm")
 app.add_typer(demon.app, name="demon")
+app.add_typer(vpgc.app, name="vpgc")
 app.command("retrieve")(retrieve.retrieve_command)
 app.command("strategies")(retrieve.strategies_command)
 app.command("eval")(eval_cli.eval_command)

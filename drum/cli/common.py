@@ -114,6 +114,26 @@ def load_lvlm(model: str | Path, option: str = "--model", device: str = "cpu") -
         fail(f"{option}: {error}")
 
 
+def check_adapter(adapter: Path, option: str = "--adapter") -> None:
+    """Exit 2 unless ``adapter`` is a VPG-C adapter directory (its config file is there)."""
+    from drum.adapters.vpgc.config import CONFIG_NAME
+
+    if not adapter.is_dir():
+        fail(f"{option} {adapter}: no such adapter directory")
+    if not (adapter / CONFIG_NAME).is_file():
+        fail(f"{option} {adapter}: not a VPG-C adapter (no {CONFIG_NAME}; see drum vpgc train)")
+
+
+def wrap_adapter(lvlm: HFLVLM, adapter: Path, option: str = "--adapter") -> Any:
+    """``load_adapter(lvlm, adapter)``; an adapter for another base exits 2 in one line."""
+    from drum.adapters.vpgc import VPGCConfigError, load_adapter
+
+    try:
+        return load_adapter(lvlm, adapter)
+    except (VPGCConfigError, FileNotFoundError) as error:
+        fail(f"{option} {adapter}: {error}")
+
+
 def check_out(path: Path, kind: Literal["file", "directory"], option: str = "--out") -> None:
     """Exit 2 unless ``path`` can be written as a ``kind``: not an existing thing of the other
     kind, and under a directory rather than a file."""

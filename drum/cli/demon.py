@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from drum.cli.common import (
+    check_adapter,
     check_model,
     check_out,
     console,
@@ -21,6 +22,7 @@ from drum.cli.common import (
     fail,
     load_lvlm,
     read_or_fail,
+    wrap_adapter,
 )
 
 if TYPE_CHECKING:
@@ -138,6 +140,10 @@ def demon_eval_command(
         int, typer.Option(help="Greedy decoding length (the reference's 300).")
     ] = MAX_NEW_TOKENS,
     device: str = "cpu",
+    adapter: Annotated[
+        Path | None,
+        typer.Option(help="A VPG-C adapter directory (drum vpgc train) to put on the model."),
+    ] = None,
 ) -> None:
     """Generate greedily into <out>/<Task>/pred.json (a killed run resumes), then score."""
     from drum.demon.format import DemonFormatError
@@ -151,6 +157,8 @@ def demon_eval_command(
     _positive(max_new_tokens, "--max-new-tokens")
     check_out(out, "directory")
     check_model(model, "--model")
+    if adapter is not None:
+        check_adapter(adapter)
     selected = _read_tasks(data, names)
     categories = _categories(data)
     try:  # the pred.json files of a run to resume, before the model loads
@@ -158,7 +166,9 @@ def demon_eval_command(
             pending_samples(task, out, max_per_task)
     except DemonFormatError as error:
         fail(str(error))
-    lvlm = load_lvlm(model, device=device)
+    lvlm: Any = load_lvlm(model, device=device)
+    if adapter is not None:
+        lvlm = wrap_adapter(lvlm, adapter)
     try:
         scores = evaluate_demon(
             lvlm, selected, out, max_per_task, batch_size, max_new_tokens, categories=categories

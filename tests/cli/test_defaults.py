@@ -31,6 +31,7 @@ def field_defaults(config: Any) -> dict[str, Any]:
 
 def backing_configs() -> dict[str, dict[str, Any]]:
     """Per command, the defaults of the configs it builds (first config wins on a name)."""
+    from drum.adapters.vpgc.train import VPGCTrainConfig
     from drum.builtin.demon.config import BuiltinDemonConfig
     from drum.builtin.demon.lvlm import DemonLVLMConfig
     from drum.builtin.embedder import BuiltinEmbedderConfig
@@ -63,6 +64,7 @@ def backing_configs() -> dict[str, dict[str, Any]]:
             **field_defaults(DrumExperimentConfig),
         },
         "demon make-builtin": field_defaults(BuiltinDemonConfig),
+        "vpgc train": field_defaults(VPGCTrainConfig),
         "demon train-base": {
             **field_defaults(DemonLVLMConfig),
             **field_defaults(DemonBenchmarkConfig().generic),
