@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: demo demon experiments test test-fast lint bench clean-demo venv
+.PHONY: demo demon vpgc vpgc-full experiments test test-fast lint bench clean-demo venv
 
 venv: $(STAMP)
 
@@ -21,6 +21,13 @@ demo: $(STAMP)
 # The built-in DEMON-style benchmark: chance, the shipped base zero-shot, a supervised ceiling.
 demon: $(STAMP)
 	$(VENV)/bin/drum demon benchmark --out runs/demon
+
+# VPG-C zero-shot on the built-in DEMON-style tasks: one seed per arm (vpgc-full: three).
+vpgc: $(STAMP)
+	$(VENV)/bin/drum vpgc experiments --out runs/vpgc --demon runs/demon
+
+vpgc-full: $(STAMP)
+	$(VENV)/bin/drum vpgc experiments --out runs/vpgc-full --demon runs/demon --full
 
 # DRUM vs the similarity strategies with ablations (reuses the demo's world and models).
 experiments: $(STAMP)

@@ -41,6 +41,9 @@ def vpgc_train_command(
     num_heads: Annotated[int, typer.Option(help="VPG-C re-attention heads.")] = default_of(
         TRAIN_CONFIG, "num_heads"
     ),
+    hidden_size: Annotated[
+        int | None, typer.Option(help="VPG-C re-attention width (default 16; none: vision's).")
+    ] = default_of(TRAIN_CONFIG, "hidden_size"),
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = default_of(TRAIN_CONFIG, "lr"),
     batch_size: Annotated[int, typer.Option(help="Samples per step.")] = default_of(
         TRAIN_CONFIG, "batch_size"
@@ -74,6 +77,7 @@ def vpgc_train_command(
             method=method,
             layer=layer,
             num_heads=num_heads,
+            hidden_size=hidden_size,
             lr=lr,
             batch_size=batch_size,
             max_steps=max_steps,
@@ -92,3 +96,43 @@ def vpgc_train_command(
     except VPGCConfigError as error:
         fail(str(error))
     typer.echo(str(out))
+
+
+@app.command("experiments")
+def vpgc_experiments_command(
+    out: Annotated[Path, typer.Option(help="Directory for arms, predictions, results.")] = Path(
+        "runs/vpgc"
+    ),
+    demon: Annotated[
+        Path, typer.Option(help="The built-in benchmark's directory (made if missing).")
+    ] = Path("runs/demon"),
+    full: Annotated[
+        bool, typer.Option(help="Three seeds for VPG-C (attention and random regions).")
+    ] = False,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Training steps per arm (default: the train config's).")
+    ] = None,
+) -> None:
+    """VPG-C vs base, random regions, same-data baselines, layers, ceiling (zero-shot)."""
+    from dataclasses import replace
+
+    from drum.cli.common import show_tables
+    from drum.pipelines.vpgc_experiments import (
+        FULL_ARMS,
+        REDUCED_ARMS,
+        VPGCExperimentConfig,
+        markdown_table,
+        run_vpgc_experiments,
+    )
+
+    check_out(out, "directory")
+    config = VPGCExperimentConfig(arms=FULL_ARMS if full else REDUCED_ARMS)
+    if max_steps is not None:
+        if max_steps < 1:
+            fail(f"--max-steps must be a positive integer, got {max_steps}")
+        config = replace(config, train=replace(config.train, max_steps=max_steps))
+    limit_threads()
+    results = run_vpgc_experiments(out, config, demon)
+    markdown = markdown_table(results)
+    show_tables(markdown, markdown)
+    typer.echo(f"results: {out / 'vpgc_experiments.json'} (table: vpgc_experiments.md)")

@@ -131,6 +131,7 @@ def test_every_command_with_a_config_is_covered() -> None:
         "demon score",
         "demon eval",  # its defaults are drum.demon.run's (tests/cli/test_demon.py)
         "demon freeze-base",
+        "vpgc experiments",  # arms from drum.pipelines.vpgc_experiments (REDUCED/FULL_ARMS)
     }
     assert names == set(backing_configs()) | without_config
 

@@ -21,10 +21,10 @@ that spend the same data without the module.
   (``adapter_config.json`` + ``adapter_model.safetensors``) for ``load_adapter``;
 * ``"projector"``: the base's ``multi_modal_projector`` alone; ``out_dir`` is a full model
   directory (model + processor) for ``HFLVLM``;
-* ``"lora"``: LoRA (``B A``, ``B`` zero-init, scale ``alpha / r`` with ``alpha = r``) on the
-  query and value projections of every LLM layer, rank chosen so its parameter count is the
-  closest to the VPG-C adapter's; merged into the weights at the end, so ``out_dir`` is a full
-  model directory too (no peft needed to load it, the evaluation is plain ``HFLVLM``).
+* ``"lora"``: ``peft``'s LoRA (``B`` zero-init, ``alpha = r``) on the query and value
+  projections of every LLM layer, rank chosen so its parameter count is the closest to the
+  VPG-C adapter's; merged into the weights at the end (``merge_and_unload``), so ``out_dir`` is
+  a full model directory too (the evaluation is plain ``HFLVLM``).
 """
 
 from __future__ import annotations
@@ -67,6 +67,9 @@ class VPGCTrainConfig:
         method: ``"vpgc"`` (the adapter), ``"projector"`` or ``"lora"`` (baselines).
         layer: VPG-C's layer (``None``: ``L // 2``).
         num_heads: VPG-C's re-attention heads.
+        hidden_size: VPG-C's re-attention width (``None``: the vision width). 16 keeps the
+            adapter at 0.53% of the built-in base's parameters (the vision width, 64, would
+            make it 4.0%; the issue's budget is 1%).
         lr, weight_decay, warmup: AdamW under warmup-cosine (``warmup`` steps).
         batch_size: samples per step.
         max_steps: steps (the cosine's length); ``max_seconds`` stops earlier.
@@ -79,7 +82,8 @@ class VPGCTrainConfig:
 
     method: str = "vpgc"
     layer: int | None = None
-    num_heads: int = 4
+    num_heads: int = 2
+    hidden_size: int | None = 16
     lr: float = 1e-3
     weight_decay: float = 0.0
     batch_size: int = 16
@@ -128,29 +132,6 @@ def answer_loss(
 
 
 # ---------------------------------------------------------------------------------- LoRA
-class LoRALinear(nn.Module):
-    """``base(x) + scale * B(A(x))`` with ``B`` zero-init (starts as the base)."""
-
-    def __init__(self, base: nn.Linear, rank: int, generator: torch.Generator) -> None:
-        super().__init__()
-        self.base = base
-        self.scale = 1.0  # alpha = rank
-        weight = base.weight
-        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, dtype=weight.dtype))
-        with torch.no_grad():
-            self.lora_a.copy_(torch.randn(rank, base.in_features, generator=generator) / rank)
-        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, dtype=weight.dtype))
-        self.to(weight.device)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + self.scale * (x @ self.lora_a.T) @ self.lora_b.T
-
-    def merged(self) -> nn.Linear:
-        with torch.no_grad():
-            self.base.weight += self.scale * self.lora_b @ self.lora_a
-        return self.base
-
-
 def lora_rank_for(model: nn.Module, target: int) -> int:
     """The LoRA rank whose parameter count (``LORA_TARGETS`` of every decoder layer) is the
     closest to ``target`` (at least 1)."""
@@ -162,24 +143,25 @@ def lora_rank_for(model: nn.Module, target: int) -> int:
     return max(1, round(target / per_rank))
 
 
-def add_lora(model: nn.Module, rank: int, seed: int) -> nn.ModuleList:
-    """Wrap ``LORA_TARGETS`` of every decoder layer in ``LoRALinear`` (in place)."""
-    generator = torch.Generator().manual_seed(seed)
-    modules = []
-    for layer in decoder_layers(model):
-        for name in LORA_TARGETS:
-            wrapped = LoRALinear(getattr(layer.self_attn, name), rank, generator)
-            setattr(layer.self_attn, name, wrapped)
-            modules.append(wrapped)
-    return nn.ModuleList(modules)
+def lora_target_names(model: nn.Module) -> list[str]:
+    """Full module names of ``LORA_TARGETS`` in the language model's decoder layers (the vision
+    tower's attention has the same short names and stays untouched)."""
+    layers = decoder_layers(model)
+    wanted = {id(getattr(layer.self_attn, name)) for layer in layers for name in LORA_TARGETS}
+    return [name for name, module in model.named_modules() if id(module) in wanted]
 
 
-def merge_lora(model: nn.Module) -> None:
-    for layer in decoder_layers(model):
-        for name in LORA_TARGETS:
-            module = getattr(layer.self_attn, name)
-            if isinstance(module, LoRALinear):
-                setattr(layer.self_attn, name, module.merged())
+def add_lora(model: nn.Module, rank: int, seed: int) -> nn.Module:
+    """peft LoRA (``r = alpha = rank``, ``B`` zero-init, no dropout) on ``LORA_TARGETS`` of every
+    decoder layer, injected into ``model`` in place; returns the ``PeftModel`` (only its LoRA
+    weights require grad)."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)  # peft draws A from the global generator
+    config = LoraConfig(
+        r=rank, lora_alpha=rank, lora_dropout=0.0, target_modules=lora_target_names(model)
+    )
+    return get_peft_model(model, config)
 
 
 # ------------------------------------------------------------------------------- the trainer
@@ -239,7 +221,13 @@ def train_vpgc(
 
     seed_everything(config.seed)
     vpgc = VPGCLVLM(
-        base, VPGCConfig(layer=config.layer, num_heads=config.num_heads, seed=config.seed)
+        base,
+        VPGCConfig(
+            layer=config.layer,
+            num_heads=config.num_heads,
+            hidden_size=config.hidden_size,
+            seed=config.seed,
+        ),
     )
     vpgc_parameters = vpgc.parameter_count().adapter
     base_parameters = sum(p.numel() for p in base.model.parameters())
@@ -257,8 +245,6 @@ def train_vpgc(
         else:
             rank = lora_rank_for(base.model, vpgc_parameters)
             trained = add_lora(base.model, rank, config.seed)
-            for module in trained:
-                module.base.requires_grad_(False)
         base_parameters = sum(
             p.numel() for n, p in base.model.named_parameters() if "lora_" not in n
         )
@@ -331,7 +317,7 @@ def train_vpgc(
             vpgc.save_adapter(staging)
         else:
             if config.method == "lora":
-                merge_lora(base.model)
+                trained.merge_and_unload()  # in place: base.model is plain again
             base.model.save_pretrained(staging)
             base.processor.save_pretrained(staging)
     return out_dir
