@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from drum.cli.common import (
+    check_adapter,
     check_datasets,
     check_model,
     check_out,
@@ -18,6 +19,7 @@ from drum.cli.common import (
     load_embedder,
     load_lvlm,
     show_tables,
+    wrap_adapter,
 )
 
 ICL_EVAL_CONFIG = "drum.eval.icl:ICLEvalConfig"
@@ -53,6 +55,10 @@ def eval_command(
     drum_embedder: Annotated[
         str | None,
         typer.Option(help="The DRUM-trained dual encoder (drum mine) for strategy 'drum'."),
+    ] = None,
+    adapter: Annotated[
+        Path | None,
+        typer.Option(help="A VPG-C adapter directory (drum vpgc train) to put on the model."),
     ] = None,
     split: Annotated[str, typer.Option(help="World query split: test or val.")] = "test",
     max_queries: Annotated[
@@ -124,6 +130,8 @@ def eval_command(
     check_out(out, "directory")
     options = {"default": "--embedder", "drum": "--drum-embedder"}
     check_model(model, "--model")
+    if adapter is not None:
+        check_adapter(adapter)
     for name in config.required_embedders:
         check_model(paths[name], options.get(name, "--embedder"))
     from drum.embed.cache import EmbeddingCache
@@ -132,9 +140,12 @@ def eval_command(
         name: load_embedder(paths[name], options.get(name, "--embedder"), device=device)
         for name in config.required_embedders
     }
+    lvlm = load_lvlm(model, device=device)
+    if adapter is not None:
+        lvlm = wrap_adapter(lvlm, adapter)
     results = run_icl_eval(
         tasks,
-        load_lvlm(model, device=device),
+        lvlm,
         config,
         encoders,
         out,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from drum.cli.common import (
+    check_adapter,
     check_datasets,
     check_model,
     check_out,
@@ -19,6 +20,7 @@ from drum.cli.common import (
     fail,
     load_lvlm,
     show_tables,
+    wrap_adapter,
 )
 
 MINING_CONFIG = "drum.train.config:MiningConfig"
@@ -55,6 +57,10 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
         ] = default_of(MINING_CONFIG, "relevance"),
         image_weight: float = default_of(MINING_CONFIG, "train.image_weight"),
         seed: int = default_of(MINING_CONFIG, "train.seed"),
+        adapter: Annotated[
+            Path | None,
+            typer.Option(help="A VPG-C adapter (drum vpgc train) on the LVLM that scores."),
+        ] = None,
         device: str = "cpu",
     ) -> None:
         from drum.feedback.scorer import FeedbackConfig
@@ -80,7 +86,11 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
         check_out(out, "directory")
         check_model(lvlm, "--lvlm")
         check_model(embedder, "--embedder")
+        if adapter is not None:
+            check_adapter(adapter)
         model = load_lvlm(lvlm, "--lvlm", device=device)
+        if adapter is not None:
+            model = wrap_adapter(model, adapter)
         try:
             summary = mine(tasks, model, embedder, out, config)
         except ValueError as error:
