@@ -22,12 +22,13 @@ demo: $(STAMP)
 demon: $(STAMP)
 	$(VENV)/bin/drum demon benchmark --out runs/demon
 
-# VPG-C zero-shot on the built-in DEMON-style tasks: one seed per arm (vpgc-full: three).
+# VPG-C zero-shot on the built-in DEMON-style tasks: one seed per arm (vpgc-full: three for
+# VPG-C, reusing the seed-0 arms).
 vpgc: $(STAMP)
 	$(VENV)/bin/drum vpgc experiments --out runs/vpgc --demon runs/demon
 
 vpgc-full: $(STAMP)
-	$(VENV)/bin/drum vpgc experiments --out runs/vpgc-full --demon runs/demon --full
+	$(VENV)/bin/drum vpgc experiments --out runs/vpgc --demon runs/demon --full
 
 # DRUM vs the similarity strategies with ablations (reuses the demo's world and models).
 experiments: $(STAMP)
