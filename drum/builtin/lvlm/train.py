@@ -277,10 +277,7 @@ def train_builtin_lvlm(
 
     objects = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     rng = np.random.default_rng(config.seed)
-    step, elapsed, history = 0, 0.0, []
-    if (resumed := checkpointer.latest()) is not None:
-        resumed.restore(objects, generators={"episodes": rng})
-        step, elapsed, history = resumed.step, resumed.extra["elapsed"], resumed.extra["history"]
+    step, elapsed, history = checkpointer.resume(objects, generators={"episodes": rng})
 
     model.train()
     started = time.perf_counter() - elapsed
