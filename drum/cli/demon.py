@@ -257,6 +257,9 @@ def demon_freeze_base_command(
     embedder: Annotated[
         Path | None, typer.Option(help="The CLIP it was trained on (default: shipped).")
     ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Assets folder (default: the package's assets/demon_base).")
+    ] = None,
 ) -> None:
     """Ship a trained base: copy it into drum/assets/demon_base with its manifest."""
     import json
@@ -273,8 +276,13 @@ def demon_freeze_base_command(
     config = DemonLVLMConfig(**identity["config"])
     generic = BuiltinDemonConfig(**identity["generic_data"])
     embedder = embedder or DEFAULT_EMBEDDER
+    from drum.builtin.demon.assets import DEMON_BASE_DIR
+
     out = freeze_demon_base(
-        base, base_identity(config, generic, embedder), reproduce_lines(config, generic)
+        base,
+        base_identity(config, generic, embedder),
+        reproduce_lines(config, generic),
+        out or DEMON_BASE_DIR,
     )
     console.print(f"DEMON base frozen into {out}")
 

@@ -288,3 +288,29 @@ def test_benchmark_rejects_an_unknown_task(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demon", "benchmark", "--out", str(tmp_path), "--tasks", "Nope"])
     assert result.exit_code == 2
     one_error_line(result.output, "Nope", "SameCount")
+
+
+def test_train_base_then_freeze_ships_a_base_the_benchmark_recognises(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from drum.builtin.demon.assets import base_identity, shipped_demon_base
+    from drum.builtin.demon.config import BuiltinDemonConfig
+    from drum.builtin.demon.lvlm import BASE_CONFIG
+    from drum.pipelines.demon_benchmark import DEFAULT_EMBEDDER, _resolved
+
+    base = tmp_path / "base"
+    args = ["demon", "train-base", "--out", str(base), "--max-steps", "2", "--n-train", "3"]
+    trained = runner.invoke(app, [*args, "--n-test", "2"])
+    assert trained.exit_code == 0, trained.output
+    assert (tmp_path / "base_data" / "generic" / "train" / "AskOne").is_dir()
+    frozen = runner.invoke(
+        app, ["demon", "freeze-base", "--base", str(base), "--out", str(tmp_path / "ship")]
+    )
+    assert frozen.exit_code == 0, frozen.output
+    generic = _resolved(BuiltinDemonConfig(n_train=3, n_test=2))
+    identity = base_identity(replace(BASE_CONFIG, max_steps=2), generic, DEFAULT_EMBEDDER)
+    assert shipped_demon_base(identity, tmp_path / "ship") == tmp_path / "ship" / "model"
+    manifest = json.loads((tmp_path / "ship" / "MANIFEST.json").read_text())
+    assert "--max-steps 2" in manifest["reproduce"][0]
+    missing = runner.invoke(app, ["demon", "freeze-base", "--base", str(tmp_path / "nope")])
+    assert missing.exit_code == 2
