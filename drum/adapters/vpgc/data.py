@@ -315,6 +315,13 @@ def least_attended_regions(
 ) -> list[int]:
     """Per prompt, the patch (0..3) of its first image its last token attends least (the CLS
     token, the image's first visual token, is not a region)."""
+    if lvlm.model_type == "blip-2":
+        # Its visual tokens are Q-Former queries, not patches: the paper's choice for BLIP-2
+        # reads the Q-Former's cross-attention over the patches, which is not built yet.
+        raise ValueError(
+            f"{lvlm.name}: region choice by attention is built for projector-style bases; "
+            "for BLIP-2 use region='random' (--region random)"
+        )
     regions: list[int] = []
     for start in range(0, len(prompts), batch_size):
         weights = patch_attention(lvlm, prompts[start : start + batch_size])

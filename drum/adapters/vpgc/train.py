@@ -67,9 +67,10 @@ class VPGCTrainConfig:
         method: ``"vpgc"`` (the adapter), ``"projector"`` or ``"lora"`` (baselines).
         layer: VPG-C's layer (``None``: ``L // 2``).
         num_heads: VPG-C's re-attention heads.
-        hidden_size: VPG-C's re-attention width (``None``: the vision width). 16 keeps the
-            adapter at 0.53% of the built-in base's parameters (the vision width, 64, would
-            make it 4.0%; the issue's budget is 1%).
+        hidden_size: VPG-C's re-attention width on projector-style bases (``None``: the vision
+            width; a BLIP-2 base always uses its Q-Former's). 16 keeps the adapter at 0.53%
+            of the built-in base's parameters (the vision width, 64, would make it 4.0%; the
+            issue's budget is 1%).
         lr, weight_decay, warmup: AdamW under warmup-cosine (``warmup`` steps).
         batch_size: samples per step.
         max_steps: steps (the cosine's length); ``max_seconds`` stops earlier.
@@ -225,7 +226,8 @@ def train_vpgc(
         VPGCConfig(
             layer=config.layer,
             num_heads=config.num_heads,
-            hidden_size=config.hidden_size,
+            # A Q-Former base fixes the width (the queries run through its frozen Q-Former).
+            hidden_size=None if base.model_type == "blip-2" else config.hidden_size,
             seed=config.seed,
         ),
     )

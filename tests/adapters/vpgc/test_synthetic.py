@@ -238,3 +238,32 @@ def test_cli_train_then_demon_eval_with_the_adapter(tiny_base: Path, tmp_path: P
     bad = runner.invoke(app, ["vpgc", "train", "--base", str(tmp_path / "nope"), "--out",
                               str(tmp_path / "x")])  # fmt: skip
     assert bad.exit_code == 2 and "no such model directory" in bad.output
+
+
+@pytest.mark.slow
+def test_a_tiny_blip2_trains_and_evaluates_with_its_adapter(tmp_path: Path) -> None:
+    from tests.lvlm.tiny_lvlms import build_tiny_blip2
+
+    base = tmp_path / "blip2"
+    build_tiny_blip2(base)
+    adapter = train_vpgc(
+        base, tmp_path / "adapter", _config(max_steps=3, region="random"),
+        data_dir=tmp_path / "data", progress=False,
+    )  # fmt: skip
+    card = json.loads((adapter / "vpgc_train.json").read_text())
+    assert card["steps"] == 3 and card["history"][-1]["loss"] > 0
+    assert json.loads((adapter / "adapter_config.json").read_text())["base_kind"] == "qformer"
+    root = tmp_path / "demon"
+    made = runner.invoke(app, ["demon", "make-builtin", "--out", str(root), "--n-train", "2",
+                               "--n-test", "2"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(app, ["demon", "eval", "--model", str(base), "--data",
+                                 str(root / "test"), "--tasks", "WhichImage,SameCount",
+                                 "--max-new-tokens", "2", "--out", str(tmp_path / "e"),
+                                 "--adapter", str(adapter)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    scores = json.loads((tmp_path / "e" / "demon_scores.json").read_text())
+    assert set(scores["tasks"]) == {"WhichImage", "SameCount"}
+    with pytest.raises(ValueError, match="region='random'"):
+        train_vpgc(base, tmp_path / "a2", _config(max_steps=1), data_dir=tmp_path / "d2",
+                   progress=False)  # fmt: skip
