@@ -23,13 +23,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from drum.demon.format import (
-    DemonSample,
-    DemonTask,
-    append_predictions,
-    predictions_path,
-    read_predictions,
-)
+from drum.demon.format import DemonSample, DemonTask
+from drum.demon.predictions import append_predictions, predictions_path, read_predictions
 from drum.demon.prompt import demon_prompt
 from drum.demon.score import first_samples, score_tasks
 from drum.lvlm.base import LVLM

@@ -33,13 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from drum.demon.categories import aggregate
-from drum.demon.format import (
-    DemonTask,
-    SampleId,
-    predictions_path,
-    read_demon_root,
-    read_predictions,
-)
+from drum.demon.format import DemonTask, SampleId, read_demon_root
+from drum.demon.predictions import predictions_path, read_predictions
 from drum.demon.scoring import DemonScoringError, score_sample
 from drum.utils.io import atomic_write_json, atomic_write_text
 

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from drum.cli import demon as demon_cli
 from drum.cli.main import app
 from drum.demon.categories import CATEGORIES
-from drum.demon.format import read_demon_root, read_demon_task, write_predictions
+from drum.demon.format import read_demon_root, read_demon_task
+from drum.demon.predictions import write_predictions
 from drum.testing import FakeLVLM
 from tests.demon import conftest as demon_fixtures
 from tests.demon.conftest import write_scoring_predictions

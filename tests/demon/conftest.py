@@ -242,7 +242,8 @@ def scoring_root(tmp_path: Path) -> Path:
 
 def write_scoring_predictions(root: Path, results: Path, tasks: list[str] | None = None) -> Path:
     """``<results>/<Task>/pred.json`` of ``SCORING_PREDICTIONS`` (the named tasks, or all)."""
-    from drum.demon.format import read_demon_task, write_predictions
+    from drum.demon.format import read_demon_task
+    from drum.demon.predictions import write_predictions
 
     for name in tasks or list(SCORING_PREDICTIONS):
         write_predictions(results, read_demon_task(root / name), SCORING_PREDICTIONS[name])

@@ -17,12 +17,14 @@ from drum.demon.format import (
     DemonFormatWarning,
     DemonSample,
     DemonTask,
-    append_predictions,
-    predictions_path,
     read_demon_root,
     read_demon_task,
-    read_predictions,
     write_demon_task,
+)
+from drum.demon.predictions import (
+    append_predictions,
+    predictions_path,
+    read_predictions,
     write_predictions,
 )
 from tests.demon.conftest import MMCOQA, MMCOQA_DATA, MMQA, MMQA_DATA, RELEASE, write_release_task

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from drum.demon.categories import CATEGORIES
-from drum.demon.format import DemonFormatError, read_demon_task, write_predictions
+from drum.demon.format import DemonFormatError, read_demon_task
+from drum.demon.predictions import write_predictions
 from drum.demon.score import SAMPLE_SCORES_FILE, SCORES_FILE, score_demon
 from drum.demon.scoring import DemonScoringError
 from tests.demon.conftest import SCORING_PREDICTIONS, write_scoring_predictions
