@@ -10,7 +10,6 @@ category are grouped under ``other``.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Sequence
@@ -18,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from drum.demon.categories import CATEGORIES
-from drum.utils.io import atomic_write_bytes, atomic_write_text
+from drum.utils.io import atomic_write_text
+from drum.utils.plotting import new_figure, percent_error_bars, save_png
 
 OTHER = "other"
 
@@ -92,20 +92,12 @@ def markdown_report(scores: dict[str, Any]) -> str:
 def plot(scores: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """One bar panel per category: its tasks' scores (%) with 95% CI bars, the category's
     score (when all its tasks are present) as a dashed line. Written as PNG atomically."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     groups = category_tasks(scores)
-    figure = Figure(figsize=(3.2 * max(1, len(groups)), 3.8), layout="constrained")
-    FigureCanvasAgg(figure)  # no pyplot: no display, no global figure state
+    figure = new_figure((3.2 * max(1, len(groups)), 3.8))
     axes = figure.subplots(1, max(1, len(groups)), squeeze=False)[0]
     for ax, (name, members) in zip(axes, groups.items(), strict=False):
-        entries = [scores["tasks"][task] for task in members]
-        values = [100 * entry["score"] for entry in entries]
-        bounds = [entry.get("ci95", (entry["score"], entry["score"])) for entry in entries]
-        below = [max(0.0, v - 100 * low) for v, (low, _) in zip(values, bounds, strict=True)]
-        above = [max(0.0, 100 * high - v) for v, (_, high) in zip(values, bounds, strict=True)]
-        ax.bar(range(len(members)), values, yerr=[below, above], capsize=3, color="tab:blue")
+        values, errors = percent_error_bars([scores["tasks"][task] for task in members])
+        ax.bar(range(len(members)), values, yerr=errors, capsize=3, color="tab:blue")
         if name in scores["categories"]:
             ax.axhline(scores["categories"][name], linestyle="--", color="0.3", label="category")
             ax.legend(fontsize="small")
@@ -115,11 +107,7 @@ def plot(scores: dict[str, Any], path: str | os.PathLike[str]) -> Path:
         score = scores["categories"].get(name)
         ax.set_title(name if score is None else f"{name}: {score:.2f}", fontsize="medium")
         ax.grid(axis="y", alpha=0.3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    path = Path(path)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return save_png(figure, path)
 
 
 def render_report(scores_json_path: str | os.PathLike[str]) -> tuple[Path, Path]:

@@ -10,14 +10,14 @@ conservative envelope covering both query sampling and seed-to-seed variation.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drum.utils.io import atomic_write_bytes, atomic_write_text
+from drum.utils.io import atomic_write_text
+from drum.utils.plotting import new_figure, save_png
 
 ZERO_SHOT = "zero-shot"  # the strategy name of zero-shot rows (as drum.eval.icl writes them)
 MISSING = "–"
@@ -127,14 +127,8 @@ def markdown_table(results: dict[str, Any]) -> str:
 def plot(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """One subplot per task: primary metric vs shots, a line per strategy with 95% CI bars,
     zero-shot as a dashed horizontal line. Written as PNG atomically."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     tasks = task_names(results)
-    # pyplot is avoided on purpose: a bare Figure on the Agg canvas needs no display and
-    # leaves no global figure state behind in long-running processes.
-    figure = Figure(figsize=(4.6 * max(1, len(tasks)), 3.8), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = new_figure((4.6 * max(1, len(tasks)), 3.8))
     axes = figure.subplots(1, max(1, len(tasks)), squeeze=False)[0]
     for ax, task in zip(axes, tasks, strict=False):
         summary = summarize(results, task)
@@ -167,11 +161,7 @@ def plot(results: dict[str, Any], path: str | os.PathLike[str]) -> Path:
         ax.set_title(task)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    path = Path(path)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return save_png(figure, path, dpi=110)
 
 
 def _header(results: dict[str, Any]) -> list[str]:

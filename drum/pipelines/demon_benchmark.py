@@ -16,7 +16,6 @@ predictions it has.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -35,7 +34,8 @@ from drum.builtin.demon.tasks import TASKS
 from drum.demon.categories import category_score
 from drum.demon.format import DemonTask, read_demon_task
 from drum.metrics.stats import bootstrap_ci_of_means
-from drum.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from drum.utils.io import atomic_write_json, atomic_write_text
+from drum.utils.plotting import new_figure, percent_error_bars, save_png
 
 RESULTS = "demon_benchmark.json"
 DEFAULT_EMBEDDER = Path(__file__).resolve().parent.parent / "assets" / "builtin" / "embedder"
@@ -316,12 +316,9 @@ def markdown_table(results: dict[str, Any]) -> str:
 def plot_benchmark(results: dict[str, Any], path: Path) -> Path:
     """Per task, bars for chance, base and ceiling (%) with 95% CI bars, as PNG."""
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     names = list(results["tasks"])
-    figure = Figure(figsize=(max(6.0, 0.9 * len(names)), 4.0), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = new_figure((max(6.0, 0.9 * len(names)), 4.0))
     ax = figure.subplots()
     x = np.arange(len(names))
     ax.bar(x - 0.27, [100 * results["tasks"][n]["chance"] for n in names], 0.27, label="chance")
@@ -329,11 +326,7 @@ def plot_benchmark(results: dict[str, Any], path: Path) -> Path:
         entries = [results["tasks"][n].get(key) for n in names]
         if any(e is None for e in entries):
             continue
-        values = [100 * e["score"] for e in entries]
-        errors = [
-            [max(0.0, v - 100 * e["ci95"][0]) for v, e in zip(values, entries, strict=True)],
-            [max(0.0, 100 * e["ci95"][1] - v) for v, e in zip(values, entries, strict=True)],
-        ]
+        values, errors = percent_error_bars(entries)
         label = "base zero-shot" if key == "base" else "supervised ceiling"
         ax.bar(x + offset, values, 0.27, yerr=errors, capsize=2, label=label)
     ax.set_xticks(x, names, rotation=45, ha="right", fontsize="small")
@@ -341,10 +334,7 @@ def plot_benchmark(results: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("score (%)")
     ax.legend(fontsize="small")
     ax.grid(axis="y", alpha=0.3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return save_png(figure, path)
 
 
 def render_benchmark(results_path: str | Path) -> tuple[Path, Path]:

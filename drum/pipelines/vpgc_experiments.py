@@ -18,7 +18,6 @@ Every step resumes: finished models and predictions are reused.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -30,7 +29,8 @@ import numpy as np
 from drum.demon.categories import category_score
 from drum.metrics.stats import bootstrap_ci_of_means
 from drum.pipelines.demon_benchmark import DemonBenchmarkConfig
-from drum.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from drum.utils.io import atomic_write_json, atomic_write_text
+from drum.utils.plotting import new_figure, percent_error_bars, save_png
 
 RESULTS = "vpgc_experiments.json"
 METHOD_LABELS = {"vpgc": "VPG-C", "projector": "projector tuning", "lora": "LoRA"}
@@ -258,33 +258,23 @@ def markdown_table(results: dict[str, Any]) -> str:
 
 def plot_vpgc_experiments(results: dict[str, Any], path: Path) -> Path:
     """Per category, one bar per column (%) with its 95% interval, as PNG."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     names = list(results["columns"])
     categories = list(dict.fromkeys(results["categories"].values()))
-    figure = Figure(figsize=(max(7.0, 1.3 * len(categories)), 4.2), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = new_figure((max(7.0, 1.3 * len(categories)), 4.2))
     ax = figure.subplots()
     width = 0.8 / len(names)
     x = np.arange(len(categories))
     for i, name in enumerate(names):
-        entries = [results["columns"][name]["categories"][c] for c in categories]
-        values = [100 * e["score"] for e in entries]
-        errors = [
-            [max(0.0, v - 100 * e["ci95"][0]) for v, e in zip(values, entries, strict=True)],
-            [max(0.0, 100 * e["ci95"][1] - v) for v, e in zip(values, entries, strict=True)],
-        ]
+        values, errors = percent_error_bars(
+            [results["columns"][name]["categories"][c] for c in categories]
+        )
         ax.bar(x + (i - len(names) / 2 + 0.5) * width, values, width, yerr=errors, label=name)
     ax.set_xticks(x, categories, rotation=30, ha="right", fontsize="small")
     ax.set_ylim(0, 100)
     ax.set_ylabel("score (%)")
     ax.legend(fontsize="x-small", ncol=2)
     ax.grid(axis="y", alpha=0.3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return save_png(figure, path)
 
 
 def render_vpgc_experiments(results_path: str | Path) -> tuple[Path, Path]:
