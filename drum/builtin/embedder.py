@@ -26,7 +26,7 @@ from drum.data.images import load_image
 from drum.data.jsonl import read_examples
 from drum.losses.contrastive import multi_positive_contrastive_loss
 from drum.utils.checkpoint import Checkpointer
-from drum.utils.schedule import warmup_cosine
+from drum.utils.schedule import clipped_step, warmup_cosine
 from drum.utils.seed import seed_everything
 
 CARD_NAME = "drum_embedder.json"
@@ -232,11 +232,7 @@ def train_builtin_embedder(
         )
         positives = caption_ids[batch, None] == caption_ids[None, batch]
         loss = multi_positive_contrastive_loss(logits, positives)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
+        clipped_step(loss, optimizer, scheduler, model.parameters())
         with torch.no_grad():  # CLIP clamps its temperature at 100
             model.logit_scale.clamp_(0, math.log(100))
         losses.append(loss.item())

@@ -33,7 +33,7 @@ from drum.train.dual_encoder import TrainableDualEncoder
 from drum.train.lists import RankedList, sample_positions
 from drum.utils.checkpoint import Checkpointer
 from drum.utils.fingerprint import directory_digest
-from drum.utils.schedule import warmup_cosine
+from drum.utils.schedule import clipped_step, warmup_cosine
 from drum.utils.seed import seed_everything
 
 CARD_NAME = "drum_retriever.json"
@@ -160,11 +160,7 @@ def train_retriever(
                 loss = loss + config.contrastive_weight * in_batch_contrastive_loss(
                     queries, pool, positive, config.scale
                 )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
-            scheduler.step()
+            clipped_step(loss, optimizer, scheduler, trainable)
             losses.append(loss.item())
             bar.update()
             bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses[-20:]):.4f}")

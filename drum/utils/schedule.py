@@ -1,8 +1,9 @@
-"""The learning-rate schedule every built-in trainer uses."""
+"""The learning-rate schedule, optimiser and update step every built-in trainer uses."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 
@@ -32,3 +33,20 @@ def adamw_warmup_cosine(
         optimizer, lambda s: warmup_cosine(s, total_steps, warmup_steps)
     )
     return optimizer, scheduler
+
+
+def clipped_step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    parameters: Iterable[torch.nn.Parameter],
+    max_norm: float = 1.0,
+) -> None:
+    """One update of every built-in trainer: clear the gradients, back-propagate ``loss``,
+    clip the gradient norm of ``parameters`` to ``max_norm``, step the optimiser, then the
+    schedule."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+    optimizer.step()
+    scheduler.step()

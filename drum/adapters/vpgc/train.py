@@ -51,7 +51,7 @@ from drum.lvlm.hooks import decoder_layers
 from drum.lvlm.prompt import ICLPrompt
 from drum.utils.checkpoint import Checkpointer
 from drum.utils.fingerprint import directory_digest
-from drum.utils.schedule import adamw_warmup_cosine
+from drum.utils.schedule import adamw_warmup_cosine, clipped_step
 from drum.utils.seed import seed_everything
 
 TRAIN_CARD = "vpgc_train.json"
@@ -271,11 +271,7 @@ def train_vpgc(
     while step < config.max_steps:
         batch = [samples[int(i)] for i in rng.integers(len(samples), size=config.batch_size)]
         loss = loss_of([p for p, _ in batch], [a for _, a in batch])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        scheduler.step()
+        clipped_step(loss, optimizer, scheduler, parameters)
         step += 1
         losses.append(loss.item())
         bar.update()

@@ -42,7 +42,7 @@ from drum.demon.format import DemonTask
 from drum.demon.prompt import demon_prompt
 from drum.utils.checkpoint import Checkpointer
 from drum.utils.fingerprint import directory_digest
-from drum.utils.schedule import adamw_warmup_cosine
+from drum.utils.schedule import adamw_warmup_cosine, clipped_step
 from drum.utils.seed import seed_everything
 
 CARD_NAME = "drum_demon_lvlm.json"
@@ -258,11 +258,7 @@ def train_demon_lvlm(
         _, loss, _ = episode_logits_and_loss(
             model, data.features, data.draw(rng, config.batch_size), pad_id
         )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        scheduler.step()
+        clipped_step(loss, optimizer, scheduler, trainable)
         step += 1
         losses.append(loss.item())
         bar.update()

@@ -36,7 +36,7 @@ from drum.builtin.world.generate import load_world_card, world_identity
 from drum.data.jsonl import read_examples
 from drum.utils.checkpoint import Checkpointer
 from drum.utils.fingerprint import directory_digest
-from drum.utils.schedule import adamw_warmup_cosine
+from drum.utils.schedule import adamw_warmup_cosine, clipped_step
 from drum.utils.seed import seed_everything
 
 CARD_NAME = "drum_lvlm.json"
@@ -296,11 +296,7 @@ def train_builtin_lvlm(
             for _ in range(config.batch_size)
         ]
         _, loss, _ = episode_logits_and_loss(model, train_features, batch, pad_id)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        scheduler.step()
+        clipped_step(loss, optimizer, scheduler, trainable)
         step += 1
         losses.append(loss.item())
         bar.update()
