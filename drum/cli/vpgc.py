@@ -136,3 +136,51 @@ def vpgc_experiments_command(
     markdown = markdown_table(results)
     show_tables(markdown, markdown)
     typer.echo(f"results: {out / 'vpgc_experiments.json'} (table: vpgc_experiments.md)")
+
+
+@app.command("icl")
+def vpgc_icl_command(
+    out: Annotated[Path, typer.Option(help="Directory for the adapter, evaluations, results.")] = (
+        Path("runs/vpgc_icl")
+    ),
+    demo: Annotated[
+        Path, typer.Option(help="The demo's directory (drum demo): its world and DRUM embedder.")
+    ] = Path("runs/demo"),
+    max_queries: Annotated[
+        int, typer.Option(help="Test queries per world task (the demo's 300).")
+    ] = default_of("drum.pipelines.vpgc_icl:VPGCICLConfig", "max_queries"),
+    max_steps: Annotated[
+        int | None, typer.Option(help="Adapter training steps (default: the train config's).")
+    ] = None,
+) -> None:
+    """Does VPG-C change few-shot ICL? The world LVLM with and without an adapter trained on
+    edited-twin episodes: random / concat / drum demonstrations and the oracle1 probes."""
+    from dataclasses import replace
+
+    from drum.cli.common import show_tables
+    from drum.pipelines.vpgc_icl import (
+        VPGCICLConfig,
+        final_drum_embedder,
+        markdown_table,
+        run_vpgc_icl,
+    )
+
+    check_out(out, "directory")
+    if not (demo / "world" / "world.json").is_file():
+        fail(f"--demo {demo}: no demo run there (run `make demo` or `drum demo --out {demo}`)")
+    try:
+        final_drum_embedder(demo)
+    except FileNotFoundError as error:
+        fail(str(error))
+    if max_queries < 1:
+        fail(f"--max-queries must be a positive integer, got {max_queries}")
+    config = VPGCICLConfig(max_queries=max_queries)
+    if max_steps is not None:
+        if max_steps < 1:
+            fail(f"--max-steps must be a positive integer, got {max_steps}")
+        config = replace(config, train=replace(config.train, max_steps=max_steps))
+    limit_threads()
+    results = run_vpgc_icl(out, demo, config)
+    markdown = markdown_table(results)
+    show_tables(markdown, markdown)
+    typer.echo(f"results: {out / 'vpgc_icl.json'} (table: vpgc_icl.md)")

@@ -41,6 +41,7 @@ def backing_configs() -> dict[str, dict[str, Any]]:
     from drum.index import IndexConfig
     from drum.pipelines.demon_benchmark import DemonBenchmarkConfig
     from drum.pipelines.drum_experiments import DrumExperimentConfig
+    from drum.pipelines.vpgc_icl import VPGCICLConfig
     from drum.retrieve.strategies import RetrievalConfig
     from drum.train.config import MiningConfig
 
@@ -65,6 +66,7 @@ def backing_configs() -> dict[str, dict[str, Any]]:
         },
         "demon make-builtin": field_defaults(BuiltinDemonConfig),
         "vpgc train": field_defaults(VPGCTrainConfig),
+        "vpgc icl": field_defaults(VPGCICLConfig),
         "demon train-base": {
             **field_defaults(DemonLVLMConfig),
             **field_defaults(DemonBenchmarkConfig().generic),

@@ -43,8 +43,15 @@ from tqdm.auto import tqdm
 from drum.adapters.vpgc.config import VPGCConfig
 from drum.adapters.vpgc.data import CARD_NAME as DATA_CARD
 from drum.adapters.vpgc.data import REGIONS, SyntheticVPGCConfig, make_synthetic_vpgc
+from drum.adapters.vpgc.episodes import CARD_NAME as EPISODES_CARD
+from drum.adapters.vpgc.episodes import (
+    TwinEpisodeConfig,
+    episodes_digest,
+    load_twin_samples,
+    make_twin_episodes,
+)
 from drum.adapters.vpgc.model import VPGCLVLM
-from drum.demon.format import DemonTask, read_demon_task
+from drum.demon.format import read_demon_task
 from drum.demon.prompt import demon_prompt
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.hooks import decoder_layers
@@ -56,6 +63,10 @@ from drum.utils.seed import seed_everything
 
 TRAIN_CARD = "vpgc_train.json"
 METHODS = ("vpgc", "projector", "lora")
+# What the synthetic data is: the DEMON-format tasks (``drum.adapters.vpgc.data``) for the
+# DEMON base, or in-context episodes with an edited twin (``drum.adapters.vpgc.episodes``) for
+# the built-in world LVLM.
+SOURCES = ("demon", "episodes")
 LORA_TARGETS = ("q_proj", "v_proj")
 
 
@@ -76,7 +87,9 @@ class VPGCTrainConfig:
         max_steps: steps (the cosine's length); ``max_seconds`` stops earlier.
         seed: the data, the adapter's initial weights and the sample draws.
         region: ``"attention"`` (least-attended patch) or ``"random"`` (the ablation).
-        n_train: synthetic samples per task (four tasks).
+        n_train: synthetic samples per task (four tasks); ``source="episodes"``: episodes.
+        source: ``"demon"`` (the DEMON-format tasks) or ``"episodes"`` (in-context episodes
+            with an edited twin, for the world LVLM).
         checkpoint_every: steps between checkpoints.
         log_every: steps per loss-history entry.
     """
@@ -94,6 +107,7 @@ class VPGCTrainConfig:
     seed: int = 0
     region: str = "attention"
     n_train: int = 500
+    source: str = "demon"
     checkpoint_every: int = 250
     log_every: int = 25
 
@@ -102,13 +116,17 @@ class VPGCTrainConfig:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.region not in REGIONS:
             raise ValueError(f"region must be one of {REGIONS}, got {self.region!r}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         for name in ("batch_size", "max_steps", "n_train", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.max_seconds <= 0:
             raise ValueError("lr and max_seconds must be > 0")
 
-    def data_config(self) -> SyntheticVPGCConfig:
+    def data_config(self) -> SyntheticVPGCConfig | TwinEpisodeConfig:
+        if self.source == "episodes":
+            return TwinEpisodeConfig(n_train=self.n_train, seed=self.seed, region=self.region)
         return SyntheticVPGCConfig(n_train=self.n_train, seed=self.seed, region=self.region)
 
 
@@ -166,22 +184,34 @@ def add_lora(model: nn.Module, rank: int, seed: int) -> nn.Module:
 
 
 # ------------------------------------------------------------------------------- the trainer
-def _data(base: HFLVLM, base_dir: Path, data_dir: Path, config: VPGCTrainConfig) -> list[Path]:
+def _card_matches(card_path: Path, expected: dict[str, object]) -> bool:
+    if not card_path.is_file():
+        return False
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    return {k: card.get(k) for k in expected} == expected
+
+
+def _samples(
+    base: HFLVLM, data_dir: Path, config: VPGCTrainConfig
+) -> tuple[list[tuple[ICLPrompt, str]], str]:
+    """The training ``(prompt, response)`` pairs and a digest of what they read: the data in
+    ``data_dir``, reused when its card holds the same data config and base, else written."""
     data_config = config.data_config()
-    card_path = data_dir / DATA_CARD
     expected = {"config": asdict(data_config), "base": base.fingerprint}
-    if card_path.is_file():
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        if {k: card.get(k) for k in expected} == expected:
-            return sorted(p for p in (data_dir / "train").iterdir() if p.is_dir())
-    make_synthetic_vpgc(data_dir, data_config, base)
-    return sorted(p for p in (data_dir / "train").iterdir() if p.is_dir())
+    if config.source == "episodes":
+        assert isinstance(data_config, TwinEpisodeConfig)
+        if not _card_matches(data_dir / EPISODES_CARD, expected):
+            make_twin_episodes(data_dir, data_config, base)
+        return load_twin_samples(data_dir), episodes_digest(data_dir)
+    assert isinstance(data_config, SyntheticVPGCConfig)
+    if not _card_matches(data_dir / DATA_CARD, expected):
+        make_synthetic_vpgc(data_dir, data_config, base)
+    folders = sorted(p for p in (data_dir / "train").iterdir() if p.is_dir())
+    tasks = [read_demon_task(folder) for folder in folders]
+    samples = [(demon_prompt(t, s), str(s.response)) for t in tasks for s in t.samples]
+    from drum.builtin.demon.lvlm import tasks_digest  # the DEMON base's trainer, lazily
 
-
-def _tasks_digest(tasks: Sequence[DemonTask]) -> str:
-    from drum.builtin.demon.lvlm import tasks_digest
-
-    return tasks_digest(tasks)
+    return samples, tasks_digest(tasks)
 
 
 def train_vpgc(
@@ -209,16 +239,15 @@ def train_vpgc(
     base = HFLVLM(base_dir)
     for parameter in base.model.parameters():
         parameter.requires_grad_(False)
-    tasks = [read_demon_task(folder) for folder in _data(base, base_dir, data_dir, config)]
+    samples, data_digest = _samples(base, data_dir, config)
     identity = {
         "config": asdict(config),
         "base_digest": directory_digest(base_dir),
-        "data_digest": _tasks_digest(tasks),
+        "data_digest": data_digest,
     }
     checkpointer = Checkpointer(out_dir, identity, TRAIN_CARD)
     if checkpointer.finished():
         return out_dir
-    samples = [(demon_prompt(t, s), str(s.response)) for t in tasks for s in t.samples]
 
     seed_everything(config.seed)
     vpgc = VPGCLVLM(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from drum.builtin.world.language import (
     sample_convention,
 )
 from drum.builtin.world.scene import Scene
+from drum.data.example import Example
+from drum.data.jsonl import read_examples
+from drum.lvlm.prompt import ICLPrompt, PromptTemplate, build_prompt
 
 TASK_MIX = {"vqa": 0.5, "caption": 0.25, "classification": 0.25}
 SLOT_MIX = {"match": 0.2, "miss": 0.5, "same_image": 0.1, "random": 0.2}
@@ -195,3 +199,33 @@ class EpisodeSampler:
         demos = [self.demo(rng, kind, query, qtype, task, convention) for kind in kinds]
         order = rng.permutation(len(demos))
         return Episode(task, tuple(demos[i] for i in order), query)
+
+
+def probe_samples(
+    world_dir: str | Path,
+    task: str,
+    kinds: Sequence[str],
+    episodes: int,
+    seed: int = 0,
+    split: str = "test",
+    template: PromptTemplate | None = None,
+) -> list[tuple[ICLPrompt, str]]:
+    """``EpisodeSampler.probe`` episodes over the scenes of the world's ``<task>/<split>.jsonl``
+    as ``(prompt, answer)`` pairs any ``LVLM`` can answer (the training probes' episodes read
+    vision features instead); each image is that row's file, each prompt built by
+    ``build_prompt`` as ``drum eval`` builds it. Deterministic from ``seed`` and the name."""
+    examples = read_examples(Path(world_dir) / task / f"{split}.jsonl", verify_images=False)
+    sampler = EpisodeSampler([scene_from_meta(example.meta) for example in examples])
+    rng = np.random.default_rng([seed, sum(map(ord, f"{task}:{','.join(kinds)}"))])
+
+    def as_example(shot: Shot, name: str) -> Example:
+        images = examples[shot.image].images
+        return Example(id=name, images=images, text=shot.text, answers=(shot.answer,), task=task)
+
+    samples = []
+    for index in range(episodes):
+        episode = sampler.probe(rng, task, kinds)
+        demos = [as_example(shot, f"p{index}-{i}") for i, shot in enumerate(episode.demos)]
+        query = as_example(episode.query, f"p{index}-q")
+        samples.append((build_prompt(demos, query, template), episode.query.answer))
+    return samples
