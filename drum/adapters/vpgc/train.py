@@ -44,6 +44,7 @@ from drum.adapters.vpgc.config import VPGCConfig
 from drum.adapters.vpgc.data import CARD_NAME as DATA_CARD
 from drum.adapters.vpgc.data import REGIONS, SyntheticVPGCConfig, make_synthetic_vpgc
 from drum.adapters.vpgc.model import VPGCLVLM
+from drum.adapters.vpgc.photos import PhotoVPGCConfig, default_source, photo_training_data
 from drum.demon.format import DemonTask, read_demon_task
 from drum.demon.prompt import demon_prompt
 from drum.lvlm.hf import HFLVLM
@@ -56,6 +57,7 @@ from drum.utils.seed import seed_everything
 
 TRAIN_CARD = "vpgc_train.json"
 METHODS = ("vpgc", "projector", "lora")
+SOURCES = ("auto", "world", "photos")
 LORA_TARGETS = ("q_proj", "v_proj")
 
 
@@ -79,6 +81,11 @@ class VPGCTrainConfig:
         n_train: synthetic samples per task (four tasks).
         checkpoint_every: steps between checkpoints.
         log_every: steps per loss-history entry.
+        source: the synthetic data's images (``SOURCES``): ``"world"`` (the built-in world's
+            32 px scenes, ``drum.adapters.vpgc.data``), ``"photos"`` (edited scikit-image
+            photos at the base's image size, ``drum.adapters.vpgc.photos``) or ``"auto"``
+            (world for a base whose tower reads 32 px images, the built-in LVLM; photos for
+            any other, ``photos.default_source``).
     """
 
     method: str = "vpgc"
@@ -96,6 +103,7 @@ class VPGCTrainConfig:
     n_train: int = 500
     checkpoint_every: int = 250
     log_every: int = 25
+    source: str = "auto"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -107,6 +115,8 @@ class VPGCTrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.max_seconds <= 0:
             raise ValueError("lr and max_seconds must be > 0")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
 
     def data_config(self) -> SyntheticVPGCConfig:
         return SyntheticVPGCConfig(n_train=self.n_train, seed=self.seed, region=self.region)
@@ -209,7 +219,17 @@ def train_vpgc(
     base = HFLVLM(base_dir)
     for parameter in base.model.parameters():
         parameter.requires_grad_(False)
-    tasks = [read_demon_task(folder) for folder in _data(base, base_dir, data_dir, config)]
+    # --- data source: the world's scenes or real-size photos (drum.adapters.vpgc.photos) ---
+    source = default_source(base) if config.source == "auto" else config.source
+    if source == "photos":
+        photo_config = PhotoVPGCConfig(
+            n_train=config.n_train, seed=config.seed, region=config.region
+        )
+        folders = photo_training_data(base, data_dir, photo_config)
+    else:
+        folders = _data(base, base_dir, data_dir, config)
+    # --- end data source ---
+    tasks = [read_demon_task(folder) for folder in folders]
     identity = {
         "config": asdict(config),
         "base_digest": directory_digest(base_dir),
@@ -305,6 +325,7 @@ def train_vpgc(
         "share_of_base": trained_count / base_parameters,
         "vpgc_parameters": vpgc_parameters,
         "data_dir": str(data_dir),
+        "source": source,
         "history": history,
     }
     with checkpointer.finish(card) as staging:
