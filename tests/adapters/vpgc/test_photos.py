@@ -202,3 +202,39 @@ def test_default_source_by_image_size() -> None:
     assert default_source(base(image_size=32, patch_size=16)) == "world"
     assert default_source(base(image_size=224, patch_size=14)) == "photos"
     assert default_source(base(patch_size=14, spatial_merge_size=2)) == "photos"
+
+
+@pytest.mark.slow
+def test_a_tiny_blip2_trains_on_photos_with_attention_regions_and_evaluates(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from drum.cli.app import app
+    from tests.lvlm.tiny_lvlms import build_tiny_blip2
+
+    runner = CliRunner()
+    base = build_tiny_blip2(tmp_path / "blip2", patch_size=8).path  # 4 x 4 patches
+    adapter = tmp_path / "adapter"
+    args = ["vpgc", "train", "--base", str(base), "--out", str(adapter), "--source", "photos",
+            "--region", "attention", "--max-steps", "3", "--n-train", "3", "--batch-size", "4",
+            "--num-heads", "2"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    card = json.loads((adapter / "vpgc_train.json").read_text())
+    assert card["source"] == "photos" and card["steps"] == 3 and card["history"][-1]["loss"] > 0
+    data = json.loads((tmp_path / "adapter.data" / "synthetic_vpgc.json").read_text())
+    assert data["source"] == "photos" and data["config"]["region"] == "attention"
+    assert data["geometry"] == {"image_size": 32, "patch_size": 8, "block": 1, "grid": 4}
+    root = tmp_path / "demon"
+    made = runner.invoke(app, ["demon", "make-builtin", "--out", str(root), "--n-train", "2",
+                               "--n-test", "2"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    evaluate = ["demon", "eval", "--model", str(base), "--data", str(root / "test"), "--tasks",
+                "WhichImage", "--max-new-tokens", "2", "--out", str(tmp_path / "e")]  # fmt: skip
+    result = runner.invoke(app, [*evaluate, "--adapter", str(adapter)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "e" / "WhichImage" / "pred.json").is_file()
+    bad = runner.invoke(app, ["vpgc", "train", "--base", str(base), "--out",
+                              str(tmp_path / "x"), "--source", "video"])  # fmt: skip
+    assert bad.exit_code == 2 and "source must be one of" in bad.output
