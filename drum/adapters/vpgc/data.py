@@ -279,19 +279,19 @@ def least_attended_regions(
     lvlm: HFLVLM, prompts: Sequence[ICLPrompt], batch_size: int = 64
 ) -> list[int]:
     """Per prompt, the patch (0..3) of its first image its last token attends least (the CLS
-    token, the image's first visual token, is not a region); for BLIP-2, the half of the image
-    whose patches the Q-Former's queries attend least."""
+    token, the image's first visual token, is not a region); for BLIP-2, the
+    quarter whose patches the Q-Former's queries attend least."""
     if lvlm.model_type in QFORMER_MODEL_TYPES:
         # Its visual tokens are Q-Former queries, not patches: the Q-Former's cross-attention
         # over the vision tower's patches (``drum.adapters.vpgc.regions``), pooled into the
-        # image's 2x2 halves.
+        # image's four quarters (the world's 2x2 patch positions).
         grid = _vision_grid(lvlm)
         if grid % 2:
-            raise ValueError(f"{lvlm.name}: a {grid}x{grid} patch grid has no 2x2 halves")
-        half = grid // 2
+            raise ValueError(f"{lvlm.name}: a {grid}x{grid} patch grid has no 2x2 quarters")
+        half = grid // 2  # the side of a quarter, in patches
         weights = patch_grid_attention(lvlm, prompts, grid, batch_size)
-        halves = weights.reshape(-1, 2, half, 2, half).sum(dim=(2, 4)).reshape(-1, PATCHES)
-        return [int(i) for i in halves.argmin(dim=1)]
+        quarters = weights.reshape(-1, 2, half, 2, half).sum(dim=(2, 4)).reshape(-1, PATCHES)
+        return [int(i) for i in quarters.argmin(dim=1)]
     regions: list[int] = []
     for start in range(0, len(prompts), batch_size):
         weights = patch_attention(lvlm, prompts[start : start + batch_size])

@@ -94,7 +94,7 @@ def test_blip2_photo_region_is_the_least_cross_attended_block(
     assert directory_digest(tmp_path / "a") == directory_digest(tmp_path / "b")
 
 
-def test_blip2_world_region_is_the_least_cross_attended_half(
+def test_blip2_world_region_is_the_least_cross_attended_quarter(
     blip2_grid4: Path, tmp_path: Path
 ) -> None:
     lvlm = HFLVLM(blip2_grid4)
@@ -104,8 +104,8 @@ def test_blip2_world_region_is_the_least_cross_attended_half(
     for sample, meta in zip(task.samples, _metas(task_dir), strict=True):
         unedited = next(p for k, p in enumerate(sample.images) if k not in meta["edited_images"])
         grid_map = _cross_attention_by_hand(lvlm, unedited)
-        halves = [grid_map[r : r + 2, c : c + 2].sum() for r in (0, 2) for c in (0, 2)]
-        assert meta["patch"] == int(np.argmin(halves))
+        quarters = [grid_map[r : r + 2, c : c + 2].sum() for r in (0, 2) for c in (0, 2)]
+        assert meta["patch"] == int(np.argmin(quarters))
 
 
 def test_llava_photo_region_is_the_least_attended_patch(vpgc_base_dir, tmp_path: Path) -> None:
