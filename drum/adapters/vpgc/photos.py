@@ -206,8 +206,8 @@ def default_block(grid: int) -> int:
 def base_image_geometry(lvlm: HFLVLM) -> tuple[int, int]:
     """``(image_size, patch_size)`` of the base's vision tower: its config's ``image_size``
     (BLIP-2, LLaVA, Idefics3); for a tower without one (Qwen2-VL's dynamic resolution) the
-    largest multiple of ``patch * merge`` within the image processor's ``max_pixels`` and
-    ``MAX_IMAGE_SIZE``."""
+    largest multiple of ``patch * merge`` within the image processor's ``max_pixels`` (Qwen's
+    ``size["longest_edge"]``) and ``MAX_IMAGE_SIZE``."""
     vision = lvlm.model.config.vision_config
     patch = int(vision.patch_size)
     size = getattr(vision, "image_size", None)
@@ -215,7 +215,13 @@ def base_image_geometry(lvlm: HFLVLM) -> tuple[int, int]:
         return int(size), patch
     unit = patch * int(getattr(vision, "spatial_merge_size", 1) or 1)
     image_processor = getattr(lvlm.processor, "image_processor", lvlm.processor)
-    max_pixels = getattr(image_processor, "max_pixels", None) or MAX_IMAGE_SIZE**2
+    # Qwen2-VL's processors keep max_pixels as an attribute or as size["longest_edge"].
+    size_dict = getattr(image_processor, "size", None)
+    max_pixels = (
+        getattr(image_processor, "max_pixels", None)
+        or getattr(size_dict, "longest_edge", None)
+        or MAX_IMAGE_SIZE**2
+    )
     side = min(MAX_IMAGE_SIZE, int(np.sqrt(max_pixels)))
     return max(unit, side // unit * unit), patch
 

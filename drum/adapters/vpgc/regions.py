@@ -19,7 +19,8 @@ tower's grid (``g x g`` patches of ``patch`` pixels, row-major, CLS excluded):
   to the patches it came from: ``g^2 + 1`` tokens are CLS plus one per patch (the built-in
   LVLM), ``g^2`` one per patch (LLaVA's ``"default"`` selection), ``(g / m)^2`` one per
   ``m x m`` block of patches in row-major order (Qwen2-VL's 2 x 2 merger, Idefics3's pixel
-  shuffle); a token's weight goes to each of its patches.
+  shuffle, ``m`` read from the base's config: ``token_merge``); a token's weight goes to each
+  of its patches. Any other count (an image the processor resized or tiled) is an error.
 
 ``least_attended_blocks(weights, block)``: the ``block x block`` square of patches (top-left
 corner at any patch) with the smallest summed weight, ties to the first in row-major order.
@@ -27,7 +28,6 @@ corner at any patch) with the smallest summed weight, ties to the first in row-m
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -123,24 +123,33 @@ def qformer_patch_attention(lvlm: HFLVLM, prompts: Sequence[ICLPrompt]) -> torch
     return weights[:, 1:]
 
 
-def visual_tokens_to_grid(weights: torch.Tensor, grid: int) -> torch.Tensor:
+def token_merge(lvlm: HFLVLM) -> int:
+    """How many patches per side one visual token covers: Qwen2-VL's ``spatial_merge_size``,
+    Idefics3's pixel-shuffle ``scale_factor``, else 1."""
+    config = lvlm.model.config
+    merge = getattr(config.vision_config, "spatial_merge_size", None)
+    return int(merge or getattr(config, "scale_factor", None) or 1)
+
+
+def visual_tokens_to_grid(weights: torch.Tensor, grid: int, merge: int = 1) -> torch.Tensor:
     """``(B, n)`` weights of an image's visual tokens as ``(B, grid, grid)`` patch weights
-    (module docstring: CLS + one per patch, one per patch, or one per ``m x m`` block)."""
+    (module docstring): with ``merge == 1``, ``n`` is ``grid^2 + 1`` (CLS first) or ``grid^2``;
+    with ``merge = m > 1``, ``n = (grid / m)^2`` tokens of ``m x m`` patches each, row-major."""
     n = weights.shape[1]
-    if n == grid * grid + 1:
+    if merge == 1 and n == grid * grid + 1:
         return weights[:, 1:].reshape(-1, grid, grid)
-    if n == grid * grid:
+    if merge == 1 and n == grid * grid:
         return weights.reshape(-1, grid, grid)
-    side = math.isqrt(n)
-    if side * side == n and side > 0 and grid % side == 0:
-        merge = grid // side
+    side = grid // merge
+    if merge > 1 and grid % merge == 0 and n == side * side:
         blocks = weights.reshape(-1, side, side)
         return blocks.repeat_interleave(merge, dim=1).repeat_interleave(merge, dim=2)
+    expected = f"{grid * grid + 1} or {grid * grid}" if merge == 1 else f"{side * side}"
     raise ValueError(
-        f"{n} visual tokens per image do not map onto a {grid}x{grid} patch grid (expected "
-        f"{grid * grid + 1}, {grid * grid} or a square number dividing it); an image the "
-        "processor tiles (e.g. Idefics3 with image splitting) has no single grid: use "
-        "region='random'"
+        f"{n} visual tokens per image do not map onto a {grid}x{grid} patch grid with "
+        f"{merge}x{merge} patches per token (expected {expected}): the processor resized or "
+        "tiled the image (e.g. Idefics3 with image splitting); give image_size / patch_size "
+        "matching the base, or use region='random'"
     )
 
 
@@ -162,7 +171,8 @@ def patch_grid_attention(
                 )
             parts.append(weights.reshape(-1, grid, grid))
         else:
-            parts.append(visual_tokens_to_grid(patch_attention(lvlm, chunk), grid))
+            weights = patch_attention(lvlm, chunk)
+            parts.append(visual_tokens_to_grid(weights, grid, token_merge(lvlm)))
     return torch.cat(parts)
 
 

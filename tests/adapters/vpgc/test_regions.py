@@ -133,10 +133,12 @@ def test_visual_tokens_map_back_to_patches() -> None:
     assert torch.equal(visual_tokens_to_grid(weights, 4)[0], torch.arange(1.0, 17).reshape(4, 4))
     assert torch.equal(visual_tokens_to_grid(weights[:, 1:], 4)[0],
                        torch.arange(1.0, 17).reshape(4, 4))  # fmt: skip
-    merged = visual_tokens_to_grid(torch.tensor([[1.0, 2.0, 3.0, 4.0]]), 4)[0]  # 2x2 merger
+    merged = visual_tokens_to_grid(torch.tensor([[1.0, 2.0, 3.0, 4.0]]), 4, merge=2)[0]
     assert torch.equal(merged[:2, :2], torch.ones(2, 2)) and merged[3, 3] == 4 and merged[0, 2] == 2
     with pytest.raises(ValueError, match="do not map onto a 4x4 patch grid"):
         visual_tokens_to_grid(torch.ones(1, 7), 4)
+    with pytest.raises(ValueError, match=r"with 4x4 patches per token \(expected 4\)"):
+        visual_tokens_to_grid(torch.ones(1, 16), 8, merge=4)  # a resized image: 16 tokens
 
 
 def test_least_attended_blocks() -> None:
@@ -147,3 +149,20 @@ def test_least_attended_blocks() -> None:
     assert least_attended_blocks(torch.zeros(1, 3, 3), 2) == [(0, 0)]  # ties: row-major first
     with pytest.raises(ValueError, match=r"block must be in \[1, 4\]"):
         least_attended_blocks(grid, 5)
+
+
+@pytest.mark.parametrize(("family", "grid"), [("qwen2_vl", 4), ("idefics3", 4), ("llava", 2)])
+def test_photo_attention_regions_on_projector_bases(
+    family: str, grid: int, vpgc_base_dir, tmp_path: Path
+) -> None:
+    """Qwen2-VL's merger and Idefics3's pixel shuffle give 2 x 2 tokens over 4 x 4 patches:
+    the chosen 2 x 2 square is then one token's block or straddles several, inside the grid."""
+    lvlm = HFLVLM(vpgc_base_dir(family))
+    config = PhotoVPGCConfig(n_train=3, region="attention", block=min(2, grid))
+    make_photo_vpgc(tmp_path / family, config, lvlm)
+    card = json.loads((tmp_path / family / "synthetic_vpgc.json").read_text())
+    assert card["geometry"]["grid"] == grid and card["base"] == lvlm.fingerprint
+    for task in ("WhatDiffers", "OddOneOut"):
+        for meta in _metas(tmp_path / family / "train" / task):
+            row, col = meta["region"]["corner"]
+            assert 0 <= row <= grid - config.block and 0 <= col <= grid - config.block
