@@ -238,3 +238,17 @@ def test_a_tiny_blip2_trains_on_photos_with_attention_regions_and_evaluates(
     bad = runner.invoke(app, ["vpgc", "train", "--base", str(base), "--out",
                               str(tmp_path / "x"), "--source", "video"])  # fmt: skip
     assert bad.exit_code == 2 and "source must be one of" in bad.output
+
+
+def test_training_data_is_reused_only_for_the_same_config_and_base(tmp_path: Path) -> None:
+    from drum.adapters.vpgc.photos import photo_training_data
+
+    base = SimpleNamespace(fingerprint="base-1")
+    folders = photo_training_data(base, tmp_path / "d", _config(n_train=2))
+    assert [f.name for f in folders] == sorted(PHOTO_TASKS)
+    card = tmp_path / "d" / "synthetic_vpgc.json"
+    written = card.stat().st_mtime_ns
+    photo_training_data(base, tmp_path / "d", _config(n_train=2))
+    assert card.stat().st_mtime_ns == written  # reused
+    photo_training_data(SimpleNamespace(fingerprint="base-2"), tmp_path / "d", _config(n_train=2))
+    assert json.loads(card.read_text())["base"] == "base-2"  # another base: rewritten
