@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: demo demon vpgc vpgc-full experiments test test-fast lint bench clean-demo venv
+.PHONY: demo demon vpgc vpgc-full vpgc-icl experiments test test-fast lint bench clean-demo venv
 
 venv: $(STAMP)
 
@@ -29,6 +29,12 @@ vpgc: $(STAMP)
 
 vpgc-full: $(STAMP)
 	$(VENV)/bin/drum vpgc experiments --out runs/vpgc --demon runs/demon --full
+
+# Does VPG-C change few-shot ICL? The world LVLM with and without an adapter trained on
+# edited-twin episodes (reuses the demo's world and DRUM embedder).
+vpgc-icl: $(STAMP)
+	test -f runs/demo/results/icl_results.json || $(VENV)/bin/drum demo --out runs/demo
+	$(VENV)/bin/drum vpgc icl --out runs/vpgc_icl --demo runs/demo
 
 # DRUM vs the similarity strategies with ablations (reuses the demo's world and models).
 experiments: $(STAMP)

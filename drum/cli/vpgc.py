@@ -63,6 +63,15 @@ def vpgc_train_command(
     data: Annotated[
         Path | None, typer.Option(help="Synthetic data directory (default: <out>.data).")
     ] = None,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="Images of the synthetic data: world (the built-in world's 32 px scenes), "
+            "photos (edited scikit-image photos at the base's image size) or auto (world for "
+            "a base reading 32 px images, photos for any other); episodes: in-context episodes "
+            "with an edited twin, for the built-in world LVLM (drum vpgc icl)."
+        ),
+    ] = default_of(TRAIN_CONFIG, "source"),
 ) -> None:
     """Write synthetic tasks (edits where the base attends least) and train on them."""
     from drum.adapters.vpgc.train import VPGCTrainConfig, train_vpgc
@@ -85,6 +94,7 @@ def vpgc_train_command(
             seed=seed,
             region=region,
             n_train=n_train,
+            source=source,
         )
     except ValueError as error:
         fail(str(error))

@@ -272,9 +272,10 @@ def build_tiny_qwen2_5_vl(path: Path, seed: int = 0) -> TinyLVLM:
     return _build_tiny_qwen(path, "qwen2_5_vl", seed)
 
 
-def build_tiny_blip2(path: Path, seed: int = 0) -> TinyLVLM:
-    """BLIP-2: a 32 px BLIP vision tower (16 px patches: 4 patches + CLS), a 2-layer Q-Former
-    with 4 query tokens and a Llama; every ``<image>`` becomes the 4 query tokens' outputs.
+def build_tiny_blip2(path: Path, seed: int = 0, patch_size: int = 16) -> TinyLVLM:
+    """BLIP-2: a 32 px BLIP vision tower (16 px patches: 4 patches + CLS; ``patch_size=8``:
+    16 patches), a 2-layer Q-Former with 4 query tokens and a Llama; every ``<image>`` becomes
+    the 4 query tokens' outputs.
 
     ``Blip2Processor`` prepends all image tokens to the text, so the tokenizer (carrying the
     chat template) and a ``BlipImageProcessorPil`` are saved side by side; ``HFLVLM`` builds
@@ -291,7 +292,7 @@ def build_tiny_blip2(path: Path, seed: int = 0) -> TinyLVLM:
             "num_hidden_layers": 2,
             "num_attention_heads": 2,
             "image_size": IMAGE_SIZE,
-            "patch_size": 16,
+            "patch_size": patch_size,
         },
         qformer_config={
             "hidden_size": 32,

@@ -53,16 +53,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
 
+from drum.adapters.vpgc.regions import (
+    QFORMER_MODEL_TYPES,
+    patch_attention,
+    patch_grid_attention,
+)
 from drum.builtin.demon.make import task_rng
 from drum.builtin.demon.scenes import LETTERS, VALUES, make_scene, word
 from drum.builtin.world.language import PLURALS
@@ -272,56 +275,23 @@ def render_edit(scene: Scene, edit: Edit, size: int, noise_std: float) -> np.nda
 
 
 # ------------------------------------------------------------------------- attention region
-@contextmanager
-def eager_attention(model: torch.nn.Module) -> Iterator[None]:
-    """Inside the block ``model`` runs eager attention (the one that returns its weights)."""
-    previous = getattr(model.config, "_attn_implementation", None)
-    model.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        if previous is not None and previous != "eager":
-            model.set_attn_implementation(previous)
-
-
-@torch.no_grad()
-def patch_attention(lvlm: HFLVLM, prompts: Sequence[ICLPrompt]) -> torch.Tensor:
-    """``(B, n_tokens)``: the attention of each prompt's last token to the visual tokens of its
-    first image, averaged over heads and layers (eager attention)."""
-    inputs = lvlm.score_inputs(prompts, [[] for _ in prompts], positions=True)
-    assert inputs.visual is not None
-    extra = {k: v for k, v in inputs.extra.items() if k != "logits_to_keep"}
-    with eager_attention(lvlm.model), lvlm.feature_cache_bypassed():
-        out = lvlm.model(
-            input_ids=inputs.input_ids,
-            attention_mask=inputs.attention_mask,
-            output_attentions=True,
-            logits_to_keep=1,
-            **extra,
-        )
-    attention = torch.stack([a.float() for a in out.attentions]).mean(dim=(0, 2))  # (B, T, T)
-    rows = []
-    for row in range(len(prompts)):
-        spans = inputs.visual.spans[row]
-        if not spans:
-            raise ValueError(f"prompt {row} has no image")
-        start, end = spans[0]
-        rows.append(attention[row, int(inputs.visual.last[row]), start:end])
-    return torch.stack(rows)
-
-
 def least_attended_regions(
     lvlm: HFLVLM, prompts: Sequence[ICLPrompt], batch_size: int = 64
 ) -> list[int]:
     """Per prompt, the patch (0..3) of its first image its last token attends least (the CLS
-    token, the image's first visual token, is not a region)."""
-    if lvlm.model_type == "blip-2":
-        # Its visual tokens are Q-Former queries, not patches: the paper's choice for BLIP-2
-        # reads the Q-Former's cross-attention over the patches, which is not built yet.
-        raise ValueError(
-            f"{lvlm.name}: region choice by attention is built for projector-style bases; "
-            "for BLIP-2 use region='random' (--region random)"
-        )
+    token, the image's first visual token, is not a region); for BLIP-2, the
+    quarter whose patches the Q-Former's queries attend least."""
+    if lvlm.model_type in QFORMER_MODEL_TYPES:
+        # Its visual tokens are Q-Former queries, not patches: the Q-Former's cross-attention
+        # over the vision tower's patches (``drum.adapters.vpgc.regions``), pooled into the
+        # image's four quarters (the world's 2x2 patch positions).
+        grid = _vision_grid(lvlm)
+        if grid % 2:
+            raise ValueError(f"{lvlm.name}: a {grid}x{grid} patch grid has no 2x2 quarters")
+        half = grid // 2  # the side of a quarter, in patches
+        weights = patch_grid_attention(lvlm, prompts, grid, batch_size)
+        quarters = weights.reshape(-1, 2, half, 2, half).sum(dim=(2, 4)).reshape(-1, PATCHES)
+        return [int(i) for i in quarters.argmin(dim=1)]
     regions: list[int] = []
     for start in range(0, len(prompts), batch_size):
         weights = patch_attention(lvlm, prompts[start : start + batch_size])
@@ -332,6 +302,11 @@ def least_attended_regions(
             )
         regions += [int(i) for i in weights[:, 1:].argmin(dim=1)]
     return regions
+
+
+def _vision_grid(lvlm: HFLVLM) -> int:
+    vision = lvlm.model.config.vision_config
+    return int(vision.image_size) // int(vision.patch_size)
 
 
 def least_attended_region(lvlm: HFLVLM, prompt: ICLPrompt) -> int:

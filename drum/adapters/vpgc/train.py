@@ -51,6 +51,7 @@ from drum.adapters.vpgc.episodes import (
     make_twin_episodes,
 )
 from drum.adapters.vpgc.model import VPGCLVLM
+from drum.adapters.vpgc.photos import PhotoVPGCConfig, default_source, photo_training_data
 from drum.demon.format import read_demon_task
 from drum.demon.prompt import demon_prompt
 from drum.lvlm.hf import HFLVLM
@@ -63,10 +64,8 @@ from drum.utils.seed import seed_everything
 
 TRAIN_CARD = "vpgc_train.json"
 METHODS = ("vpgc", "projector", "lora")
-# What the synthetic data is: the DEMON-format tasks (``drum.adapters.vpgc.data``) for the
-# DEMON base, or in-context episodes with an edited twin (``drum.adapters.vpgc.episodes``) for
-# the built-in world LVLM.
-SOURCES = ("demon", "episodes")
+# What the synthetic data is (``VPGCTrainConfig.source``).
+SOURCES = ("auto", "world", "photos", "episodes")
 LORA_TARGETS = ("q_proj", "v_proj")
 
 
@@ -88,10 +87,13 @@ class VPGCTrainConfig:
         seed: the data, the adapter's initial weights and the sample draws.
         region: ``"attention"`` (least-attended patch) or ``"random"`` (the ablation).
         n_train: synthetic samples per task (four tasks); ``source="episodes"``: episodes.
-        source: ``"demon"`` (the DEMON-format tasks) or ``"episodes"`` (in-context episodes
-            with an edited twin, for the world LVLM).
         checkpoint_every: steps between checkpoints.
         log_every: steps per loss-history entry.
+        source: the synthetic data's images (``SOURCES``): ``"world"`` (the built-in world's
+            32 px scenes, ``drum.adapters.vpgc.data``), ``"photos"`` (edited scikit-image
+            photos at the base's image size, ``drum.adapters.vpgc.photos``) or ``"auto"``
+            (world for a base whose tower reads 32 px images, the built-in LVLM; photos for
+            any other, ``photos.default_source``).
     """
 
     method: str = "vpgc"
@@ -107,26 +109,25 @@ class VPGCTrainConfig:
     seed: int = 0
     region: str = "attention"
     n_train: int = 500
-    source: str = "demon"
     checkpoint_every: int = 250
     log_every: int = 25
+    source: str = "auto"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.region not in REGIONS:
             raise ValueError(f"region must be one of {REGIONS}, got {self.region!r}")
-        if self.source not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         for name in ("batch_size", "max_steps", "n_train", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.max_seconds <= 0:
             raise ValueError("lr and max_seconds must be > 0")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
 
-    def data_config(self) -> SyntheticVPGCConfig | TwinEpisodeConfig:
-        if self.source == "episodes":
-            return TwinEpisodeConfig(n_train=self.n_train, seed=self.seed, region=self.region)
+    def data_config(self) -> SyntheticVPGCConfig:
+        """The world data's config (``source="world"``)."""
         return SyntheticVPGCConfig(n_train=self.n_train, seed=self.seed, region=self.region)
 
 
@@ -192,25 +193,30 @@ def _card_matches(card_path: Path, expected: dict[str, object]) -> bool:
 
 
 def _samples(
-    base: HFLVLM, data_dir: Path, config: VPGCTrainConfig
+    base: HFLVLM, data_dir: Path, config: VPGCTrainConfig, source: str
 ) -> tuple[list[tuple[ICLPrompt, str]], str]:
-    """The training ``(prompt, response)`` pairs and a digest of what they read: the data in
-    ``data_dir``, reused when its card holds the same data config and base, else written."""
-    data_config = config.data_config()
-    expected = {"config": asdict(data_config), "base": base.fingerprint}
-    if config.source == "episodes":
-        assert isinstance(data_config, TwinEpisodeConfig)
+    """The training ``(prompt, response)`` pairs of ``source`` (``"auto"`` resolved) and a
+    digest of what they read: the data in ``data_dir``, reused when its card holds the same
+    data config and base, else written."""
+    if source == "episodes":
+        episodes = TwinEpisodeConfig(n_train=config.n_train, seed=config.seed, region=config.region)
+        expected = {"config": asdict(episodes), "base": base.fingerprint}
         if not _card_matches(data_dir / EPISODES_CARD, expected):
-            make_twin_episodes(data_dir, data_config, base)
+            make_twin_episodes(data_dir, episodes, base)
         return load_twin_samples(data_dir), episodes_digest(data_dir)
-    assert isinstance(data_config, SyntheticVPGCConfig)
-    if not _card_matches(data_dir / DATA_CARD, expected):
-        make_synthetic_vpgc(data_dir, data_config, base)
-    folders = sorted(p for p in (data_dir / "train").iterdir() if p.is_dir())
-    tasks = [read_demon_task(folder) for folder in folders]
-    samples = [(demon_prompt(t, s), str(s.response)) for t in tasks for s in t.samples]
+    if source == "photos":
+        photos = PhotoVPGCConfig(n_train=config.n_train, seed=config.seed, region=config.region)
+        folders = photo_training_data(base, data_dir, photos)
+    else:
+        data_config = config.data_config()
+        expected = {"config": asdict(data_config), "base": base.fingerprint}
+        if not _card_matches(data_dir / DATA_CARD, expected):
+            make_synthetic_vpgc(data_dir, data_config, base)
+        folders = sorted(p for p in (data_dir / "train").iterdir() if p.is_dir())
     from drum.builtin.demon.lvlm import tasks_digest  # the DEMON base's trainer, lazily
 
+    tasks = [read_demon_task(folder) for folder in folders]
+    samples = [(demon_prompt(t, s), str(s.response)) for t in tasks for s in t.samples]
     return samples, tasks_digest(tasks)
 
 
@@ -239,7 +245,8 @@ def train_vpgc(
     base = HFLVLM(base_dir)
     for parameter in base.model.parameters():
         parameter.requires_grad_(False)
-    samples, data_digest = _samples(base, data_dir, config)
+    source = default_source(base) if config.source == "auto" else config.source
+    samples, data_digest = _samples(base, data_dir, config, source)
     identity = {
         "config": asdict(config),
         "base_digest": directory_digest(base_dir),
@@ -334,6 +341,7 @@ def train_vpgc(
         "share_of_base": trained_count / base_parameters,
         "vpgc_parameters": vpgc_parameters,
         "data_dir": str(data_dir),
+        "source": source,
         "history": history,
     }
     with checkpointer.finish(card) as staging:
