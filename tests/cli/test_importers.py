@@ -14,6 +14,7 @@ from drum.data.importers.base import REPORT_NAME
 from tests.data.importers.fixtures import (
     write_coco_captions,
     write_image_folder,
+    write_json,
     write_karpathy,
     write_memes,
     write_vizwiz,
@@ -143,3 +144,25 @@ def test_hf_family(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "import", "hf", str(source), "--task", "nope",
                                  "--out", str(out)])  # fmt: skip
     assert result.exit_code == 2 and "task must be one of" in result.output
+
+
+def test_imported_data_runs_through_drum_eval_unchanged(
+    tmp_path: Path, tiny_llava_dir: Path
+) -> None:
+    train = write_vqa(tmp_path / "raw", "train2014")
+    val = write_vqa(tmp_path / "raw", "val2014")
+    out = tmp_path / "vqav2"
+    args = ["data", "import", "vqav2", "--out", str(out)]
+    for files in (train, val):
+        args += ["--questions", str(files["questions"]), "--annotations", str(files["annotations"])]
+        args += ["--images", str(files["images"])]
+    _ok(args)
+    task_file = write_json(
+        tmp_path / "task.json",
+        {"name": "vqav2", "task_type": "vqa", "pool": "vqav2/pool.jsonl",
+         "queries": "vqav2/queries.jsonl"},
+    )  # fmt: skip
+    _ok(["eval", "--task-file", str(task_file), "--model", str(tiny_llava_dir), "--strategy",
+         "random", "--shots", "0,1", "--seeds", "0", "--out", str(tmp_path / "eval")])  # fmt: skip
+    results = json.loads((tmp_path / "eval" / "icl_results.json").read_text())
+    assert {row["task"] for row in results["rows"]} == {"vqav2"}
