@@ -268,10 +268,10 @@ def hateful_memes_command(
         Path | None,
         typer.Option("--root", help="Folder the img paths are relative to (default: the file's)."),
     ] = None,
-    labels: Annotated[
+    label_names: Annotated[
         str, typer.Option("--labels", help="Answers for labels 0 and 1, comma-separated.")
-    ] = "not hateful,hateful",
-    prompt: Annotated[
+    ] = default_of(MEMES, "label_names"),
+    meme_prompt: Annotated[
         str, typer.Option("--prompt", help="Example text; {text} is the meme's text.")
     ] = default_of(MEMES, "meme_prompt"),
     copy_images: CopyOption = False,
@@ -282,16 +282,16 @@ def hateful_memes_command(
 
     count = _same_count({"--jsonl": jsonl})
     splits = _split_names(split, count, "JSONL files")
-    names = tuple(name.strip() for name in labels.split(","))
+    names = tuple(name.strip() for name in label_names.split(","))
     if len(names) != 2:
-        fail(f"--labels must be two comma-separated names, got {labels!r}")
+        fail(f"--labels must be two comma-separated names, got {label_names!r}")
     _run(
         "hateful-memes",
         lambda: HatefulMemesOptions(
             sources=tuple(MemeSource(*group) for group in zip(splits, jsonl, strict=True)),
             root=root,
             label_names=names,  # type: ignore[arg-type]
-            meme_prompt=prompt,
+            meme_prompt=meme_prompt,
             copy_images=copy_images,
         ),
         out,

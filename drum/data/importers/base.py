@@ -56,14 +56,27 @@ def _type_name(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
+def _require_file(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise DataError(path, None, f"is a directory; expected a file: {what}")
+    if not path.is_file():
+        raise DataError(path, None, f"file not found; expected {what}")
+
+
+def require_dir(path: Path, what: str) -> None:
+    """A ``DataError`` unless ``path`` is a directory (an image folder, a dataset root)."""
+    if not path.is_dir():
+        found = "a file" if path.exists() else "not found"
+        raise DataError(path, None, f"{found}; expected a directory: {what}")
+
+
 def read_json(path: Path, expected: type, what: str) -> Any:
     """The JSON value in ``path``, which must be a ``expected`` (``dict`` or ``list``).
 
     ``what`` describes the expected content for the messages, e.g. ``'an object with a
     "questions" array'``. A UTF-8 byte-order mark is accepted.
     """
-    if not path.is_file():
-        raise DataError(path, None, f"file not found; expected {what}")
+    _require_file(path, what)
     try:
         text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
@@ -87,8 +100,7 @@ def read_json(path: Path, expected: type, what: str) -> Any:
 
 def read_jsonl(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for each non-blank line of the JSONL file ``path``."""
-    if not path.is_file():
-        raise DataError(path, None, f"file not found; expected JSON lines of {what}")
+    _require_file(path, f"JSON lines of {what}")
     records = []
     with path.open("rb") as handle:
         for number, raw_bytes in enumerate(handle, start=1):

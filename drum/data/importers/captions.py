@@ -32,6 +32,7 @@ from drum.data.importers.base import (
     check_split_name,
     read_json,
     require,
+    require_dir,
     write_import,
 )
 
@@ -137,6 +138,7 @@ def _collect_official(
         'a COCO captions file: an object with "images" and "annotations" arrays',
     )
     image_records = require(data, "images", list, Where(source.captions))
+    require_dir(source.images, "the COCO image folder of this captions file")
     annotations = data.get("annotations", [])  # image_info_test*.json has none
     if not isinstance(annotations, list):
         raise Where(source.captions).error(
@@ -188,6 +190,7 @@ def _collect_karpathy(
         'a Karpathy split file (dataset_coco.json): an object with an "images" array',
     )
     records = require(data, "images", list, Where(source.file))
+    require_dir(source.images, "the folder the Karpathy filepath/filename are relative to")
     for target in dict.fromkeys(source.split_map.values()):
         log.split(target)  # every mapped split is written, or its emptiness reported
     for index, record in enumerate(records):

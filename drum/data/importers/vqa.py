@@ -41,6 +41,7 @@ from drum.data.importers.base import (
     most_common_first,
     read_json,
     require,
+    require_dir,
     write_import,
 )
 
@@ -142,6 +143,7 @@ def _collect_vqa_split(
     questions_file = read_json(
         source.questions, dict, 'a VQA questions file: an object with a "questions" array'
     )
+    require_dir(source.images, "the COCO image folder (COCO_<split>_<image_id:012d>.jpg)")
     questions = require(questions_file, "questions", list, Where(source.questions))
     coco_split = _coco_split(source, questions_file)
     annotations_file = read_json(
@@ -258,6 +260,7 @@ def _collect_vizwiz_split(source: VizWizSource, log: SplitLog, images: ImageChec
         list,
         'a VizWiz annotations file: an array of {"image", "question", "answers", ...} objects',
     )
+    require_dir(source.images, "the VizWiz image folder")
     for index, record in enumerate(records):
         where = Where(source.annotations, record=f"[{index}]")
         if not isinstance(record, dict):

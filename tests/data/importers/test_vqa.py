@@ -232,3 +232,15 @@ def test_vizwiz(tmp_path: Path) -> None:
     write_json(files["annotations"], {"annotations": records})
     with pytest.raises(DataError, match="expected a VizWiz annotations file.*got a JSON object"):
         import_dataset("vizwiz", options, tmp_path / "out2")
+
+
+def test_a_missing_image_folder_or_a_folder_for_a_file(tmp_path: Path) -> None:
+    files = write_vqa(tmp_path / "raw")
+    options = VQAOptions(sources=(VQASource("queries", files["questions"], files["annotations"],
+                                            tmp_path / "nowhere"),))  # fmt: skip
+    with pytest.raises(DataError, match="nowhere: not found; expected a directory: the COCO"):
+        import_dataset("vqav2", options, tmp_path / "out")
+    options = VQAOptions(sources=(VQASource("queries", files["images"], files["annotations"],
+                                            files["images"]),))  # fmt: skip
+    with pytest.raises(DataError, match="is a directory; expected a file: a VQA questions file"):
+        import_dataset("vqav2", options, tmp_path / "out")
