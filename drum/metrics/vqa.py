@@ -25,6 +25,8 @@ Quirks kept (each one changes a score somewhere):
 - Python 2's ``\\d`` without the ``re.UNICODE`` flag (which, above, never reaches the pattern) is
   ``[0-9]``: so are ours (``re.ASCII``), and "٣.٥" loses its period, "٣,٥" is no thousands
   separator.
+- Python 2's ``unicode.lower()`` maps "İ" (U+0130) to "i"; Python 3's adds a combining dot.
+  Ours lowercases as Python 2 did.
 - The punctuation test looks at the input text, not the text being rewritten, and one
   digit-comma-digit anywhere ("1,000") deletes every punctuation mark instead of spacing it.
 - "none" is the number 0; contraction keys with capitals ("Im", "Ive") never match, as
@@ -138,11 +140,17 @@ def process_punctuation(text: str) -> str:
     return PERIOD_STRIP.sub("", out, count=_PERIOD_STRIP_COUNT)
 
 
+def _python2_lower(text: str) -> str:
+    """``unicode.lower()`` of Python 2: the simple case mapping, which differs from Python 3's
+    full mapping only for U+0130 ("İ" -> "i", where Python 3 gives "i" + U+0307)."""
+    return text.replace("\u0130", "i").lower()
+
+
 def process_digit_article(text: str) -> str:
-    """``VQAEval.processDigitArticle``: lowercase, split on whitespace, number words 0-10 ->
-    digits, drop articles (a, an, the), expand apostrophe-less contractions ("dont" -> "don't"),
-    join with single spaces."""
-    words = [NUMBER_WORDS.get(word, word) for word in text.lower().split()]
+    """``VQAEval.processDigitArticle``: lowercase (as Python 2 did), split on whitespace, number
+    words 0-10 -> digits, drop articles (a, an, the), expand apostrophe-less contractions
+    ("dont" -> "don't"), join with single spaces."""
+    words = [NUMBER_WORDS.get(word, word) for word in _python2_lower(text).split()]
     words = [word for word in words if word not in ARTICLES]
     return " ".join(CONTRACTIONS.get(word, word) for word in words)
 

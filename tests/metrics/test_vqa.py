@@ -144,6 +144,12 @@ def test_digits_are_ascii_as_in_python_2() -> None:
     assert process_punctuation("3,5") == "35"
 
 
+def test_lowercasing_is_python_2s() -> None:
+    # Python 2's unicode.lower() maps U+0130 to a plain "i"; Python 3's adds U+0307.
+    assert process_digit_article("\u0130stanbul") == "istanbul"
+    assert vqa_accuracy("istanbul", ["\u0130stanbul"] * 9 + ["x"]) == 1.0
+
+
 def test_official_matches_a_literal_port_of_the_loop() -> None:
     rng = random.Random(0)
     pool = ["2", "two", "Two.", "dog", "the dog", "a Dog!", "1,000", "1000", "yes", "no", "YES"]
