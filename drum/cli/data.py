@@ -8,11 +8,13 @@ from typing import Annotated
 
 import typer
 
+from drum.cli import importers
 from drum.cli.common import console, default_of, read_dataset
 
 WORLD_CONFIG = "drum.builtin.world.generate:WorldConfig"
 
-app = typer.Typer(no_args_is_help=True, help="Make and check datasets.")
+app = typer.Typer(no_args_is_help=True, help="Make, import and check datasets.")
+app.add_typer(importers.app, name="import")
 
 
 @app.command("make-world")

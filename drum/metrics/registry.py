@@ -67,6 +67,7 @@ class MetricSpec:
 
 METRICS = Registry("metric")
 METRICS.register("vqa_accuracy", "drum.metrics.vqa:VQA_ACCURACY_SPEC")
+METRICS.register("vqa_accuracy_always", "drum.metrics.vqa:VQA_ACCURACY_ALWAYS_SPEC")
 METRICS.register("cider", "drum.metrics.caption:CIDER_SPEC")
 METRICS.register("bleu4", "drum.metrics.caption:BLEU4_SPEC")
 METRICS.register("rouge_l", "drum.metrics.caption:ROUGE_L_SPEC")

@@ -1,14 +1,58 @@
 """VQAv2 accuracy: the official answer normalisation and the leave-one-out "3 humans" score.
 
 A port of ``vqaEval.py`` (``VQAEval.processPunctuation``, ``processDigitArticle`` and the accuracy
-loop of ``evaluate``) from the official VQA evaluation tools, GT-Vision-Lab/VQA. The tables and
-regular expressions are copied verbatim, quirks included, so that scores match the official ones.
+loop of ``evaluate``) from the official VQA evaluation tools, GT-Vision-Lab/VQA
+(PythonEvaluationTools/vqaEvaluation/vqaEval.py, a Python 2 script). The tables and regular
+expressions are the official ones, and so is the behaviour, quirks included, so that scores match
+the official ones. ``vqa_accuracy``'s default, ``normalization="official"``, is that script:
+
+1. Prediction and references: ``'\\n'`` and ``'\\t'`` become spaces, then ``strip()``; nothing
+   else.
+2. Only when the references disagree (``len(set(gtAnswers)) > 1``) do both go through
+   ``processPunctuation`` then ``processDigitArticle`` (which lowercases). When all references
+   agree, nothing is normalised and the comparison is exact and case-sensitive: "WHITE" scores 0
+   against ten "white", "Two" 0 against ten "2", and "red, white, and blue?" 1 against ten
+   identical "red, white, and blue?" (normalising would have made both "red white and blue").
+3. ``acc = mean_i min(1, #{j != i : r_j == pred} / 3)`` over the 10 references.
+
+Quirks kept (each one changes a score somewhere):
+
+- The unanimous case is not normalised and is case-sensitive (point 2).
+- ``periodStrip`` is ``(?!<=\\d)(\\.)(?!\\d)``: a typo for the lookbehind ``(?<!\\d)``, it removes
+  every period not followed by a digit ("5." and "u.s.a." lose theirs, "3.5" keeps it).
+- ``periodStrip.sub("", text, re.UNICODE)`` passes the flag as ``count``: at most 32 periods
+  are removed.
+- Python 2's ``\\d`` without the ``re.UNICODE`` flag (which, above, never reaches the pattern) is
+  ``[0-9]``: so are ours (``re.ASCII``), and "٣.٥" loses its period, "٣,٥" is no thousands
+  separator.
+- Python 2's ``unicode.lower()`` maps "İ" (U+0130) to "i"; Python 3's adds a combining dot.
+  Ours lowercases as Python 2 did.
+- The punctuation test looks at the input text, not the text being rewritten, and one
+  digit-comma-digit anywhere ("1,000") deletes every punctuation mark instead of spacing it.
+- "none" is the number 0; contraction keys with capitals ("Im", "Ive") never match, as
+  ``processDigitArticle`` lowercases first; "somebody'd" maps to "somebodyd" (reversed entry).
+
+Where we differ, because the input is not the official script's:
+
+- The official loop leaves out "the other answers" by comparing whole answer dicts
+  (``item != gtAnsDatum``); with the distinct ``answer_id`` of every official release that
+  leaves out exactly one, which is what we do with plain strings.
+- The official script reports ``round(100 * acc, 2)``; we return unrounded fractions.
+- Fewer than 10 references: the same leave-one-out average over however many there are (a
+  perfect answer scores 1/3 with 2 references, 2/3 with 3, 1 from 4 on). A single reference
+  would always score 0 officially (nothing is left after leaving it out), so we score exact
+  match instead (normalised or not by the same rules).
+
+``normalization="always"`` is the older, more lenient variant: prediction and references are
+always normalised, so case and punctuation never matter (registered as the metric
+``vqa_accuracy_always``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 from drum.metrics.registry import MetricSpec
 
@@ -69,8 +113,9 @@ PUNCTUATION: tuple[str, ...] = (
 # Official typo kept: "(?!<=\d)" was meant as the lookbehind "(?<!\d)" but is a lookahead for the
 # literal "<=" followed by a digit, which never matches a '.', so every period not followed by a
 # digit is removed ("3.5" keeps its period, "5." and "u.s.a." lose theirs).
-PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)")
-COMMA_STRIP = re.compile(r"(\d)(\,)(\d)")
+# re.ASCII: Python 2's \d without re.UNICODE is [0-9] (see the module docstring).
+PERIOD_STRIP = re.compile(r"(?!<=\d)(\.)(?!\d)", re.ASCII)
+COMMA_STRIP = re.compile(r"(\d)(\,)(\d)", re.ASCII)
 # The official call is ``periodStrip.sub("", text, re.UNICODE)``: the flag lands in the ``count``
 # argument, capping removals at int(re.UNICODE) == 32 periods. Kept for exactness.
 _PERIOD_STRIP_COUNT = int(re.UNICODE)
@@ -95,11 +140,17 @@ def process_punctuation(text: str) -> str:
     return PERIOD_STRIP.sub("", out, count=_PERIOD_STRIP_COUNT)
 
 
+def _python2_lower(text: str) -> str:
+    """``unicode.lower()`` of Python 2: the simple case mapping, which differs from Python 3's
+    full mapping only for U+0130 ("İ" -> "i", where Python 3 gives "i" + U+0307)."""
+    return text.replace("\u0130", "i").lower()
+
+
 def process_digit_article(text: str) -> str:
-    """``VQAEval.processDigitArticle``: lowercase, split on whitespace, number words 0-10 ->
-    digits, drop articles (a, an, the), expand apostrophe-less contractions ("dont" -> "don't"),
-    join with single spaces."""
-    words = [NUMBER_WORDS.get(word, word) for word in text.lower().split()]
+    """``VQAEval.processDigitArticle``: lowercase (as Python 2 did), split on whitespace, number
+    words 0-10 -> digits, drop articles (a, an, the), expand apostrophe-less contractions
+    ("dont" -> "don't"), join with single spaces."""
+    words = [NUMBER_WORDS.get(word, word) for word in _python2_lower(text).split()]
     words = [word for word in words if word not in ARTICLES]
     return " ".join(CONTRACTIONS.get(word, word) for word in words)
 
@@ -119,13 +170,38 @@ def normalize_vqa_answer(text: str) -> str:
     return process_digit_article(process_punctuation(_clean_whitespace(text)))
 
 
+VQANormalization = Literal["official", "always"]
+VQA_NORMALIZATIONS: tuple[str, ...] = get_args(VQANormalization)
+
+
+def _compared(
+    prediction: str, references: Sequence[str], normalization: VQANormalization
+) -> tuple[str, list[str]]:
+    """The prediction and references as the accuracy loop compares them."""
+    if normalization == "always":
+        return normalize_vqa_answer(prediction), [normalize_vqa_answer(r) for r in references]
+    if normalization != "official":
+        raise ValueError(
+            f"normalization must be one of {VQA_NORMALIZATIONS}, got {normalization!r}"
+        )
+    pred = _clean_whitespace(prediction)
+    refs = [_clean_whitespace(r) for r in references]
+    if len(set(refs)) > 1:  # official: normalise only when the humans disagree
+        pred = normalize_vqa_answer(pred)
+        refs = [normalize_vqa_answer(r) for r in refs]
+    return pred, refs
+
+
 def vqa_accuracy(
-    prediction: str, references: Sequence[str], *, official_gating: bool = False
+    prediction: str,
+    references: Sequence[str],
+    *,
+    normalization: VQANormalization = "official",
 ) -> float:
     """VQAv2 accuracy of one prediction against its human answers (a number in [0, 1]).
 
-    With ``n`` references ``r_1..r_n`` and ``m_i = #{j != i : r_j == prediction}`` (after
-    normalisation)::
+    With ``n`` references ``r_1..r_n`` and ``m_i = #{j != i : r_j == prediction}`` (compared
+    as ``normalization`` says, see the module docstring)::
 
         acc = (1 / n) * sum_i min(1, m_i / 3)
 
@@ -133,29 +209,14 @@ def vqa_accuracy(
     of the references, as the official script does. With 10 answers of which 3 match: 3 subsets
     keep 2 matches (2/3) and 7 keep 3 (1), so acc = (3 * 2/3 + 7) / 10 = 0.9.
 
-    Fewer than 10 references: the same leave-one-out average over however many there are, with
-    the official threshold of 3 kept, so a perfect answer scores 1/3 with 2 references, 2/3 with
-    3, and 1 from 4 on. With a single reference leave-one-out would leave no answer at all
-    (always 0), so we score exact match after normalisation instead (our choice; the official
-    data always has 10 answers).
-
-    By default the prediction and every reference go through ``normalize_vqa_answer``.
-    ``official_gating=True`` reproduces the official script to the letter instead: when all
-    references agree (after whitespace clean-up) nothing is normalised and the comparison is
-    only case-insensitive, so "Two" scores 0 against ten "2"s.
+    ``normalization="official"`` (the default) is ``vqaEval.py`` to the letter: whitespace
+    clean-up only, and the full normalisation only when the references disagree, so "WHITE"
+    scores 0 against ten "white". ``"always"`` normalises prediction and references every time.
+    Fewer than 10 references and a single reference: see the module docstring.
     """
     if not references:
         raise ValueError("vqa_accuracy needs at least one reference answer")
-    if official_gating:
-        pred = _clean_whitespace(prediction)
-        refs = [_clean_whitespace(r) for r in references]
-        if len(set(refs)) > 1:
-            refs = [normalize_vqa_answer(r) for r in refs]
-            pred = normalize_vqa_answer(pred)
-        pred, refs = pred.lower(), [r.lower() for r in refs]
-    else:
-        pred = normalize_vqa_answer(prediction)
-        refs = [normalize_vqa_answer(r) for r in references]
+    pred, refs = _compared(prediction, references, normalization)
     matches = [r == pred for r in refs]
     if len(refs) == 1:
         return float(matches[0])
@@ -164,11 +225,16 @@ def vqa_accuracy(
     return sum(min(1.0, (total - int(hit)) / 3.0) for hit in matches) / len(refs)
 
 
+def vqa_accuracy_always(prediction: str, references: Sequence[str]) -> float:
+    """``vqa_accuracy(..., normalization="always")``: the metric ``vqa_accuracy_always``."""
+    return vqa_accuracy(prediction, references, normalization="always")
+
+
 def vqa_accuracy_corpus(
     predictions: Sequence[str],
     references: Sequence[Sequence[str]],
     *,
-    official_gating: bool = False,
+    normalization: VQANormalization = "official",
 ) -> float:
     """Mean ``vqa_accuracy`` over aligned predictions and reference lists (the official
     "overall" number, as a fraction rather than a percentage)."""
@@ -177,7 +243,7 @@ def vqa_accuracy_corpus(
     if not predictions:
         raise ValueError("vqa_accuracy_corpus needs at least one example")
     scores = [
-        vqa_accuracy(p, r, official_gating=official_gating)
+        vqa_accuracy(p, r, normalization=normalization)
         for p, r in zip(predictions, references, strict=True)
     ]
     return sum(scores) / len(scores)
@@ -185,4 +251,7 @@ def vqa_accuracy_corpus(
 
 VQA_ACCURACY_SPEC = MetricSpec(
     name="vqa_accuracy", fn=vqa_accuracy, higher_is_better=True, level="example"
+)
+VQA_ACCURACY_ALWAYS_SPEC = MetricSpec(
+    name="vqa_accuracy_always", fn=vqa_accuracy_always, higher_is_better=True, level="example"
 )

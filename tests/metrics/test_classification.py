@@ -52,7 +52,14 @@ def test_classification_accuracy_corpus() -> None:
 
 
 def test_registry_names_and_tasks() -> None:
-    assert METRICS.names() == ["accuracy", "bleu4", "cider", "rouge_l", "vqa_accuracy"]
+    assert METRICS.names() == [
+        "accuracy",
+        "bleu4",
+        "cider",
+        "rouge_l",
+        "vqa_accuracy",
+        "vqa_accuracy_always",
+    ]
     assert TASK_METRICS == {
         "vqa": ["vqa_accuracy"],
         "caption": ["cider", "bleu4", "rouge_l"],

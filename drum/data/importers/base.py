@@ -1,0 +1,415 @@
+"""What every importer shares: reading official JSON files with errors that say where and what,
+the log of skipped records, image checks, and writing + validating the output directory.
+
+An import turns a public benchmark's own files into DRUM JSONL (``drum.data.jsonl``): one
+``<split>.jsonl`` per output split in ``out``, image paths relative to ``out``, and
+``import_report.json`` beside them. Two kinds of problem are told apart:
+
+* **errors** (``DataError``, the command exits 2): the file is not what the format defines: not
+  JSON, the wrong top-level type, a record without a required field or with one of the wrong
+  type. The message names the file, the line (JSONL) or the record (``questions[3]``) and what
+  was expected.
+* **skips**: a well-formed record DRUM cannot use: its image file is missing or unreadable, an
+  annotation names an unknown question, a question has no annotation (test splits, whose answers
+  are not public: DRUM's JSONL needs at least one answer per example), a duplicate id. Each is
+  counted by reason, the first few are listed with where they are, and all of it is printed and
+  written to ``import_report.json``; nothing is dropped silently.
+
+The output directory is written as a whole (``atomic_directory``): a failed import leaves the
+previous one, or nothing. Every written split is then checked as ``drum data check`` checks it
+(``validate_dataset``: every field, every image decoded).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drum.data.example import Example
+from drum.data.jsonl import DataError, validate_dataset, verify_image, write_examples
+from drum.utils.io import atomic_directory, atomic_write_json
+
+REPORT_NAME = "import_report.json"
+# How many skipped records the report lists one by one, per split and reason.
+SKIP_SAMPLES = 5
+# What torchvision's ImageFolder accepts (IMG_EXTENSIONS), lowercase.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def _type_name(value: Any) -> str:
+    """The JSON name of ``value``'s type (what a user sees in the file)."""
+    if value is None:
+        return "null"
+    return {
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "object",
+    }.get(type(value), type(value).__name__)
+
+
+def _require_file(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise DataError(path, None, f"is a directory; expected a file: {what}")
+    if not path.is_file():
+        raise DataError(path, None, f"file not found; expected {what}")
+
+
+def require_dir(path: Path, what: str) -> None:
+    """A ``DataError`` unless ``path`` is a directory (an image folder, a dataset root)."""
+    if not path.is_dir():
+        found = "a file" if path.exists() else "not found"
+        raise DataError(path, None, f"{found}; expected a directory: {what}")
+
+
+def read_json(path: Path, expected: type, what: str) -> Any:
+    """The JSON value in ``path``, which must be a ``expected`` (``dict`` or ``list``).
+
+    ``what`` describes the expected content for the messages, e.g. ``'an object with a
+    "questions" array'``. A UTF-8 byte-order mark is accepted.
+    """
+    _require_file(path, what)
+    try:
+        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            path, None, f"not valid UTF-8 ({error.reason} at byte {error.start})"
+        ) from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(
+            path,
+            error.lineno,
+            f"malformed JSON at column {error.colno}: {error.msg}; expected {what}",
+        ) from None
+    if not isinstance(value, expected):
+        raise DataError(
+            path, None, f"expected {what} at the top level, got a JSON {_type_name(value)}"
+        )
+    return value
+
+
+def read_jsonl(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each non-blank line of the JSONL file ``path``."""
+    _require_file(path, f"JSON lines of {what}")
+    records = []
+    with path.open("rb") as handle:
+        for number, raw_bytes in enumerate(handle, start=1):
+            try:
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    path, number, f"not valid UTF-8 ({error.reason} at byte {error.start})"
+                ) from None
+            if number == 1:
+                raw = raw.removeprefix("\ufeff")
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as error:
+                raise DataError(
+                    path,
+                    number,
+                    f"malformed JSON at column {error.colno}: {error.msg}; expected {what}",
+                ) from None
+            if not isinstance(record, dict):
+                raise DataError(path, number, f"expected {what}, got a JSON {_type_name(record)}")
+            records.append((number, record))
+    return records
+
+
+@dataclass(frozen=True)
+class Where:
+    """A record's place in its file: a line (JSONL) or a path into the JSON (``images[3]``)."""
+
+    path: Path
+    line: int | None = None
+    record: str | None = None
+
+    def error(self, message: str) -> DataError:
+        """A ``DataError`` at this place."""
+        prefix = f"{self.record}: " if self.record else ""
+        return DataError(self.path, self.line, prefix + message)
+
+    def __str__(self) -> str:
+        place = f"{self.path}:{self.line}" if self.line is not None else str(self.path)
+        return f"{place} {self.record}" if self.record else place
+
+
+def require(
+    record: Mapping[str, Any], name: str, kinds: type | tuple[type, ...], where: Where
+) -> Any:
+    """``record[name]``, which must be present and a ``kinds``; a ``DataError`` otherwise.
+
+    ``bool`` is never accepted as a number (JSON ``true`` is not an id).
+    """
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    names = " or ".join(sorted({_type_name(kind()) for kind in kinds}))
+    if name not in record:
+        raise where.error(f"missing field {name!r} (a {names}); fields present: {sorted(record)}")
+    value = record[name]
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        raise where.error(f"field {name!r} must be a {names}, got {value!r}")
+    return value
+
+
+def answer_strings(value: Any, key: str, where: Where, name: str = "answers") -> list[str]:
+    """The strings of an official answers array: ``[{key: str, ...}, ...]`` or ``[str, ...]``."""
+    if not isinstance(value, list):
+        raise where.error(f"field {name!r} must be an array, got {_type_name(value)}")
+    out = []
+    for index, item in enumerate(value):
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict) and isinstance(item.get(key), str):
+            out.append(item[key])
+        else:
+            raise where.error(
+                f"{name}[{index}] must be an object with a string {key!r} (or a string), "
+                f"got {item!r}"
+            )
+    return out
+
+
+def most_common_first(answers: list[str], preferred: str | None = None) -> list[str]:
+    """The same answers, one copy of the canonical answer moved to the front.
+
+    The canonical answer is what an example shows as a demonstration (``Example.answer``):
+    ``preferred`` (VQAv2's ``multiple_choice_answer``) if it is one of the answers, else the
+    most frequent answer (ties: the first given). The multiset is unchanged, so the VQA
+    accuracy, which is symmetric in the references, is too.
+    """
+    if not answers:
+        return answers
+    if preferred is None or preferred not in answers:
+        counts = Counter(answers)
+        preferred = max(answers, key=lambda answer: counts[answer])  # first of the most common
+    rest = list(answers)
+    rest.remove(preferred)
+    return [preferred, *rest]
+
+
+@dataclass
+class SplitLog:
+    """What happened to one output split: examples kept, records skipped by reason."""
+
+    examples: list[Example] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, list[str]] = field(default_factory=dict)
+    _ids: set[str] = field(default_factory=set)
+
+    def skip(self, reason: str, where: Where | str, count: int = 1) -> None:
+        """Count ``count`` skipped records under ``reason``, listing the first few by place."""
+        self.skipped[reason] += count
+        listed = self.samples.setdefault(reason, [])
+        if len(listed) < SKIP_SAMPLES:
+            listed.append(str(where))
+
+    def add(self, example: Example, where: Where) -> None:
+        """Keep ``example``, or skip it if its id is already taken in this split."""
+        if example.id in self._ids:
+            self.skip("duplicate id (the first record with it is kept)", where)
+            return
+        self._ids.add(example.id)
+        self.examples.append(example)
+
+
+# Where the report lists records that belong to no output split (an unmapped source split).
+UNASSIGNED = "(not imported)"
+
+
+class ImportLog:
+    """The per-split logs of one import, and the skips that belong to no split (``unassigned``:
+    records of a source split mapped to no output split)."""
+
+    def __init__(self) -> None:
+        self.splits: dict[str, SplitLog] = {}
+        self.unassigned = SplitLog()
+
+    def split(self, name: str) -> SplitLog:
+        return self.splits.setdefault(name, SplitLog())
+
+
+class ImageChecker:
+    """Decides whether an image can be used: the file exists and decodes in full.
+
+    Each path is checked once (many VQA questions share an image). With ``copy_to``, usable
+    images are copied there, under ``name`` (a path relative to ``copy_to``), and the copy is
+    what the example points at.
+    """
+
+    def __init__(self, copy_to: Path | None = None) -> None:
+        self.copy_to = copy_to
+        self._seen: dict[Path, str | None] = {}  # path -> reason it is unusable, or None
+
+    def problem(self, image: Path) -> str | None:
+        """``None`` if ``image`` is usable, else the skip reason."""
+        image = image.resolve()
+        if image not in self._seen:
+            if not image.is_file():
+                self._seen[image] = "image file not found"
+            else:
+                try:
+                    verify_image(image, image, None)
+                    self._seen[image] = None
+                except DataError:
+                    self._seen[image] = "image file unreadable or corrupt"
+        return self._seen[image]
+
+    def place(self, image: Path, name: str) -> Path:
+        """Where the example's image is: ``image`` itself, or its copy under ``copy_to``."""
+        if self.copy_to is None:
+            return image.resolve()
+        target = self.copy_to / name
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(image, target)  # inside the staging directory: atomic as a whole
+        return target
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """The outcome of an import, as written to ``import_report.json``."""
+
+    format: str
+    out: Path
+    written: dict[str, int]
+    skipped: dict[str, dict[str, int]]
+    samples: dict[str, dict[str, list[str]]]
+    options: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "out": str(self.out),
+            "written": self.written,
+            "skipped": self.skipped,
+            "skipped_samples": self.samples,
+            "options": self.options,
+        }
+
+    def summary(self) -> str:
+        """A few lines for the terminal: per split, what was written and what skipped why."""
+        lines = []
+        for split, count in self.written.items():
+            lines.append(f"{split}: {count} examples -> {self.out / f'{split}.jsonl'}")
+            for reason, skipped in sorted(self.skipped.get(split, {}).items()):
+                lines.append(f"  skipped {skipped}: {reason}")
+        for reason, skipped in sorted(self.skipped.get(UNASSIGNED, {}).items()):
+            lines.append(f"{UNASSIGNED}: skipped {skipped}: {reason}")
+        lines.append(f"report: {self.out / REPORT_NAME}")
+        return "\n".join(lines)
+
+
+def _options_dict(options: Any) -> dict[str, Any]:
+    """The options as JSON (paths as strings), for the report."""
+    from dataclasses import asdict
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, os.PathLike):
+            return str(value)
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(asdict(options))
+
+
+def check_out_dir(out: Path, sources: Iterable[Path]) -> None:
+    """Refuse an output directory the import would wrongly replace.
+
+    The import replaces ``out`` as a whole, so ``out`` must be new, empty, or an earlier import
+    (it holds ``import_report.json``), and hold none of the source files or image folders.
+    """
+    out = out.resolve()
+    for source in sources:
+        source = Path(source).resolve()
+        if source == out or out in source.parents:
+            raise DataError(
+                out, None, f"--out contains the input {source}; choose a directory outside it"
+            )
+    if out.exists() and not out.is_dir():
+        raise DataError(out, None, "--out is a file; expected a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / REPORT_NAME).is_file():
+        raise DataError(
+            out,
+            None,
+            f"--out is a non-empty directory not written by `drum data import` (no {REPORT_NAME});"
+            " it would be replaced as a whole: choose a new directory",
+        )
+
+
+def write_import(
+    out: Path,
+    format_name: str,
+    options: Any,
+    sources: Iterable[Path],
+    collect: Callable[[Path], ImportLog],
+) -> ImportReport:
+    """Collect the examples, write every split as ``<split>.jsonl`` in ``out``, validate each
+    as ``drum data check`` does, and write ``import_report.json``; all as one directory swap.
+
+    ``collect(staging_dir)`` reads the sources and returns the ``ImportLog``; it runs inside the
+    staging directory that becomes ``out``, so images it copies or extracts there (under
+    ``images/``) come with it. A split left with no example is an error naming what was skipped.
+    """
+    out = Path(out)
+    check_out_dir(out, sources)
+    with atomic_directory(out) as staging:
+        log = collect(staging)
+        written = {}
+        for split, split_log in log.splits.items():
+            if not split_log.examples:
+                reasons = dict(split_log.skipped) or "nothing was found"
+                raise DataError(
+                    out, None, f"split {split!r}: no usable example; skipped: {reasons}"
+                )
+            path = staging / f"{split}.jsonl"
+            written[split] = write_examples(path, split_log.examples)
+            validate_dataset(path)
+        if not written:
+            raise DataError(out, None, "no split to write")
+        logs = dict(log.splits)
+        if log.unassigned.skipped:
+            logs[UNASSIGNED] = log.unassigned
+        report = ImportReport(
+            format=format_name,
+            out=out.resolve(),
+            written=written,
+            skipped={s: dict(sorted(lg.skipped.items())) for s, lg in logs.items()},
+            samples={s: lg.samples for s, lg in logs.items() if lg.samples},
+            options=_options_dict(options),
+        )
+        atomic_write_json(staging / REPORT_NAME, report.to_dict())
+    return report
+
+
+def parse_split_map(items: Iterable[str], option: str) -> dict[str, str]:
+    """``["train=pool", "restval=pool"]`` -> ``{"train": "pool", "restval": "pool"}``."""
+    mapping: dict[str, str] = {}
+    for item in items:
+        for part in item.split(","):
+            source, sep, target = part.partition("=")
+            if not sep or not source.strip() or not target.strip():
+                raise ValueError(f"{option}: expected SOURCE=SPLIT pairs, got {part!r}")
+            mapping[source.strip()] = target.strip()
+    return mapping
+
+
+def check_split_name(name: str) -> str:
+    """An output split name usable as a file name (``pool``, ``queries``, ``val``)."""
+    if not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise ValueError(f"split name {name!r}: expected a plain file name such as 'pool'")
+    return name
