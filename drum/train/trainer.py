@@ -159,10 +159,7 @@ def train_retriever(
 
     objects = {"model": encoder.model, "optimizer": optimizer, "scheduler": scheduler}
     epoch, history = 0, []
-    resumed = checkpointer.latest() if context.is_main else None
-    context.barrier()
-    if not context.is_main:
-        resumed = checkpointer.latest()
+    resumed = context.main_first(checkpointer.latest)
     if resumed is not None:
         resumed.restore(objects)
         epoch, history = resumed.step, resumed.extra["history"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -134,6 +134,14 @@ class DistContext:
         """Wait for every rank (no-op in one process)."""
         if self.distributed:
             dist.barrier()
+
+    def main_first(self, work: Callable[[], T]) -> T:
+        """``work()`` on rank 0, then (after a barrier) on every other rank: for work whose
+        results rank 0 caches on disk (the others then only read them) or that cleans up
+        shared places (only one rank may do that at a time)."""
+        result = work() if self.is_main else None
+        self.barrier()
+        return result if self.is_main else work()  # type: ignore[return-value]
 
     def all_gather_object(self, obj: T) -> list[T]:
         """Every rank's ``obj`` (any JSON-like value, of any size), in rank order.
