@@ -19,6 +19,7 @@ from drum.cli.common import (
     default_of,
     fail,
     load_embedder,
+    parse_dtype,
     read_dataset,
 )
 
@@ -68,6 +69,7 @@ def embed_command(
     # Every cheap check first: a bad file or image stops the command before the model loads.
     check_out(cache, "directory", "--cache")
     check_device(device)
+    parse_dtype(dtype)
     examples = read_dataset(data)
     check_model(model, "--model")
     try:

@@ -76,6 +76,8 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
         from drum.train.mining import mine
         from drum.utils.distributed import DistContext
 
+        check_device(device)
+        parse_dtype(dtype)
         try:
             config = MiningConfig(
                 rounds=rounds,
@@ -96,8 +98,6 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
         check_model(embedder, "--embedder")
         if adapter is not None:
             check_adapter(adapter)
-        check_device(device)
-        parse_dtype(dtype)
         try:
             context = DistContext.from_env(device)
         except ValueError as error:

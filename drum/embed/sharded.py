@@ -71,7 +71,7 @@ def _rank_keys(keys: Sequence[str], batch_size: int, rank: int, world_size: int)
 
 def _read_part(path: Path, digest: str, dim: int | None) -> np.ndarray | None:
     """The part's vectors when it holds exactly the expected keys, else None."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
         return None
@@ -80,8 +80,7 @@ def _read_part(path: Path, digest: str, dim: int | None) -> np.ndarray | None:
             if (handle.metadata() or {}).get("keys_digest") != digest:
                 return None
             vectors = handle.get_tensor("vectors")
-    except (OSError, ValueError) as error:  # a foreign or damaged file is recomputed
-        del error
+    except (OSError, ValueError, SafetensorError):  # a foreign or damaged file: recompute it
         return None
     if dim is not None and vectors.shape[1] != dim:
         return None
