@@ -36,7 +36,7 @@ from drum.data.example import Example
 from drum.data.images import image_key
 from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache, text_key
-from drum.utils.distributed import DistContext, part_path, parts_dir, shard_bounds
+from drum.utils.distributed import DistContext, parts_dir, read_parts, shard_bounds
 from drum.utils.io import atomic_write_bytes, remove_directory
 
 MODALITIES = ("image", "text")
@@ -148,14 +148,18 @@ def embed_dataset(
     if context.is_main:
         for modality in MODALITIES:
             keys = missing[modality]
-            blocks = []
-            for rank in range(context.world_size):
+
+            def read(
+                rank: int, path: Path, keys: list[str] = keys, modality: str = modality
+            ) -> np.ndarray:
                 own = _rank_keys(keys, batch[modality], rank, context.world_size)
-                path = part_path(out, rank, context.world_size, f"{modality}.safetensors")
                 vectors = _read_part(path, _keys_digest(fingerprint, own), embedder.dim)
                 if vectors is None:
                     raise RuntimeError(f"{path}: rank {rank}'s part is missing or stale")
-                blocks.append(vectors)
+                return vectors
+
+            ext = f"{modality}.safetensors"
+            blocks = read_parts(out, context.world_size, ext, read)
             if keys:
                 cache.store(fingerprint, modality, keys, np.concatenate(blocks))
         remove_directory(parts_dir(out))

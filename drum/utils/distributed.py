@@ -72,8 +72,17 @@ def part_path(out: str | os.PathLike[str], rank: int, world_size: int, ext: str)
 
 
 def parts_dir(out: str | os.PathLike[str]) -> Path:
+    """``<out>.parts``: the folder of every rank's part of ``out``."""
     out = Path(out)
     return out.parent / f"{out.name}{PARTS_SUFFIX}"
+
+
+def read_parts(
+    out: str | os.PathLike[str], world_size: int, ext: str, read: Callable[[int, Path], T]
+) -> list[T]:
+    """``read(rank, part_path(out, rank, world_size, ext))`` for every rank, in rank order:
+    what rank 0 merges (concatenating contiguous shards restores the original order)."""
+    return [read(rank, part_path(out, rank, world_size, ext)) for rank in range(world_size)]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from drum.testing import spawn_ranks
-from drum.utils.distributed import DistContext, part_path, shard, shard_bounds
+from drum.utils.distributed import DistContext, part_path, read_parts, shard, shard_bounds
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 7, 16])
@@ -33,6 +33,16 @@ def test_part_path_names_rank_and_world() -> None:
     assert part_path(Path("runs/cache"), 1, 4, "image.safetensors") == Path(
         "runs/cache.parts/rank-1-of-4.image.safetensors"
     )
+
+
+def test_read_parts_reads_every_rank_in_rank_order(tmp_path: Path) -> None:
+    out = tmp_path / "result"
+    for rank in (2, 0, 1):
+        path = part_path(out, rank, 3, "txt")
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"part {rank}")
+    read = read_parts(out, 3, "txt", lambda rank, path: (rank, path.read_text()))
+    assert read == [(0, "part 0"), (1, "part 1"), (2, "part 2")]
 
 
 def test_without_launcher_variables_the_context_is_one_process(
