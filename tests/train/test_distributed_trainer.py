@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from drum.data.jsonl import read_examples
 from drum.testing import spawn_ranks
+from drum.train import trainer as trainer_module
 from drum.train.config import RetrieverTrainConfig
 from drum.train.lists import RankedList
 from drum.train.trainer import CARD_NAME, train_retriever
@@ -40,22 +41,41 @@ def _lists(world: Path) -> list[RankedList]:
     return out
 
 
-def _train_rank(model: Path, lists: list[RankedList], out: Path) -> None:
+STEPS_PER_EPOCH = 4  # 25 lists in batches of 8
+
+
+def _train_rank(model: Path, lists: list[RankedList], out: Path, die: bool) -> None:
+    """One rank's training; with ``die``, every rank stops in the second step of epoch 2
+    (after rank 0 saved epoch 1's checkpoint), as a killed job would."""
     context = DistContext.from_env()
     assert context.world_size == 2
+    if die:
+        real, calls = trainer_module.sample_positions, {"n": 0}
+
+        def dies_in_epoch_two(*args, **kwargs):  # type: ignore[no-untyped-def]
+            calls["n"] += 1
+            if calls["n"] > len(lists) + CONFIG.batch_size:
+                raise RuntimeError("killed in epoch 2")  # spawn swallows KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        trainer_module.sample_positions = dies_in_epoch_two
     train_retriever(model, lists, out, CONFIG, progress=False, context=context)
 
 
 @pytest.mark.slow
-def test_two_processes_end_within_1e_5_of_one_process(
+def test_two_processes_killed_and_resumed_end_within_1e_5_of_one_process(
     tiny_world: Path, tiny_clip_dir: Path, tmp_path: Path
 ) -> None:
     lists = _lists(tiny_world)
     one = train_retriever(
         tiny_clip_dir, lists, tmp_path / "one", CONFIG, progress=False, context=DistContext()
     )
-    spawn_ranks(_train_rank, 2, tiny_clip_dir, lists, tmp_path / "two")
     two = tmp_path / "two"
+    # Killed in epoch 2, then rerun: both ranks resume from rank 0's epoch-1 checkpoint.
+    with pytest.raises(Exception, match="killed in epoch 2"):
+        spawn_ranks(_train_rank, 2, tiny_clip_dir, lists, two, True)
+    assert (tmp_path / ".two.checkpoint" / "step_1").is_dir() and not two.exists()
+    spawn_ranks(_train_rank, 2, tiny_clip_dir, lists, two, False)
     before, a, b = (load_file(p / "model.safetensors") for p in (tiny_clip_dir, one, two))
     assert a.keys() == b.keys()
     assert any(not torch.equal(before[name], a[name]) for name in a)  # it did train
@@ -70,7 +90,7 @@ def test_two_processes_end_within_1e_5_of_one_process(
     assert noise_only
     worst = max(float((a[name] - b[name]).abs().max()) for name in a if name not in noise_only)
     assert worst < 1e-5, worst
-    steps = CONFIG.epochs * 4
+    steps = CONFIG.epochs * STEPS_PER_EPOCH
     for name in noise_only:
         assert float((a[name] - b[name]).abs().max()) <= CONFIG.lr * steps
     # Every parameter moved the same way: untouched ones (logit_scale) stayed bit-equal.
