@@ -61,7 +61,8 @@ def test_two_processes_write_exactly_the_cache_one_process_writes(
     common = ["embed", "run", "--data", str(dataset), "--model", str(tiny_clip_dir)]
     single = runner.invoke(app, [*common, "--cache", str(tmp_path / "one")])
     assert single.exit_code == 0, single.output
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path.cwd())}
+    root = str(Path(__file__).resolve().parents[2])  # the checkout: its drum, whatever the cwd
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root}
     launched = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
         + ["-m", "drum.cli", *common, "--cache", str(tmp_path / "two")],
