@@ -285,3 +285,45 @@ class FakeEmbedder(Embedder):
         self.texts_seen.extend(texts)
         rows = [_hash_vector(self._dim, b"text", text.encode()) for text in texts]
         return l2_normalize(np.array(rows, dtype=np.float32).reshape(-1, self._dim))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _rank_entry(rank: int, world_size: int, port: int, function: Callable, args: tuple) -> None:
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        OMP_NUM_THREADS="1",
+    )
+    torch.set_num_threads(1)
+    try:
+        function(*args)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def spawn_ranks(function: Callable, world_size: int, *args: object) -> None:
+    """Run ``function(*args)`` in ``world_size`` fresh processes set up as ``torchrun`` sets
+    up its workers (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` / ``PORT`` on a
+    free local port), so ``DistContext.from_env()`` forms a gloo group of them. ``function``
+    must be importable (module level). One process failing kills the others and raises
+    (``torch.multiprocessing.spawn``)."""
+    import torch.multiprocessing as mp
+
+    port = _free_port()
+    mp.spawn(_rank_entry, args=(world_size, port, function, args), nprocs=world_size, join=True)

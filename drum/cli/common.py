@@ -27,7 +27,24 @@ console = Console(stderr=True)
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="Embedder: a hub id or a save_pretrained directory.")
 ]
-
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        help="cpu, cuda (under torchrun / accelerate launch each rank takes cuda:<LOCAL_RANK>) "
+        "or cuda:<i>."
+    ),
+]
+DtypeOption = Annotated[
+    str, typer.Option(help="Weights' dtype: auto (as saved), fp32, bf16 or fp16.")
+]
+DeviceMapOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Spread the LVLM over every visible GPU (auto: accelerate's device_map) instead "
+        "of --device; for a model too large for one GPU."
+    ),
+]
+DTYPES = ("auto", "fp32", "bf16", "fp16")
 
 T = TypeVar("T")
 
@@ -92,24 +109,60 @@ def check_model(model: str | Path, option: str) -> None:
         fail(f"{option}: {error}")
 
 
-def load_embedder(model: str | Path, option: str = "--model", device: str = "cpu") -> HFDualEncoder:
-    """``HFDualEncoder(model)``; a bad model argument exits 2 naming ``option``."""
+def parse_dtype(value: str, option: str = "--dtype") -> Any:
+    """``auto`` -> None (the saved dtype), ``fp32`` / ``bf16`` / ``fp16`` -> the torch dtype;
+    anything else exits 2 naming ``option``."""
+    if value not in DTYPES:
+        fail(f"{option} must be one of {', '.join(DTYPES)}, got {value!r}")
+    if value == "auto":
+        return None
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[value]
+
+
+def check_device(device: str, option: str = "--device") -> None:
+    """Exit 2 unless ``device`` is ``cpu``, ``cuda`` or ``cuda:<i>`` (cheap, no torch)."""
+    head, _, index = device.partition(":")
+    if head not in ("cpu", "cuda") or (index and (head != "cuda" or not index.isdigit())):
+        fail(f"{option} must be cpu, cuda or cuda:<index>, got {device!r}")
+
+
+def load_embedder(
+    model: str | Path, option: str = "--model", device: str = "cpu", dtype: str = "auto"
+) -> HFDualEncoder:
+    """``HFDualEncoder(model)`` on ``device`` in ``dtype`` (``DTYPES``); a bad model argument
+    exits 2 naming ``option``."""
     from drum.embed.hf import HFDualEncoder
     from drum.utils.model_path import ModelPathError
 
+    torch_dtype = parse_dtype(dtype)
     try:
-        return HFDualEncoder(str(model), device=device)
+        return HFDualEncoder(str(model), device=device, dtype=torch_dtype)
     except ModelPathError as error:
         fail(f"{option}: {error}")
 
 
-def load_lvlm(model: str | Path, option: str = "--model", device: str = "cpu") -> HFLVLM:
-    """``HFLVLM(model)``; a bad model argument exits 2 naming ``option``."""
+def load_lvlm(
+    model: str | Path,
+    option: str = "--model",
+    device: str = "cpu",
+    dtype: str = "auto",
+    device_map: str | None = None,
+) -> HFLVLM:
+    """``HFLVLM(model)`` on ``device`` in ``dtype`` (``DTYPES``), or spread over the GPUs by
+    ``device_map`` (e.g. ``auto``); a bad model argument exits 2 naming ``option``."""
     from drum.lvlm.hf import HFLVLM
     from drum.utils.model_path import ModelPathError
 
+    torch_dtype = parse_dtype(dtype)
+    placement: dict[str, Any] = {"device": device}
+    if torch_dtype is not None:
+        placement["dtype"] = torch_dtype
+    if device_map is not None:
+        placement["device_map"] = device_map
     try:
-        return HFLVLM(str(model), device=device)
+        return HFLVLM(str(model), **placement)
     except ModelPathError as error:
         fail(f"{option}: {error}")
 

@@ -14,13 +14,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from drum.cli.common import (
+    DeviceMapOption,
+    DeviceOption,
+    DtypeOption,
     check_adapter,
+    check_device,
     check_model,
     check_out,
     console,
     default_of,
     fail,
     load_lvlm,
+    parse_dtype,
     read_or_fail,
     wrap_adapter,
 )
@@ -139,11 +144,13 @@ def demon_eval_command(
     max_new_tokens: Annotated[
         int, typer.Option(help="Greedy decoding length (the reference's 300).")
     ] = MAX_NEW_TOKENS,
-    device: str = "cpu",
+    device: DeviceOption = "cpu",
     adapter: Annotated[
         Path | None,
         typer.Option(help="A VPG-C adapter directory (drum vpgc train) to put on the model."),
     ] = None,
+    dtype: DtypeOption = "auto",
+    device_map: DeviceMapOption = None,
 ) -> None:
     """Generate greedily into <out>/<Task>/pred.json (a killed run resumes), then score."""
     from drum.demon.format import DemonFormatError
@@ -155,6 +162,8 @@ def demon_eval_command(
     _positive(max_per_task, "--max-per-task")
     _positive(batch_size, "--batch-size")
     _positive(max_new_tokens, "--max-new-tokens")
+    check_device(device)
+    parse_dtype(dtype)
     check_out(out, "directory")
     check_model(model, "--model")
     if adapter is not None:
@@ -166,7 +175,10 @@ def demon_eval_command(
             pending_samples(task, out, max_per_task)
     except DemonFormatError as error:
         fail(str(error))
-    lvlm: Any = load_lvlm(model, device=device)
+    placement = {"dtype": dtype} if dtype != "auto" else {}
+    if device_map is not None:
+        placement["device_map"] = device_map
+    lvlm: Any = load_lvlm(model, device=device, **placement)
     if adapter is not None:
         lvlm = wrap_adapter(lvlm, adapter)
     try:

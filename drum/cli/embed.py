@@ -9,12 +9,17 @@ from typing import Annotated
 import typer
 
 from drum.cli.common import (
+    DeviceOption,
+    DtypeOption,
     ModelOption,
+    check_device,
     check_model,
     check_out,
     console,
     default_of,
+    fail,
     load_embedder,
+    parse_dtype,
     read_dataset,
 )
 
@@ -48,16 +53,32 @@ def embed_command(
     data: Annotated[Path, typer.Option(help="JSONL dataset to embed.")],
     model: ModelOption,
     cache: Annotated[Path, typer.Option(help="Embedding cache directory.")] = Path("runs/cache"),
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = "auto",
 ) -> None:
-    """Embed a dataset's images and texts into the cache (a second run embeds nothing)."""
+    """Embed a dataset's images and texts into the cache (a second run embeds nothing).
+
+    Under ``torchrun --nproc_per_node N -m drum.cli embed run ...`` each rank embeds its share
+    and rank 0 merges the parts: the cache ends up as one process would have written it, and
+    a rerun after a killed rank keeps the parts already written (docs/scale.md).
+    """
     from drum.embed.cache import EmbeddingCache
-    from drum.retrieve.retriever import PoolEmbeddings
+    from drum.embed.sharded import embed_dataset
+    from drum.utils.distributed import DistContext
 
     # Every cheap check first: a bad file or image stops the command before the model loads.
     check_out(cache, "directory", "--cache")
+    check_device(device)
+    parse_dtype(dtype)
     examples = read_dataset(data)
     check_model(model, "--model")
-    embedder = load_embedder(model)
-    store = EmbeddingCache(cache)
-    PoolEmbeddings.compute(examples, embedder, store, progress=True)
-    console.print(f"{len(examples)} examples: {store.hits} cached, {store.misses} embedded now")
+    try:
+        context = DistContext.from_env(device)
+    except ValueError as error:
+        fail(str(error))
+    embedder = load_embedder(model, device=context.device, dtype=dtype)
+    stats = embed_dataset(examples, embedder, EmbeddingCache(cache), context, progress=True)
+    if context.is_main:
+        console.print(
+            f"{len(examples)} examples: {stats.cached} cached, {stats.embedded} embedded now"
+        )

@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from drum.cli.common import (
+    DeviceMapOption,
+    DeviceOption,
+    DtypeOption,
     check_adapter,
     check_datasets,
     check_model,
@@ -73,7 +76,9 @@ def eval_command(
         str, typer.Option(help="rescore (exact) or fixed_statistics (fast) CIs for CIDEr/ROUGE-L.")
     ] = default_of(ICL_EVAL_CONFIG, "corpus_ci"),
     cache: Annotated[Path, typer.Option(help="Embedding cache directory.")] = Path("runs/cache"),
-    device: str = "cpu",
+    device: DeviceOption = "cpu",
+    dtype: DtypeOption = "auto",  # device placement (docs/scale.md)
+    device_map: DeviceMapOption = None,
 ) -> None:
     """In-context learning: tasks x strategies x shots x seeds -> metrics with 95% CIs."""
     from drum.eval.icl import ICLEvalConfig, check_eval, run_icl_eval
@@ -137,10 +142,12 @@ def eval_command(
     from drum.embed.cache import EmbeddingCache
 
     encoders = {
-        name: load_embedder(paths[name], options.get(name, "--embedder"), device=device)
+        name: load_embedder(
+            paths[name], options.get(name, "--embedder"), device=device, dtype=dtype
+        )
         for name in config.required_embedders
     }
-    lvlm = load_lvlm(model, device=device)
+    lvlm = load_lvlm(model, device=device, dtype=dtype, device_map=device_map)
     if adapter is not None:
         lvlm = wrap_adapter(lvlm, adapter)
     results = run_icl_eval(

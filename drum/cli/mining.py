@@ -10,8 +10,12 @@ from typing import Annotated, Any
 import typer
 
 from drum.cli.common import (
+    DeviceMapOption,
+    DeviceOption,
+    DtypeOption,
     check_adapter,
     check_datasets,
+    check_device,
     check_model,
     check_out,
     console,
@@ -19,6 +23,7 @@ from drum.cli.common import (
     default_of,
     fail,
     load_lvlm,
+    parse_dtype,
     show_tables,
     wrap_adapter,
 )
@@ -61,13 +66,18 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
             Path | None,
             typer.Option(help="A VPG-C adapter (drum vpgc train) on the LVLM that scores."),
         ] = None,
-        device: str = "cpu",
+        device: DeviceOption = "cpu",
+        dtype: DtypeOption = "auto",
+        device_map: DeviceMapOption = None,
     ) -> None:
         from drum.feedback.scorer import FeedbackConfig
         from drum.tasks.spec import world_tasks
         from drum.train.config import MiningConfig, RetrieverTrainConfig
         from drum.train.mining import mine
+        from drum.utils.distributed import DistContext
 
+        check_device(device)
+        parse_dtype(dtype)
         try:
             config = MiningConfig(
                 rounds=rounds,
@@ -88,13 +98,21 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
         check_model(embedder, "--embedder")
         if adapter is not None:
             check_adapter(adapter)
-        model = load_lvlm(lvlm, "--lvlm", device=device)
+        try:
+            context = DistContext.from_env(device)
+        except ValueError as error:
+            fail(str(error))
+        if device_map is not None and context.distributed:
+            fail("--device-map spreads one model over every GPU: run it as one process")
+        model = load_lvlm(lvlm, "--lvlm", device=context.device, dtype=dtype, device_map=device_map)
         if adapter is not None:
             model = wrap_adapter(model, adapter)
         try:
-            summary = mine(tasks, model, embedder, out, config)
+            summary = mine(tasks, model, embedder, out, config, context=context)
         except ValueError as error:
             fail(str(error))
+        if not context.is_main:
+            return
         for record in summary["rounds"]:
             console.print(f"round {record['round']}: {json.dumps(record['validation'])}")
         console.print(f"DRUM embedder: {summary['final_embedder']}")

@@ -246,6 +246,30 @@ class EmbeddingCache:
         store.rows = start + len(new)
         return store
 
+    def missing(self, fingerprint: str, modality: str, keys: Sequence[str]) -> list[str]:
+        """The distinct ``keys`` not stored under ``(fingerprint, modality)``, in first-seen
+        order: the ones a lookup would embed now (``drum.embed.sharded`` splits them across
+        ranks). Counts nothing in ``hits`` / ``misses``."""
+        with self._lock:
+            db = self._db()
+            with _transaction(db, "DEFERRED"):
+                store = self._refresh(db, fingerprint, modality)
+            known = {} if store is None else store.row_of
+            return [key for key in dict.fromkeys(keys) if key not in known]
+
+    def store(
+        self, fingerprint: str, modality: str, keys: Sequence[str], vectors: np.ndarray
+    ) -> None:
+        """Store ``vectors`` (row ``i`` for ``keys[i]``, distinct keys) computed elsewhere, as a
+        lookup that embedded them would have: one atomic batch, rows in ``keys`` order, keys
+        stored meanwhile by another writer kept as they are."""
+        if len(set(keys)) != len(keys):
+            raise ValueError("EmbeddingCache.store: keys must be distinct")
+        if not keys:
+            return
+        with self._lock:
+            self._store_new(fingerprint, modality, list(keys), vectors)
+
     def embed_images(
         self, embedder: Embedder, images: Sequence[ImageInput], progress: bool = False
     ) -> np.ndarray:

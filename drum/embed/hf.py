@@ -44,6 +44,9 @@ class HFDualEncoder(Embedder):
         model_name_or_path: a hub id (resolved from the local cache when offline) or a directory
             written by ``save_pretrained`` holding the model and its processor.
         device: torch device for inference.
+        dtype: torch dtype of the weights (``None``: as saved, float32 for CLIP / SigLIP);
+            vectors are returned as float32 either way. A dtype other than float32 changes
+            the vectors, so it is part of the fingerprint (caches keep them apart).
         trust_remote_code: passed to ``from_pretrained``; off unless the user asks.
 
     Example::
@@ -59,18 +62,22 @@ class HFDualEncoder(Embedder):
         model_name_or_path: str | Path,
         device: str = "cpu",
         trust_remote_code: bool = False,
+        dtype: torch.dtype | None = None,
     ) -> None:
         from transformers import AutoModel, AutoProcessor
 
         self.name = str(model_name_or_path)
         self.device = torch.device(device)
+        self.dtype = dtype
         check_model_path(model_name_or_path)  # ModelPathError, before transformers sees it
         try:
             self.processor = AutoProcessor.from_pretrained(
                 model_name_or_path, trust_remote_code=trust_remote_code
             )
             self.model = AutoModel.from_pretrained(
-                model_name_or_path, trust_remote_code=trust_remote_code
+                model_name_or_path,
+                trust_remote_code=trust_remote_code,
+                **({} if dtype is None else {"dtype": dtype}),
             ).to(self.device)
         except (OSError, ValueError, KeyError) as error:
             raise model_load_error(model_name_or_path, error) from error
@@ -93,6 +100,8 @@ class HFDualEncoder(Embedder):
         else:  # a hub id: its config (incl. commit hash when present) identifies the weights
             content = json.dumps(self.model.config.to_dict(), sort_keys=True, default=str)
             content += getattr(self.model.config, "_commit_hash", "") or ""
+        if self.dtype not in (None, torch.float32):
+            content += f"|dtype={self.dtype}"  # float32 keeps the fingerprints it always had
         return f"{self.model.config.model_type}-{hashlib.sha256(content.encode()).hexdigest()[:16]}"
 
     @property
@@ -115,7 +124,7 @@ class HFDualEncoder(Embedder):
         for batch in _batches(images, batch_size, "embedding images", progress):
             pixels = self.processor.image_processor(
                 images=[load_image(image) for image in batch], return_tensors="pt"
-            )["pixel_values"].to(self.device)
+            )["pixel_values"].to(self.device, self.model.dtype)
             features = _features(self.model.get_image_features(pixel_values=pixels))
             chunks.append(features.float().cpu().numpy())
         return l2_normalize(np.concatenate(chunks))

@@ -120,6 +120,9 @@ class HFLVLM(LVLM):
         model_name_or_path: hub id (local cache when offline) or ``save_pretrained`` directory.
         device: torch device.
         dtype: torch dtype for the weights (default: as saved).
+        device_map: ``transformers``' ``device_map`` (e.g. ``"auto"``: layers spread over the
+            visible GPUs by ``accelerate``, for a model too large for one); replaces
+            ``device``.
         trust_remote_code: passed to ``from_pretrained``; off unless the user asks.
         image_feature_cache_size: distinct images whose encodings are kept (LLaVA-style models).
         context_overflow: for a prompt longer than the context (module docstring), ``"error"``
@@ -143,6 +146,7 @@ class HFLVLM(LVLM):
         trust_remote_code: bool = False,
         image_feature_cache_size: int = 4096,
         context_overflow: str = "error",
+        device_map: str | dict[str, Any] | None = None,
     ) -> None:
         from transformers import AutoModelForImageTextToText
 
@@ -172,11 +176,17 @@ class HFLVLM(LVLM):
         kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
         if dtype is not None:
             kwargs["dtype"] = dtype
+        if device_map is not None:  # drum.cli --device-map: accelerate spreads the layers
+            kwargs["device_map"] = device_map
         try:
             self.model = AutoModelForImageTextToText.from_pretrained(model_name_or_path, **kwargs)
         except (OSError, ValueError, KeyError) as error:
             raise model_load_error(model_name_or_path, error) from error
-        self.model.to(self.device).eval()
+        if device_map is None:
+            self.model.to(self.device)
+        else:  # inputs go where accelerate put the input embeddings
+            self.device = self.model.get_input_embeddings().weight.device
+        self.model.eval()
         self.tokenizer = self.processor.tokenizer
         self.model_type = str(self.model.config.model_type)
         self.image_token_id = self._image_token_id()

@@ -17,6 +17,12 @@ Layout of ``out_dir``::
 
 A rerun resumes: finished rounds are skipped, a round's scoring resumes from the feedback
 cache and its training from its last epoch checkpoint.
+
+Under ``torchrun`` / ``accelerate launch`` (N processes) the retriever training is
+data-parallel (``train_retriever``). Retrieval, LVLM scoring and validation run on rank 0
+while the other ranks wait; they then read the candidate lists from rank 0's caches
+(embedding and feedback hits only, nothing scored twice), so every rank trains on the same
+lists. Only rank 0 writes the round records and the summary.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from drum.tasks.spec import TaskSpec
 from drum.train.config import MiningConfig
 from drum.train.lists import RankedList, ranked_lists
 from drum.train.trainer import train_retriever
+from drum.utils.distributed import DistContext
 from drum.utils.io import atomic_write_json
 from drum.utils.provenance import provenance
 
@@ -190,6 +197,7 @@ def mine(
     out_dir: str | Path,
     config: MiningConfig | None = None,
     progress: bool = True,
+    context: DistContext | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) ``config.rounds`` rounds; returns the summary written to
     ``out_dir/mining.json``. ``tasks`` give each task's pool (training queries and
@@ -204,6 +212,7 @@ def mine(
         HFDualEncoder(summary["final_embedder"])  # the DRUM-trained retriever
     """
     config = config or MiningConfig()
+    context = context or DistContext.from_env()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary_path = out_dir / SUMMARY_NAME
@@ -220,11 +229,13 @@ def mine(
                 f"{summary_path} belongs to a run with another config; use a new output "
                 "directory (or delete this one) to mine with this config"
             )
-    feedback_cache = FeedbackCache(out_dir / "feedback.jsonl")
     embedding_cache = EmbeddingCache(out_dir / "cache")
+    device = context.device
     rounds: list[dict[str, Any]] = []
 
     def write_summary() -> None:
+        if not context.is_main:
+            return
         atomic_write_json(
             summary_path,
             {
@@ -236,17 +247,17 @@ def mine(
         )
 
     baseline_path = out_dir / "round_0" / ROUND_NAME
-    if not baseline_path.is_file():
+    if not baseline_path.is_file() and context.is_main:
         started = time.perf_counter()
+        embedder = HFDualEncoder(base_embedder, device=device)
         baseline = {
             "round": 0,
             "embedder": str(Path(base_embedder).resolve()),
-            "validation": validate(
-                HFDualEncoder(base_embedder), lvlm, tasks, config, progress, embedding_cache
-            ),
+            "validation": validate(embedder, lvlm, tasks, config, progress, embedding_cache),
             "seconds": {"validation": round(time.perf_counter() - started, 1)},
         }
         atomic_write_json(baseline_path, baseline)
+    context.barrier()
     rounds.append(json.loads(baseline_path.read_text(encoding="utf-8")))
     write_summary()
 
@@ -257,39 +268,54 @@ def mine(
         if not record_path.is_file():
             timings: dict[str, float] = {}
             started = time.perf_counter()
-            embedder = HFDualEncoder(previous_dir)
-            lists: list[RankedList] = []
-            statistics = {}
-            for task in tasks:
-                task_lists, statistics[task.name] = _lists_for_task(
-                    task, embedder, lvlm, feedback_cache, embedding_cache, config, progress
-                )
-                lists.extend(task_lists)
+            embedder = HFDualEncoder(previous_dir, device=device)
+
+            def score(embedder: HFDualEncoder = embedder) -> tuple[list[RankedList], dict]:
+                # A fresh cache object: the other ranks read what rank 0 appended.
+                feedback_cache = FeedbackCache(out_dir / "feedback.jsonl")
+                lists: list[RankedList] = []
+                statistics = {}
+                for task in tasks:
+                    task_lists, statistics[task.name] = _lists_for_task(
+                        task, embedder, lvlm, feedback_cache, embedding_cache, config, progress
+                    )
+                    lists.extend(task_lists)
+                return lists, statistics
+
+            lists, statistics = context.main_first(score)
             timings["retrieve_and_score"] = round(time.perf_counter() - started, 1)
             started = time.perf_counter()
             embedder_dir = train_retriever(
-                previous_dir, lists, round_dir / "embedder", config.train, progress
+                previous_dir, lists, round_dir / "embedder", config.train, progress, context
             )
             timings["train"] = round(time.perf_counter() - started, 1)
-            started = time.perf_counter()
-            validation = validate(
-                HFDualEncoder(embedder_dir), lvlm, tasks, config, progress, embedding_cache
-            )
-            timings["validation"] = round(time.perf_counter() - started, 1)
-            atomic_write_json(
-                record_path,
-                {
-                    "round": index,
-                    "embedder": str(embedder_dir.resolve()),
-                    "feedback": statistics,
-                    "training_lists": len(lists),
-                    "validation": validation,
-                    "seconds": timings,
-                },
-            )
+            if context.is_main:
+                started = time.perf_counter()
+                validation = validate(
+                    HFDualEncoder(embedder_dir, device=device),
+                    lvlm,
+                    tasks,
+                    config,
+                    progress,
+                    embedding_cache,
+                )
+                timings["validation"] = round(time.perf_counter() - started, 1)
+                atomic_write_json(
+                    record_path,
+                    {
+                        "round": index,
+                        "embedder": str(embedder_dir.resolve()),
+                        "feedback": statistics,
+                        "training_lists": len(lists),
+                        "validation": validation,
+                        "seconds": timings,
+                    },
+                )
+        context.barrier()
         rounds.append(json.loads(record_path.read_text(encoding="utf-8")))
         write_summary()
         previous_dir = round_dir / "embedder"
+    context.barrier()  # the summary is written
     return json.loads(summary_path.read_text(encoding="utf-8"))
 
 

@@ -32,6 +32,7 @@ from drum.train.config import RetrieverTrainConfig
 from drum.train.dual_encoder import TrainableDualEncoder
 from drum.train.lists import RankedList, sample_positions
 from drum.utils.checkpoint import Checkpointer
+from drum.utils.distributed import DistContext, shard_bounds
 from drum.utils.fingerprint import directory_digest
 from drum.utils.schedule import clipped_step, warmup_cosine
 from drum.utils.seed import seed_everything
@@ -65,8 +66,11 @@ def in_batch_contrastive_loss(
 class _Batcher:
     """Pixel values (computed once per image) and text inputs of examples."""
 
-    def __init__(self, encoder: TrainableDualEncoder, examples: Sequence[Example]) -> None:
+    def __init__(
+        self, encoder: TrainableDualEncoder, examples: Sequence[Example], device: str = "cpu"
+    ) -> None:
         self.encoder = encoder
+        self.device = torch.device(device)
         unique = {example.image: None for example in examples}
         paths = list(unique)
         chunks = [
@@ -77,13 +81,25 @@ class _Batcher:
         self.row = {path: row for row, path in enumerate(paths)}
         self.pixels = pixels
 
-    def vectors(self, examples: Sequence[Example], image_weight: float) -> torch.Tensor:
+    def inputs(self, examples: Sequence[Example]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(pixel_values, text_inputs)`` of ``examples`` on the training device."""
         pixels = self.pixels[[self.row[example.image] for example in examples]]
+        text = self.encoder.text_inputs([example.text for example in examples])
+        return pixels.to(self.device), {k: v.to(self.device) for k, v in text.items()}
+
+
+class _ConcatVectors(torch.nn.Module):
+    """The trained computation as one module's ``forward`` (what DDP wraps): examples' inputs
+    -> their ``concat`` vectors ``[sqrt(w) i, sqrt(1 - w) t]``."""
+
+    def __init__(self, encoder: TrainableDualEncoder, image_weight: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.image_weight = image_weight
+
+    def forward(self, pixels: torch.Tensor, text: dict[str, torch.Tensor]) -> torch.Tensor:
         image = self.encoder.image_embeddings(pixels)
-        text = self.encoder.text_embeddings(
-            self.encoder.text_inputs([example.text for example in examples])
-        )
-        return self.encoder.concat(image, text, image_weight)
+        return self.encoder.concat(image, self.encoder.text_embeddings(text), self.image_weight)
 
 
 def train_retriever(
@@ -92,10 +108,27 @@ def train_retriever(
     out_dir: str | Path,
     config: RetrieverTrainConfig | None = None,
     progress: bool = True,
+    context: DistContext | None = None,
 ) -> Path:
     """Fine-tune the embedder at ``init_dir`` on ``lists``; save it (with its card) to
-    ``out_dir``. Resumes from ``out_dir``'s checkpoint when one of the same run exists."""
+    ``out_dir``. Resumes from ``out_dir``'s checkpoint when one of the same run exists.
+
+    With several processes (``context``, by default ``DistContext.from_env()``: the ranks of
+    ``torchrun`` / ``accelerate launch``) the model is wrapped in ``DistributedDataParallel``.
+    ``config.batch_size`` stays the *global* batch: every rank draws the same batch and the
+    same candidate samples (from ``(seed, epoch)``), embeds its contiguous block of the
+    batch's queries and their candidates, and gathers every rank's vectors
+    (``DistContext.all_gather_rows``: the own block keeps its gradient). Every rank then
+    computes the very loss one process computes on the whole batch: the list-wise term over
+    each query's own candidates, and the contrastive term whose negatives are the candidates
+    of the *global* batch (as DPR / UDR gather them). Rank ``r``'s backward yields
+    ``dL/dtheta`` through its own block only, so the objective is ``world_size * L``: DDP's
+    average of the ranks' gradients is then ``sum_r dL/dtheta|_r = dL/dtheta``, the
+    one-process gradient, and the update (clipping, AdamW, schedule) is the same. Only rank 0
+    writes checkpoints and the output; every rank resumes from the same checkpoint.
+    """
     config = config or RetrieverTrainConfig()
+    context = context or DistContext.from_env()
     init_dir, out_dir = Path(init_dir), Path(out_dir)
     lists = [item for item in lists if len(item.candidates) >= config.candidates_per_query]
     if not lists:
@@ -108,12 +141,14 @@ def train_retriever(
         "lists_digest": lists_digest(lists),
     }
     checkpointer = Checkpointer(out_dir, identity, CARD_NAME)
-    if checkpointer.finished():
+    # Rank 0 alone looks first (finished() and latest() clean up leftovers in place).
+    if context.broadcast_object(checkpointer.finished() if context.is_main else None):
         return out_dir
 
     seed_everything(config.seed)
     encoder = TrainableDualEncoder.from_pretrained(init_dir)
     trainable = encoder.set_trainable(config.trainable)
+    encoder.to(context.device)
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(lists) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -124,18 +159,29 @@ def train_retriever(
 
     objects = {"model": encoder.model, "optimizer": optimizer, "scheduler": scheduler}
     epoch, history = 0, []
-    if (resumed := checkpointer.latest()) is not None:
+    resumed = context.main_first(checkpointer.latest)
+    if resumed is not None:
         resumed.restore(objects)
         epoch, history = resumed.step, resumed.extra["history"]
 
-    batcher = _Batcher(encoder, [e for item in lists for e in (item.query, *item.candidates)])
+    examples = [e for item in lists for e in (item.query, *item.candidates)]
+    batcher = _Batcher(encoder, examples, context.device)
     encoder.model.train()
+    model: torch.nn.Module = _ConcatVectors(encoder, config.image_weight)
+    if context.distributed:
+        # find_unused_parameters: CLIP's logit_scale trains but no embedding uses it.
+        cuda = torch.device(context.device).type == "cuda"
+        model = torch.nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[torch.device(context.device).index] if cuda else None,
+            find_unused_parameters=True,
+        )
     k = config.candidates_per_query
     bar = tqdm(
         total=total_steps,
         initial=epoch * steps_per_epoch,
         desc="training DRUM retriever",
-        disable=not progress,
+        disable=not progress or not context.is_main,
     )
     while epoch < config.epochs:
         rng = np.random.default_rng([config.seed, epoch])
@@ -144,32 +190,51 @@ def train_retriever(
         for start in range(0, len(order), config.batch_size):
             batch = [lists[i] for i in order[start : start + config.batch_size]]
             picks = [sample_positions(len(item.candidates), k, config.top, rng) for item in batch]
-            candidates = [
-                item.candidates[p] for item, ps in zip(batch, picks, strict=True) for p in ps
-            ]
             relevance = torch.tensor(
                 [[item.relevance[p] for p in ps] for item, ps in zip(batch, picks, strict=True)]
-            )
-            queries = batcher.vectors([item.query for item in batch], config.image_weight)
-            pool = batcher.vectors(candidates, config.image_weight)
+            ).to(context.device)
+            # This rank's block of the batch: its queries, then their candidates.
+            lo, hi = context.bounds(len(batch))
+            sizes = [
+                stop - begin
+                for begin, stop in (
+                    shard_bounds(len(batch), rank, context.world_size)
+                    for rank in range(context.world_size)
+                )
+            ]
+            own = [item.query for item in batch[lo:hi]] + [
+                item.candidates[p]
+                for item, ps in zip(batch[lo:hi], picks[lo:hi], strict=True)
+                for p in ps
+            ]
+            # A rank whose block of a short last batch is empty still joins DDP's all-reduce:
+            # it embeds one query and adds it with weight 0.
+            vectors = model(*batcher.inputs(own or [batch[0].query]))
+            held = 0.0 * vectors.sum() if not own else 0.0
+            vectors = vectors[: len(own)]
+            queries = context.all_gather_rows(vectors[: hi - lo], sizes)
+            pool = context.all_gather_rows(vectors[hi - lo :], [size * k for size in sizes])
             # (B, K): each query against its own sampled candidates.
             similarity = torch.einsum("bd,bkd->bk", queries, pool.view(len(batch), k, -1))
             loss = config.list_weight * list_loss(config.scale * similarity, relevance, None)
             if config.contrastive_weight:
-                positive = torch.arange(len(batch)) * k  # position 0 = the LVLM's best
+                positive = torch.arange(len(batch), device=pool.device) * k  # 0 = LVLM's best
                 loss = loss + config.contrastive_weight * in_batch_contrastive_loss(
                     queries, pool, positive, config.scale
                 )
-            clipped_step(loss, optimizer, scheduler, trainable)
+            clipped_step(context.world_size * loss + held, optimizer, scheduler, trainable)
             losses.append(loss.item())
             bar.update()
             bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses[-20:]):.4f}")
         epoch += 1
         history.append({"epoch": epoch, "loss": float(np.mean(losses))})
-        checkpointer.save(epoch, objects, {"history": history})
+        if context.is_main:
+            checkpointer.save(epoch, objects, {"history": history})
     bar.close()
 
-    card = {"examples": len(lists), "history": history}
-    with checkpointer.finish(card) as staging:
-        encoder.save_pretrained(staging)
+    if context.is_main:
+        card = {"examples": len(lists), "history": history}
+        with checkpointer.finish(card) as staging:
+            encoder.save_pretrained(staging)
+    context.barrier()  # the output exists for every rank
     return out_dir

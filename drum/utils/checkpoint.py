@@ -255,7 +255,7 @@ class Checkpointer:
         meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
         if not self._matches(meta["identity"], folder):
             return None
-        payload = torch.load(folder / STATE_FILE, weights_only=True)
+        payload = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
         return Checkpoint(meta["step"], payload["state_dicts"], meta["extra"], payload["rng"])
 
     def resume(

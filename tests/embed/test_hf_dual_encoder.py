@@ -84,3 +84,16 @@ def test_rejects_a_model_that_is_not_a_dual_encoder(tiny_clip_dir: Path, tmp_pat
         shutil.copy(tiny_clip_dir / name, tmp_path / name)
     with pytest.raises(ValueError, match="not a supported dual encoder"):
         HFDualEncoder(tmp_path)
+
+
+def test_a_dtype_other_than_fp32_has_its_own_fingerprint(
+    tiny_clip_dir: Path, tiny_world: Path
+) -> None:
+    fp32 = HFDualEncoder(tiny_clip_dir)
+    assert HFDualEncoder(tiny_clip_dir, dtype=torch.float32).fingerprint == fp32.fingerprint
+    bf16 = HFDualEncoder(tiny_clip_dir, dtype=torch.bfloat16)
+    assert bf16.model.dtype == torch.bfloat16 and bf16.fingerprint != fp32.fingerprint
+    pool = read_examples(tiny_world / "vqa" / "pool.jsonl")[:3]
+    vectors = bf16.embed_images([e.image for e in pool])
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, fp32.embed_images([e.image for e in pool]), atol=0.05)
