@@ -62,6 +62,10 @@ from drum.data.example import Example
 from drum.data.jsonl import read_examples
 from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache
+from drum.eval.records import (
+    QUERIES_FILE,
+    write_query_records,
+)
 from drum.feedback.cache import FeedbackCache
 from drum.lvlm.base import LVLM
 from drum.lvlm.prompt import ICLPrompt, PromptTemplate, build_prompt
@@ -70,14 +74,13 @@ from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings, PoolExclusions
 from drum.retrieve.strategies import ORDERS, RULES, RetrievalConfig, StrategySpec, get_strategy
 from drum.tasks.spec import TaskSpec
-from drum.utils.io import atomic_open, atomic_write_json
+from drum.utils.io import atomic_write_json
 from drum.utils.provenance import provenance
 
 log = logging.getLogger(__name__)
 
 ZERO_SHOT = "zero-shot"
 RESULTS_FILE = "icl_results.json"
-QUERIES_FILE = "icl_queries.jsonl"  # per-query records, beside RESULTS_FILE
 SEEDED_STRATEGIES = RULES  # combinations whose demonstrations depend on the seed
 BOOTSTRAP_SEED = 0
 CONVENTIONS = {
@@ -667,42 +670,3 @@ def run_icl_eval(
     atomic_write_json(path, results)
     render_report(path)
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def write_query_records(path: str | os.PathLike[str], records: Sequence[dict[str, Any]]) -> None:
-    """``records`` as JSON lines at ``path``, atomically."""
-    with atomic_open(path, "w") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def read_query_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The per-query records at ``path``; ``ValueError`` naming file and line for a bad one."""
-    path = Path(path)
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not JSON ({error})") from error
-            missing = [
-                key
-                for key in QUERY_RECORD_FIELDS
-                if not isinstance(record, dict) or key not in record
-            ]
-            if missing:
-                raise ValueError(
-                    f"{path}:{number}: a per-query record needs {list(QUERY_RECORD_FIELDS)}; "
-                    f"missing {missing}"
-                )
-            records.append(record)
-    return records
-
-
-QUERY_RECORD_FIELDS = (
-    "task", "strategy", "shots", "seed", "query_id", "demo_ids", "similarity", "feedback",
-    "prediction", "references", "scores", "score",
-)  # fmt: skip

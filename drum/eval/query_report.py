@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from drum.eval.records import QUERIES_FILE as ICL_QUERIES
+from drum.eval.records import read_query_records, read_records
 from drum.utils.io import atomic_write_text
 
 RIGHT_AT: dict[str, float] = {
@@ -58,7 +60,6 @@ RIGHT_AT: dict[str, float] = {
 DEFAULT_RIGHT_AT = 0.5
 DEFAULT_COMPARE = ("drum", "concat")
 ICL_RESULTS = "icl_results.json"
-ICL_QUERIES = "icl_queries.jsonl"  # drum.eval.icl.QUERIES_FILE (not imported: faiss)
 DEMON_SCORES = "demon_scores.json"  # drum.demon.score.SCORES_FILE
 DEMON_RECORDS = "sample_records.jsonl"  # drum.demon.score.SAMPLE_RECORDS_FILE
 ZERO_SHOT = "zero-shot"
@@ -251,25 +252,6 @@ def _sample(ids: Sequence[str], n: int, seed: int, *parts: object) -> list[str]:
     return [value for i, value in enumerate(ids) if i in chosen]
 
 
-def _read_jsonl(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ReportError(f"{path}:{number}: not JSON ({error})") from error
-            missing = [key for key in required if not isinstance(record, dict) or key not in record]
-            if missing:
-                raise ReportError(
-                    f"{path}:{number}: a record needs {list(required)}; missing {missing}"
-                )
-            records.append(record)
-    return records
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -457,9 +439,7 @@ def _icl_page(
             f"{records_path} is missing: the per-query records are written by drum eval / "
             "drum demo (since issue 13); rerun the evaluation"
         )
-    from drum.eval.icl import QUERY_RECORD_FIELDS
-
-    records = _read_jsonl(records_path, QUERY_RECORD_FIELDS)
+    records = read_query_records(records_path)
     examples = _examples(results, results_path)
     thumbs = Thumbnails(config.thumbnail)
     tasks = task_names(results)
@@ -649,7 +629,7 @@ def _demon_page(scores_path: Path, config: ReportConfig) -> tuple[str, int]:
                 f"{path} is missing: the per-sample records are written by drum demon eval / "
                 "score (since issue 13); score the predictions again"
             )
-        records = _read_jsonl(path, fields)
+        records = read_records(path, fields)
         ids = [str(record["sample_id"]) for record in records]
         chosen = set(_sample(ids, config.per_group, config.seed, task))
         metric = str(entry.get("metric", "score"))

@@ -10,16 +10,14 @@ import pytest
 from drum.data.jsonl import read_examples
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import (
-    QUERIES_FILE,
-    QUERY_RECORD_FIELDS,
     RESULTS_FILE,
     ZERO_SHOT,
     FeedbackLookup,
     ICLEvalConfig,
     evaluate_icl,
-    read_query_records,
     run_icl_eval,
 )
+from drum.eval.records import QUERIES_FILE, QUERY_RECORD_FIELDS, read_query_records
 from drum.feedback.cache import FeedbackCache, FeedbackRecord
 from drum.lvlm.base import ScoreResult
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings

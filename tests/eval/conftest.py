@@ -1,0 +1,44 @@
+"""A tiny ICL run with per-query records, for the report tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+RUN_QUERIES = 6  # queries per task
+RUN_STRATEGIES = ("random", "concat", "drum")
+RUN_SHOTS = (0, 1, 2)
+
+
+@pytest.fixture(scope="session")
+def icl_run(
+    tiny_world: Path, tiny_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """``drum eval``'s output folder for vqa + caption: zero-shot, random (seeds 0 and 1),
+    concat and drum (both on the tiny CLIP), 1 and 2 shots, six queries each."""
+    from drum.embed.hf import HFDualEncoder
+    from drum.eval.icl import ICLEvalConfig, run_icl_eval
+    from drum.tasks.spec import world_tasks
+    from drum.testing import FakeLVLM
+
+    clip = HFDualEncoder(tiny_clip_dir)
+    tasks = world_tasks(tiny_world)
+    config = ICLEvalConfig(
+        strategies=RUN_STRATEGIES,
+        shots=RUN_SHOTS,
+        seeds=(0, 1),
+        max_queries=RUN_QUERIES,
+        bootstrap_resamples=20,
+        corpus_bootstrap_resamples=3,
+    )
+    out = tmp_path_factory.mktemp("icl_run") / "results"
+    run_icl_eval(
+        [tasks["vqa"], tasks["caption"]],
+        FakeLVLM("first_demo", fingerprint="first-demo-dummy", no_demo_reply="nothing"),
+        config,
+        {"default": clip, "drum": clip},
+        out,
+        progress=False,
+    )
+    return out
