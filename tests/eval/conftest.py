@@ -6,23 +6,26 @@ from pathlib import Path
 
 import pytest
 
-RUN_QUERIES = 6  # queries per task
+RUN_QUERIES = 10  # queries per task
 RUN_STRATEGIES = ("random", "concat", "drum")
 RUN_SHOTS = (0, 1, 2)
 
 
 @pytest.fixture(scope="session")
 def icl_run(
-    tiny_world: Path, tiny_clip_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    tiny_world: Path,
+    tiny_clip_dir: Path,
+    tiny_siglip_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
     """``drum eval``'s output folder for vqa + caption: zero-shot, random (seeds 0 and 1),
-    concat and drum (both on the tiny CLIP), 1 and 2 shots, six queries each."""
+    concat (tiny CLIP) and drum (tiny SigLIP standing in for a DRUM-trained embedder, so the
+    two differ), 1 and 2 shots, ten queries each."""
     from drum.embed.hf import HFDualEncoder
     from drum.eval.icl import ICLEvalConfig, run_icl_eval
     from drum.tasks.spec import world_tasks
     from drum.testing import FakeLVLM
 
-    clip = HFDualEncoder(tiny_clip_dir)
     tasks = world_tasks(tiny_world)
     config = ICLEvalConfig(
         strategies=RUN_STRATEGIES,
@@ -37,7 +40,7 @@ def icl_run(
         [tasks["vqa"], tasks["caption"]],
         FakeLVLM("first_demo", fingerprint="first-demo-dummy", no_demo_reply="nothing"),
         config,
-        {"default": clip, "drum": clip},
+        {"default": HFDualEncoder(tiny_clip_dir), "drum": HFDualEncoder(tiny_siglip_dir)},
         out,
         progress=False,
     )

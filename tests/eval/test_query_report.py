@@ -52,6 +52,7 @@ def test_the_page_holds_the_sampled_cards_and_the_comparison(icl_run: Path, tmp_
     counts = _expected_counts(icl_run, "drum", "concat", dict(config.right_at))
     assert summary.counts == counts
     compared = sum(min(1, n) for by_shots in counts.values() for c in by_shots.values() for n in c)
+    assert compared > 0  # the fixture's drum and concat differ
     expected = 2 * _groups() * min(4, RUN_QUERIES) + 2 * compared
     assert summary.cards == expected == len(CARD.findall(page))
     assert len(re.findall(r'data-view="compare"', page)) == 2 * compared
