@@ -63,7 +63,8 @@ def test_the_page_holds_the_sampled_cards_and_the_comparison(icl_run: Path, tmp_
     # Self-contained: inline images only, nothing on the network.
     assert not NETWORK.search(page), NETWORK.search(page)
     assert "http://" not in page and "https://" not in page
-    assert page.count("data:image/png;base64,") >= 2  # the plot and at least one thumbnail
+    assert page.count("data:image/png;base64,") == 1  # the plot
+    assert page.count("data:image/jpeg;base64,") >= 10  # thumbnails, each image once
     assert "<table>" in page and "zero-shot" in page
     assert 'id="filter-strategy"' in page and 'id="filter-right"' in page
     # Deterministic.
