@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,21 @@ def icl_run(
         progress=False,
     )
     return out
+
+
+@pytest.fixture
+def demon_run(tmp_path: Path) -> Path:
+    """A scored DEMON output (``drum demon score``) of the four scoring tasks."""
+    from drum.demon.score import score_demon
+    from tests.demon.conftest import (
+        SCORING_RELEASE,
+        write_release_task,
+        write_scoring_predictions,
+    )
+
+    root = tmp_path / "DEMON-Score"
+    for folder, (metadata, data) in SCORING_RELEASE.items():
+        write_release_task(root, folder, metadata, json.loads(json.dumps(data)))
+    predictions = write_scoring_predictions(root, tmp_path / "predictions")
+    score_demon(root, predictions, tmp_path / "scored")
+    return tmp_path / "scored"

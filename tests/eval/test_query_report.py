@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -13,7 +12,6 @@ from typer.testing import CliRunner
 from drum.cli.main import app
 from drum.eval.query_report import ReportConfig, ReportError, build_report
 from drum.eval.records import QUERIES_FILE, read_query_records
-from tests.demon.conftest import SCORING_RELEASE, write_release_task, write_scoring_predictions
 from tests.eval.conftest import RUN_QUERIES, RUN_SHOTS, RUN_STRATEGIES
 
 runner = CliRunner()
@@ -108,18 +106,6 @@ def test_missing_records_are_a_clear_error(icl_run: Path, tmp_path: Path) -> Non
         build_report(copy, tmp_path / "r.html")
     with pytest.raises(ReportError, match="neither icl_results.json"):
         build_report(tmp_path, tmp_path / "r.html")
-
-
-@pytest.fixture
-def demon_run(tmp_path: Path) -> Path:
-    from drum.demon.score import score_demon
-
-    root = tmp_path / "DEMON-Score"
-    for folder, (metadata, data) in SCORING_RELEASE.items():
-        write_release_task(root, folder, metadata, json.loads(json.dumps(data)))
-    predictions = write_scoring_predictions(root, tmp_path / "predictions")
-    score_demon(root, predictions, tmp_path / "scored")
-    return tmp_path / "scored"
 
 
 def test_a_demon_output_gets_its_sample_cards(demon_run: Path, tmp_path: Path) -> None:

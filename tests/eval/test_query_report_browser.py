@@ -95,3 +95,28 @@ def test_the_report_renders_without_console_errors_and_filters(
     # Nothing but the page itself was requested (inline images, no network).
     assert requests == [page_path.as_uri()]
     assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_demon_report_renders_without_console_errors(demon_run: Path, tmp_path: Path) -> None:
+    chromium = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    page_path = tmp_path / "demon.html"
+    summary = build_report(demon_run, page_path)
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.goto(page_path.as_uri(), wait_until="load")
+            assert page.locator(".card:visible").count() == summary.cards == 7
+            page.select_option("#filter-task", "TQA")
+            assert page.locator(".card:visible").count() == 2
+            page.screenshot(path=str(tmp_path / "demon.png"))
+        finally:
+            browser.close()
+    assert problems == []
