@@ -62,7 +62,6 @@ DEFAULT_COMPARE = ("drum", "concat")
 ICL_RESULTS = "icl_results.json"
 DEMON_SCORES = "demon_scores.json"  # drum.demon.score.SCORES_FILE
 DEMON_RECORDS = "sample_records.jsonl"  # drum.demon.score.SAMPLE_RECORDS_FILE
-ZERO_SHOT = "zero-shot"
 
 
 class ReportError(ValueError):
