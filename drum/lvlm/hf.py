@@ -552,15 +552,16 @@ class HFLVLM(LVLM):
     ) -> list[ScoreResult]:
         """Log-likelihood of ``answers[i]`` after ``prompts[i]``, in the prompts' order.
 
-        LLaVA-style models with the feature cache on run ``_score_bucketed`` (each window of
-        ``BUCKET_WINDOW`` batches encoded in one go and batched by length); the scores are
-        the same up to float rounding (a row's score never depends on its batch-mates: right
-        padding, causal attention)."""
+        LLaVA-style models with the feature cache on and no layer hook run
+        ``_score_bucketed`` (each window of ``BUCKET_WINDOW`` batches encoded in one go and
+        batched by length); the scores are the same up to float rounding (a row's score never
+        depends on its batch-mates: right padding, causal attention)."""
         if len(prompts) != len(answers):
             raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if self._expands_like_llava and self._uses_cached_features():
+        # With a layer hook the batches stay in the prompts' order (what a hook sees).
+        if self._expands_like_llava and self._uses_cached_features() and not self._hooks.active:
             return self._score_bucketed(prompts, answers, batch_size, progress)
         results: list[ScoreResult] = []
         starts = range(0, len(prompts), batch_size)
@@ -584,7 +585,6 @@ class HFLVLM(LVLM):
         zero-shot prompts, about half as long as its one-shot ones, share batches). Results are
         put back in the prompts' order. Windows bound the memory held in image encodings."""
         results: list[ScoreResult | None] = [None] * len(prompts)
-        positions = self._hooks.active
         window = batch_size * BUCKET_WINDOW
         bar = tqdm(
             total=len(prompts), desc="scoring", unit="prompt",
@@ -593,10 +593,10 @@ class HFLVLM(LVLM):
         for first in range(0, len(prompts), window):
             rows = list(prompts[first : first + window])
             answer_ids = [self._answer_ids(answer) for answer in answers[first : first + window]]
-            ids, features, images, counts = self._encode_rows(rows)
+            ids, features, images, _ = self._encode_rows(rows)
             fitted = self._fit(rows, ids, [len(a) for a in answer_ids], first, "answer")
             if fitted is not None:
-                ids, features, images, counts = self._encode_rows(fitted)
+                ids, features, images, _ = self._encode_rows(fitted)
             order = sorted(range(len(rows)), key=lambda i: len(ids[i]) + len(answer_ids[i]))
             for start in range(0, len(order), batch_size):
                 batch = order[start : start + batch_size]
@@ -605,8 +605,9 @@ class HFLVLM(LVLM):
                     [ids[i] for i in batch],
                     _encoder_outputs(flat) if flat else {},
                     [images[i] for i in batch],
-                    [counts[i] for i in batch] if positions else None,
+                    None,  # no layer hook: no visual positions
                     [answer_ids[i] for i in batch],
+                    trim_last=True,
                 )
                 for i, result in zip(batch, self._score_from_inputs(inputs), strict=True):
                     results[first + i] = result
@@ -648,9 +649,14 @@ class HFLVLM(LVLM):
         images: list[list[Path]],
         counts: list[list[int]] | None,
         answer_ids: list[list[int]],
+        trim_last: bool = False,
     ) -> ScoreInputs:
-        """``score_inputs``' batch from encoded prompts (``_encode``'s or ``_encode_rows``')."""
-        sequences = [p + a for p, a in zip(prompt_ids, answer_ids, strict=True)]
+        """``score_inputs``' batch from encoded prompts (``_encode``'s or ``_encode_rows``').
+
+        ``trim_last``: leave out each row's last answer token, which predicts nothing the
+        score needs (a causal model's outputs at earlier positions never see it)."""
+        cut = 1 if trim_last else 0
+        sequences = [p + a[: len(a) - cut] for p, a in zip(prompt_ids, answer_ids, strict=True)]
         length = max(len(s) for s in sequences)
         visual = (
             None
@@ -679,10 +685,10 @@ class HFLVLM(LVLM):
                 [self._token_type_ids(s) + [0] * (length - len(s)) for s in sequences]
             ).to(self.device)
         # Logits are needed only where answer tokens are predicted: positions
-        # [len(prompt) - 1, len(sequence) - 1) of every row.
+        # [len(prompt) - 1, len(prompt) + len(answer) - 1) of every row.
         first = min(len(p) for p in prompt_ids) - 1
         if self._accepts_logits_to_keep:
-            extra["logits_to_keep"] = torch.arange(first, length - 1, device=self.device)
+            extra["logits_to_keep"] = torch.arange(first, length - 1 + cut, device=self.device)
             offset = first
         else:
             offset = 0
