@@ -286,7 +286,7 @@ def main() -> None:
             setups = [(1, 1), (1, 2), (2, 1)]
             setups = setups if number % 2 == 0 else setups[::-1]
             for processes, threads in setups:
-                out = workdir / f"scaling-{number}-{processes}"
+                out = workdir / f"scaling-{number}-{processes}x{threads}"
                 out.mkdir()
                 seconds, scores = scaling_run(
                     processes, threads, model_dir, world_dir, work, args.batch_size, out
