@@ -15,8 +15,14 @@ Both sides compute ``s(c) = log p(a | c, q) - log p(a | q)`` (per-token means) f
 (a) and (b) are timed alternately over chunks of ``--chunk`` queries, so that load from other
 processes hits both alike; ``speedup`` is (b)'s time over the row's time.
 
-The script exits 1 unless every ``s(c)`` of (a) and (b) agree within 1e-4 and (c) scores no
-prompt. Model: ``--model`` (default: the shipped built-in LVLM, ``drum/assets/builtin/lvlm``);
+(d) scaling: (a)'s work in freshly spawned processes, 1 process x 2 torch threads vs 2
+processes x 1 thread (the queries split into 2 shards), and 1 x 1 for reference, alternated
+over ``--scaling-rounds`` rounds; ``vs_1_process`` is the 1 x 2 time over the row's (for the
+2-process row: the throughput ratio of 2 processes to 1), ``vs_1_thread`` the 1 x 1 time over
+the row's. Timed from a barrier after the model is loaded to the last worker's end.
+
+The script exits 1 unless every ``s(c)`` of (a), (d) and (b) agree within 1e-4 and (c) scores
+no prompt. Model: ``--model`` (default: the shipped built-in LVLM, ``drum/assets/builtin/lvlm``);
 queries from ``<world>/vqa/val.jsonl``, candidates from ``<world>/vqa/pool.jsonl`` (default
 world ``runs/demo/world``). Without a demo run a small generated world stands in (and, should
 the default model be missing, a random-weights built-in LVLM: speed does not depend on the

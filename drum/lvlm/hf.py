@@ -8,7 +8,10 @@ through this very class.
 Scoring appends the answer's tokens to each rendered prompt and sums their log-probabilities.
 Only the logits at answer positions are materialised (``logits_to_keep``), and for LLaVA-style
 models the image encodings are computed once per distinct image and reused across prompts
-and batches (an LRU cache keyed by image content).
+and batches (an LRU cache keyed by image content). With that cache on, ``score`` skips the
+processor's image work altogether for images already encoded (``_encode_rows``: placeholders
+expanded by the encodings' lengths, the same ids as the processor's), and sorts each window of
+batches by length to cut padding; results keep the prompts' order.
 
 ``layer_hook`` rewrites a decoder layer's output in scoring and in generation's prefill, with
 the visual-token positions of every image of the batch's prompts (``drum.lvlm.hooks``); the
