@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from drum.data.example import Example
     from drum.embed.hf import HFDualEncoder
     from drum.lvlm.hf import HFLVLM
+    from drum.tasks.spec import TaskSpec
 
 console = Console(stderr=True)
 
@@ -104,10 +105,10 @@ def check_datasets(paths: Iterable[Path]) -> None:
             read_dataset(path)
 
 
-def check_scored_tasks(tasks: Iterable[Any]) -> None:
-    r"""Each task's data as a scored run needs it (``read_dataset`` on each file once): a pool
+def check_scored_tasks(tasks: Iterable[TaskSpec]) -> None:
+    """Each task's data as a scored run needs it (``read_dataset`` on each file once): a pool
     whose every example has answers (they are shown as demonstrations), and queries whose every
-    example has answers (the references scoring compares with); ``tasks``: ``TaskSpec``\ s."""
+    example has answers (the references scoring compares with)."""
     from drum.data.jsonl import DataError, require_references
 
     pools: set[Path] = set()
