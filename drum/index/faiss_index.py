@@ -406,19 +406,31 @@ class VectorIndex:
 
     # -- searching --------------------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, rerank: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """FAISS search: ``(scores (Q, k) float32, labels (Q, k) int64)``, ``-1`` labels pad.
 
-        With ``rerank`` the scores are exact (see ``IndexConfig``), best first.
+        With re-ranking the scores are exact (see ``IndexConfig``), best first. ``rerank``
+        overrides ``config.rerank`` for this call (``0``: FAISS's own top-k, no re-ranking); a
+        positive value needs an index built with ``rerank`` (one that stores its vectors).
         """
         array = _as_matrix(queries, self.dim, "queries")
         k = _check_k(k)
+        if rerank is None:
+            rerank = self._config.rerank or 0
+        elif isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 0:
+            raise ValueError(f"rerank must be a non-negative int or None, got {rerank!r}")
+        if rerank and self._store is None:
+            raise ValueError(
+                f"rerank={rerank}: this index keeps no vectors to re-rank from; "
+                "build it with IndexConfig(rerank=...)"
+            )
         if not self._index.is_trained:
             raise ValueError(f"factory {self._config.factory!r} is untrained; call train() first")
-        if self._store is None:
+        if not rerank:
             return self._index.search(array, k)
-        assert self._config.rerank is not None
-        _, candidates = self._index.search(array, max(self._config.rerank, k))
+        _, candidates = self._index.search(array, max(rerank, k))
         return self._rerank(array, candidates, k)
 
     def _rerank(
@@ -459,13 +471,15 @@ class VectorIndex:
             labels[start : start + chunk] = np.where(keep, chosen, -1)
         return scores, labels
 
-    def search_ids(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[list[str]]]:
+    def search_ids(
+        self, queries: np.ndarray, k: int, rerank: int | None = None
+    ) -> tuple[np.ndarray, list[list[str]]]:
         """Like ``search`` but labels become example ids; padding (``-1``) is dropped.
 
         ``scores`` keeps FAISS's padded ``(Q, k)`` shape; row ``i`` of it lines up with the
         first ``len(ids[i])`` entries.
         """
-        scores, labels = self.search(queries, k)
+        scores, labels = self.search(queries, k, rerank)
         id_list = self._ids
         return scores, [[id_list[label] for label in row if label >= 0] for row in labels.tolist()]
 

@@ -77,6 +77,10 @@ def test_rerank_raises_recall_and_scores_are_exact(data, trained) -> None:
         scores, np.einsum("qkd,qd->qk", database[labels], queries), atol=1e-5, rtol=0
     )
     assert (np.diff(scores, axis=1) <= 0).all()
+    # rerank=0 for one call is FAISS's own top-k; a deeper rerank can only find more.
+    for a, b in zip(reranked.search(queries, 10, rerank=0), plain.search(queries, 10), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert _recall(reranked.search(queries, 10, rerank=200)[1], exact) >= rerank_recall
     # Where the true neighbour was found, its score equals the flat index's.
     flat = VectorIndex(DIM)
     flat.add(database, _ids(N))
@@ -171,6 +175,15 @@ def test_sidecar_without_rerank_is_unchanged(tmp_path) -> None:
     sidecar = json.loads((tmp_path / SIDECAR_FILE).read_text())
     assert set(sidecar["config"]) == {"factory", "metric", "nprobe", "ef_search"}
     assert "vectors" not in sidecar and not (tmp_path / VECTORS_FILE).exists()
+
+
+def test_rerank_on_an_index_without_stored_vectors(trained) -> None:
+    plain, reranked = trained
+    query = np.ones((1, DIM), np.float32)
+    with pytest.raises(ValueError, match="rerank=20: this index keeps no vectors"):
+        plain.search(query, 5, rerank=20)
+    with pytest.raises(ValueError, match="rerank must be a non-negative int"):
+        reranked.search(query, 5, rerank=-1)
 
 
 @pytest.mark.parametrize(
