@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +18,17 @@ def _default_base() -> Path:
     from drum.builtin.demon.assets import DEMON_BASE_DIR
 
     return Path(DEMON_BASE_DIR) / "model"
+
+
+def _with_max_steps(config: Any, max_steps: int | None) -> Any:
+    """``config`` with its ``train`` config's ``max_steps`` set (``None``: unchanged)."""
+    from dataclasses import replace
+
+    if max_steps is None:
+        return config
+    if max_steps < 1:
+        fail(f"--max-steps must be a positive integer, got {max_steps}")
+    return replace(config, train=replace(config.train, max_steps=max_steps))
 
 
 @app.command("train")
@@ -124,7 +135,6 @@ def vpgc_experiments_command(
     ] = None,
 ) -> None:
     """VPG-C vs base, random regions, same-data baselines, layers, ceiling (zero-shot)."""
-    from dataclasses import replace
 
     from drum.cli.common import show_tables
     from drum.pipelines.vpgc_experiments import (
@@ -137,10 +147,7 @@ def vpgc_experiments_command(
 
     check_out(out, "directory")
     config = VPGCExperimentConfig(arms=FULL_ARMS if full else REDUCED_ARMS)
-    if max_steps is not None:
-        if max_steps < 1:
-            fail(f"--max-steps must be a positive integer, got {max_steps}")
-        config = replace(config, train=replace(config.train, max_steps=max_steps))
+    config = _with_max_steps(config, max_steps)
     limit_threads()
     results = run_vpgc_experiments(out, config, demon)
     markdown = markdown_table(results)
@@ -165,7 +172,6 @@ def vpgc_icl_command(
 ) -> None:
     """Does VPG-C change few-shot ICL? The world LVLM with and without an adapter trained on
     edited-twin episodes: random / concat / drum demonstrations and the oracle1 probes."""
-    from dataclasses import replace
 
     from drum.cli.common import show_tables
     from drum.pipelines.vpgc_icl import (
@@ -185,10 +191,7 @@ def vpgc_icl_command(
     if max_queries < 1:
         fail(f"--max-queries must be a positive integer, got {max_queries}")
     config = VPGCICLConfig(max_queries=max_queries)
-    if max_steps is not None:
-        if max_steps < 1:
-            fail(f"--max-steps must be a positive integer, got {max_steps}")
-        config = replace(config, train=replace(config.train, max_steps=max_steps))
+    config = _with_max_steps(config, max_steps)
     limit_threads()
     results = run_vpgc_icl(out, demo, config)
     markdown = markdown_table(results)

@@ -445,15 +445,7 @@ def generate_synthetic_task(
         for is_edited, path in zip(edited, paths, strict=True):
             Image.fromarray(changed if is_edited else original).save(path, format="PNG")
         samples.append(
-            DemonSample(
-                sample_id=index,
-                instruction_id=draft.instruction_id,
-                context=context + (" " if choices else ""),
-                images=tuple(paths),
-                choices=choices,
-                response=response,
-                image_names=tuple(names),
-            )
+            synthetic_sample(index, draft.instruction_id, context, paths, choices, response)
         )
         metas.append(
             {
@@ -467,6 +459,27 @@ def generate_synthetic_task(
     question_type = SYNTHETIC_TASKS[name][0]
     instructions = SYNTHETIC_INSTRUCTIONS[name]
     return DemonTask(name, name, split, instructions, question_type, tuple(samples)), metas
+
+
+def synthetic_sample(
+    index: int,
+    instruction_id: int,
+    context: str,
+    paths: Sequence[Path],
+    choices: tuple[str, ...] | None,
+    response: str,
+) -> DemonSample:
+    """Sample ``index`` of a synthetic task, its images at ``paths`` (named ``<index>_<k>.png``);
+    a choice list's context ends with a space, as the release's multi-choice contexts do."""
+    return DemonSample(
+        sample_id=index,
+        instruction_id=instruction_id,
+        context=context + (" " if choices else ""),
+        images=tuple(paths),
+        choices=choices,
+        response=response,
+        image_names=tuple(Path(path).name for path in paths),
+    )
 
 
 def make_synthetic_vpgc(
@@ -485,23 +498,44 @@ def make_synthetic_vpgc(
         dirs = make_synthetic_vpgc("runs/vpgc/data", SyntheticVPGCConfig(), HFLVLM(base))
     """
     config = config or SyntheticVPGCConfig()
+    card = {
+        "config": asdict(config),
+        "base": None if lvlm is None else lvlm.fingerprint,
+        "tasks": {n: {"question_type": q} for n, (q, _) in SYNTHETIC_TASKS.items()},
+    }
+
+    def generate(name: str, split: str, split_root: Path) -> tuple[DemonTask, list[dict]]:
+        return generate_synthetic_task(name, split, config, split_root, lvlm)
+
+    return write_synthetic_tasks(
+        out_root, tuple(config.split_sizes()), tuple(SYNTHETIC_TASKS), generate, card, progress
+    )
+
+
+def write_synthetic_tasks(
+    out_root: str | os.PathLike[str],
+    splits: Sequence[str],
+    names: Sequence[str],
+    generate: Callable[[str, str, Path], tuple[DemonTask, list[dict[str, Any]]]],
+    card: dict[str, Any],
+    progress: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Write ``generate(name, split, split_root)``'s task and per-sample metadata for every
+    split and task name under ``<out_root>/<split>/<Task>/core/`` (``meta.jsonl`` beside) and
+    ``card`` as ``synthetic_vpgc.json``, all in a staging directory renamed into place; the
+    task folders, in order. The world and photo data share it."""
     out_root = Path(out_root)
     folders = []
     with atomic_directory(out_root) as staging:
-        for split in config.split_sizes():
-            for name in SYNTHETIC_TASKS:
+        for split in splits:
+            for name in names:
                 if progress is not None:
                     progress(f"{split}/{name}")
-                task, metas = generate_synthetic_task(name, split, config, staging / split, lvlm)
+                task, metas = generate(name, split, staging / split)
                 task_dir = write_demon_task(task, staging / split)
                 lines = "".join(json.dumps(m, sort_keys=True) + "\n" for m in metas)
                 (task_dir / "meta.jsonl").write_text(lines, encoding="utf-8")
                 folders.append(out_root / split / name)
-        card = {
-            "config": asdict(config),
-            "base": None if lvlm is None else lvlm.fingerprint,
-            "tasks": {n: {"question_type": q} for n, (q, _) in SYNTHETIC_TASKS.items()},
-        }
         atomic_write_json(staging / CARD_NAME, card)
     return folders
 

@@ -59,14 +59,18 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from drum.adapters.vpgc.data import CARD_NAME, REGIONS
+from drum.adapters.vpgc.data import (
+    CARD_NAME,
+    REGIONS,
+    synthetic_sample,
+    write_synthetic_tasks,
+)
 from drum.adapters.vpgc.regions import least_attended_blocks, patch_grid_attention
 from drum.builtin.demon.make import task_rng
 from drum.builtin.demon.scenes import LETTERS
 from drum.demon.categories import MULTI_CHOICE
-from drum.demon.format import IMAGES_DIR, DemonSample, DemonTask, write_demon_task
+from drum.demon.format import IMAGES_DIR, DemonTask
 from drum.lvlm.prompt import ICLPrompt, ImagePart, TextPart, Turn
-from drum.utils.io import atomic_directory, atomic_write_json
 
 if TYPE_CHECKING:
     from drum.lvlm.hf import HFLVLM
@@ -612,15 +616,7 @@ def generate_photo_task(
             path.write_bytes(encoded[id(pixels)])
         response = edit.pop("response")
         samples.append(
-            DemonSample(
-                sample_id=index,
-                instruction_id=draft.instruction_id,
-                context=context + (" " if choices else ""),
-                images=tuple(paths),
-                choices=choices,
-                response=response,
-                image_names=tuple(names),
-            )
+            synthetic_sample(index, draft.instruction_id, context, paths, choices, response)
         )
         rows, cols = box
         metas.append(
@@ -658,20 +654,14 @@ def make_photo_vpgc(
     """
     config = config or PhotoVPGCConfig()
     geometry = config.geometry(lvlm)
-    out_root = Path(out_root)
-    folders = []
-    with atomic_directory(out_root) as staging:
-        for split in config.split_sizes():
-            for name in PHOTO_TASKS:
-                if progress is not None:
-                    progress(f"{split}/{name}")
-                task, metas = generate_photo_task(name, split, config, staging / split, lvlm)
-                task_dir = write_demon_task(task, staging / split)
-                lines = "".join(json.dumps(m, sort_keys=True) + "\n" for m in metas)
-                (task_dir / "meta.jsonl").write_text(lines, encoding="utf-8")
-                folders.append(out_root / split / name)
-        atomic_write_json(staging / CARD_NAME, photo_card(config, lvlm, geometry))
-    return folders
+
+    def generate(name: str, split: str, split_root: Path) -> tuple[DemonTask, list[dict]]:
+        return generate_photo_task(name, split, config, split_root, lvlm)
+
+    card = photo_card(config, lvlm, geometry)
+    return write_synthetic_tasks(
+        out_root, tuple(config.split_sizes()), tuple(PHOTO_TASKS), generate, card, progress
+    )
 
 
 def photo_card(
