@@ -140,7 +140,15 @@ def eval_command(
     for name in config.required_embedders:
         check_model(paths[name], options.get(name, "--embedder"))
     from drum.embed.cache import EmbeddingCache
+    from drum.utils.distributed import DistContext
 
+    try:  # under torchrun: each rank generates its share of every row (docs/scale.md)
+        context = DistContext.from_env(device)
+    except ValueError as error:
+        fail(str(error))
+    if device_map is not None and context.distributed:
+        fail("--device-map spreads one model over every GPU: run it as one process")
+    device = context.device
     encoders = {
         name: load_embedder(
             paths[name], options.get(name, "--embedder"), device=device, dtype=dtype
@@ -157,6 +165,10 @@ def eval_command(
         encoders,
         out,
         cache=EmbeddingCache(cache) if encoders else None,
+        progress=context.is_main,
+        context=context,
     )
+    if not context.is_main:
+        return
     show_tables(markdown_table(results), icl_tables(results))
     console.print(f"results: {out / 'icl_results.json'} (+ .md, .png)")

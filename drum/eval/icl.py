@@ -45,11 +45,13 @@ from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache
 from drum.lvlm.base import LVLM
 from drum.lvlm.prompt import ICLPrompt, build_prompt
+from drum.lvlm.sharded import counts_over_ranks, generate_sharded
 from drum.metrics.registry import MetricSpec, get_metric
 from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings, PoolExclusions
 from drum.retrieve.strategies import ORDERS, RULES, RetrievalConfig, StrategySpec, get_strategy
 from drum.tasks.spec import TaskSpec
+from drum.utils.distributed import DistContext
 from drum.utils.io import atomic_write_json
 from drum.utils.provenance import provenance
 
@@ -273,19 +275,17 @@ def _row(
     specs: Sequence[MetricSpec],
     config: ICLEvalConfig,
     progress: bool,
+    context: DistContext | None = None,
 ) -> dict[str, Any]:
     assert task.max_new_tokens is not None  # TaskSpec.__post_init__ resolves the default
     started = time.perf_counter()
     before = _context_counts(lvlm)
-    replies = lvlm.generate(
-        prompts,
-        max_new_tokens=task.max_new_tokens,
-        batch_size=config.batch_size,
-        progress=progress,
+    # Under a launcher each rank generates its block of whole batches (drum.lvlm.sharded).
+    replies = generate_sharded(
+        lvlm, prompts, task.max_new_tokens, config.batch_size, context, progress
     )
-    truncated, dropped = (
-        (None, None) if before is None else _difference(_context_counts(lvlm), before)
-    )
+    counts = None if before is None else _difference(_context_counts(lvlm), before)
+    truncated, dropped = counts_over_ranks(counts, context) or (None, None)
     if len(replies) != len(prompts):
         raise RuntimeError(f"the LVLM returned {len(replies)} replies to {len(prompts)} prompts")
     metric = score_predictions(
@@ -394,8 +394,12 @@ def evaluate_icl(
     embedders: Mapping[str, Embedder] | None = None,
     cache: EmbeddingCache | None = None,
     progress: bool = True,
+    context: DistContext | None = None,
 ) -> list[dict[str, Any]]:
     """One task's result rows (conventions in the module docstring).
+
+    ``context``: the ranks of a ``torchrun`` job; each generates its share of every row's
+    prompts and every rank returns the rows one process returns (default: one process).
 
     ``embedders``: name -> embedder; each similarity strategy uses the one its spec names
     (``"default"`` unless it says otherwise).
@@ -413,17 +417,24 @@ def evaluate_icl(
     rows = []
     if 0 in config.shots:
         prompts = [build_prompt([], query, task.template) for query in queries]
-        rows.append(_row(task, ZERO_SHOT, 0, None, prompts, queries, lvlm, specs, config, progress))
+        rows.append(
+            _row(task, ZERO_SHOT, 0, None, prompts, queries, lvlm, specs, config, progress, context)
+        )
     if not config.demo_shots:
         return rows
     # (pool, queries) embeddings per embedder name, computed once for all its strategies.
-    embeddings: dict[str, tuple[PoolEmbeddings, PoolEmbeddings]] = {
-        name: (
-            PoolEmbeddings.compute(pool, embedders[name], cache, progress=progress),
-            PoolEmbeddings.compute(queries, embedders[name], cache, progress=progress),
-        )
-        for name in config.required_embedders
-    }
+    # Rank 0 embeds into the cache first; the other ranks then read the same vectors.
+    embeddings: dict[str, tuple[PoolEmbeddings, PoolEmbeddings]] = (
+        context or DistContext()
+    ).main_first(
+        lambda: {
+            name: (
+                PoolEmbeddings.compute(pool, embedders[name], cache, progress=progress),
+                PoolEmbeddings.compute(queries, embedders[name], cache, progress=progress),
+            )
+            for name in config.required_embedders
+        }
+    )
     by_id = {example.id: example for example in pool}
     for strategy in config.strategies:
         seeded = config.is_seeded(strategy)
@@ -463,6 +474,7 @@ def evaluate_icl(
                         specs,
                         config,
                         progress,
+                        context,
                     )
                 )
     return rows
@@ -484,8 +496,12 @@ def run_icl_eval(
     out_dir: str | os.PathLike[str],
     cache: EmbeddingCache | None = None,
     progress: bool = True,
+    context: DistContext | None = None,
 ) -> dict[str, Any]:
     """Evaluate every task, write ``out_dir/icl_results.json`` atomically and render the report.
+
+    ``context``: under a launcher every rank generates its share (``evaluate_icl``) and only
+    rank 0 writes the files; every rank returns what rank 0 wrote.
 
     ``embedders`` as in ``evaluate_icl``; the JSON records each under its name
     (``config.embedders``). Returns the results exactly as written (read back from the file).
@@ -506,7 +522,7 @@ def run_icl_eval(
     started = time.perf_counter()
     rows = []
     for task in tasks:
-        rows.extend(evaluate_icl(task, lvlm, config, embedders, cache, progress))
+        rows.extend(evaluate_icl(task, lvlm, config, embedders, cache, progress, context))
     results = {
         "config": {
             **config.to_dict(),
@@ -526,6 +542,9 @@ def run_icl_eval(
         "provenance": provenance(),
     }
     path = Path(out_dir) / RESULTS_FILE
-    atomic_write_json(path, results)
-    render_report(path)
+    context = context or DistContext()
+    if context.is_main:
+        atomic_write_json(path, results)
+        render_report(path)
+    context.barrier()  # the files are written
     return json.loads(path.read_text(encoding="utf-8"))
