@@ -48,16 +48,6 @@ def _rank(world: Path, lvlm_dir: Path, out: Path) -> None:
     (out / f"rank-{context.rank}.json").write_text(json.dumps(record))
 
 
-def test_block_bounds_split_whole_units() -> None:
-    # 24 items, units of 8: 3 units over 2 ranks -> [0, 8) and [8, 24).
-    assert [block_bounds(24, 8, r, 2) for r in range(2)] == [(0, 8), (8, 24)]
-    # A short last unit; an empty block for a rank with no unit left.
-    assert [block_bounds(10, 4, r, 4) for r in range(4)] == [(0, 0), (0, 4), (4, 8), (8, 10)]
-    assert block_bounds(0, 4, 1, 2) == (0, 0)
-    with pytest.raises(ValueError, match="unit"):
-        block_bounds(4, 0, 0, 1)
-
-
 def test_one_process_is_score_feedback(
     tiny_world: Path, tiny_llava_dir: Path, tmp_path: Path
 ) -> None:
