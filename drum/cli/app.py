@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from drum.cli import data, demo, demon, embed, index, lvlm, mining, retrieve, vpgc
+from drum.cli import data, demo, demon, embed, index, lvlm, mining, report, retrieve, vpgc
 from drum.cli import eval as eval_cli
 
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
@@ -25,3 +25,4 @@ app.command("mine")(mining.mine_command)
 app.command("train")(mining.train_command)
 app.command("experiments")(mining.experiments_command)
 app.command("demo")(demo.demo_command)
+app.command("report")(report.report_command)

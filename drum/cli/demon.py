@@ -93,7 +93,10 @@ def _report(out: Path, scores: dict[str, Any]) -> None:
 
     render_report(out / SCORES_FILE)
     typer.echo(markdown_report(scores))
-    console.print(f"results: {out / SCORES_FILE} (+ .md, .png, <Task>/sample_scores.jsonl)")
+    console.print(
+        f"results: {out / SCORES_FILE} (+ .md, .png, <Task>/sample_scores.jsonl and "
+        f"sample_records.jsonl; drum report --results {out} shows them)"
+    )
 
 
 @app.command("score")

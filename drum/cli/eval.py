@@ -76,6 +76,13 @@ def eval_command(
         str, typer.Option(help="rescore (exact) or fixed_statistics (fast) CIs for CIDEr/ROUGE-L.")
     ] = default_of(ICL_EVAL_CONFIG, "corpus_ci"),
     cache: Annotated[Path, typer.Option(help="Embedding cache directory.")] = Path("runs/cache"),
+    feedback_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="An LVLM feedback cache (drum mine's feedback.jsonl): the per-query records "
+            "show the cached feedback of each demonstration (nothing new is scored)."
+        ),
+    ] = None,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "auto",  # device placement (docs/scale.md)
     device_map: DeviceMapOption = None,
@@ -133,6 +140,8 @@ def eval_command(
     except ValueError as error:
         fail(str(error))
     check_out(out, "directory")
+    if feedback_cache is not None and not feedback_cache.is_file():
+        fail(f"--feedback-cache {feedback_cache}: no such file; expected a feedback.jsonl")
     options = {"default": "--embedder", "drum": "--drum-embedder"}
     check_model(model, "--model")
     if adapter is not None:
@@ -140,7 +149,16 @@ def eval_command(
     for name in config.required_embedders:
         check_model(paths[name], options.get(name, "--embedder"))
     from drum.embed.cache import EmbeddingCache
+    from drum.eval.icl import FeedbackLookup
+    from drum.feedback.cache import FeedbackCache
     from drum.utils.distributed import DistContext
+
+    feedback = None
+    if feedback_cache is not None:
+        try:
+            feedback = FeedbackLookup(FeedbackCache(feedback_cache))
+        except ValueError as error:  # DataError: a malformed line, naming file and line
+            fail(str(error))
 
     try:  # under torchrun: each rank generates its share of every row (docs/scale.md)
         context = DistContext.from_env(device)
@@ -165,10 +183,14 @@ def eval_command(
         encoders,
         out,
         cache=EmbeddingCache(cache) if encoders else None,
+        feedback=feedback,
         progress=context.is_main,
         context=context,
     )
     if not context.is_main:
         return
     show_tables(markdown_table(results), icl_tables(results))
-    console.print(f"results: {out / 'icl_results.json'} (+ .md, .png)")
+    console.print(
+        f"results: {out / 'icl_results.json'} (+ .md, .png; per-query records: "
+        f"{out / 'icl_queries.jsonl'}, drum report --results {out} shows them)"
+    )

@@ -10,6 +10,9 @@
                                       "category_members": {name: [Task, ...]},
                                       "config": {...}, "provenance": {...}}
     <out>/<Task>/sample_scores.jsonl {"sample_id", "score"} per line, in core.json's order
+    <out>/<Task>/sample_records.jsonl {"sample_id", "images", "instruction", "context",
+                                      "choices", "prediction", "references", "score"} per
+                                      line, same order (what ``drum report`` shows)
 
 ``tasks`` and ``categories`` are what ``aggregate`` returns (a task's ``score`` is a fraction,
 a category's a percentage, as the reference has them); ``ci95`` (a task's 95% percentile
@@ -40,6 +43,7 @@ from drum.utils.io import atomic_write_json, atomic_write_text
 
 SCORES_FILE = "demon_scores.json"
 SAMPLE_SCORES_FILE = "sample_scores.jsonl"
+SAMPLE_RECORDS_FILE = "sample_records.jsonl"
 BOOTSTRAP_RESAMPLES = 1000
 
 
@@ -109,6 +113,36 @@ def write_sample_scores(
     return path
 
 
+def write_sample_records(
+    out_dir: str | os.PathLike[str],
+    task: DemonTask,
+    predictions: Mapping[SampleId, str],
+    scores: Sequence[float],
+) -> Path:
+    """``<out_dir>/<Task>/sample_records.jsonl`` (atomically), a line per sample: its id, image
+    files (absolute), instruction text, context, choices (null when none), the prediction, the
+    references (``[response]``) and its score."""
+    path = Path(out_dir) / task.name / SAMPLE_RECORDS_FILE
+    lines = [
+        json.dumps(
+            {
+                "sample_id": sample.sample_id,
+                "images": [str(Path(image).resolve()) for image in sample.images],
+                "instruction": task.instructions[sample.instruction_id],
+                "context": sample.context,
+                "choices": None if sample.choices is None else list(sample.choices),
+                "prediction": predictions[sample.sample_id],
+                "references": [sample.response],
+                "score": score,
+            },
+            ensure_ascii=False,
+        )
+        for sample, score in zip(task.samples, scores, strict=True)
+    ]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return path
+
+
 def score_tasks(
     tasks: Iterable[DemonTask],
     predictions_dir: str | os.PathLike[str],
@@ -118,7 +152,8 @@ def score_tasks(
     categories: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Score each task's ``pred.json`` under ``predictions_dir``, write the per-sample JSONL
-    files and ``demon_scores.json`` under ``out_dir``, and return the scores.
+    files (scores and records) and ``demon_scores.json`` under ``out_dir``, and return the
+    scores.
 
     Predictions are read against the whole task (one made for another version of it is
     refused), then its first ``max_per_task`` samples are scored. ``config`` is recorded
@@ -130,17 +165,18 @@ def score_tasks(
     out_dir = Path(out_dir)
     per_sample: dict[str, list[float]] = {}
     types: dict[str, str] = {}
-    selected: list[DemonTask] = []
+    selected: list[tuple[DemonTask, Mapping[SampleId, str]]] = []
     for task in tasks:
         predictions = read_predictions(predictions_dir, task)
         part = first_samples(task, max_per_task)
         per_sample[task.name] = score_task(part, predictions)
         types[task.name] = task.question_type
-        selected.append(part)
+        selected.append((part, predictions))
     if not selected:
         raise DemonScoringError("no DEMON task to score")
-    for task in selected:
+    for task, predictions in selected:
         write_sample_scores(out_dir, task, per_sample[task.name])
+        write_sample_records(out_dir, task, predictions, per_sample[task.name])
     result = demon_scores(per_sample, types, categories=categories)
     result["config"] = {
         "predictions": str(predictions_dir),

@@ -26,6 +26,25 @@ Conventions of the result rows:
   strategy rows start at one shot.
 * confidence intervals are percentile-bootstrap 95% intervals over queries with a fixed
   bootstrap seed, so every row of a task is resampled with the same index sets (paired).
+
+Per-query records (``icl_queries.jsonl`` beside ``icl_results.json``, one JSON object a line,
+written atomically at the end of the run): one per (task, strategy, shots, seed, query), in
+row order then query order::
+
+    {task, strategy, shots, seed, query_id, demo_ids, similarity, feedback,
+     prediction, references, scores: {metric: per-query score}, score}
+
+``demo_ids`` are in prompt order; ``similarity[i]`` is the score the retriever ranked
+``demo_ids[i]`` by (inner product of the strategy's query and pool vectors), ``null`` for
+``random``/``fixed`` (no ranking) and zero-shot; ``feedback[i]`` is the LVLM feedback
+``s(c) = log p(a | c, q) - log p(a | q)`` of ``demo_ids[i]`` for this query when a given
+feedback cache holds both terms (``FeedbackLookup``), else ``null`` (never computed here).
+``score`` is the primary (first) metric's. Per-query scores are those the row's aggregate is
+built from: for VQA and classification accuracy the row's value is their mean; for CIDEr-D
+they are pycocoevalcap's per-image scores, whose document frequencies come from the row's
+whole corpus of queries (so a query's CIDEr-D depends on the others; their mean is the row's
+value); BLEU-4's are per-image BLEU-4 (their mean is not the corpus BLEU-4); ROUGE-L's mean
+is the row's value. Writing records changes nothing in ``icl_results.json``.
 """
 
 from __future__ import annotations
@@ -43,8 +62,13 @@ from drum.data.example import Example
 from drum.data.jsonl import read_examples
 from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache
+from drum.eval.records import (
+    QUERIES_FILE,
+    write_query_records,
+)
+from drum.feedback.cache import FeedbackCache
 from drum.lvlm.base import LVLM
-from drum.lvlm.prompt import ICLPrompt, build_prompt
+from drum.lvlm.prompt import ICLPrompt, PromptTemplate, build_prompt
 from drum.lvlm.sharded import counts_over_ranks, generate_sharded
 from drum.metrics.registry import MetricSpec, get_metric
 from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus
@@ -215,21 +239,60 @@ def demos_for_shots(demo_ids: Sequence[str], k: int, order: str) -> tuple[str, .
     raise ValueError(f"order {order!r} has no nested k-shot subsets; retrieve for each k")
 
 
+DemoSet = tuple[tuple[str, ...], tuple[float, ...]]  # demo ids, their retrieval scores
+
+
 def _demo_sets(
     retriever: DemonstrationRetriever,
     queries: Sequence[Example],
     query_embeddings: PoolEmbeddings | None,
     shots: Sequence[int],
     order: str,
-) -> dict[int, list[tuple[str, ...]]]:
-    """Per shot count, every query's demonstration ids in prompt order."""
+) -> dict[int, list[DemoSet]]:
+    """Per shot count, every query's demonstration ids in prompt order with the scores the
+    retriever ranked them by (the same slice of ``Retrieval.scores``)."""
     if order == "random":
         return {
-            k: [r.demo_ids for r in retriever.retrieve(queries, query_embeddings, k=k)]
+            k: [(r.demo_ids, r.scores) for r in retriever.retrieve(queries, query_embeddings, k=k)]
             for k in shots
         }
     deepest = retriever.retrieve(queries, query_embeddings, k=max(shots))
-    return {k: [demos_for_shots(r.demo_ids, k, order) for r in deepest] for k in shots}
+    return {
+        k: [
+            (demos_for_shots(r.demo_ids, k, order), demos_for_shots(r.scores, k, order))
+            for r in deepest
+        ]
+        for k in shots
+    }
+
+
+@dataclass(frozen=True)
+class FeedbackLookup:
+    """Reads LVLM feedback scores from a ``FeedbackCache`` for the per-query records; never
+    scores anything itself.
+
+    ``s(c) = v(a | c, q) - v(a | q)`` as ``drum.feedback.scorer.score_feedback`` defines it,
+    ``v`` the per-token mean log-likelihood (``length_normalised``, the default) or the sum.
+    Keys are ``(cache_model_key(lvlm, template), query id, candidate id, query.answer)``.
+    """
+
+    cache: FeedbackCache
+    length_normalised: bool = True
+
+    def score(
+        self, lvlm: LVLM, query: Example, candidate_id: str, template: PromptTemplate
+    ) -> float | None:
+        """The cached ``s(candidate)`` for ``query``, or None unless both terms are cached."""
+        from drum.feedback.scorer import cache_model_key
+
+        model = cache_model_key(lvlm, template)
+        zero = self.cache.get((model, query.id, None, query.answer))
+        with_demo = self.cache.get((model, query.id, candidate_id, query.answer))
+        if zero is None or with_demo is None:
+            return None
+        if self.length_normalised:
+            return with_demo.mean - zero.mean
+        return with_demo.sum - zero.sum
 
 
 def score_predictions(
@@ -241,7 +304,31 @@ def score_predictions(
     corpus_ci: str = "rescore",
 ) -> dict[str, dict[str, Any]]:
     """``{metric: {"value": v, "ci95": [low, high]}}`` for every spec, in spec order."""
+    metrics, _ = _score(
+        predictions,
+        references,
+        specs,
+        bootstrap_resamples,
+        corpus_bootstrap_resamples,
+        corpus_ci,
+        per_query=False,
+    )
+    return metrics
+
+
+def _score(
+    predictions: Mapping[str, str],
+    references: Mapping[str, Sequence[str]],
+    specs: Sequence[MetricSpec],
+    bootstrap_resamples: int,
+    corpus_bootstrap_resamples: int,
+    corpus_ci: str,
+    per_query: bool,
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[float]]]:
+    """``score_predictions``'s summaries and, when ``per_query``, ``{metric: per-query scores
+    in the key order of predictions}`` (``MetricSpec.score_corpus``'s per-example scores)."""
     metrics: dict[str, dict[str, Any]] = {}
+    scores: dict[str, list[float]] = {}
     for spec in specs:
         rescore = spec.level == "corpus" and not (
             corpus_ci == "fixed_statistics" and spec.corpus_is_mean
@@ -255,13 +342,16 @@ def score_predictions(
                 n_resamples=corpus_bootstrap_resamples,
                 seed=BOOTSTRAP_SEED,
             )
+            if per_query:
+                scores[spec.name] = spec.score_corpus(predictions, references)[1]
         else:
             value, per_example = spec.score_corpus(predictions, references)
             _, low, high = bootstrap_ci(
                 per_example, n_resamples=bootstrap_resamples, seed=BOOTSTRAP_SEED
             )
+            scores[spec.name] = per_example
         metrics[spec.name] = {"value": float(value), "ci95": [float(low), float(high)]}
-    return metrics
+    return metrics, scores if per_query else {}
 
 
 def _row(
@@ -275,8 +365,14 @@ def _row(
     specs: Sequence[MetricSpec],
     config: ICLEvalConfig,
     progress: bool,
+    records: list[dict[str, Any]] | None = None,
+    demo_sets: Sequence[DemoSet] | None = None,
+    feedback: FeedbackLookup | None = None,
+    similarity: bool = False,
     context: DistContext | None = None,
 ) -> dict[str, Any]:
+    """Generate and score one row; with ``records`` (a list) append its per-query records
+    (module docstring), ``demo_sets`` aligned with ``queries`` (None at zero-shot)."""
     assert task.max_new_tokens is not None  # TaskSpec.__post_init__ resolves the default
     started = time.perf_counter()
     before = _context_counts(lvlm)
@@ -288,14 +384,39 @@ def _row(
     truncated, dropped = counts_over_ranks(counts, context) or (None, None)
     if len(replies) != len(prompts):
         raise RuntimeError(f"the LVLM returned {len(replies)} replies to {len(prompts)} prompts")
-    metric = score_predictions(
+    metric, per_query = _score(
         {query.id: reply for query, reply in zip(queries, replies, strict=True)},
         {query.id: list(query.answers) for query in queries},
         specs,
         config.bootstrap_resamples,
         config.corpus_bootstrap_resamples,
         config.corpus_ci,
+        per_query=records is not None,
     )
+    if records is not None:
+        for i, (query, reply) in enumerate(zip(queries, replies, strict=True)):
+            ids, ranks = demo_sets[i] if demo_sets is not None else ((), ())
+            records.append(
+                {
+                    "task": task.name,
+                    "strategy": strategy,
+                    "shots": shots,
+                    "seed": seed,
+                    "query_id": query.id,
+                    "demo_ids": list(ids),
+                    "similarity": [float(r) for r in ranks] if similarity else None,
+                    "feedback": [
+                        feedback.score(lvlm, query, demo_id, task.template)
+                        if feedback is not None
+                        else None
+                        for demo_id in ids
+                    ],
+                    "prediction": reply,
+                    "references": list(query.answers),
+                    "scores": {name: values[i] for name, values in per_query.items()},
+                    "score": per_query[specs[0].name][i],
+                }
+            )
     row = {
         "task": task.name,
         "strategy": strategy,
@@ -394,12 +515,16 @@ def evaluate_icl(
     embedders: Mapping[str, Embedder] | None = None,
     cache: EmbeddingCache | None = None,
     progress: bool = True,
+    records: list[dict[str, Any]] | None = None,
+    feedback: FeedbackLookup | None = None,
     context: DistContext | None = None,
 ) -> list[dict[str, Any]]:
     """One task's result rows (conventions in the module docstring).
 
-    ``context``: the ranks of a ``torchrun`` job; each generates its share of every row's
-    prompts and every rank returns the rows one process returns (default: one process).
+    ``records``: a list to append the per-query records to (module docstring; none kept when
+    None); ``feedback``: where their feedback scores are looked up. ``context``: the ranks
+    of a ``torchrun`` job; each generates its share of every row's prompts and every rank
+    returns the rows (and records) one process returns (default: one process).
 
     ``embedders``: name -> embedder; each similarity strategy uses the one its spec names
     (``"default"`` unless it says otherwise).
@@ -418,7 +543,20 @@ def evaluate_icl(
     if 0 in config.shots:
         prompts = [build_prompt([], query, task.template) for query in queries]
         rows.append(
-            _row(task, ZERO_SHOT, 0, None, prompts, queries, lvlm, specs, config, progress, context)
+            _row(
+                task,
+                ZERO_SHOT,
+                0,
+                None,
+                prompts,
+                queries,
+                lvlm,
+                specs,
+                config,
+                progress,
+                records,
+                context=context,
+            )  # fmt: skip
         )
     if not config.demo_shots:
         return rows
@@ -460,7 +598,7 @@ def evaluate_icl(
             for k in config.demo_shots:
                 prompts = [
                     build_prompt([by_id[i] for i in ids], query, task.template)
-                    for ids, query in zip(demo_sets[k], queries, strict=True)
+                    for (ids, _), query in zip(demo_sets[k], queries, strict=True)
                 ]
                 rows.append(
                     _row(
@@ -474,7 +612,11 @@ def evaluate_icl(
                         specs,
                         config,
                         progress,
-                        context,
+                        records,
+                        demo_sets[k],
+                        feedback,
+                        similarity=strategy.uses_similarity,
+                        context=context,
                     )
                 )
     return rows
@@ -496,12 +638,16 @@ def run_icl_eval(
     out_dir: str | os.PathLike[str],
     cache: EmbeddingCache | None = None,
     progress: bool = True,
+    records: bool = True,
+    feedback: FeedbackLookup | None = None,
     context: DistContext | None = None,
 ) -> dict[str, Any]:
     """Evaluate every task, write ``out_dir/icl_results.json`` atomically and render the report.
 
-    ``context``: under a launcher every rank generates its share (``evaluate_icl``) and only
-    rank 0 writes the files; every rank returns what rank 0 wrote.
+    With ``records`` the per-query records go to ``out_dir/icl_queries.jsonl`` (module
+    docstring), their feedback scores looked up in ``feedback`` when given; the results JSON
+    is the same either way. ``context``: under a launcher every rank generates its share
+    (``evaluate_icl``) and only rank 0 writes the files; every rank returns what rank 0 wrote.
 
     ``embedders`` as in ``evaluate_icl``; the JSON records each under its name
     (``config.embedders``). Returns the results exactly as written (read back from the file).
@@ -521,8 +667,13 @@ def run_icl_eval(
     check_eval(tasks, config, embedders)
     started = time.perf_counter()
     rows = []
+    kept: list[dict[str, Any]] | None = [] if records else None
     for task in tasks:
-        rows.extend(evaluate_icl(task, lvlm, config, embedders, cache, progress, context))
+        rows.extend(
+            evaluate_icl(
+                task, lvlm, config, embedders, cache, progress, kept, feedback, context=context
+            )
+        )
     results = {
         "config": {
             **config.to_dict(),
@@ -543,7 +694,9 @@ def run_icl_eval(
     }
     path = Path(out_dir) / RESULTS_FILE
     context = context or DistContext()
-    if context.is_main:
+    if context.is_main:  # every rank holds the same rows and records; one writes them
+        if kept is not None:
+            write_query_records(Path(out_dir) / QUERIES_FILE, kept)
         atomic_write_json(path, results)
         render_report(path)
     context.barrier()  # the files are written

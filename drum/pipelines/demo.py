@@ -5,10 +5,12 @@
 3. retrieval quality per strategy (do the demonstrations reveal the answer?);
 4. DRUM: the embedder fine-tuned on the LVLM's feedback, over rounds of demonstration mining;
 5. few-shot ICL evaluation of the LVLM per task x strategy (DRUM's included) x shot count,
-   with 95% CIs.
+   with 95% CIs;
+6. the per-query HTML report of that evaluation (``out/report.html``, ``drum report``).
 
-Results are JSON (resolved config, metrics, provenance) with markdown tables and a plot
-rendered from it, under ``out/results``. A second run reuses the world, models and embeddings.
+Results are JSON (resolved config, metrics, provenance, per-query records) with markdown
+tables and a plot rendered from it, under ``out/results``. A second run reuses the world,
+models and embeddings.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from drum.builtin.lvlm.train import BuiltinLVLMConfig
 from drum.builtin.world.generate import WorldConfig, make_world
 from drum.embed.cache import EmbeddingCache
 from drum.embed.hf import HFDualEncoder
-from drum.eval.icl import ICLEvalConfig, run_icl_eval
+from drum.eval.icl import FeedbackLookup, ICLEvalConfig, run_icl_eval
+from drum.eval.query_report import build_report
 from drum.eval.terminal import icl_tables, quality_tables, rounds_tables
+from drum.feedback.cache import FeedbackCache
 from drum.feedback.scorer import FeedbackConfig
 from drum.lvlm.hf import HFLVLM
 from drum.pipelines.retrieval_quality import (
@@ -74,12 +78,12 @@ def run_demo(
     results_dir = out / "results"
 
     started = time.perf_counter()
-    console.rule("1/5 built-in world")
+    console.rule("1/6 built-in world")
     world_dir = make_world(out / "world", world_config)
     timings["world_seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    console.rule("2/5 built-in embedder (tiny CLIP) and LVLM (tiny LLaVA)")
+    console.rule("2/6 built-in embedder (tiny CLIP) and LVLM (tiny LLaVA)")
     models = ensure_builtin_models(
         world_dir,
         out / "models",
@@ -92,7 +96,7 @@ def run_demo(
     timings["models_seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    console.rule("3/5 retrieval quality per strategy")
+    console.rule("3/6 retrieval quality per strategy")
     embedder = HFDualEncoder(models["embedder"])
     cache = EmbeddingCache(out / "cache")
     quality_config = RetrievalQualityConfig(bootstrap_resamples=200 if quick else 1000)
@@ -113,7 +117,7 @@ def run_demo(
     timings["retrieval_seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    console.rule("4/5 DRUM: fine-tune the embedder on the LVLM's feedback (mining rounds)")
+    console.rule("4/6 DRUM: fine-tune the embedder on the LVLM's feedback (mining rounds)")
     lvlm = HFLVLM(models["lvlm"])
     mining_config = QUICK_MINING if quick else DEMO_MINING
     # One mining directory per (LVLM, embedder, recipe): a rerun with other models starts a
@@ -134,7 +138,7 @@ def run_demo(
     timings["drum_seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    console.rule("5/5 few-shot ICL evaluation of the built-in LVLM (test split)")
+    console.rule("5/6 few-shot ICL evaluation of the built-in LVLM (test split)")
     icl_config = ICLEvalConfig(
         strategies=STRATEGIES,
         shots=(0, 1, 2, 4, 8),
@@ -155,14 +159,23 @@ def run_demo(
         {"default": embedder, "drum": HFDualEncoder(mining["final_embedder"])},
         results_dir,
         cache=cache,
+        # The mining's feedback cache: the records show a demonstration's feedback where the
+        # mining scored that (query, candidate) pair (its queries are val, so rarely on test).
+        feedback=FeedbackLookup(FeedbackCache(out / "drum" / run_key / "feedback.jsonl")),
     )
     timings["icl_seconds"] = time.perf_counter() - started
     console.print(icl_tables(icl, header=True))
+
+    started = time.perf_counter()
+    console.rule("6/6 the per-query report")
+    report = build_report(results_dir, out / "report.html")
+    timings["report_seconds"] = time.perf_counter() - started
     atomic_write_json(
         results_dir / "demo_timings.json", {k: round(v, 1) for k, v in timings.items()}
     )
     console.print(f"timings (s): { {k: round(v, 1) for k, v in timings.items()} }")
     console.print(f"results, table and plot: {results_dir}")
+    console.print(f"per-query report: {report.path} ({report.cards} query cards)")
     return icl
 
 

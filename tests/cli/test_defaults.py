@@ -42,6 +42,7 @@ def backing_configs() -> dict[str, dict[str, Any]]:
     from drum.data.importers.hf import HFOptions
     from drum.data.importers.vqa import VizWizOptions, VQAOptions
     from drum.eval.icl import ICLEvalConfig
+    from drum.eval.query_report import ReportConfig
     from drum.index import IndexConfig
     from drum.pipelines.demon_benchmark import DemonBenchmarkConfig
     from drum.pipelines.drum_experiments import DrumExperimentConfig
@@ -69,6 +70,7 @@ def backing_configs() -> dict[str, dict[str, Any]]:
         "index build": {**field_defaults(IndexConfig), **field_defaults(RetrievalConfig)},
         "retrieve": field_defaults(RetrievalConfig),
         "eval": field_defaults(ICLEvalConfig),
+        "report": field_defaults(ReportConfig),
         "mine": mine,
         "train": mine,
         "experiments": {

@@ -10,7 +10,7 @@ import pytest
 from drum.demon.categories import CATEGORIES
 from drum.demon.format import DemonFormatError, read_demon_task
 from drum.demon.predictions import write_predictions
-from drum.demon.score import SAMPLE_SCORES_FILE, SCORES_FILE, score_demon
+from drum.demon.score import SAMPLE_RECORDS_FILE, SAMPLE_SCORES_FILE, SCORES_FILE, score_demon
 from drum.demon.scoring import DemonScoringError
 from tests.demon.conftest import SCORING_PREDICTIONS, write_scoring_predictions
 
@@ -49,6 +49,25 @@ def test_scores_match_hand_computed_values(scoring_root: Path, tmp_path: Path) -
         records = [json.loads(line) for line in lines]
         assert [r["sample_id"] for r in records] == [sid for sid, _ in expected]
         assert [r["score"] for r in records] == pytest.approx([s for _, s in expected], abs=1e-12)
+
+
+def test_sample_records_hold_what_the_report_shows(scoring_root: Path, tmp_path: Path) -> None:
+    results = write_scoring_predictions(scoring_root, tmp_path / "results")
+    score_demon(scoring_root, results, tmp_path / "out")
+    for name, expected in EXPECTED_SAMPLES.items():
+        task = read_demon_task(scoring_root / name)
+        lines = (tmp_path / "out" / name / SAMPLE_RECORDS_FILE).read_text().splitlines()
+        records = [json.loads(line) for line in lines]
+        assert [r["sample_id"] for r in records] == [sid for sid, _ in expected]
+        assert [r["score"] for r in records] == pytest.approx([s for _, s in expected], abs=1e-12)
+        for record, sample in zip(records, task.samples, strict=False):
+            assert record["prediction"] == SCORING_PREDICTIONS[name][sample.sample_id]
+            assert record["references"] == [sample.response]
+            assert record["instruction"] == task.instructions[sample.instruction_id]
+            assert record["context"] == sample.context
+            assert record["images"] == [str(image.resolve()) for image in sample.images]
+            assert all(Path(image).is_file() for image in record["images"])
+            assert record["choices"] == (None if sample.choices is None else list(sample.choices))
 
 
 def test_the_json_has_the_required_fields_and_the_extras(

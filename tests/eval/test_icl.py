@@ -21,6 +21,7 @@ from drum.eval.icl import (
     evaluate_icl,
     run_icl_eval,
 )
+from drum.eval.records import QUERIES_FILE, read_query_records
 from drum.eval.report import render_report
 from drum.metrics.registry import get_metric
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
@@ -339,6 +340,7 @@ def _eval_args(tiny_world: Path, tmp_path: Path, *extra: str) -> list[str]:
         (("--strategy", "random,drum", "--embedder", "e"), "embedder 'drum'"),
         (("--strategy", "random", "--shots", "0,one"), "--shots"),
         (("--split", "pool"), "split"),
+        (("--strategy", "random", "--feedback-cache", "no/feedback.jsonl"), "--feedback-cache"),
     ],
 )
 def test_cli_errors_exit_2(
@@ -387,6 +389,8 @@ def test_cli_eval_end_to_end_with_a_tiny_hf_lvlm(
     tiny_world: Path, tiny_clip_dir: Path, tiny_lvlm_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
+    feedback = tmp_path / "feedback.jsonl"
+    feedback.write_text("")  # an empty feedback cache: every record's feedback is null
     result = runner.invoke(
         app,
         [
@@ -411,6 +415,8 @@ def test_cli_eval_end_to_end_with_a_tiny_hf_lvlm(
             "5",
             "--cache",
             str(tmp_path / "cache"),
+            "--feedback-cache",
+            str(feedback),
             "--out",
             str(out),
         ],
@@ -431,6 +437,10 @@ def test_cli_eval_end_to_end_with_a_tiny_hf_lvlm(
     assert (out / "icl_results.md").is_file() and (out / "icl_results.png").is_file()
     assert f"- embedder: `{tiny_clip_dir}`" in (out / "icl_results.md").read_text()
     assert "| zero-shot |" in result.output
+    records = read_query_records(out / QUERIES_FILE)
+    assert len(records) == 4 * len(rows)
+    assert {len(r["demo_ids"]) for r in records if r["strategy"] != ZERO_SHOT} == {1}
+    assert all(f is None for r in records for f in r["feedback"])
 
 
 def test_fixed_statistics_ci_bootstraps_per_example_cider() -> None:

@@ -48,16 +48,22 @@ def _evaluate(world: Path, clip: Path, lvlm: Path, out: Path, cache: Path | None
 
 def _rank(world: Path, clip: Path, lvlm: Path, out: Path, record: Path) -> None:
     writes: list[str] = []
-    write_json = icl.atomic_write_json
+    write_json, write_records = icl.atomic_write_json, icl.write_query_records
 
     def spy_write(path: object, obj: object) -> None:
         writes.append(str(path))
         write_json(path, obj)
 
+    def spy_records(path: Path, records: list) -> None:
+        writes.append(f"records:{path}")
+        write_records(path, records)
+
     def spy_render(path: Path) -> None:  # recorded, not drawn: the plot is not under test
         writes.append(f"report:{path}")
 
-    icl.atomic_write_json, report.render_report = spy_write, spy_render  # this process only
+    # In this process only: every file run_icl_eval writes goes through these three.
+    icl.atomic_write_json, icl.write_query_records = spy_write, spy_records
+    report.render_report = spy_render
     results = _evaluate(world, clip, lvlm, out, out.parent / "cache")
     rank = DistContext.from_env().rank
     (record / f"rank-{rank}.json").write_text(
@@ -82,14 +88,20 @@ def test_two_ranks_give_every_metric_of_one_process_and_only_rank_0_writes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(report, "render_report", lambda path: None)
-    one = _evaluate(tiny_world, tiny_clip_dir, tiny_llava_dir, tmp_path / "one", None)
+    # Both runs through an embedding cache (it embeds distinct keys only, so its float32
+    # rounding of the similarities can differ from a cacheless run's).
+    one = _evaluate(tiny_world, tiny_clip_dir, tiny_llava_dir, tmp_path / "one", tmp_path / "c1")
     assert len(one["rows"]) == 2 and all(r["n_queries"] == 5 for r in one["rows"])
     out, record = tmp_path / "two" / "out", tmp_path / "record"
     record.mkdir()
     spawn_ranks(_rank, 2, tiny_world, tiny_clip_dir, tiny_llava_dir, out, record)
     ranks = [json.loads((record / f"rank-{r}.json").read_text()) for r in range(2)]
     assert ranks[1]["writes"] == []
-    assert ranks[0]["writes"] == [str(out / icl.RESULTS_FILE), f"report:{out / icl.RESULTS_FILE}"]
+    results = out / icl.RESULTS_FILE
+    queries = out / icl.QUERIES_FILE
+    assert ranks[0]["writes"] == [f"records:{queries}", str(results), f"report:{results}"]
+    # The per-query records (replies, per-query scores) too are the one-process ones.
+    assert queries.read_bytes() == (tmp_path / "one" / icl.QUERIES_FILE).read_bytes()
     written = json.loads((out / icl.RESULTS_FILE).read_text())
     for rows in (ranks[0]["rows"], ranks[1]["rows"], written["rows"]):
         assert _metrics(rows) == _metrics(one["rows"])  # every value identical, not close

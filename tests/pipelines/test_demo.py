@@ -30,3 +30,12 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     mining = json.loads(mining_json.read_text())
     assert [r["round"] for r in mining["rounds"]] == [0, 1]
     assert icl["config"]["embedders"]["drum"]["name"] == mining["final_embedder"]
+    # The per-query records and their report, whose path the demo prints.
+    records = (results / "icl_queries.jsonl").read_text().splitlines()
+    assert len(records) == sum(row["n_queries"] for row in icl["rows"])
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert 'class="card right"' in page or 'class="card wrong"' in page
+    assert "Comparison: drum vs concat" in page
+    assert "per-query report:" in result.output and "report.html" in result.output
+    timings = json.loads((results / "demo_timings.json").read_text())
+    assert timings["report_seconds"] > 0
