@@ -6,8 +6,10 @@ process this is ``score_feedback`` on the cache, unchanged. With ``N``:
 1. every rank loads the merged cache ``feedback.jsonl`` and every per-rank part left by an
    earlier, interrupted run (``feedback.jsonl.parts/rank-<r>-of-<M>.jsonl``, any ``M``) and
    lists the prompts none of them holds, in the order ``score_feedback`` would score them
-   (a dry run of ``score_feedback`` on a view that records its misses); then a barrier, so
-   nobody reads a part while its owner already appends to it;
+   (a dry run of ``score_feedback`` on a view that records its misses); the ranks then
+   compare digests of that list (ranks given different queries or candidates are an error,
+   not a silent loss) which is also the barrier that keeps anyone from appending to a part
+   another rank is still reading;
 2. that list is cut into the scorer's own chunks of ``FeedbackConfig.flush_every`` prompts
    and the **chunks** are split contiguously across ranks (``block_bounds``): each rank makes
    exactly the ``LVLM.score`` calls one process makes for those prompts (same prompts, same
@@ -31,6 +33,8 @@ is one flush chunk (512 prompts by default); with many GPUs and few prompts, a s
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -75,6 +79,14 @@ class _View:
         self.sink.add(records)
 
 
+def _digest(keys: Sequence[FeedbackKey]) -> str:
+    """SHA-256 of ``keys`` in order: what every rank must agree on before scoring."""
+    digest = hashlib.sha256()
+    for key in keys:
+        digest.update(json.dumps(key).encode() + b"\n")
+    return digest.hexdigest()
+
+
 def _load_parts(path: Path) -> dict[FeedbackKey, ScoreResult]:
     """Every score held by a part of ``path`` (of any world size), parts in name order."""
     scores: dict[FeedbackKey, ScoreResult] = {}
@@ -114,7 +126,13 @@ def score_feedback_sharded(
     unmerged = list(probe.missing)  # not in feedback.jsonl, in scoring order
     saved = _load_parts(path)
     todo = [key for key in unmerged if key not in saved]
-    context.barrier()  # every rank has read the parts before anyone appends to one
+    # Also the barrier after which parts are appended to: every rank has read them by then.
+    digests = context.all_gather_object(_digest(todo))
+    if len(set(digests)) != 1:
+        raise RuntimeError(
+            f"ranks disagree on the prompts to score ({len(todo)} here): their queries or "
+            "candidates differ; every rank must score the same lists"
+        )
 
     start, stop = block_bounds(len(todo), config.flush_every, context.rank, context.world_size)
     own = _View(
