@@ -103,11 +103,15 @@ def generate_predictions(
     target = (
         rank_part_dir(out_dir, context.rank, context.world_size) if context.distributed else out_dir
     )
-    with tqdm(total=total, desc="DEMON", unit="sample", disable=not progress) as bar:
+    if context.distributed:  # this rank's whole batches of each task
+        pending = {
+            name: samples[slice(*rank_block(len(samples), batch_size, context))]
+            for name, samples in pending.items()
+        }
+    own = sum(len(samples) for samples in pending.values())
+    with tqdm(total=own, desc="DEMON", unit="sample", disable=not progress) as bar:
         for task in tasks:
             samples = pending[task.name]
-            if context.distributed:
-                samples = samples[slice(*rank_block(len(samples), batch_size, context))]
             bar.set_postfix_str(task.name)
             for start in range(0, len(samples), batch_size):
                 batch = samples[start : start + batch_size]
