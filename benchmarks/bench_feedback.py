@@ -15,8 +15,14 @@ Both sides compute ``s(c) = log p(a | c, q) - log p(a | q)`` (per-token means) f
 (a) and (b) are timed alternately over chunks of ``--chunk`` queries, so that load from other
 processes hits both alike; ``speedup`` is (b)'s time over the row's time.
 
-The script exits 1 unless every ``s(c)`` of (a) and (b) agree within 1e-4 and (c) scores no
-prompt. Model: ``--model`` (default: the shipped built-in LVLM, ``drum/assets/builtin/lvlm``);
+(d) scaling: (a)'s work in freshly spawned processes, 1 process x 2 torch threads vs 2
+processes x 1 thread (the queries split into 2 shards), and 1 x 1 for reference, alternated
+over ``--scaling-rounds`` rounds; ``vs_1_process`` is the 1 x 2 time over the row's (for the
+2-process row: the throughput ratio of 2 processes to 1), ``vs_1_thread`` the 1 x 1 time over
+the row's. Timed from a barrier after the model is loaded to the last worker's end.
+
+The script exits 1 unless every ``s(c)`` of (a), (d) and (b) agree within 1e-4 and (c) scores
+no prompt. Model: ``--model`` (default: the shipped built-in LVLM, ``drum/assets/builtin/lvlm``);
 queries from ``<world>/vqa/val.jsonl``, candidates from ``<world>/vqa/pool.jsonl`` (default
 world ``runs/demo/world``). Without a demo run a small generated world stands in (and, should
 the default model be missing, a random-weights built-in LVLM: speed does not depend on the
@@ -33,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,6 +106,89 @@ def naive_feedback(
     return scores
 
 
+def _shard_worker(
+    rank: int,
+    model_dir: str,
+    world_dir: str,
+    shards: list[list[tuple[int, list[int]]]],
+    batch_size: int,
+    threads: int,
+    out_dir: str,
+    barrier: Any,
+    results: Any,
+) -> None:
+    """One process of the scaling row: score shard ``rank`` (``(val index, pool indices)``
+    pairs) on a fresh ``HFLVLM`` with ``threads`` torch threads and a fresh on-disk cache.
+    Only indices and paths cross the process boundary; each worker reads the world itself.
+    Timing starts at a barrier after loading, so ``results`` gets ``(start, end, scores)``
+    of the scoring alone (start/end on ``time.perf_counter``, shared by processes of one
+    machine)."""
+    torch.set_num_threads(threads)
+    val = read_examples(Path(world_dir) / "vqa" / "val.jsonl")
+    pool = read_examples(Path(world_dir) / "vqa" / "pool.jsonl")
+    queries = [val[i] for i, _ in shards[rank]]
+    candidates = {val[i].id: [pool[j] for j in picks] for i, picks in shards[rank]}
+    lvlm = HFLVLM(model_dir)
+    cache = FeedbackCache(Path(out_dir) / f"shard-{rank}.jsonl")
+    config = FeedbackConfig(batch_size=batch_size)
+    barrier.wait()
+    started = time.perf_counter()
+    feedback = score_feedback(lvlm, queries, candidates, cache, config, progress=False)
+    ended = time.perf_counter()
+    scores = {
+        f"{f.query_id}|{c}": s
+        for f in feedback
+        for c, s in zip(f.candidate_ids, f.scores, strict=True)
+    }
+    results.put((rank, started, ended, scores))
+
+
+def scaling_run(
+    processes: int,
+    threads: int,
+    model_dir: Path,
+    world_dir: Path,
+    work: list[tuple[int, list[int]]],
+    batch_size: int,
+    out_dir: Path,
+) -> tuple[float, dict[str, float]]:
+    """Score ``work`` in ``processes`` spawned processes of ``threads`` torch threads each
+    (queries split into contiguous shards): wall seconds from the first worker's start to the
+    last one's end (model loading excluded), and every ``s(c)`` by ``"query|candidate"``."""
+    context = torch.multiprocessing.get_context("spawn")
+    size = -(-len(work) // processes)
+    shards = [work[i * size : (i + 1) * size] for i in range(processes)]
+    barrier, results = context.Barrier(processes), context.Queue()
+    workers = [
+        context.Process(
+            target=_shard_worker,
+            args=(
+                rank,
+                str(model_dir),
+                str(world_dir),
+                shards,
+                batch_size,
+                threads,
+                str(out_dir),
+                barrier,
+                results,
+            ),
+        )  # fmt: skip
+        for rank in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    done = [results.get(timeout=1800) for _ in workers]
+    for worker in workers:
+        worker.join()
+        if worker.exitcode != 0:
+            sys.exit(f"scaling worker exited with {worker.exitcode}")
+    scores: dict[str, float] = {}
+    for _, _, _, shard_scores in done:
+        scores.update(shard_scores)
+    return max(end for _, _, end, _ in done) - min(start for _, start, _, _ in done), scores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 queries x 5 candidates")
@@ -113,6 +203,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0, help="candidate sampling seed")
     parser.add_argument("--chunk", type=int, default=5, help="queries per alternation of a/b")
+    parser.add_argument(
+        "--scaling-rounds",
+        type=int,
+        default=2,
+        help="rounds of the scaling rows (1 process x 2 threads vs 2 processes x 1 thread, "
+        "alternated); 0 skips them",
+    )
     args = parser.parse_args()
     n_queries, n_candidates = (10, 5) if args.quick else (args.queries, args.candidates)
     torch.set_num_threads(args.threads)
@@ -133,10 +230,13 @@ def main() -> None:
         if n_queries > len(val) or n_candidates > len(pool):
             sys.exit(f"asked for {n_queries} x {n_candidates}; {len(val)} val, {len(pool)} pool")
         rng = np.random.default_rng(args.seed)
-        queries = [val[i] for i in rng.choice(len(val), n_queries, replace=False)]
+        query_rows = [int(i) for i in rng.choice(len(val), n_queries, replace=False)]
+        candidate_rows = [
+            [int(j) for j in rng.choice(len(pool), n_candidates, replace=False)] for _ in query_rows
+        ]
+        queries = [val[i] for i in query_rows]
         candidates = {
-            q.id: [pool[i] for i in rng.choice(len(pool), n_candidates, replace=False)]
-            for q in queries
+            q.id: [pool[j] for j in rows] for q, rows in zip(queries, candidate_rows, strict=True)
         }
         pairs = n_queries * n_candidates
 
@@ -182,6 +282,27 @@ def main() -> None:
         warm_prompts = len(counting.scored) - fast_prompts
         warm_images = sum(batched_images) - encoded_before_warm
 
+        # (d) scaling: the same work (every query, split into 2 query shards) in 1 process x 2
+        # threads vs 2 processes x 1 thread, fresh processes each round, alternated.
+        work = list(zip(query_rows, candidate_rows, strict=True))
+        # 1 process x 1 thread runs too: the reference for what either setup gains.
+        scaling: dict[tuple[int, int], list[float]] = {(1, 1): [], (1, 2): [], (2, 1): []}
+        scaling_difference = 0.0
+        for number in range(args.scaling_rounds):
+            setups = [(1, 1), (1, 2), (2, 1)]
+            setups = setups if number % 2 == 0 else setups[::-1]
+            for processes, threads in setups:
+                out = workdir / f"scaling-{number}-{processes}x{threads}"
+                out.mkdir()
+                seconds, scores = scaling_run(
+                    processes, threads, model_dir, world_dir, work, args.batch_size, out
+                )
+                scaling[(processes, threads)].append(seconds)
+                scaling_difference = max(
+                    scaling_difference,
+                    *(abs(v - slow[tuple(k.split("|", 1))]) for k, v in scores.items()),
+                )
+
     differences = [
         abs(score - slow[(f.query_id, candidate)])
         for f in fast
@@ -214,6 +335,23 @@ def main() -> None:
             "speedup": slow_seconds / warm_seconds,
         },
     ]
+    if args.scaling_rounds:
+        one, two = (sum(scaling[key]) for key in ((1, 2), (2, 1)))
+        single = sum(scaling[(1, 1)])
+        for (processes, threads), total in (((1, 1), single), ((1, 2), one), ((2, 1), two)):
+            rows.append(
+                {
+                    "case": f"(d) {processes} process{'es' if processes > 1 else ''} x "
+                    f"{threads} thread{'s' if threads > 1 else ''}, cold cache",
+                    "prompts": None,
+                    "images_encoded": None,
+                    "seconds": total / args.scaling_rounds,
+                    "pairs_per_s": pairs * args.scaling_rounds / total,
+                    "speedup": None,
+                    "vs_1_process": one / total,
+                    "vs_1_thread": single / total,
+                }
+            )
     meta = {
         "model": str(model_dir) if not need_model else "random-weights built-in LVLM",
         "model_source": "stand-in (no demo run)" if need_model else "given/shipped checkpoint",
@@ -228,10 +366,19 @@ def main() -> None:
         "max_abs_difference_a_vs_b": max_difference,
         "tolerance": TOLERANCE,
         "warm_equals_cold": warm == fast,
+        "scaling_rounds": args.scaling_rounds,
+        "scaling_seconds": {f"{p}x{t}": v for (p, t), v in scaling.items()},
+        "scaling_throughput_ratio_2_processes_vs_1": (
+            sum(scaling[(1, 2)]) / sum(scaling[(2, 1)]) if args.scaling_rounds else None
+        ),
+        "max_abs_difference_d_vs_b": scaling_difference if args.scaling_rounds else None,
     }
     report("feedback_quick" if args.quick else "feedback", rows, meta)
-    if max_difference > TOLERANCE:
-        sys.exit(f"batched and naive s(c) differ by {max_difference:.3g} > {TOLERANCE}")
+    if max(max_difference, scaling_difference) > TOLERANCE:
+        sys.exit(
+            f"batched (a: {max_difference:.3g}, d: {scaling_difference:.3g}) and naive s(c) "
+            f"differ by more than {TOLERANCE}"
+        )
     if warm_prompts or warm_images or warm != fast:
         sys.exit(
             f"warm cache scored {warm_prompts} prompts, encoded {warm_images} images "

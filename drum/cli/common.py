@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from drum.data.example import Example
     from drum.embed.hf import HFDualEncoder
     from drum.lvlm.hf import HFLVLM
+    from drum.tasks.spec import TaskSpec
 
 console = Console(stderr=True)
 
@@ -82,12 +83,17 @@ def read_or_fail(read: Callable[[], T], error: type[Exception], warning: type[Wa
     return result
 
 
-def read_dataset(path: Path) -> list[Example]:
+def read_dataset(path: Path, pool: bool = False) -> list[Example]:
     """``validate_dataset(path)``: every field, every image decoded, at least one example; a
-    ``DataError`` ends the command (exit 2), a ``DataWarning`` is printed as one line."""
+    ``DataError`` ends the command (exit 2), a ``DataWarning`` is printed as one line.
+
+    ``pool``: the file holds demonstrations, so an example without answers ends the command
+    too, naming its line."""
     from drum.data.jsonl import DataError, DataWarning, validate_dataset
 
-    return read_or_fail(lambda: validate_dataset(path), DataError, DataWarning)
+    return read_or_fail(
+        lambda: validate_dataset(path, require_answers=pool), DataError, DataWarning
+    )
 
 
 def check_datasets(paths: Iterable[Path]) -> None:
@@ -97,6 +103,27 @@ def check_datasets(paths: Iterable[Path]) -> None:
         if path.resolve() not in seen:
             seen.add(path.resolve())
             read_dataset(path)
+
+
+def check_scored_tasks(tasks: Iterable[TaskSpec]) -> None:
+    """Each task's data as a scored run needs it (``read_dataset`` on each file once): a pool
+    whose every example has answers (they are shown as demonstrations), and queries whose every
+    example has answers (the references scoring compares with)."""
+    from drum.data.jsonl import DataError, require_references
+
+    pools: set[Path] = set()
+    queries: set[Path] = set()
+    for task in tasks:
+        if task.pool.resolve() not in pools:
+            pools.add(task.pool.resolve())
+            read_dataset(task.pool, pool=True)
+        if task.queries.resolve() not in queries | pools:
+            queries.add(task.queries.resolve())
+            examples = read_dataset(task.queries)
+            try:
+                require_references(task.queries, examples)
+            except DataError as error:
+                fail(str(error))
 
 
 def check_model(model: str | Path, option: str) -> None:

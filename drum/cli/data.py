@@ -52,8 +52,29 @@ def photos_command(out: Path = Path("data/photos")) -> None:
 
 
 @app.command("check")
-def check_command(path: Path) -> None:
+def check_command(
+    path: Path,
+    pool: Annotated[
+        bool,
+        typer.Option(
+            "--pool",
+            help="Check it as a pool (demonstrations): every example needs answers.",
+        ),
+    ] = False,
+) -> None:
     """Validate a JSONL dataset (fields, types, duplicate ids, every image decoded in full, at
-    least one example): the check every command runs on its data first."""
-    examples = read_dataset(path)
-    console.print(f"{path}: {len(examples)} examples, all valid")
+    least one example): the check every command runs on its data first. Examples without
+    answers (queries without references, e.g. a test split) are counted; a pool may hold none."""
+    from drum.data.jsonl import count_unanswered
+
+    examples = read_dataset(path, pool=pool)
+    unanswered = count_unanswered(examples)
+    if unanswered:
+        console.print(
+            f"{path}: {len(examples)} examples, all valid; {unanswered} without answers "
+            "(queries without references: usable for retrieval, not as demonstrations nor "
+            "for scoring)",
+            soft_wrap=True,
+        )
+    else:
+        console.print(f"{path}: {len(examples)} examples, all valid")

@@ -12,9 +12,9 @@ from drum.cli.common import (
     DeviceOption,
     DtypeOption,
     check_adapter,
-    check_datasets,
     check_model,
     check_out,
+    check_scored_tasks,
     console,
     csv_ints,
     default_of,
@@ -134,7 +134,7 @@ def eval_command(
     # Every check that needs no model runs before the (slow) models load: the options, each
     # task's pool and queries (every image decoded), shots against pools, the output, and the
     # model arguments.
-    check_datasets(path for spec in tasks for path in (spec.pool, spec.queries))
+    check_scored_tasks(tasks)
     try:
         check_eval(tasks, config, paths)
     except ValueError as error:

@@ -22,6 +22,7 @@ FOLDERS = "drum.data.importers.classification:ImageFolderOptions"
 MEMES = "drum.data.importers.classification:HatefulMemesOptions"
 HF = "drum.data.importers.hf:HFOptions"
 DEFAULT_SPLITS = ("pool", "queries")
+NO_ANNOTATIONS = "none"  # --annotations value for a split without public answers
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -88,7 +89,12 @@ def _vqa_command(name: str, title: str) -> Callable[..., None]:
             list[Path], typer.Option("--questions", help="Questions JSON, per split.")
         ],
         annotations: Annotated[
-            list[Path], typer.Option("--annotations", help="Annotations JSON, per split.")
+            list[Path],
+            typer.Option(
+                "--annotations",
+                help="Annotations JSON, per split; 'none' for a split without public answers "
+                "(test-dev, test): its questions become queries without answers.",
+            ),
         ],
         images: Annotated[
             list[Path], typer.Option("--images", help="COCO image folder, per split.")
@@ -114,12 +120,14 @@ def _vqa_command(name: str, title: str) -> Callable[..., None]:
         subtypes: list[str | None] = list(coco_split) if coco_split else [None] * count
         if len(subtypes) != count:
             fail(f"--coco-split given {len(subtypes)} times for {count} question files")
+        # 'none' (a file of that name: ./none): no annotations, every question answerless.
+        answers: list[Path | None] = [None if str(a) == NO_ANNOTATIONS else a for a in annotations]
         _run(
             name,
             lambda: VQAOptions(
                 sources=tuple(
                     VQASource(*group)
-                    for group in zip(splits, questions, annotations, images, subtypes, strict=True)
+                    for group in zip(splits, questions, answers, images, subtypes, strict=True)
                 ),
                 copy_images=copy_images,
             ),
@@ -128,7 +136,8 @@ def _vqa_command(name: str, title: str) -> Callable[..., None]:
 
     command.__doc__ = (
         f"{title}: the official questions + annotations files and the COCO image folder; all "
-        "10 human answers kept (unanswered test questions are skipped and reported)."
+        "10 human answers kept; questions without annotations (test splits, --annotations "
+        "none) become queries without answers, counted as unanswered."
     )
     return command
 

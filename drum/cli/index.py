@@ -58,7 +58,7 @@ def index_build_command(
         fail(f"--factory: {error}")
     check_out(out, "directory")
     check_out(cache, "directory", "--cache")
-    examples = read_dataset(pool)
+    examples = read_dataset(pool, pool=True)
     check_model(model, "--model")
     embedder = load_embedder(model)
     empty = np.zeros((1, embedder.dim), dtype=np.float32)

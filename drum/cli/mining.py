@@ -14,10 +14,10 @@ from drum.cli.common import (
     DeviceOption,
     DtypeOption,
     check_adapter,
-    check_datasets,
     check_device,
     check_model,
     check_out,
+    check_scored_tasks,
     console,
     csv_ints,
     default_of,
@@ -92,7 +92,7 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
         except (ValueError, FileNotFoundError) as error:
             fail(str(error))
         # Cheap checks before the LVLM loads: every pool and query file, the output, models.
-        check_datasets(path for task in tasks for path in (task.pool, task.queries))
+        check_scored_tasks(tasks)
         check_out(out, "directory")
         check_model(lvlm, "--lvlm")
         check_model(embedder, "--embedder")
@@ -168,7 +168,7 @@ def experiments_command(
         tasks = [*world_tasks(world, split="val").values(), *world_tasks(world).values()]
     except FileNotFoundError as error:
         fail(str(error))
-    check_datasets(path for task in tasks for path in (task.pool, task.queries))
+    check_scored_tasks(tasks)
     check_out(out, "directory")
     # The demo's models: the shipped ones when they match its world, else those it trained.
     models = ensure_builtin_models(world, demo / "models", WorldConfig(), lvlm_config=DEMO_LVLM)

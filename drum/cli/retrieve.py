@@ -52,7 +52,7 @@ def retrieve_command(
     if config.uses_similarity and model is None:
         fail(f"strategy {strategy!r} needs --model")
     check_out(out, "file")
-    pool_examples, query_examples = read_dataset(pool), read_dataset(queries)
+    pool_examples, query_examples = read_dataset(pool, pool=True), read_dataset(queries)
     if config.k > len(pool_examples):
         fail(f"--k {config.k} exceeds the {len(pool_examples)} examples of the pool {pool}")
     pool_side: PoolEmbeddings | list = pool_examples

@@ -1,6 +1,6 @@
 """Data: the ``Example`` record, JSONL datasets, image I/O and bundled real images."""
 
-from drum.data.example import TASK_TYPES, Example
+from drum.data.example import TASK_TYPES, Example, NoAnswersError
 from drum.data.images import ImageInput, image_key, load_image
 from drum.data.jsonl import DataError, read_examples, write_examples
 
@@ -9,6 +9,7 @@ __all__ = [
     "DataError",
     "Example",
     "ImageInput",
+    "NoAnswersError",
     "image_key",
     "load_image",
     "read_examples",

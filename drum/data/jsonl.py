@@ -5,6 +5,11 @@ Line format (``meta`` optional; ``answers`` may be a single string)::
     {"id": "q1", "images": ["images/00001.png"], "text": "what colour is the circle?",
      "answers": ["dax", "dax", ...], "task": "vqa", "meta": {...}}
 
+``"answers": []`` is a query without references (a test split whose answers are not public):
+it can be embedded and retrieved for, but a pool (demonstrations) must not hold one and an
+evaluation cannot score one; ``read_examples(..., require_answers=True)`` refuses them with the
+line, ``require_references`` counts them in a query split.
+
 Every problem in a file is reported as a ``DataError`` that names the file and the line; a
 UTF-8 byte-order mark at the start of the file is accepted, and fields other than those above
 are ignored with one ``DataWarning`` per file. ``validate_dataset`` is the check every command
@@ -17,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +85,8 @@ def _parse_line(
             path, line, f"field 'task' must be one of {TASK_TYPES}, got {record['task']!r}"
         )
     answers = _as_str_list(record["answers"], "answers", path, line)
-    if not answers or not all(answer.strip() for answer in answers):
+    # [] is a query without references; a blank string is never an answer.
+    if not all(answer.strip() for answer in answers):
         raise DataError(
             path, line, f"field 'answers' must hold non-empty answers, got {record['answers']!r}"
         )
@@ -127,12 +133,16 @@ def verify_image(image_path: Path, source: Path, line: int | None) -> None:
         ) from None
 
 
-def read_examples(path: str | os.PathLike[str], verify_images: bool = True) -> list[Example]:
+def read_examples(
+    path: str | os.PathLike[str], verify_images: bool = True, require_answers: bool = False
+) -> list[Example]:
     """Read a JSONL dataset; blank lines are skipped, duplicate ids are an error.
 
     Every problem is a ``DataError`` naming the file and line; ``verify_images`` also decodes
     every image in full (about 0.1 ms for a 32 px PNG). Unknown fields are ignored with one
     ``DataWarning`` for the file, naming them and the line where the first appears.
+    ``require_answers``: the file is a pool, whose examples serve as demonstrations, so an
+    example without answers (``"answers": []``) is a ``DataError`` naming its line.
 
     Example::
 
@@ -161,6 +171,8 @@ def read_examples(path: str | os.PathLike[str], verify_images: bool = True) -> l
             if not raw.strip():
                 continue
             example, extra = _parse_line(raw, path, line_number, verify_images, verified)
+            if require_answers and not example.has_answers:
+                raise DataError(path, line_number, unanswered_demonstration(example))
             if example.id in first_line_of:
                 raise DataError(
                     path,
@@ -182,17 +194,50 @@ def read_examples(path: str | os.PathLike[str], verify_images: bool = True) -> l
     return examples
 
 
-def validate_dataset(path: str | os.PathLike[str]) -> list[Example]:
+def unanswered_demonstration(example: Example) -> str:
+    """Why ``example`` (without answers) cannot be in a pool; the text of the error."""
+    return (
+        f'example {example.id!r} has no answers ("answers": []): a pool\'s examples serve '
+        "as demonstrations and each needs one; an answerless split can only be queries"
+    )
+
+
+def count_unanswered(examples: Iterable[Example]) -> int:
+    """How many of ``examples`` have no answers (queries without references)."""
+    return sum(not example.has_answers for example in examples)
+
+
+def require_references(path: str | os.PathLike[str], queries: Sequence[Example]) -> None:
+    """A ``DataError`` naming ``path`` unless every query has answers: scoring needs them.
+
+    Example::
+
+        require_references("data/test.jsonl", queries)
+        # DataError("data/test.jsonl: 3 of 5 queries have no answers; scoring needs references")
+    """
+    missing = count_unanswered(queries)
+    if missing:
+        first = next(query for query in queries if not query.has_answers)
+        raise DataError(
+            path,
+            None,
+            f"{missing} of {len(queries)} queries have no answers; scoring needs references "
+            f"(the first: {first.id!r}; a test split without public answers cannot be scored)",
+        )
+
+
+def validate_dataset(path: str | os.PathLike[str], require_answers: bool = False) -> list[Example]:
     """The examples of a JSONL dataset that every command can use, or a ``DataError``.
 
     ``read_examples`` with every image decoded, and at least one example: what each CLI command
-    runs on its data before loading a model or embedding anything.
+    runs on its data before loading a model or embedding anything. ``require_answers``: the file
+    is a pool (demonstrations), so every example needs answers (``read_examples``).
 
     Example::
 
         pool = validate_dataset("data/pool.jsonl")  # DataError("data/pool.jsonl:7: ...")
     """
-    examples = read_examples(path, verify_images=True)
+    examples = read_examples(path, verify_images=True, require_answers=require_answers)
     if not examples:
         raise DataError(path, None, "no examples (an empty dataset); expected one JSON per line")
     return examples

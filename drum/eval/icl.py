@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from drum.data.example import Example
-from drum.data.jsonl import read_examples
+from drum.data.jsonl import read_examples, require_references
 from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache
 from drum.eval.records import (
@@ -457,8 +457,13 @@ def _difference(after: tuple[int, int] | None, before: tuple[int, int]) -> tuple
 
 
 def _read_task(task: TaskSpec, max_queries: int | None) -> tuple[list[Example], list[Example]]:
-    pool = read_examples(task.pool, verify_images=False)
-    queries = read_examples(task.queries, verify_images=False)[:max_queries]
+    """The pool (every example answered: they are demonstrations; else a ``DataError`` naming
+    the line) and the first ``max_queries`` queries (every query of the file answered: scoring
+    needs references; else a ``DataError`` counting them)."""
+    pool = read_examples(task.pool, verify_images=False, require_answers=True)
+    queries = read_examples(task.queries, verify_images=False)
+    require_references(task.queries, queries)
+    queries = queries[:max_queries]
     for name, examples in (("pool", pool), ("queries", queries)):
         wrong = {example.task for example in examples} - {task.task_type}
         if wrong:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from drum.data.example import Example
+from drum.data.example import Example, require_answered
 from drum.feedback.cache import FeedbackCache, FeedbackKey, FeedbackRecord
 from drum.lvlm.base import LVLM, ScoreResult
 from drum.lvlm.prompt import PromptTemplate, build_prompt
@@ -100,6 +100,11 @@ def score_feedback(
     ``config.flush_every`` prompts, so a killed run resumes where it stopped.
     """
     config = config or FeedbackConfig()
+    why = "feedback scores log p(query answer | demonstration, query)"
+    require_answered(queries, "queries", why)
+    require_answered(
+        {c.id: c for q in queries for c in candidates.get(q.id, ())}.values(), "candidates", why
+    )
     model = cache_model_key(lvlm, template)
     known: dict[FeedbackKey, ScoreResult] = {}
     pending: dict[FeedbackKey, tuple[tuple[Example, ...], Example]] = {}

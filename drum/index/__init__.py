@@ -3,6 +3,7 @@
 from drum.index.faiss_index import (
     INDEX_FILE,
     SIDECAR_FILE,
+    VECTORS_FILE,
     IndexConfig,
     IndexFileError,
     VectorIndex,
@@ -12,6 +13,7 @@ from drum.index.faiss_index import (
 __all__ = [
     "INDEX_FILE",
     "SIDECAR_FILE",
+    "VECTORS_FILE",
     "IndexConfig",
     "IndexFileError",
     "VectorIndex",

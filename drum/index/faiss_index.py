@@ -7,12 +7,25 @@ closer), as in FAISS.
 
 On disk a saved index is a directory with ``index.faiss`` (``faiss.serialize_index`` bytes) and
 ``index.json`` (dim, config, ids, ntotal, a sha256 of ``index.faiss`` and the caller's ``meta``).
+
+Exact re-ranking (``IndexConfig.rerank = k'``): the FAISS index (typically a compressed one such
+as ``IVF4096,PQ64``, 64 bytes a vector instead of ``4 * dim``) returns its top ``k'`` candidates,
+and those are re-scored by the exact inner product (or squared L2 distance) with the stored
+vectors, keeping the best ``k``. The stored vectors are kept apart from the FAISS index, in
+``vectors.npy`` beside it: after ``load`` they are a read-only memory map, so a search reads only
+the ``k'`` candidate rows of each query from it and the process's own memory holds just the
+compressed index (the pages read are clean file-backed pages the kernel may drop at any time).
+This is unlike FAISS's ``IndexRefineFlat`` (``...,RFlat``), which keeps a float copy of every
+vector in RAM, more than a flat index on its own. While an index is being built (before it is
+saved, or after ``add`` on a loaded one) its vectors are in RAM.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import re
@@ -29,8 +42,13 @@ from drum.utils.io import atomic_open
 
 INDEX_FILE = "index.faiss"
 SIDECAR_FILE = "index.json"
+VECTORS_FILE = "vectors.npy"
 FORMAT_VERSION = 1
 METRICS: dict[str, int] = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
+RERANK_DTYPES = ("float32", "float16")
+# Re-ranking gathers (queries, k', dim) candidate rows; this many bytes of them at a time.
+RERANK_CHUNK_BYTES = 32 << 20
+_FLT_MAX = float(np.finfo(np.float32).max)
 
 
 class IndexFileError(ValueError):
@@ -54,12 +72,21 @@ class IndexConfig:
     """Which FAISS index to build (an ``index_factory`` string) and how to search it.
 
     ``nprobe`` applies to IVF indexes, ``ef_search`` to HNSW ones; ``None`` keeps FAISS defaults.
+
+    ``rerank`` (``k'``, ``None`` = off): a search for the top ``k`` asks FAISS for its top
+    ``max(k', k)`` candidates and re-ranks them by the exact score with the stored vectors, so
+    the returned scores are exact inner products (squared distances for ``l2``) and recall@k is
+    that of "the true top-k is among FAISS's top k'". The vectors are stored as
+    ``rerank_dtype``: ``float32`` (``4 * dim`` bytes a vector on disk, exact scores) or
+    ``float16`` (half of that; scores then carry float16 rounding, ~1e-3 relative).
     """
 
     factory: str = "Flat"
     metric: str = "ip"
     nprobe: int | None = None
     ef_search: int | None = None
+    rerank: int | None = None
+    rerank_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         if not isinstance(self.factory, str) or not self.factory.strip():
@@ -74,9 +101,29 @@ class IndexConfig:
             raise ValueError(f"metric must be one of {sorted(METRICS)}, got {self.metric!r}")
         _positive_int_or_none("nprobe", self.nprobe)
         _positive_int_or_none("ef_search", self.ef_search)
+        _positive_int_or_none("rerank", self.rerank)
+        if self.rerank_dtype not in RERANK_DTYPES:
+            raise ValueError(
+                f"rerank_dtype must be one of {list(RERANK_DTYPES)}, got {self.rerank_dtype!r}"
+            )
+        if self.rerank is not None:
+            if self.factory.strip() == "Flat":
+                raise ValueError(
+                    f"rerank={self.rerank} with factory 'Flat': a flat index is exact already; "
+                    "re-ranking is for a compressed index such as 'IVF4096,PQ64'"
+                )
+            if "Refine" in self.factory or "RFlat" in self.factory:
+                raise ValueError(
+                    f"rerank={self.rerank} with factory {self.factory!r}, which re-ranks "
+                    "already (Refine / RFlat); use one or the other"
+                )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if self.rerank is None:
+            # Without re-ranking the sidecar stays what it was before re-ranking existed.
+            del data["rerank"], data["rerank_dtype"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> IndexConfig:
@@ -119,6 +166,79 @@ def _check_k(k: int) -> int:
     return int(k)
 
 
+class _VectorStore:
+    """The vectors kept for exact re-ranking, by insertion position.
+
+    Either an in-RAM buffer that grows by doubling (so ``n`` appends cost O(n) copies in all),
+    or a read-only memory map of a saved ``vectors.npy``; appending to a map first copies it
+    into RAM (the map is never written to).
+    """
+
+    def __init__(self, dim: int, dtype: str) -> None:
+        self._dtype = np.dtype(dtype)
+        self._buffer: np.ndarray = np.empty((0, dim), dtype=self._dtype)
+        self._size = 0
+        self.path: Path | None = None  # the mapped file, None while the vectors are in RAM
+
+    @classmethod
+    def mapped(cls, path: Path, array: np.ndarray) -> _VectorStore:
+        store = cls(int(array.shape[1]), str(array.dtype))
+        store._buffer, store._size, store.path = array, len(array), path
+        return store
+
+    @property
+    def array(self) -> np.ndarray:
+        """The ``(n, dim)`` vectors (a view, or the memory map itself)."""
+        return self._buffer[: self._size]
+
+    def __len__(self) -> int:
+        return self._size
+
+    def append(self, vectors: np.ndarray) -> None:
+        needed = self._size + len(vectors)
+        if self.path is not None or needed > len(self._buffer):
+            capacity = needed if self.path is not None else max(needed, 2 * len(self._buffer))
+            grown = np.empty((capacity, self._buffer.shape[1]), dtype=self._dtype)
+            grown[: self._size] = self._buffer[: self._size]
+            self._buffer, self.path = grown, None
+        self._buffer[self._size : needed] = vectors
+        self._size = needed
+
+    def converted(self, vectors: np.ndarray, what: str) -> np.ndarray:
+        """``vectors`` in the store's dtype; float16 overflow (|x| > 65504) is an error."""
+        with np.errstate(over="ignore"):
+            out = vectors.astype(self._dtype, copy=False)
+        if not np.isfinite(out).all():
+            bad_row = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
+            raise ValueError(
+                f"{what} overflow {self._dtype} (first at row {bad_row}); "
+                "use rerank_dtype='float32'"
+            )
+        return out
+
+
+def _write_npy(handle: Any, array: np.ndarray) -> str:
+    """Write ``array`` to ``handle`` in ``.npy`` format; returns the sha256 of the bytes written.
+
+    Streamed in row blocks, so a memory-mapped array is never read into RAM whole.
+    """
+    digest = hashlib.sha256()
+
+    def write(data: bytes | memoryview) -> None:
+        digest.update(data)
+        handle.write(data)
+
+    header = {"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False}
+    header["shape"] = array.shape
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, header)
+    write(buffer.getvalue())
+    rows = max(1, (16 << 20) // max(1, array.shape[1] * array.itemsize))
+    for start in range(0, len(array), rows):
+        write(memoryview(np.ascontiguousarray(array[start : start + rows])).cast("B"))
+    return digest.hexdigest()
+
+
 class VectorIndex:
     """A FAISS index whose rows are example ids; see the module docstring."""
 
@@ -134,13 +254,23 @@ class VectorIndex:
             raise ValueError(
                 f"invalid FAISS factory string {self._config.factory!r}: {_faiss_message(exc)}"
             ) from exc
-        self._init(index, [], meta)
+        store = (
+            None if self._config.rerank is None else _VectorStore(dim, self._config.rerank_dtype)
+        )
+        self._init(index, [], meta, store)
 
-    def _init(self, index: faiss.Index, ids: list[str], meta: Mapping[str, Any] | None) -> None:
+    def _init(
+        self,
+        index: faiss.Index,
+        ids: list[str],
+        meta: Mapping[str, Any] | None,
+        store: _VectorStore | None,
+    ) -> None:
         self._index = index
         self._ids = ids
         self._id_set = set(ids)
         self._meta = dict(meta) if meta is not None else {}
+        self._store = store
         self._apply_search_parameters()
 
     def _apply_search_parameters(self) -> None:
@@ -192,8 +322,30 @@ class VectorIndex:
 
     @property
     def faiss_index(self) -> faiss.Index:
-        """The underlying FAISS index, for what this wrapper does not cover."""
+        """The underlying FAISS index, for what this wrapper does not cover (its own searches
+        do not re-rank)."""
         return self._index
+
+    def index_bytes(self) -> int:
+        """Size of the FAISS index serialised (``faiss.serialize_index``), which is what it
+        holds in RAM (codes, ids, centroids, codebooks); without the re-rank vectors."""
+        return int(faiss.serialize_index(self._index).size)
+
+    @property
+    def rerank_vectors(self) -> np.ndarray | None:
+        """The ``(ntotal, dim)`` vectors kept for re-ranking (read-only view), None without
+        ``rerank``."""
+        if self._store is None:
+            return None
+        view = self._store.array.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def rerank_vectors_path(self) -> Path | None:
+        """The ``vectors.npy`` the re-rank vectors are memory-mapped from, None while they are
+        in RAM (being built) or without ``rerank``."""
+        return None if self._store is None else self._store.path
 
     def __repr__(self) -> str:
         return (
@@ -235,6 +387,7 @@ class VectorIndex:
             seen.add(example_id)
         if not len(array):
             return
+        stored = None if self._store is None else self._store.converted(array, "vectors")
         if not self._index.is_trained:
             try:
                 self._index.train(array)
@@ -245,27 +398,88 @@ class VectorIndex:
                     "call train() with a larger sample first"
                 ) from exc
         self._index.add(array)
+        if stored is not None:
+            assert self._store is not None
+            self._store.append(stored)
         self._ids.extend(ids)
         self._id_set.update(ids)
 
     # -- searching --------------------------------------------------------------------------
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """FAISS search: ``(scores (Q, k) float32, labels (Q, k) int64)``, ``-1`` labels pad."""
+    def search(
+        self, queries: np.ndarray, k: int, rerank: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS search: ``(scores (Q, k) float32, labels (Q, k) int64)``, ``-1`` labels pad.
+
+        With re-ranking the scores are exact (see ``IndexConfig``), best first. ``rerank``
+        overrides ``config.rerank`` for this call (``0``: FAISS's own top-k, no re-ranking); a
+        positive value needs an index built with ``rerank`` (one that stores its vectors).
+        """
         array = _as_matrix(queries, self.dim, "queries")
         k = _check_k(k)
+        if rerank is None:
+            rerank = self._config.rerank or 0
+        elif isinstance(rerank, bool) or not isinstance(rerank, int) or rerank < 0:
+            raise ValueError(f"rerank must be a non-negative int or None, got {rerank!r}")
+        if rerank and self._store is None:
+            raise ValueError(
+                f"rerank={rerank}: this index keeps no vectors to re-rank from; "
+                "build it with IndexConfig(rerank=...)"
+            )
         if not self._index.is_trained:
             raise ValueError(f"factory {self._config.factory!r} is untrained; call train() first")
-        scores, labels = self._index.search(array, k)
+        if not rerank:
+            return self._index.search(array, k)
+        _, candidates = self._index.search(array, max(rerank, k))
+        return self._rerank(array, candidates, k)
+
+    def _rerank(
+        self, queries: np.ndarray, candidates: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``k`` of each query's ``candidates`` (``(Q, k')`` labels, ``-1`` = none) by
+        the exact score ``<q, x>`` (``ip``) or ``||q - x||^2`` (``l2``) with the stored ``x``.
+
+        Queries go in chunks so that the gathered ``(chunk, k', dim)`` rows stay within
+        ``RERANK_CHUNK_BYTES``; from a memory map only those rows are read.
+        """
+        assert self._store is not None
+        vectors = self._store.array
+        ip = self._config.metric == "ip"
+        n_queries, depth = candidates.shape
+        scores = np.full((n_queries, k), -_FLT_MAX if ip else _FLT_MAX, dtype=np.float32)
+        labels = np.full((n_queries, k), -1, dtype=np.int64)
+        chunk = max(1, RERANK_CHUNK_BYTES // (depth * self.dim * 4))
+        for start in range(0, n_queries, chunk):
+            block = candidates[start : start + chunk]
+            found = block >= 0
+            rows = np.take(vectors, np.where(found, block, 0).ravel(), axis=0)
+            rows = rows.astype(np.float32, copy=False).reshape(*block.shape, self.dim)
+            query = queries[start : start + chunk]
+            if ip:
+                exact = np.matmul(rows, query[:, :, None])[..., 0]
+            else:
+                rows -= query[:, None, :]
+                exact = np.einsum("qkd,qkd->qk", rows, rows)
+            # Sort key: ascending, missing candidates last.
+            key = np.where(found, -exact if ip else exact, np.inf)
+            order = np.argsort(key, axis=1, kind="stable")[:, :k]
+            chosen = np.take_along_axis(block, order, axis=1)
+            keep = chosen >= 0
+            scores[start : start + chunk] = np.where(
+                keep, np.take_along_axis(exact, order, axis=1), scores[start : start + chunk]
+            )
+            labels[start : start + chunk] = np.where(keep, chosen, -1)
         return scores, labels
 
-    def search_ids(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[list[str]]]:
+    def search_ids(
+        self, queries: np.ndarray, k: int, rerank: int | None = None
+    ) -> tuple[np.ndarray, list[list[str]]]:
         """Like ``search`` but labels become example ids; padding (``-1``) is dropped.
 
         ``scores`` keeps FAISS's padded ``(Q, k)`` shape; row ``i`` of it lines up with the
         first ``len(ids[i])`` entries.
         """
-        scores, labels = self.search(queries, k)
+        scores, labels = self.search(queries, k, rerank)
         id_list = self._ids
         return scores, [[id_list[label] for label in row if label >= 0] for row in labels.tolist()]
 
@@ -274,38 +488,54 @@ class VectorIndex:
     def save(
         self, directory: str | os.PathLike[str], meta: Mapping[str, Any] | None = None
     ) -> Path:
-        """Write ``index.faiss`` + ``index.json`` under ``directory``; returns the directory.
+        """Write ``index.faiss`` + ``index.json`` (+ ``vectors.npy`` with ``rerank``) under
+        ``directory``; returns the directory.
 
-        ``meta`` (JSON-serialisable) replaces the stored metadata when given. Everything is
-        serialised before any file is touched, and each file is replaced atomically, so a
-        failure leaves the previous save intact; the sha256 in the sidecar catches the one
-        remaining window (a crash between the two renames) at load time.
+        ``meta`` (JSON-serialisable) replaces the stored metadata when given. The index is
+        serialised before any file is touched, every file is written to a temporary and
+        replaced atomically, and all renames wait until every file is written, so a failure
+        leaves the previous save intact; the sha256s in the sidecar catch the one remaining
+        window (a crash between the renames) at load time. The re-rank vectors are streamed
+        to ``vectors.npy`` (a memory-mapped store is never read into RAM whole); saving a
+        loaded index back onto its own directory is safe (the map keeps the old file).
         """
         directory = Path(directory)
         new_meta = dict(meta) if meta is not None else self._meta
+        try:
+            json.dumps(new_meta, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"index meta must be JSON-serialisable: {exc}") from exc
         blob = faiss.serialize_index(self._index)
-        sidecar = {
+        sidecar: dict[str, Any] = {
             "format": FORMAT_VERSION,
             "dim": self.dim,
             "ntotal": self.ntotal,
             "config": self._config.to_dict(),
             "sha256": hashlib.sha256(blob).hexdigest(),
             "meta": new_meta,
-            "ids": self._ids,
         }
-        try:
-            text = json.dumps(sidecar, indent=1, allow_nan=False) + "\n"
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"index meta must be JSON-serialisable: {exc}") from exc
-        with (
-            atomic_open(directory / INDEX_FILE, "wb") as index_handle,
-            atomic_open(directory / SIDECAR_FILE, "w") as sidecar_handle,
-        ):
+        with contextlib.ExitStack() as renames:
+            # Contexts exit in reverse: the sidecar is renamed first, index.faiss last.
+            index_handle = renames.enter_context(atomic_open(directory / INDEX_FILE, "wb"))
+            handles = [index_handle]
             index_handle.write(memoryview(blob))
-            sidecar_handle.write(text)
-            # Make both temporaries durable before either rename, so the renames (sidecar, then
-            # index) follow each other with nothing slow in between.
-            for handle in (index_handle, sidecar_handle):
+            if self._store is not None:
+                vectors_handle = renames.enter_context(atomic_open(directory / VECTORS_FILE, "wb"))
+                handles.append(vectors_handle)
+                array = self._store.array
+                sidecar["vectors"] = {
+                    "file": VECTORS_FILE,
+                    "dtype": str(array.dtype),
+                    "shape": list(array.shape),
+                    "sha256": _write_npy(vectors_handle, array),
+                }
+            sidecar["ids"] = self._ids
+            sidecar_handle = renames.enter_context(atomic_open(directory / SIDECAR_FILE, "w"))
+            handles.append(sidecar_handle)
+            sidecar_handle.write(json.dumps(sidecar, indent=1, allow_nan=False) + "\n")
+            # Make every temporary durable before any rename, so the renames follow each other
+            # with nothing slow in between.
+            for handle in handles:
                 handle.flush()
                 os.fsync(handle.fileno())
         self._meta = new_meta
@@ -339,13 +569,54 @@ class VectorIndex:
                 raise IndexFileError(
                     sidecar_path, f"{name} is {stored} but {index_path.name} has {actual}"
                 )
+        store = _load_vectors(directory, sidecar, config)
         loaded = cls.__new__(cls)
         loaded._config = config
         try:
-            loaded._init(index, ids, meta)
+            loaded._init(index, ids, meta, store)
         except ValueError as exc:
             raise IndexFileError(sidecar_path, str(exc)) from exc
         return loaded
+
+
+def _load_vectors(
+    directory: Path, sidecar: Mapping[str, Any], config: IndexConfig
+) -> _VectorStore | None:
+    """The re-rank vectors of a saved index as a read-only memory map (None without rerank),
+    checked against the sidecar (sha256, dtype, shape)."""
+    sidecar_path = directory / SIDECAR_FILE
+    entry = sidecar.get("vectors")
+    if config.rerank is None:
+        if entry is not None:
+            raise IndexFileError(sidecar_path, "has a 'vectors' entry but its config has no rerank")
+        return None
+    if not isinstance(entry, dict) or entry.get("file") != VECTORS_FILE:
+        raise IndexFileError(
+            sidecar_path,
+            f"config has rerank={config.rerank} but no 'vectors' entry naming {VECTORS_FILE} "
+            "(re-ranking needs the stored vectors)",
+        )
+    path = directory / VECTORS_FILE
+    if not path.is_file():
+        raise IndexFileError(
+            path, f"missing (config has rerank={config.rerank}, which needs the stored vectors)"
+        )
+    if sha256_file(path) != entry.get("sha256"):
+        raise IndexFileError(
+            path,
+            f"content does not match the sha256 recorded in {SIDECAR_FILE} "
+            "(an interrupted save or a file from another index)",
+        )
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise IndexFileError(path, f"not a .npy array: {exc}") from exc
+    expected = (sidecar["ntotal"], sidecar["dim"])
+    if array.ndim != 2 or tuple(array.shape) != expected:
+        raise IndexFileError(path, f"shape {array.shape}, expected {expected} (ntotal, dim)")
+    if str(array.dtype) != config.rerank_dtype:
+        raise IndexFileError(path, f"dtype {array.dtype}, but the config has {config.rerank_dtype}")
+    return _VectorStore.mapped(path, array)
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
@@ -445,6 +716,7 @@ def brute_force_search(
 __all__ = [
     "INDEX_FILE",
     "SIDECAR_FILE",
+    "VECTORS_FILE",
     "IndexConfig",
     "IndexFileError",
     "VectorIndex",

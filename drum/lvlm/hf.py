@@ -8,7 +8,10 @@ through this very class.
 Scoring appends the answer's tokens to each rendered prompt and sums their log-probabilities.
 Only the logits at answer positions are materialised (``logits_to_keep``), and for LLaVA-style
 models the image encodings are computed once per distinct image and reused across prompts
-and batches (an LRU cache keyed by image content).
+and batches (an LRU cache keyed by image content). With that cache on, ``score`` skips the
+processor's image work altogether for images already encoded (``_encode_rows``: placeholders
+expanded by the encodings' lengths, the same ids as the processor's), and sorts each window of
+batches by length to cut padding; results keep the prompts' order.
 
 ``layer_hook`` rewrites a decoder layer's output in scoring and in generation's prefill, with
 the visual-token positions of every image of the batch's prompts (``drum.lvlm.hooks``); the
@@ -60,6 +63,19 @@ log = logging.getLogger(__name__)
 CONTEXT_OVERFLOW = ("error", "drop_demos")
 # ``model_max_length`` at or above this is transformers' "no limit declared" placeholder.
 _NO_DECLARED_LIMIT = 10**7
+# Image paths whose content keys ``HFLVLM`` remembers (cleared when full).
+_PATH_KEYS_LIMIT = 1 << 16
+# Distinct answers whose token ids ``HFLVLM`` remembers (cleared when full).
+_ANSWER_MEMO_LIMIT = 1 << 16
+# Batches encoded together and sorted by length in ``HFLVLM.score`` (LLaVA-style models).
+BUCKET_WINDOW = 4
+
+
+def _encoder_outputs(features: list[torch.Tensor]) -> dict[str, Any]:
+    """Image encodings (one tensor per image) as the model's ``mm_encoder_outputs`` input."""
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    return {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=features)}}
 
 
 class ContextOverflowError(ValueError):
@@ -200,6 +216,12 @@ class HFLVLM(LVLM):
         self._feature_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._feature_cache_size = image_feature_cache_size
         self._feature_cache_bypass = 0
+        self._path_keys: dict[Path, tuple[tuple[int, int], str]] = {}
+        self._answer_memo: dict[str, list[int]] = {}
+        # LlavaProcessor expands each image placeholder into image tokens only (as many as the
+        # image's encoding has rows), so cached encodings let scoring skip the processor's
+        # image work (``_encode_from_features``); a subclass might expand otherwise.
+        self._expands_like_llava = type(self.processor).__name__ == "LlavaProcessor"
         self.context_length = self._context_length()
         self._hooks = LayerHooks(self.model)
         path = Path(model_name_or_path)
@@ -303,20 +325,39 @@ class HFLVLM(LVLM):
         return [int(token == self.image_token_id) for token in ids]
 
     # --------------------------------------------------------------------- image feature cache
-    def _cached_image_features(
-        self, images: list[list[Path]], vision: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Replace ``pixel_values`` by cached encodings (one per distinct image)."""
-        if (
-            self.model_type not in FEATURE_CACHE_MODEL_TYPES
-            or "pixel_values" not in vision
-            or self._feature_cache_bypass
-        ):
-            return vision
-        from transformers.modeling_outputs import BaseModelOutputWithPooling
+    def _uses_cached_features(self) -> bool:
+        """Whether image encodings come from the feature cache: LLaVA-style models with a
+        non-empty cache, outside ``feature_cache_bypassed``."""
+        return (
+            self.model_type in FEATURE_CACHE_MODEL_TYPES
+            and self._feature_cache_size > 0
+            and not self._feature_cache_bypass
+        )
 
-        flat = [path for row in images for path in row]
-        keys = [image_key(path) for path in flat]
+    def _image_keys(self, paths: Sequence[Path]) -> list[str]:
+        """``image_key`` of each path, memoised by ``(path, size, mtime_ns)``: hashing the file
+        again is only needed when it changed (a rewrite shows in its size or mtime)."""
+        keys = []
+        for path in paths:
+            stat = path.stat()
+            stamp = (stat.st_size, stat.st_mtime_ns)
+            known = self._path_keys.get(path)
+            if known is None or known[0] != stamp:
+                if len(self._path_keys) >= _PATH_KEYS_LIMIT:
+                    self._path_keys.clear()
+                known = (stamp, image_key(path))
+                self._path_keys[path] = known
+            keys.append(known[1])
+        return keys
+
+    def _image_features(
+        self, paths: Sequence[Path], pixels: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """The post-projector encoding of every image in ``paths`` (one tensor each), from the
+        cache where present; the others are encoded once each (one vision-tower call) and
+        cached. ``pixels``: the images' ``pixel_values`` when already computed (row ``i`` is
+        ``paths[i]``), else only the missing images are loaded and preprocessed."""
+        keys = self._image_keys(paths)
         # This batch's features are gathered here, not read back from the cache afterwards:
         # inserting new encodings may evict entries this very batch needs (a batch with more
         # distinct images than the cache holds, or hits that were the least recently used).
@@ -329,22 +370,88 @@ class HFLVLM(LVLM):
             elif key not in missing:
                 missing[key] = index
         if missing:
-            pixels = vision["pixel_values"][list(missing.values())].to(
-                self.device, self.model.dtype
-            )
+            rows = list(missing.values())
+            if pixels is None:
+                new_pixels = self._pixel_values([paths[i] for i in rows])
+            else:
+                new_pixels = pixels[rows]
             with torch.inference_mode():
-                features = self.model.model.get_image_features(pixel_values=pixels).pooler_output
+                features = self.model.model.get_image_features(
+                    pixel_values=new_pixels.to(self.device, self.model.dtype)
+                ).pooler_output
             for key, feature in zip(missing, features, strict=True):
                 batch[key] = feature
                 self._feature_cache[key] = feature
             while len(self._feature_cache) > self._feature_cache_size:
                 self._feature_cache.popitem(last=False)
+        return [batch[key] for key in keys]
+
+    def _pixel_values(self, paths: Sequence[Path]) -> torch.Tensor:
+        """``pixel_values`` of ``paths`` as the processor makes them: each image is given to the
+        processor with a bare image placeholder, so its own resizing and normalisation apply."""
+        token = self.processor.image_token
+        batch = self.processor(
+            text=[token] * len(paths),
+            images=[[load_image(path)] for path in paths],
+            return_tensors="pt",
+            padding=True,
+        )
+        return batch["pixel_values"]
+
+    def _cached_image_features(
+        self, images: list[list[Path]], vision: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replace ``pixel_values`` by cached encodings (one per distinct image)."""
+        if not self._uses_cached_features() or "pixel_values" not in vision:
+            return vision
+        flat = [path for row in images for path in row]
+        features = self._image_features(flat, vision["pixel_values"])
         rest = {k: v for k, v in vision.items() if k != "pixel_values"}
-        features = [batch[key] for key in keys]
-        return {
-            **rest,
-            "mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=features)},
-        }
+        return {**rest, **_encoder_outputs(features)}
+
+    def _encode_from_features(
+        self, prompts: Sequence[ICLPrompt], count_image_tokens: bool = False
+    ) -> tuple[list[list[int]], dict[str, Any], list[list[Path]], list[list[int]] | None]:
+        """``_encode`` for LLaVA prompts whose image encodings come from the feature cache
+        (``_encode_rows``), with the encodings already in the vision inputs (as
+        ``mm_encoder_outputs``)."""
+        ids, features, images, counts = self._encode_rows(prompts)
+        flat = [feature for row in features for feature in row]
+        vision = _encoder_outputs(flat) if flat else {}
+        return ids, vision, images, counts if count_image_tokens else None
+
+    def _encode_rows(
+        self, prompts: Sequence[ICLPrompt]
+    ) -> tuple[list[list[int]], list[list[torch.Tensor]], list[list[Path]], list[list[int]]]:
+        """Token ids, image encodings, image paths and image-token counts of each prompt,
+        without the processor's per-batch image work: images not cached yet are loaded,
+        preprocessed and encoded once (``_image_features``); each image placeholder of the
+        rendered text is expanded into as many image tokens as its encoding has rows (what
+        ``LlavaProcessor`` does from the pixel size, and what the model checks), then the texts
+        are tokenised in one call. The ids are ``_encode``'s (``tests/lvlm/test_hf_lvlm.py``
+        checks it)."""
+        texts = [self.render(prompt) for prompt in prompts]
+        images = [[Path(p) for p in prompt.images] for prompt in prompts]
+        flat = self._image_features([path for row in images for path in row])
+        token = self.processor.image_token
+        expanded, features, counts, position = [], [], [], 0
+        for number, (text, row) in enumerate(zip(texts, images, strict=True)):
+            pieces = text.split(token)
+            if len(pieces) - 1 != len(row):
+                raise ValueError(
+                    f"prompt {number}: its rendered text has {len(pieces) - 1} {token} "
+                    f"placeholders for {len(row)} images"
+                )
+            features.append(flat[position : position + len(row)])
+            position += len(row)
+            sizes = [int(feature.shape[0]) for feature in features[-1]]
+            counts.append(sizes)
+            out = [pieces[0]]
+            for size, piece in zip(sizes, pieces[1:], strict=True):
+                out += [token * size, piece]
+            expanded.append("".join(out))
+        ids = self.tokenizer(expanded)["input_ids"] if expanded else []
+        return ids, features, images, counts
 
     @contextmanager
     def feature_cache_bypassed(self) -> Iterator[None]:
@@ -437,10 +544,16 @@ class HFLVLM(LVLM):
 
     # -------------------------------------------------------------------------------- scoring
     def _answer_ids(self, answer: str) -> list[int]:
-        ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
-        if not ids:
-            raise ValueError(f"answer {answer!r} tokenizes to nothing")
-        return ids
+        """The answer's token ids, tokenised once per distinct answer (memoised)."""
+        ids = self._answer_memo.get(answer)
+        if ids is None:
+            ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+            if not ids:
+                raise ValueError(f"answer {answer!r} tokenizes to nothing")
+            if len(self._answer_memo) >= _ANSWER_MEMO_LIMIT:
+                self._answer_memo.clear()
+            self._answer_memo[answer] = ids
+        return list(ids)
 
     @torch.inference_mode()
     def score(
@@ -450,8 +563,19 @@ class HFLVLM(LVLM):
         batch_size: int = 32,
         progress: bool = False,
     ) -> list[ScoreResult]:
+        """Log-likelihood of ``answers[i]`` after ``prompts[i]``, in the prompts' order.
+
+        LLaVA-style models with the feature cache on and no layer hook run
+        ``_score_bucketed`` (each window of ``BUCKET_WINDOW`` batches encoded in one go and
+        batched by length); the scores are the same up to float rounding (a row's score never
+        depends on its batch-mates: right padding, causal attention)."""
         if len(prompts) != len(answers):
             raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        # With a layer hook the batches stay in the prompts' order (what a hook sees).
+        if self._expands_like_llava and self._uses_cached_features() and not self._hooks.active:
+            return self._score_bucketed(prompts, answers, batch_size, progress)
         results: list[ScoreResult] = []
         starts = range(0, len(prompts), batch_size)
         for start in tqdm(starts, desc="scoring", disable=not progress or len(starts) < 2):
@@ -459,6 +583,50 @@ class HFLVLM(LVLM):
             batch_answers = answers[start : start + batch_size]
             results.extend(self._score_batch(batch_prompts, batch_answers, start))
         return results
+
+    def _score_bucketed(
+        self,
+        prompts: Sequence[ICLPrompt],
+        answers: Sequence[str],
+        batch_size: int,
+        progress: bool,
+    ) -> list[ScoreResult]:
+        """``score`` with less padding and no repeated work: every window of ``BUCKET_WINDOW x
+        batch_size`` prompts is rendered, tokenised and has its images looked up (or encoded)
+        once (``_encode_rows``), then sorted by length (prompt + answer tokens) and cut into
+        batches, so each batch pads to a length close to its rows' own (a feedback run's
+        zero-shot prompts, about half as long as its one-shot ones, share batches). Results are
+        put back in the prompts' order. Windows bound the memory held in image encodings."""
+        results: list[ScoreResult | None] = [None] * len(prompts)
+        window = batch_size * BUCKET_WINDOW
+        bar = tqdm(
+            total=len(prompts), desc="scoring", unit="prompt",
+            disable=not progress or len(prompts) <= batch_size,
+        )  # fmt: skip
+        for first in range(0, len(prompts), window):
+            rows = list(prompts[first : first + window])
+            answer_ids = [self._answer_ids(answer) for answer in answers[first : first + window]]
+            ids, features, images, _ = self._encode_rows(rows)
+            fitted = self._fit(rows, ids, [len(a) for a in answer_ids], first, "answer")
+            if fitted is not None:
+                ids, features, images, _ = self._encode_rows(fitted)
+            order = sorted(range(len(rows)), key=lambda i: len(ids[i]) + len(answer_ids[i]))
+            for start in range(0, len(order), batch_size):
+                batch = order[start : start + batch_size]
+                flat = [feature for i in batch for feature in features[i]]
+                inputs = self._assemble(
+                    [ids[i] for i in batch],
+                    _encoder_outputs(flat) if flat else {},
+                    [images[i] for i in batch],
+                    None,  # no layer hook: no visual positions
+                    [answer_ids[i] for i in batch],
+                    trim_last=True,
+                )
+                for i, result in zip(batch, self._score_from_inputs(inputs), strict=True):
+                    results[first + i] = result
+                bar.update(len(batch))
+        bar.close()
+        return [result for result in results if result is not None]
 
     def score_inputs(
         self,
@@ -476,11 +644,32 @@ class HFLVLM(LVLM):
         if positions is None:
             positions = self._hooks.active
         answer_ids = [list(a) for a in answer_ids]
-        prompt_ids, vision, images, counts = self._encode(prompts, positions)
+        encode = (
+            self._encode_from_features
+            if self._expands_like_llava and self._uses_cached_features()
+            else self._encode
+        )
+        prompt_ids, vision, images, counts = encode(prompts, positions)
         fitted = self._fit(prompts, prompt_ids, [len(a) for a in answer_ids], start, "answer")
         if fitted is not None:
-            prompt_ids, vision, images, counts = self._encode(fitted, positions)
-        sequences = [p + a for p, a in zip(prompt_ids, answer_ids, strict=True)]
+            prompt_ids, vision, images, counts = encode(fitted, positions)
+        return self._assemble(prompt_ids, vision, images, counts, answer_ids)
+
+    def _assemble(
+        self,
+        prompt_ids: list[list[int]],
+        vision: dict[str, Any],
+        images: list[list[Path]],
+        counts: list[list[int]] | None,
+        answer_ids: list[list[int]],
+        trim_last: bool = False,
+    ) -> ScoreInputs:
+        """``score_inputs``' batch from encoded prompts (``_encode``'s or ``_encode_rows``').
+
+        ``trim_last``: leave out each row's last answer token, which predicts nothing the
+        score needs (a causal model's outputs at earlier positions never see it)."""
+        cut = 1 if trim_last else 0
+        sequences = [p + a[: len(a) - cut] for p, a in zip(prompt_ids, answer_ids, strict=True)]
         length = max(len(s) for s in sequences)
         visual = (
             None
@@ -509,10 +698,10 @@ class HFLVLM(LVLM):
                 [self._token_type_ids(s) + [0] * (length - len(s)) for s in sequences]
             ).to(self.device)
         # Logits are needed only where answer tokens are predicted: positions
-        # [len(prompt) - 1, len(sequence) - 1) of every row.
+        # [len(prompt) - 1, len(prompt) + len(answer) - 1) of every row.
         first = min(len(p) for p in prompt_ids) - 1
         if self._accepts_logits_to_keep:
-            extra["logits_to_keep"] = torch.arange(first, length - 1, device=self.device)
+            extra["logits_to_keep"] = torch.arange(first, length - 1 + cut, device=self.device)
             offset = first
         else:
             offset = 0
@@ -530,6 +719,10 @@ class HFLVLM(LVLM):
         self, prompts: Sequence[ICLPrompt], answers: Sequence[str], start: int = 0
     ) -> list[ScoreResult]:
         inputs = self.score_inputs(prompts, [self._answer_ids(answer) for answer in answers], start)
+        return self._score_from_inputs(inputs)
+
+    def _score_from_inputs(self, inputs: ScoreInputs) -> list[ScoreResult]:
+        """One forward pass over ``inputs``: each row's answer log-likelihood."""
         logits = self.forward(
             inputs.input_ids, inputs.attention_mask, inputs.visual, **inputs.extra
         ).logits

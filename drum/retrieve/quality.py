@@ -11,8 +11,17 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from drum.data.example import Example
+from drum.data.example import Example, require_answered
 from drum.retrieve.retriever import Retrieval
+
+
+def _check_answers(
+    queries: Sequence[Example], retrievals: Sequence[Retrieval], pool: Mapping[str, Example]
+) -> None:
+    why = "answer hit rate and precision compare canonical answers"
+    require_answered(queries, "queries", why)
+    shown = {d: pool[d] for r in retrievals for d in r.demo_ids}
+    require_answered(shown.values(), "retrieved demonstrations", why)
 
 
 def answer_hit_rate(
@@ -20,8 +29,10 @@ def answer_hit_rate(
 ) -> np.ndarray:
     """Per query, 1.0 if any demonstration's canonical answer equals the query's, else 0.0.
 
-    ``hit@k = 1[ exists d in demos(q) : answer(d) = answer(q) ]``
+    ``hit@k = 1[ exists d in demos(q) : answer(d) = answer(q) ]``; a ``NoAnswersError`` if a
+    query or a retrieved demonstration has no answers.
     """
+    _check_answers(queries, retrievals, pool)
     return np.array(
         [
             float(any(pool[d].answer == q.answer for d in r.demo_ids))
@@ -35,8 +46,10 @@ def answer_precision(
 ) -> np.ndarray:
     """Per query, the fraction of demonstrations whose canonical answer equals the query's.
 
-    ``precision@k = |{d in demos(q) : answer(d) = answer(q)}| / k`` (0 when k = 0)
+    ``precision@k = |{d in demos(q) : answer(d) = answer(q)}| / k`` (0 when k = 0); a
+    ``NoAnswersError`` if a query or a retrieved demonstration has no answers.
     """
+    _check_answers(queries, retrievals, pool)
     return np.array(
         [
             float(np.mean([pool[d].answer == q.answer for d in r.demo_ids])) if r.demo_ids else 0.0

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from drum.data.example import Example
-from drum.data.jsonl import read_examples
+from drum.data.jsonl import read_examples, require_references
 from drum.embed.cache import EmbeddingCache
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import ICLEvalConfig, evaluate_icl
@@ -125,8 +125,10 @@ def validate(
     image_weight = config.train.image_weight
     results: dict[str, Any] = {}
     for task in tasks:
-        pool = read_examples(task.pool, verify_images=False)
-        queries = read_examples(task.queries, verify_images=False)[: config.val_queries]
+        pool = read_examples(task.pool, verify_images=False, require_answers=True)
+        queries = read_examples(task.queries, verify_images=False)
+        require_references(task.queries, queries)  # hit@k and the ICL metric compare answers
+        queries = queries[: config.val_queries]
         retrieval = RetrievalConfig(
             strategy="concat", k=config.val_shots, image_weight=image_weight
         )
@@ -169,7 +171,8 @@ def _lists_for_task(
     progress: bool,
     context: DistContext,
 ) -> tuple[list[RankedList], dict[str, float]]:
-    pool = read_examples(task.pool, verify_images=False)
+    # Pool examples are both the demonstrations and the training queries: all need answers.
+    pool = read_examples(task.pool, verify_images=False, require_answers=True)
     queries = training_queries(pool, config.queries_per_task, config.train.seed)
 
     def retrieve() -> tuple[dict[str, list[Example]], dict[str, list[float]]]:

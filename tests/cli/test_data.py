@@ -7,6 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from drum.cli.main import app
+from tests.data.importers.fixtures import write_answerless
 
 runner = CliRunner()
 
@@ -21,3 +22,18 @@ def test_data_check_reports_file_and_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "check", str(bad)])
     assert result.exit_code == 2
     assert "bad.jsonl:1" in result.output and "malformed JSON" in result.output
+
+
+def test_data_check_counts_examples_without_answers_and_refuses_them_in_a_pool(
+    tiny_world: Path, tmp_path: Path
+) -> None:
+    path = write_answerless(tiny_world / "vqa" / "pool.jsonl", tmp_path / "test.jsonl")
+    result = runner.invoke(app, ["data", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "3 examples, all valid; 2 without answers" in result.output
+    result = runner.invoke(app, ["data", "check", "--pool", str(path)])
+    assert result.exit_code == 2
+    assert "test.jsonl:2: example" in result.output and "has no answers" in result.output
+    full = tiny_world / "vqa" / "pool.jsonl"
+    result = runner.invoke(app, ["data", "check", "--pool", str(full)])
+    assert result.exit_code == 0 and "without answers" not in result.output

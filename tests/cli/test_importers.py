@@ -61,6 +61,30 @@ def test_vqa_family(tmp_path: Path) -> None:
     _check(out, "queries")
 
 
+def test_vqa_test_split_without_annotations_imports_as_answerless_queries(
+    tmp_path: Path,
+) -> None:
+    train = write_vqa(tmp_path / "raw", "train2014")
+    test = write_vqa(tmp_path / "raw", "test2015")
+    out = tmp_path / "vqav2"
+    output = _ok(["data", "import", "vqav2", "--out", str(out),
+                  "--questions", str(train["questions"]), "--annotations",
+                  str(train["annotations"]), "--images", str(train["images"]),
+                  "--questions", str(test["questions"]), "--annotations", "none",
+                  "--images", str(test["images"]),
+                  "--split", "pool", "--split", "test"])  # fmt: skip
+    output = " ".join(output.split())
+    assert "pool: 4 examples" in output and "test: 4 examples" in output
+    assert "unanswered 4: no answers" in output and "skipped" not in output
+    report = json.loads((out / REPORT_NAME).read_text())
+    assert report["unanswered"] == {"pool": 0, "test": 4}
+    checked = " ".join(_ok(["data", "check", str(out / "test.jsonl")]).split())
+    assert "4 examples, all valid; 4 without answers" in checked
+    result = runner.invoke(app, ["data", "check", "--pool", str(out / "test.jsonl")])
+    assert result.exit_code == 2 and "test.jsonl:1: example" in result.output
+    assert "without answers" not in _ok(["data", "check", "--pool", str(out / "pool.jsonl")])
+
+
 def test_vqa_bad_input_exits_2_naming_the_problem(tmp_path: Path) -> None:
     files = write_vqa(tmp_path / "raw")
     base = ["data", "import", "vqav2", "--out", str(tmp_path / "out")]

@@ -33,3 +33,13 @@ def test_index_build_saves_an_index(tiny_world: Path, tiny_clip_dir: Path, tmp_p
     assert result.exit_code == 0, result.output
     index = VectorIndex.load(out)
     assert index.ntotal == 60 and index.meta["strategy"] == "concat"
+
+
+def test_index_build_refuses_a_pool_without_answers(tiny_world: Path, tmp_path: Path) -> None:
+    from tests.data.importers.fixtures import write_answerless
+
+    pool = write_answerless(tiny_world / "vqa" / "pool.jsonl", tmp_path / "test.jsonl")
+    args = ["index", "build", "--pool", str(pool), "--model", str(tmp_path / "no-model")]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "index")])
+    assert result.exit_code == 2  # before the model argument is even looked at
+    assert "test.jsonl:2: example" in result.output and "has no answers" in result.output

@@ -30,3 +30,21 @@ def test_mine_reports_a_bad_config_clearly(tiny_world: Path, tmp_path: Path) -> 
     )
     assert result.exit_code == 2
     assert "relevance must be one of" in result.output
+
+
+def test_mine_refuses_a_pool_without_answers_before_loading_models(
+    tiny_world: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from tests.data.importers.fixtures import write_answerless
+
+    world = tmp_path / "world"
+    shutil.copytree(tiny_world, world)
+    write_answerless(world / "vqa" / "pool.jsonl", world / "vqa" / "pool.jsonl")
+    args = ["mine", "--world", str(world), "--lvlm", str(tmp_path / "no-lvlm")]
+    result = CliRunner().invoke(
+        app, [*args, "--embedder", str(tmp_path / "no-embedder"), "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert "pool.jsonl:2: example" in result.output and "has no answers" in result.output

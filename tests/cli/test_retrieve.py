@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from drum.cli.main import app
+from tests.data.importers.fixtures import write_answerless
 
 runner = CliRunner()
 
@@ -78,3 +79,18 @@ def test_similarity_strategy_without_model_is_a_clear_error(
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "needs --model" in result.output
+
+
+def test_queries_without_answers_are_retrieved_for_but_a_pool_needs_answers(
+    tiny_world: Path, tmp_path: Path
+) -> None:
+    answerless = write_answerless(tiny_world / "vqa" / "val.jsonl", tmp_path / "test.jsonl", 0)
+    out = tmp_path / "random.jsonl"
+    args = ["retrieve", "--strategy", "random", "--k", "2", "--out", str(out)]
+    pool = ["--pool", str(tiny_world / "vqa" / "pool.jsonl")]
+    result = runner.invoke(app, [*args, *pool, "--queries", str(answerless)])
+    assert result.exit_code == 0, result.output
+    assert [len(json.loads(line)["demos"]) for line in out.read_text().splitlines()] == [2] * 3
+    result = runner.invoke(app, [*args, "--pool", str(answerless), "--queries", str(answerless)])
+    assert result.exit_code == 2
+    assert "test.jsonl:1: example" in result.output and "has no answers" in result.output

@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drum.data.example import Example
+from drum.data.example import Example, NoAnswersError, require_answered
 from drum.data.jsonl import (
     DataError,
     DataWarning,
+    count_unanswered,
     read_examples,
+    require_references,
     validate_dataset,
     verify_image,
     write_examples,
@@ -258,7 +260,6 @@ def test_missing_field_is_named(root: Path, field: str) -> None:
         ({"answers": {"a": "red"}}, "answers"),
         ({"answers": 3}, "answers"),
         ({"answers": [["red"]]}, "answers"),
-        ({"answers": []}, "answers"),
         ({"images": [1]}, "images"),
         ({"images": None}, "images"),
         ({"task": "segmentation"}, "task"),
@@ -535,9 +536,48 @@ def test_unserialisable_meta_fails_atomically(root: Path) -> None:
 def test_example_validation() -> None:
     with pytest.raises(ValueError, match="task"):
         Example(id="x", images=(), text="t", answers=("a",), task="ocr")
-    with pytest.raises(ValueError, match="no answers"):
-        Example(id="x", images=(), text="t", answers=(), task="vqa")
     with pytest.raises(ValueError, match="id"):
         Example(id="", images=(), text="t", answers=("a",), task="vqa")
     with pytest.raises(ValueError, match="no image"):
         _ = Example(id="x", images=(), text="t", answers=("a",), task="vqa").image
+
+
+def test_an_example_without_answers_is_a_query_that_cannot_be_a_demonstration() -> None:
+    query = Example(id="x", images=(), text="t", answers=(), task="vqa")
+    assert not query.has_answers
+    assert Example(id="y", images=(), text="t", answers=("a",), task="vqa").has_answers
+    with pytest.raises(
+        NoAnswersError, match="example 'x' has no answers: it cannot serve as a demonstration"
+    ):
+        _ = query.answer
+    require_answered([], "queries", "why")
+    with pytest.raises(NoAnswersError, match=r"1 of 2 queries have no answers \(the first: 'x'\)"):
+        require_answered([Example("y", (), "t", ("a",), "vqa"), query], "queries", "scoring")
+
+
+def test_empty_answers_are_a_query_without_references(root: Path) -> None:
+    lines = [
+        json.dumps(_record(id="q1")),
+        json.dumps(_record(id="q2", answers=[])),
+        json.dumps(_record(id="q3", answers=[])),
+    ]
+    path = _write_lines(root / "data.jsonl", lines)
+    examples = validate_dataset(path)
+    assert [e.answers for e in examples] == [("red", "red", "crimson"), (), ()]
+    assert count_unanswered(examples) == 2
+    # As a pool (demonstrations) the first answerless example is an error naming its line.
+    with pytest.raises(DataError, match=r"data\.jsonl:2: example 'q2' has no answers"):
+        read_examples(path, require_answers=True)
+    with pytest.raises(DataError, match=r"data\.jsonl:2: .*pool's examples serve as demo"):
+        validate_dataset(path, require_answers=True)
+    # As scored queries: counted.
+    with pytest.raises(
+        DataError,
+        match=r"data\.jsonl: 2 of 3 queries have no answers; scoring needs references",
+    ):
+        require_references(path, examples)
+    require_references(path, examples[:1])
+    # Written back as "answers": [].
+    write_examples(root / "copy.jsonl", examples)
+    assert json.loads((root / "copy.jsonl").read_text().splitlines()[1])["answers"] == []
+    assert read_examples(root / "copy.jsonl") == examples

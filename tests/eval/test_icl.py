@@ -531,3 +531,62 @@ def test_rows_count_the_prompts_cut_to_fit_the_context(tiny_world: Path, tmp_pat
     # An LVLM that keeps no such count says so with null.
     (row,) = evaluate_icl(task, FirstDemoLVLM(), ICLEvalConfig(("fixed",), (1,)), progress=False)
     assert row["truncated_prompts"] is None and row["dropped_demos"] is None
+
+
+# --------------------------------------------------- queries without answers cannot be scored
+def _answerless_task(tiny_world: Path, tmp_path: Path, side: str) -> TaskSpec:
+    """The vqa task with its ``side`` (pool or queries) replaced by 3 examples, 2 answerless."""
+    from tests.data.importers.fixtures import write_answerless
+
+    task = world_tasks(tiny_world)["vqa"]
+    source = task.pool if side == "pool" else task.queries
+    answerless = write_answerless(source, tmp_path / f"answerless_{side}.jsonl")
+    pool, queries = (answerless, task.queries) if side == "pool" else (task.pool, answerless)
+    return TaskSpec("vqa", "vqa", pool, queries)
+
+
+def test_queries_without_answers_fail_before_any_model_runs(
+    tiny_world: Path, tmp_path: Path
+) -> None:
+    task = _answerless_task(tiny_world, tmp_path, "queries")
+    message = r"answerless_queries\.jsonl: 2 of 3 queries have no answers; scoring needs refer"
+    config = ICLEvalConfig(strategies=("random",), shots=(0, 1))
+    with pytest.raises(ValueError, match=message):
+        check_eval([task], config)
+    lvlm = FirstDemoLVLM()
+    with pytest.raises(ValueError, match=message):
+        evaluate_icl(task, lvlm, config, progress=False)
+    assert lvlm.calls == 0
+
+
+def test_a_pool_without_answers_fails_naming_file_and_line(
+    tiny_world: Path, tmp_path: Path
+) -> None:
+    task = _answerless_task(tiny_world, tmp_path, "pool")
+    config = ICLEvalConfig(strategies=("random",), shots=(0, 1))
+    with pytest.raises(ValueError, match=r"answerless_pool\.jsonl:2: example .* has no answers"):
+        check_eval([task], config)
+
+
+@pytest.mark.parametrize(
+    ("side", "message"),
+    [
+        ("queries", "answerless_queries.jsonl: 2 of 3 queries have no answers; scoring needs"),
+        ("pool", "answerless_pool.jsonl:2: example"),
+    ],
+)
+def test_cli_eval_refuses_examples_without_answers_before_loading_models(
+    tiny_world: Path, tmp_path: Path, side: str, message: str
+) -> None:
+    task = _answerless_task(tiny_world, tmp_path, side)
+    task_file = tmp_path / "task.json"
+    task_file.write_text(
+        json.dumps({"name": "t", "task_type": "vqa", "pool": str(task.pool),
+                    "queries": str(task.queries)})
+    )  # fmt: skip
+    args = ["eval", "--task-file", str(task_file), "--strategy", "random", "--shots", "0,1"]
+    result = runner.invoke(app, [*args, "--model", str(tmp_path / "no-model"), "--out",
+                                 str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert not (tmp_path / "out").exists()

@@ -237,3 +237,21 @@ def test_query_with_no_candidates_gets_an_empty_entry(
     (feedback,) = score_feedback(counting, queries[:1], {queries[0].id: []}, progress=False)
     assert feedback.candidate_ids == () and feedback.scores == ()
     assert len(counting.scored) == 1
+
+
+def test_queries_or_candidates_without_answers_fail_before_any_scoring(
+    world: tuple[list[Example], dict[str, list[Example]]],
+) -> None:
+    from drum.data import NoAnswersError
+    from drum.testing import FakeLVLM
+
+    queries, candidates = world
+    lvlm = FakeLVLM("first_demo")
+    answerless = [dataclasses.replace(queries[0], answers=()), *queries[1:]]
+    with pytest.raises(NoAnswersError, match=r"1 of 4 queries have no answers"):
+        score_feedback(lvlm, answerless, candidates, progress=False)
+    shown = {**candidates, queries[0].id: [dataclasses.replace(candidates[queries[0].id][0],
+                                                               answers=())]}  # fmt: skip
+    with pytest.raises(NoAnswersError, match=r"candidates have no answers"):
+        score_feedback(lvlm, queries, shown, progress=False)
+    assert lvlm.calls == 0

@@ -23,3 +23,17 @@ def test_hit_rate_and_precision_by_hand() -> None:
     ]
     np.testing.assert_allclose(answer_hit_rate(queries, retrievals, pool), [1.0, 0.0, 0.0])
     np.testing.assert_allclose(answer_precision(queries, retrievals, pool), [2 / 3, 0.0, 0.0])
+
+
+def test_queries_or_demonstrations_without_answers_are_a_clear_error() -> None:
+    import pytest
+
+    from drum.data.example import NoAnswersError
+
+    unanswered = Example("u", (), "q", (), "vqa")
+    pool = {"a": _example("a", "x"), "u": unanswered}
+    for function in (answer_hit_rate, answer_precision):
+        with pytest.raises(NoAnswersError, match=r"1 of 1 queries have no answers.*'u'"):
+            function([unanswered], [Retrieval("u", ("a",), (0,))], pool)
+        with pytest.raises(NoAnswersError, match="1 of 2 retrieved demonstrations"):
+            function([_example("q", "x")], [Retrieval("q", ("a", "u"), (0, 0))], pool)

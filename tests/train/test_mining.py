@@ -92,3 +92,23 @@ def test_another_config_in_the_same_directory_is_refused(
             replace(TINY, queries_per_task=5),
             progress=False,
         )
+
+
+@pytest.mark.parametrize("side", ["pool", "queries"])
+def test_validation_refuses_examples_without_answers_before_embedding(
+    tiny_world: Path, tmp_path: Path, side: str
+) -> None:
+    from drum.data.jsonl import DataError
+    from drum.train.mining import validate
+    from tests.data.importers.fixtures import write_answerless
+
+    task = world_tasks(tiny_world, split="val")["vqa"]
+    answerless = write_answerless(getattr(task, side), tmp_path / "answerless.jsonl")
+    task = replace(task, **{side: answerless})
+    message = (
+        r"answerless\.jsonl:2: example .* has no answers"
+        if side == "pool"
+        else r"answerless\.jsonl: 2 of 3 queries have no answers; scoring needs references"
+    )
+    with pytest.raises(DataError, match=message):
+        validate(None, None, [task], TINY, progress=False)  # type: ignore[arg-type]

@@ -9,7 +9,8 @@ Formats (the registry ``FORMATS``; each an ``ImportFormat``, its options a typed
 =================  ==============  ==================================================
 name               task            inputs (per output split)
 =================  ==============  ==================================================
-``vqav2``          vqa             questions + annotations JSON, COCO image folder
+``vqav2``          vqa             questions + annotations JSON (or none: a test
+                                   split, answerless queries), COCO image folder
 ``okvqa``          vqa             the same layout as VQAv2
 ``vizwiz``         vqa             annotations JSON array, image folder
 ``coco-captions``  caption         ``captions_<split>.json`` + images, or a Karpathy file

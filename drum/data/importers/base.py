@@ -10,10 +10,13 @@ An import turns a public benchmark's own files into DRUM JSONL (``drum.data.json
   type. The message names the file, the line (JSONL) or the record (``questions[3]``) and what
   was expected.
 * **skips**: a well-formed record DRUM cannot use: its image file is missing or unreadable, an
-  annotation names an unknown question, a question has no annotation (test splits, whose answers
-  are not public: DRUM's JSONL needs at least one answer per example), a duplicate id. Each is
-  counted by reason, the first few are listed with where they are, and all of it is printed and
-  written to ``import_report.json``; nothing is dropped silently.
+  annotation names an unknown question, a duplicate id. Each is counted by reason, the first
+  few are listed with where they are, and all of it is printed and written to
+  ``import_report.json``; nothing is dropped silently.
+
+Questions without answers (test splits, whose answers are not public) are written, where the
+importer supports it (VQAv2, OK-VQA), as queries without references (``"answers": []``) and
+counted per split as ``unanswered`` in the report: not skips.
 
 The output directory is written as a whole (``atomic_directory``): a failed import leaves the
 previous one, or nothing. Every written split is then checked as ``drum data check`` checks it
@@ -201,10 +204,12 @@ def most_common_first(answers: list[str], preferred: str | None = None) -> list[
 
 @dataclass
 class SplitLog:
-    """What happened to one output split: examples kept, records skipped by reason."""
+    """What happened to one output split: examples kept (``unanswered`` of them without
+    answers), records skipped by reason."""
 
     examples: list[Example] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    unanswered: int = 0
     samples: dict[str, list[str]] = field(default_factory=dict)
     _ids: set[str] = field(default_factory=set)
 
@@ -222,6 +227,7 @@ class SplitLog:
             return
         self._ids.add(example.id)
         self.examples.append(example)
+        self.unanswered += not example.has_answers
 
 
 # Where the report lists records that belong to no output split (an unmapped source split).
@@ -287,12 +293,15 @@ class ImportReport:
     skipped: dict[str, dict[str, int]]
     samples: dict[str, dict[str, list[str]]]
     options: dict[str, Any]
+    # Per split, how many of the written examples have no answers (queries without references).
+    unanswered: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": self.format,
             "out": str(self.out),
             "written": self.written,
+            "unanswered": self.unanswered,
             "skipped": self.skipped,
             "skipped_samples": self.samples,
             "options": self.options,
@@ -303,6 +312,12 @@ class ImportReport:
         lines = []
         for split, count in self.written.items():
             lines.append(f"{split}: {count} examples -> {self.out / f'{split}.jsonl'}")
+            if self.unanswered.get(split):
+                lines.append(
+                    f'  unanswered {self.unanswered[split]}: no answers ("answers": []): '
+                    "queries without references, to retrieve for, not to score nor to use as "
+                    "a pool"
+                )
             for reason, skipped in sorted(self.skipped.get(split, {}).items()):
                 lines.append(f"  skipped {skipped}: {reason}")
         for reason, skipped in sorted(self.skipped.get(UNASSIGNED, {}).items()):
@@ -391,6 +406,7 @@ def write_import(
             skipped={s: dict(sorted(lg.skipped.items())) for s, lg in logs.items()},
             samples={s: lg.samples for s, lg in logs.items() if lg.samples},
             options=_options_dict(options),
+            unanswered={s: lg.unanswered for s, lg in log.splits.items()},
         )
         atomic_write_json(staging / REPORT_NAME, report.to_dict())
     return report

@@ -20,7 +20,11 @@ VizWiz, per split: ``[{"image", "question", "answers": [{"answer", "answer_confi
 "answerable", "answer_type"}, ...]`` and its image folder; ``id`` is the image's file stem
 (VizWiz asks one question per image) and the most frequent answer goes first.
 
-Questions without answers (the test splits) are skipped and reported: DRUM examples need one.
+VQAv2 / OK-VQA questions without annotations (the test splits, whose answers are not public;
+no annotations file at all: ``annotations=None``, ``--annotations none``) are written as
+queries without references, ``"answers": []``, counted in the report as ``unanswered``: they
+can be retrieved for, not scored nor used as demonstrations (``Example.has_answers``). VizWiz
+records without answers are still skipped and reported.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from drum.data.importers.base import (
     write_import,
 )
 
-UNANSWERED = "no answers (an unanswered question, e.g. of a test split: DRUM examples need one)"
+UNANSWERED = "no answers (an unanswered question, e.g. of a test split; vizwiz skips them)"
 EMPTY_ANSWER = "an empty answer string (DRUM answers must be non-empty)"
 
 
@@ -53,13 +57,15 @@ EMPTY_ANSWER = "an empty answer string (DRUM answers must be non-empty)"
 class VQASource:
     """One split of VQAv2 / OK-VQA: its questions and annotations files and image folder.
 
-    ``coco_split`` names the images (``COCO_<coco_split>_<image_id:012d>.jpg``); ``None``
-    reads it from the questions file's ``data_subtype``.
+    ``annotations`` ``None``: a split without public answers (test-dev, test), every question
+    a query without references. ``coco_split`` names the images
+    (``COCO_<coco_split>_<image_id:012d>.jpg``); ``None`` reads it from the questions file's
+    ``data_subtype``.
     """
 
     split: str
     questions: Path
-    annotations: Path
+    annotations: Path | None
     images: Path
     coco_split: str | None = None
 
@@ -146,10 +152,14 @@ def _collect_vqa_split(
     require_dir(source.images, "the COCO image folder (COCO_<split>_<image_id:012d>.jpg)")
     questions = require(questions_file, "questions", list, Where(source.questions))
     coco_split = _coco_split(source, questions_file)
-    annotations_file = read_json(
-        source.annotations, dict, 'a VQA annotations file: an object with an "annotations" array'
-    )
-    annotations = require(annotations_file, "annotations", list, Where(source.annotations))
+    annotations: list[Any] = []
+    if source.annotations is not None:
+        annotations_file = read_json(
+            source.annotations,
+            dict,
+            'a VQA annotations file: an object with an "annotations" array',
+        )
+        annotations = require(annotations_file, "annotations", list, Where(source.annotations))
 
     by_question: dict[int, tuple[Where, dict[str, Any]]] = {}
     for index, question in enumerate(questions):
@@ -166,6 +176,7 @@ def _collect_vqa_split(
 
     annotation_of: dict[int, tuple[Where, dict[str, Any]]] = {}
     for index, annotation in enumerate(annotations):
+        assert source.annotations is not None
         where = Where(source.annotations, record=f"annotations[{index}]")
         if not isinstance(annotation, dict):
             raise where.error(f"expected an object, got {annotation!r}")
@@ -182,18 +193,13 @@ def _collect_vqa_split(
             annotation_of[question_id] = (where, annotation)
 
     for question_id, (where, question) in by_question.items():
-        if question_id not in annotation_of:
-            log.skip(UNANSWERED, where)
-            continue
-        annotation_where, annotation = annotation_of[question_id]
         image_id = question["image_id"]
+        # No annotation (a test split): a query without references, "answers": [].
+        annotation_where, annotation = annotation_of.get(question_id, (where, {"answers": []}))
         if "image_id" in annotation and annotation["image_id"] != image_id:
             log.skip("the annotation's image_id differs from its question's", annotation_where)
             continue
         answers = answer_strings(annotation["answers"], "answer", annotation_where)
-        if not answers:
-            log.skip(UNANSWERED, annotation_where)
-            continue
         if not all(answer.strip() for answer in answers):
             log.skip(EMPTY_ANSWER, annotation_where)
             continue
@@ -240,7 +246,9 @@ def import_vqa(options: VQAOptions, out: Path, format_name: str = "vqav2") -> Im
             _collect_vqa_split(source, log.split(source.split), images, format_name)
         return log
 
-    inputs = [p for s in options.sources for p in (s.questions, s.annotations, s.images)]
+    inputs = [
+        p for s in options.sources for p in (s.questions, s.annotations, s.images) if p is not None
+    ]
     return write_import(out, format_name, options, inputs, collect)
 
 

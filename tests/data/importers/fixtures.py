@@ -197,3 +197,15 @@ def write_memes(
     path = root / name
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def write_answerless(source: Path, out: Path, keep: int = 1) -> Path:
+    """``source``'s first 3 examples as ``out``, all but the first ``keep`` without answers
+    (queries without references, as a test split imports)."""
+    from dataclasses import replace
+
+    from drum.data.jsonl import read_examples, write_examples
+
+    examples = read_examples(source)[:3]
+    write_examples(out, [e if i < keep else replace(e, answers=()) for i, e in enumerate(examples)])
+    return out

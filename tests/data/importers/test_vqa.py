@@ -93,28 +93,72 @@ def test_skips_are_counted_and_listed(tmp_path: Path) -> None:
     write_json(files["annotations"], annotations)
     out = tmp_path / "out"
     report = import_dataset("vqav2", _options(files), out)
-    assert report.written == {"queries": 4}
+    # The question without an annotation is a query without answers: counted, not skipped.
+    assert report.written == {"queries": 5} and report.unanswered == {"queries": 1}
     assert report.skipped["queries"] == {
         "annotation for a question_id not in the questions file": 1,
         "image file not found": 1,
-        UNANSWERED: 1,
     }
     samples = report.samples["queries"]
     assert samples["annotation for a question_id not in the questions file"] == [
         f"{files['annotations']} annotations[5]"
     ]
-    assert "questions[5]" in samples[UNANSWERED][0]
     assert coco_name("val2014", 9) in samples["image file not found"][0]
     summary = report.summary()
-    assert "skipped 1: image file not found" in summary and "queries: 4 examples" in summary
+    assert "skipped 1: image file not found" in summary and "queries: 5 examples" in summary
+    assert "unanswered 1: no answers" in summary
     on_disk = json.loads((out / REPORT_NAME).read_text())
-    assert on_disk["skipped"]["queries"][UNANSWERED] == 1
+    assert on_disk["unanswered"] == {"queries": 1} and UNANSWERED not in on_disk["skipped"]
+    examples = {e.id: e for e in validate_dataset(out / "queries.jsonl")}
+    unanswered = examples["92"]
+    assert unanswered.answers == () and not unanswered.has_answers
+    assert unanswered.text == "An unanswered one?"
+    assert unanswered.meta == {"source": "vqav2", "question_id": 92, "image_id": 1}
+    assert all(e.has_answers for key, e in examples.items() if key != "92")
 
 
-def test_a_test_split_without_annotations_is_an_error_naming_the_skips(tmp_path: Path) -> None:
+def test_an_annotation_with_no_answers_is_an_answerless_query(tmp_path: Path) -> None:
+    files = write_vqa(tmp_path / "raw")
+    annotations = json.loads(files["annotations"].read_text())
+    annotations["annotations"][0]["answers"] = []
+    write_json(files["annotations"], annotations)
+    report = import_dataset("vqav2", _options(files), tmp_path / "out")
+    assert report.written == {"queries": 4} and report.unanswered == {"queries": 1}
+    examples = {e.id: e for e in validate_dataset(tmp_path / "out" / "queries.jsonl")}
+    assert examples["11"].answers == () and examples["11"].meta["question_type"] == "how many"
+
+
+@pytest.mark.parametrize("annotations", ["empty", "none"])
+@pytest.mark.parametrize("format_name", ["vqav2", "okvqa"])
+def test_a_test_split_without_annotations_imports_as_answerless_queries(
+    tmp_path: Path, format_name: str, annotations: str
+) -> None:
     files = write_vqa(tmp_path / "raw")
     write_json(files["annotations"], {"annotations": []})
-    with pytest.raises(DataError, match="split 'queries': no usable example.*unanswered"):
+    source = VQASource(
+        "test",
+        files["questions"],
+        files["annotations"] if annotations == "empty" else None,
+        files["images"],
+    )
+    out = tmp_path / "out"
+    report = import_dataset(format_name, VQAOptions(sources=(source,)), out)
+    assert report.written == {"test": 4} and report.unanswered == {"test": 4}
+    assert report.skipped == {"test": {}}
+    examples = validate_dataset(out / "test.jsonl")
+    assert len(examples) == 4 and not any(e.has_answers for e in examples)
+    assert {e.meta["source"] for e in examples} == {format_name}
+    lines = [json.loads(line) for line in (out / "test.jsonl").read_text().splitlines()]
+    assert all(line["answers"] == [] for line in lines)
+    with pytest.raises(DataError, match=r"test\.jsonl:1: example '\d+' has no answers"):
+        validate_dataset(out / "test.jsonl", require_answers=True)  # not a pool
+
+
+def test_an_import_of_only_missing_images_is_still_an_error(tmp_path: Path) -> None:
+    files = write_vqa(tmp_path / "raw")
+    for image in files["images"].iterdir():
+        image.unlink()
+    with pytest.raises(DataError, match="split 'queries': no usable example.*image file not"):
         import_dataset("vqav2", _options(files), tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing half-written
 
