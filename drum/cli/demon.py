@@ -178,19 +178,36 @@ def demon_eval_command(
             pending_samples(task, out, max_per_task)
     except DemonFormatError as error:
         fail(str(error))
+    from drum.utils.distributed import DistContext
+
+    try:  # under torchrun: each rank generates its share of every task (docs/scale.md)
+        context = DistContext.from_env(device)
+    except ValueError as error:
+        fail(str(error))
+    if device_map is not None and context.distributed:
+        fail("--device-map spreads one model over every GPU: run it as one process")
     placement = {"dtype": dtype} if dtype != "auto" else {}
     if device_map is not None:
         placement["device_map"] = device_map
-    lvlm: Any = load_lvlm(model, device=device, **placement)
+    lvlm: Any = load_lvlm(model, device=context.device, **placement)
     if adapter is not None:
         lvlm = wrap_adapter(lvlm, adapter)
     try:
         scores = evaluate_demon(
-            lvlm, selected, out, max_per_task, batch_size, max_new_tokens, categories=categories
+            lvlm,
+            selected,
+            out,
+            max_per_task,
+            batch_size,
+            max_new_tokens,
+            progress=context.is_main,
+            categories=categories,
+            context=context,
         )
     except (DemonFormatError, DemonScoringError, DemonRunError) as error:
         fail(str(error))
-    _report(out, scores)
+    if context.is_main:
+        _report(out, scores)
 
 
 @app.command("make-builtin")

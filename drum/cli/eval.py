@@ -151,6 +151,7 @@ def eval_command(
     from drum.embed.cache import EmbeddingCache
     from drum.eval.icl import FeedbackLookup
     from drum.feedback.cache import FeedbackCache
+    from drum.utils.distributed import DistContext
 
     feedback = None
     if feedback_cache is not None:
@@ -159,6 +160,13 @@ def eval_command(
         except ValueError as error:  # DataError: a malformed line, naming file and line
             fail(str(error))
 
+    try:  # under torchrun: each rank generates its share of every row (docs/scale.md)
+        context = DistContext.from_env(device)
+    except ValueError as error:
+        fail(str(error))
+    if device_map is not None and context.distributed:
+        fail("--device-map spreads one model over every GPU: run it as one process")
+    device = context.device
     encoders = {
         name: load_embedder(
             paths[name], options.get(name, "--embedder"), device=device, dtype=dtype
@@ -176,7 +184,11 @@ def eval_command(
         out,
         cache=EmbeddingCache(cache) if encoders else None,
         feedback=feedback,
+        progress=context.is_main,
+        context=context,
     )
+    if not context.is_main:
+        return
     show_tables(markdown_table(results), icl_tables(results))
     console.print(
         f"results: {out / 'icl_results.json'} (+ .md, .png; per-query records: "

@@ -26,8 +26,10 @@ from tqdm.auto import tqdm
 from drum.demon.format import DemonSample, DemonTask
 from drum.demon.predictions import append_predictions, predictions_path, read_predictions
 from drum.demon.prompt import demon_prompt
-from drum.demon.score import first_samples, score_tasks
+from drum.demon.score import SCORES_FILE, first_samples, score_tasks
+from drum.demon.sharded import finish_leftovers, rank_block, rank_part_dir
 from drum.lvlm.base import LVLM
+from drum.utils.distributed import DistContext
 from drum.utils.io import atomic_write_json
 
 RUN_FILE = "demon_run.json"
@@ -74,18 +76,40 @@ def generate_predictions(
     batch_size: int = BATCH_SIZE,
     max_new_tokens: int = MAX_NEW_TOKENS,
     progress: bool = True,
+    context: DistContext | None = None,
 ) -> int:
     """Generate what is missing from each task's ``pred.json``, one atomic append per batch;
-    return how many samples were generated."""
+    return how many samples were generated (by all ranks).
+
+    ``context``: under a launcher each rank generates a contiguous block of whole batches of
+    each task into its own part and rank 0 merges them (``drum.demon.sharded``)."""
+    context = context or DistContext()
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens}")
     out_dir = Path(out_dir)
-    check_run(out_dir, {"model": lvlm.fingerprint, "max_new_tokens": max_new_tokens})
+
+    def prepare() -> None:  # rank 0 first: it writes the record and merges leftover parts
+        check_run(out_dir, {"model": lvlm.fingerprint, "max_new_tokens": max_new_tokens})
+        if context.is_main:
+            finish_leftovers(out_dir, tasks)
+
+    context.main_first(prepare)
     pending = {task.name: pending_samples(task, out_dir, max_per_task) for task in tasks}
     total = sum(len(samples) for samples in pending.values())
-    with tqdm(total=total, desc="DEMON", unit="sample", disable=not progress) as bar:
+    context.barrier()  # every rank has read pred.json before rank 0 rewrites one
+    # One process appends to <out>/<Task>/pred.json; each of N ranks to its own part.
+    target = (
+        rank_part_dir(out_dir, context.rank, context.world_size) if context.distributed else out_dir
+    )
+    if context.distributed:  # this rank's whole batches of each task
+        pending = {
+            name: samples[slice(*rank_block(len(samples), batch_size, context))]
+            for name, samples in pending.items()
+        }
+    own = sum(len(samples) for samples in pending.values())
+    with tqdm(total=own, desc="DEMON", unit="sample", disable=not progress) as bar:
         for task in tasks:
             samples = pending[task.name]
             bar.set_postfix_str(task.name)
@@ -100,11 +124,16 @@ def generate_predictions(
                         f"DEMON task {task.name!r}, sample_ids {ids!r}: {error}"
                     ) from error
                 append_predictions(
-                    out_dir,
+                    target,
                     task,
                     {s.sample_id: r for s, r in zip(batch, replies, strict=True)},
                 )
                 bar.update(len(batch))
+            if context.distributed:
+                context.barrier()  # every rank's part of this task is written
+                if context.is_main:
+                    finish_leftovers(out_dir, [task])
+                context.barrier()  # merged: no rank writes the next task's part before
     return total
 
 
@@ -117,6 +146,7 @@ def evaluate_demon(
     max_new_tokens: int = MAX_NEW_TOKENS,
     progress: bool = True,
     categories: Mapping[str, Sequence[str]] | None = None,
+    context: DistContext | None = None,
 ) -> dict[str, Any]:
     """Generate greedily (resuming, see the module docstring) then score into ``out_dir``:
     ``<Task>/pred.json``, ``<Task>/sample_scores.jsonl`` and ``demon_scores.json``, with
@@ -129,8 +159,9 @@ def evaluate_demon(
     """
     if not tasks:
         raise ValueError("no DEMON task to evaluate")
+    context = context or DistContext()
     generated = generate_predictions(
-        lvlm, tasks, out_dir, max_per_task, batch_size, max_new_tokens, progress
+        lvlm, tasks, out_dir, max_per_task, batch_size, max_new_tokens, progress, context
     )
     config = {
         "model": lvlm.fingerprint,
@@ -139,4 +170,11 @@ def evaluate_demon(
         "decoding": "greedy",
         "generated_this_run": generated,
     }
-    return score_tasks(tasks, out_dir, out_dir, max_per_task, config=config, categories=categories)
+    if context.is_main:  # only rank 0 writes the scores
+        scores = score_tasks(
+            tasks, out_dir, out_dir, max_per_task, config=config, categories=categories
+        )
+    context.barrier()
+    if context.is_main:
+        return scores
+    return json.loads((Path(out_dir) / SCORES_FILE).read_text(encoding="utf-8"))

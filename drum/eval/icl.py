@@ -69,11 +69,13 @@ from drum.eval.records import (
 from drum.feedback.cache import FeedbackCache
 from drum.lvlm.base import LVLM
 from drum.lvlm.prompt import ICLPrompt, PromptTemplate, build_prompt
+from drum.lvlm.sharded import counts_over_ranks, generate_sharded
 from drum.metrics.registry import MetricSpec, get_metric
 from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings, PoolExclusions
 from drum.retrieve.strategies import ORDERS, RULES, RetrievalConfig, StrategySpec, get_strategy
 from drum.tasks.spec import TaskSpec
+from drum.utils.distributed import DistContext
 from drum.utils.io import atomic_write_json
 from drum.utils.provenance import provenance
 
@@ -367,21 +369,19 @@ def _row(
     demo_sets: Sequence[DemoSet] | None = None,
     feedback: FeedbackLookup | None = None,
     similarity: bool = False,
+    context: DistContext | None = None,
 ) -> dict[str, Any]:
     """Generate and score one row; with ``records`` (a list) append its per-query records
     (module docstring), ``demo_sets`` aligned with ``queries`` (None at zero-shot)."""
     assert task.max_new_tokens is not None  # TaskSpec.__post_init__ resolves the default
     started = time.perf_counter()
     before = _context_counts(lvlm)
-    replies = lvlm.generate(
-        prompts,
-        max_new_tokens=task.max_new_tokens,
-        batch_size=config.batch_size,
-        progress=progress,
+    # Under a launcher each rank generates its block of whole batches (drum.lvlm.sharded).
+    replies = generate_sharded(
+        lvlm, prompts, task.max_new_tokens, config.batch_size, context, progress
     )
-    truncated, dropped = (
-        (None, None) if before is None else _difference(_context_counts(lvlm), before)
-    )
+    counts = None if before is None else _difference(_context_counts(lvlm), before)
+    truncated, dropped = counts_over_ranks(counts, context) or (None, None)
     if len(replies) != len(prompts):
         raise RuntimeError(f"the LVLM returned {len(replies)} replies to {len(prompts)} prompts")
     metric, per_query = _score(
@@ -522,11 +522,14 @@ def evaluate_icl(
     progress: bool = True,
     records: list[dict[str, Any]] | None = None,
     feedback: FeedbackLookup | None = None,
+    context: DistContext | None = None,
 ) -> list[dict[str, Any]]:
     """One task's result rows (conventions in the module docstring).
 
     ``records``: a list to append the per-query records to (module docstring; none kept when
-    None); ``feedback``: where their feedback scores are looked up.
+    None); ``feedback``: where their feedback scores are looked up. ``context``: the ranks
+    of a ``torchrun`` job; each generates its share of every row's prompts and every rank
+    returns the rows (and records) one process returns (default: one process).
 
     ``embedders``: name -> embedder; each similarity strategy uses the one its spec names
     (``"default"`` unless it says otherwise).
@@ -545,18 +548,36 @@ def evaluate_icl(
     if 0 in config.shots:
         prompts = [build_prompt([], query, task.template) for query in queries]
         rows.append(
-            _row(task, ZERO_SHOT, 0, None, prompts, queries, lvlm, specs, config, progress, records)
+            _row(
+                task,
+                ZERO_SHOT,
+                0,
+                None,
+                prompts,
+                queries,
+                lvlm,
+                specs,
+                config,
+                progress,
+                records,
+                context=context,
+            )  # fmt: skip
         )
     if not config.demo_shots:
         return rows
     # (pool, queries) embeddings per embedder name, computed once for all its strategies.
-    embeddings: dict[str, tuple[PoolEmbeddings, PoolEmbeddings]] = {
-        name: (
-            PoolEmbeddings.compute(pool, embedders[name], cache, progress=progress),
-            PoolEmbeddings.compute(queries, embedders[name], cache, progress=progress),
-        )
-        for name in config.required_embedders
-    }
+    # Rank 0 embeds into the cache first; the other ranks then read the same vectors.
+    embeddings: dict[str, tuple[PoolEmbeddings, PoolEmbeddings]] = (
+        context or DistContext()
+    ).main_first(
+        lambda: {
+            name: (
+                PoolEmbeddings.compute(pool, embedders[name], cache, progress=progress),
+                PoolEmbeddings.compute(queries, embedders[name], cache, progress=progress),
+            )
+            for name in config.required_embedders
+        }
+    )
     by_id = {example.id: example for example in pool}
     for strategy in config.strategies:
         seeded = config.is_seeded(strategy)
@@ -600,6 +621,7 @@ def evaluate_icl(
                         demo_sets[k],
                         feedback,
                         similarity=strategy.uses_similarity,
+                        context=context,
                     )
                 )
     return rows
@@ -623,12 +645,14 @@ def run_icl_eval(
     progress: bool = True,
     records: bool = True,
     feedback: FeedbackLookup | None = None,
+    context: DistContext | None = None,
 ) -> dict[str, Any]:
     """Evaluate every task, write ``out_dir/icl_results.json`` atomically and render the report.
 
     With ``records`` the per-query records go to ``out_dir/icl_queries.jsonl`` (module
     docstring), their feedback scores looked up in ``feedback`` when given; the results JSON
-    is the same either way.
+    is the same either way. ``context``: under a launcher every rank generates its share
+    (``evaluate_icl``) and only rank 0 writes the files; every rank returns what rank 0 wrote.
 
     ``embedders`` as in ``evaluate_icl``; the JSON records each under its name
     (``config.embedders``). Returns the results exactly as written (read back from the file).
@@ -650,7 +674,11 @@ def run_icl_eval(
     rows = []
     kept: list[dict[str, Any]] | None = [] if records else None
     for task in tasks:
-        rows.extend(evaluate_icl(task, lvlm, config, embedders, cache, progress, kept, feedback))
+        rows.extend(
+            evaluate_icl(
+                task, lvlm, config, embedders, cache, progress, kept, feedback, context=context
+            )
+        )
     results = {
         "config": {
             **config.to_dict(),
@@ -670,8 +698,11 @@ def run_icl_eval(
         "provenance": provenance(),
     }
     path = Path(out_dir) / RESULTS_FILE
-    if kept is not None:
-        write_query_records(Path(out_dir) / QUERIES_FILE, kept)
-    atomic_write_json(path, results)
-    render_report(path)
+    context = context or DistContext()
+    if context.is_main:  # every rank holds the same rows and records; one writes them
+        if kept is not None:
+            write_query_records(Path(out_dir) / QUERIES_FILE, kept)
+        atomic_write_json(path, results)
+        render_report(path)
+    context.barrier()  # the files are written
     return json.loads(path.read_text(encoding="utf-8"))

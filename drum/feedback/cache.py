@@ -100,6 +100,10 @@ class FeedbackCache:
     def get(self, key: FeedbackKey) -> ScoreResult | None:
         return self._scores.get(key)
 
+    def items(self) -> list[tuple[FeedbackKey, ScoreResult]]:
+        """Every ``(key, score)`` held, in the order the file first lists the keys."""
+        return list(self._scores.items())
+
     def add(self, records: Iterable[FeedbackRecord]) -> None:
         """Append ``records`` durably (under the lock, then fsync) and remember them."""
         records = [r for r in records if r.key not in self._scores]

@@ -19,10 +19,11 @@ A rerun resumes: finished rounds are skipped, a round's scoring resumes from the
 cache and its training from its last epoch checkpoint.
 
 Under ``torchrun`` / ``accelerate launch`` (N processes) the retriever training is
-data-parallel (``train_retriever``). Retrieval, LVLM scoring and validation run on rank 0
-while the other ranks wait; they then read the candidate lists from rank 0's caches
-(embedding and feedback hits only, nothing scored twice), so every rank trains on the same
-lists. Only rank 0 writes the round records and the summary.
+data-parallel (``train_retriever``) and the LVLM feedback scoring is sharded
+(``drum.feedback.sharded``: each rank scores a contiguous block of the prompts into its own
+part of the feedback cache, rank 0 merges them in scoring order). Retrieval embeds on rank 0
+first (the others read the embedding cache); validation runs on rank 0 while the others wait.
+Every rank builds the same lists; only rank 0 writes the round records and the summary.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from drum.embed.cache import EmbeddingCache
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import ICLEvalConfig, evaluate_icl
 from drum.feedback.cache import FeedbackCache
-from drum.feedback.scorer import QueryFeedback, score_feedback
+from drum.feedback.scorer import QueryFeedback
+from drum.feedback.sharded import score_feedback_sharded
 from drum.lvlm.base import LVLM
 from drum.retrieve.quality import answer_hit_rate, answer_precision
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
@@ -167,21 +169,34 @@ def _lists_for_task(
     embedding_cache: EmbeddingCache,
     config: MiningConfig,
     progress: bool,
+    context: DistContext,
 ) -> tuple[list[RankedList], dict[str, float]]:
     # Pool examples are both the demonstrations and the training queries: all need answers.
     pool = read_examples(task.pool, verify_images=False, require_answers=True)
     queries = training_queries(pool, config.queries_per_task, config.train.seed)
-    candidates, similarity = retrieve_candidates(
-        embedder,
-        pool,
-        queries,
-        config.feedback.candidates,
-        config.train.image_weight,
-        embedding_cache,
-    )
+
+    def retrieve() -> tuple[dict[str, list[Example]], dict[str, list[float]]]:
+        return retrieve_candidates(
+            embedder,
+            pool,
+            queries,
+            config.feedback.candidates,
+            config.train.image_weight,
+            embedding_cache,
+        )
+
+    # Rank 0 embeds; the others then read the same vectors from the cache (hits only).
+    candidates, similarity = context.main_first(retrieve)
     by_id = {example.id: example for example in pool}
-    feedback = score_feedback(
-        lvlm, queries, candidates, feedback_cache, config.feedback, task.template, progress
+    feedback = score_feedback_sharded(
+        lvlm,
+        queries,
+        candidates,
+        feedback_cache,
+        config.feedback,
+        task.template,
+        progress and context.is_main,
+        context,
     )
     statistics = feedback_statistics(feedback)
     if config.relevance == "similarity":
@@ -274,18 +289,25 @@ def mine(
             embedder = HFDualEncoder(previous_dir, device=device)
 
             def score(embedder: HFDualEncoder = embedder) -> tuple[list[RankedList], dict]:
-                # A fresh cache object: the other ranks read what rank 0 appended.
+                # Every rank scores its share of the prompts (drum.feedback.sharded).
                 feedback_cache = FeedbackCache(out_dir / "feedback.jsonl")
                 lists: list[RankedList] = []
                 statistics = {}
                 for task in tasks:
                     task_lists, statistics[task.name] = _lists_for_task(
-                        task, embedder, lvlm, feedback_cache, embedding_cache, config, progress
+                        task,
+                        embedder,
+                        lvlm,
+                        feedback_cache,
+                        embedding_cache,
+                        config,
+                        progress,
+                        context,
                     )
                     lists.extend(task_lists)
                 return lists, statistics
 
-            lists, statistics = context.main_first(score)
+            lists, statistics = score()
             timings["retrieve_and_score"] = round(time.perf_counter() - started, 1)
             started = time.perf_counter()
             embedder_dir = train_retriever(

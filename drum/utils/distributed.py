@@ -57,6 +57,20 @@ def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
     return rank * n // world_size, (rank + 1) * n // world_size
 
 
+def block_bounds(n: int, unit: int, rank: int, world_size: int) -> tuple[int, int]:
+    """``[start, stop)`` of rank ``rank``'s contiguous block of **whole units** of ``n`` items:
+    the items are cut into ``b = ceil(n / unit)`` units of ``unit`` (the last one shorter) and
+    the units are split by ``shard_bounds(b, rank, world_size)``.
+
+    A rank that processes its block ``unit`` items at a time therefore meets exactly the
+    units one process meets (``unit`` = a batch, or a scorer's flush chunk), so batched
+    results are computed as one process computes them, whatever ``world_size``."""
+    if unit < 1:
+        raise ValueError(f"unit must be >= 1, got {unit}")
+    lo, hi = shard_bounds(-(-n // unit), rank, world_size)
+    return min(lo * unit, n), min(hi * unit, n)
+
+
 def shard(items: Sequence[T], rank: int, world_size: int) -> list[T]:
     """Rank ``rank``'s contiguous block of ``items`` (see ``shard_bounds``); the blocks of
     ranks ``0..N-1`` concatenated are ``items`` again."""

@@ -1,4 +1,5 @@
-"""``mine`` with 2 gloo processes: rank 0 scores, nobody scores twice, training is shared."""
+"""``mine`` with 2 gloo processes: each rank scores its share of the feedback prompts, rank 0
+merges them into the file one process writes, training is shared."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def test_two_process_mining_scores_once_and_trains_the_same_retriever(
     mine(tasks, HFLVLM(tiny_llava_dir), tiny_clip_dir, one, ONE_ROUND, progress=False)
     two = tmp_path / "two"
     spawn_ranks(_mine_rank, 2, tiny_world, tiny_clip_dir, tiny_llava_dir, two)
-    # Rank 0 scored every prompt once; rank 1 only read the cache (no line appended twice).
+    # Each prompt scored once, by one rank; rank 0 merged the parts in scoring order.
     assert (two / "feedback.jsonl").read_text() == (one / "feedback.jsonl").read_text()
     summaries = [json.loads((path / "mining.json").read_text()) for path in (one, two)]
     rounds = [summary["rounds"][1] for summary in summaries]

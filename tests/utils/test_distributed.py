@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from drum.testing import spawn_ranks
-from drum.utils.distributed import DistContext, part_path, read_parts, shard, shard_bounds
+from drum.utils.distributed import (
+    DistContext,
+    block_bounds,
+    part_path,
+    read_parts,
+    shard,
+    shard_bounds,
+)
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 7, 16])
@@ -27,6 +34,16 @@ def test_shards_are_contiguous_balanced_and_concatenate_to_the_items(
 def test_shard_rejects_a_rank_outside_the_world() -> None:
     with pytest.raises(ValueError, match=r"rank 2 is not in \[0, 2\)"):
         shard([1, 2], 2, 2)
+
+
+def test_block_bounds_split_whole_units() -> None:
+    # 24 items, units of 8: 3 units over 2 ranks -> [0, 8) and [8, 24).
+    assert [block_bounds(24, 8, r, 2) for r in range(2)] == [(0, 8), (8, 24)]
+    # A short last unit; an empty block for a rank with no unit left.
+    assert [block_bounds(10, 4, r, 4) for r in range(4)] == [(0, 0), (0, 4), (4, 8), (8, 10)]
+    assert block_bounds(0, 4, 1, 2) == (0, 0)
+    with pytest.raises(ValueError, match="unit"):
+        block_bounds(4, 0, 0, 1)
 
 
 def test_part_path_names_rank_and_world() -> None:
