@@ -10,35 +10,19 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from drum.data.jsonl import read_examples
 from drum.testing import spawn_ranks
 from drum.train import trainer as trainer_module
 from drum.train.config import RetrieverTrainConfig
 from drum.train.lists import RankedList
 from drum.train.trainer import CARD_NAME, train_retriever
 from drum.utils.distributed import DistContext
+from tests.train.ranked import answer_ranked_lists
 
 # 25 lists in global batches of 8: 8, 8, 8, 1, so the ranks' blocks are 4 + 4 and, in the
 # short last batch, 0 + 1 (rank 0 then only joins the all-reduce).
 CONFIG = RetrieverTrainConfig(
     epochs=2, batch_size=8, candidates_per_query=4, lr=1e-3, warmup_steps=2
 )
-
-
-def _lists(world: Path) -> list[RankedList]:
-    """Per query, 10 pool candidates ranked by whether they share its answer (then by id)."""
-    pool = read_examples(world / "vqa" / "pool.jsonl", verify_images=False)
-    rng = np.random.default_rng(0)
-    out = []
-    for query in pool[:25]:
-        others = [e for e in pool if e.id != query.id]
-        picked = [others[int(i)] for i in rng.choice(len(others), size=10, replace=False)]
-        scored = sorted(
-            ((float(c.answer == query.answer) - 0.01 * i, c) for i, c in enumerate(picked)),
-            key=lambda pair: -pair[0],
-        )
-        out.append(RankedList(query, tuple(c for _, c in scored), tuple(s for s, _ in scored)))
-    return out
 
 
 STEPS_PER_EPOCH = 4  # 25 lists in batches of 8
@@ -66,7 +50,7 @@ def _train_rank(model: Path, lists: list[RankedList], out: Path, die: bool) -> N
 def test_two_processes_killed_and_resumed_end_within_1e_5_of_one_process(
     tiny_world: Path, tiny_clip_dir: Path, tmp_path: Path
 ) -> None:
-    lists = _lists(tiny_world)
+    lists = answer_ranked_lists(tiny_world, 25)
     one = train_retriever(
         tiny_clip_dir, lists, tmp_path / "one", CONFIG, progress=False, context=DistContext()
     )

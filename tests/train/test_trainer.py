@@ -5,36 +5,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from drum.data.jsonl import read_examples
 from drum.train import trainer as trainer_module
 from drum.train.config import RetrieverTrainConfig
 from drum.train.dual_encoder import TrainableDualEncoder
 from drum.train.lists import RankedList
 from drum.train.trainer import CARD_NAME, in_batch_contrastive_loss, train_retriever
+from tests.train.ranked import answer_ranked_lists
 
 CONFIG = RetrieverTrainConfig(epochs=2, batch_size=8, candidates_per_query=4, lr=1e-3)
 
 
 @pytest.fixture(scope="module")
 def lists(tiny_world: Path) -> list[RankedList]:
-    """Per query, 10 pool candidates ranked by whether they share its answer (then by id)."""
-    pool = read_examples(tiny_world / "vqa" / "pool.jsonl", verify_images=False)
-    rng = np.random.default_rng(0)
-    out = []
-    for query in pool[:24]:
-        others = [e for e in pool if e.id != query.id]
-        picked = [others[int(i)] for i in rng.choice(len(others), size=10, replace=False)]
-        scored = sorted(
-            ((float(c.answer == query.answer) - 0.01 * i, c) for i, c in enumerate(picked)),
-            key=lambda pair: -pair[0],
-        )
-        out.append(RankedList(query, tuple(c for _, c in scored), tuple(s for s, _ in scored)))
-    return out
+    return answer_ranked_lists(tiny_world, 24)
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
