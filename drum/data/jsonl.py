@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +133,26 @@ def verify_image(image_path: Path, source: Path, line: int | None) -> None:
         ) from None
 
 
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each non-blank line of ``path``, a UTF-8 BOM dropped.
+
+    Read as bytes and decoded line by line, so that invalid UTF-8 is a ``DataError`` naming its
+    line rather than a bare ``UnicodeDecodeError`` from somewhere in a read-ahead chunk.
+    """
+    with path.open("rb") as handle:
+        for line_number, raw_bytes in enumerate(handle, start=1):
+            try:
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    path, line_number, f"not valid UTF-8 ({error.reason} at byte {error.start})"
+                ) from None
+            if line_number == 1:
+                raw = raw.removeprefix(_BOM)  # editors on Windows write one
+            if raw.strip():
+                yield line_number, raw
+
+
 def read_examples(
     path: str | os.PathLike[str], verify_images: bool = True, require_answers: bool = False
 ) -> list[Example]:
@@ -156,33 +176,20 @@ def read_examples(
     first_line_of: dict[str, int] = {}
     unknown: dict[str, int] = {}  # unknown field -> the line it first appears on
     verified: set[Path] = set()
-    # Bytes, decoded line by line, so that invalid UTF-8 is a DataError naming its line rather
-    # than a bare UnicodeDecodeError from somewhere in a read-ahead chunk.
-    with path.open("rb") as handle:
-        for line_number, raw_bytes in enumerate(handle, start=1):
-            try:
-                raw = raw_bytes.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise DataError(
-                    path, line_number, f"not valid UTF-8 ({error.reason} at byte {error.start})"
-                ) from None
-            if line_number == 1:
-                raw = raw.removeprefix(_BOM)  # editors on Windows write one
-            if not raw.strip():
-                continue
-            example, extra = _parse_line(raw, path, line_number, verify_images, verified)
-            if require_answers and not example.has_answers:
-                raise DataError(path, line_number, unanswered_demonstration(example))
-            if example.id in first_line_of:
-                raise DataError(
-                    path,
-                    line_number,
-                    f"duplicate id {example.id!r} (first seen on line {first_line_of[example.id]})",
-                )
-            first_line_of[example.id] = line_number
-            for name in extra:
-                unknown.setdefault(name, line_number)
-            examples.append(example)
+    for line_number, raw in text_lines(path):
+        example, extra = _parse_line(raw, path, line_number, verify_images, verified)
+        if require_answers and not example.has_answers:
+            raise DataError(path, line_number, unanswered_demonstration(example))
+        if example.id in first_line_of:
+            raise DataError(
+                path,
+                line_number,
+                f"duplicate id {example.id!r} (first seen on line {first_line_of[example.id]})",
+            )
+        first_line_of[example.id] = line_number
+        for name in extra:
+            unknown.setdefault(name, line_number)
+        examples.append(example)
     if unknown:
         first = min(unknown.values())
         warnings.warn(

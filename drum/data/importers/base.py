@@ -35,7 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from drum.data.example import Example
-from drum.data.jsonl import DataError, validate_dataset, verify_image, write_examples
+from drum.data.jsonl import (
+    DataError,
+    text_lines,
+    validate_dataset,
+    verify_image,
+    write_examples,
+)
 from drum.utils.io import atomic_directory, atomic_write_json
 
 REPORT_NAME = "import_report.json"
@@ -105,29 +111,18 @@ def read_jsonl(path: Path, what: str) -> list[tuple[int, dict[str, Any]]]:
     """``(line number, object)`` for each non-blank line of the JSONL file ``path``."""
     _require_file(path, f"JSON lines of {what}")
     records = []
-    with path.open("rb") as handle:
-        for number, raw_bytes in enumerate(handle, start=1):
-            try:
-                raw = raw_bytes.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise DataError(
-                    path, number, f"not valid UTF-8 ({error.reason} at byte {error.start})"
-                ) from None
-            if number == 1:
-                raw = raw.removeprefix("\ufeff")
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as error:
-                raise DataError(
-                    path,
-                    number,
-                    f"malformed JSON at column {error.colno}: {error.msg}; expected {what}",
-                ) from None
-            if not isinstance(record, dict):
-                raise DataError(path, number, f"expected {what}, got a JSON {_type_name(record)}")
-            records.append((number, record))
+    for number, raw in text_lines(path):
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise DataError(
+                path,
+                number,
+                f"malformed JSON at column {error.colno}: {error.msg}; expected {what}",
+            ) from None
+        if not isinstance(record, dict):
+            raise DataError(path, number, f"expected {what}, got a JSON {_type_name(record)}")
+        records.append((number, record))
     return records
 
 
