@@ -155,6 +155,23 @@ def bench_exact(
     return rows, exact, {"flat_add_s": add_s, "wrapper_results_identical_to_raw": bool(identical)}
 
 
+def train_and_fill(
+    index: VectorIndex, pool: np.ndarray, ids: list[str], nlist: int, seed: int
+) -> tuple[int, float, float]:
+    """Train ``index`` on a subsample of ``pool`` (64 vectors per IVF list, drawn with
+    ``seed``), add the whole pool; ``(training sample size, train seconds, add seconds)``."""
+    # ~40 points per list is FAISS's floor for a warning-free k-means; 64 gives a margin.
+    train_n = min(len(pool), 64 * nlist)
+    sample = pool[np.random.default_rng(seed).choice(len(pool), train_n, replace=False)]
+    start = time.perf_counter()
+    index.train(sample)
+    train_s = time.perf_counter() - start
+    del sample
+    start = time.perf_counter()
+    index.add(pool, ids)
+    return train_n, train_s, time.perf_counter() - start
+
+
 def bench_ivf(
     raw: faiss.IndexFlatIP,
     pool: np.ndarray,
@@ -170,16 +187,7 @@ def bench_ivf(
     """
     factory = f"IVF{args.nlist},Flat"
     ivf = VectorIndex(args.dim, IndexConfig(factory, "ip"))
-    # ~40 points per list is FAISS's floor for a warning-free k-means; 64 gives a margin.
-    train_n = min(args.n, 64 * args.nlist)
-    sample = pool[np.random.default_rng(args.seed + 3).choice(args.n, train_n, replace=False)]
-    start = time.perf_counter()
-    ivf.train(sample)
-    train_s = time.perf_counter() - start
-    del sample
-    start = time.perf_counter()
-    ivf.add(pool, ids)
-    add_s = time.perf_counter() - start
+    train_n, train_s, add_s = train_and_fill(ivf, pool, ids, args.nlist, args.seed + 3)
     space = faiss.ParameterSpace()
 
     def search_at(nprobe: int) -> tuple[np.ndarray, np.ndarray]:
@@ -244,15 +252,7 @@ def bench_pq(
     depth = max(args.rerank)
     config = IndexConfig(factory, "ip", rerank=depth if depth > 0 else None)
     built = VectorIndex(args.dim, config)
-    train_n = min(args.n, 64 * args.nlist)
-    sample = pool[np.random.default_rng(args.seed + 4).choice(args.n, train_n, replace=False)]
-    start = time.perf_counter()
-    built.train(sample)
-    train_s = time.perf_counter() - start
-    del sample
-    start = time.perf_counter()
-    built.add(pool, ids)
-    add_s = time.perf_counter() - start
+    train_n, train_s, add_s = train_and_fill(built, pool, ids, args.nlist, args.seed + 4)
     with tempfile.TemporaryDirectory(prefix="bench_pq_", dir=args.workdir) as workdir:
         start = time.perf_counter()
         built.save(workdir)
