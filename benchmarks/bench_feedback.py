@@ -13,7 +13,9 @@ Both sides compute ``s(c) = log p(a | c, q) - log p(a | q)`` (per-token means) f
     score.
 
 (a) and (b) are timed alternately over chunks of ``--chunk`` queries, so that load from other
-processes hits both alike; ``speedup`` is (b)'s time over the row's time.
+processes hits both alike, in ``--rounds`` rounds (each with (a) cold again: a fresh model
+object and cache); seconds are per round, and ``speedup`` is (b)'s total time over the row's
+(``meta.round_speedups`` has each round's).
 
 (d) scaling: (a)'s work in freshly spawned processes, 1 process x 2 torch threads vs 2
 processes x 1 thread (the queries split into 2 shards), and 1 x 1 for reference, alternated
@@ -204,6 +206,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="candidate sampling seed")
     parser.add_argument("--chunk", type=int, default=5, help="queries per alternation of a/b")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of (a) vs (b), each with (a) cold again; seconds are averaged and the "
+        "speed-up is the ratio of the totals (the naive loop alone varies by 1.5x between "
+        "runs on this machine)",
+    )
+    parser.add_argument(
         "--scaling-rounds",
         type=int,
         default=2,
@@ -212,6 +222,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     n_queries, n_candidates = (10, 5) if args.quick else (args.queries, args.candidates)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
     torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -245,29 +257,47 @@ def main() -> None:
         # alternately over chunks of queries (which goes first alternates too), so that load
         # from other processes on a shared machine hits both sides alike. (a)'s feature cache
         # and on-disk cache carry over from chunk to chunk, as in one run over all queries.
-        batched = HFLVLM(model_dir)
+        # Each of ``--rounds`` rounds starts (a) cold again: a fresh model object and cache.
         naive = HFLVLM(model_dir, image_feature_cache_size=0)
-        batched_images, naive_images = vision_encodings(batched), vision_encodings(naive)
-        # Spies record every prompt that reaches ``score``: row (c) must record none.
-        counting, naive_counting = SpyLVLM(batched), SpyLVLM(naive)
+        naive_images = vision_encodings(naive)
+        naive_counting = SpyLVLM(naive)
         config = FeedbackConfig(batch_size=args.batch_size)
-        cache_path = workdir / "feedback.jsonl"
-        cache = FeedbackCache(cache_path)
-        fast: list[QueryFeedback] = []
-        slow: dict[tuple[str, str], float] = {}
-        fast_seconds = slow_seconds = 0.0
-        for number, start in enumerate(range(0, n_queries, args.chunk)):
-            chunk = queries[start : start + args.chunk]
-            for side in "ab" if number % 2 == 0 else "ba":
-                started = time.perf_counter()
-                if side == "a":
-                    fast += score_feedback(
-                        counting, chunk, candidates, cache, config, progress=False
-                    )
-                    fast_seconds += time.perf_counter() - started
-                else:
-                    slow.update(naive_feedback(naive_counting, chunk, candidates))
-                    slow_seconds += time.perf_counter() - started
+        round_seconds: list[tuple[float, float]] = []
+        round_differences: list[float] = []
+        for round_number in range(args.rounds):
+            batched = HFLVLM(model_dir)
+            batched_images = vision_encodings(batched)
+            # Spies record every prompt that reaches ``score``: row (c) must record none.
+            counting = SpyLVLM(batched)
+            cache_path = workdir / f"feedback-{round_number}.jsonl"
+            cache = FeedbackCache(cache_path)
+            fast: list[QueryFeedback] = []
+            slow: dict[tuple[str, str], float] = {}
+            naive_counting.scored.clear()
+            naive_images.clear()
+            fast_seconds = slow_seconds = 0.0
+            for number, start in enumerate(range(0, n_queries, args.chunk)):
+                chunk = queries[start : start + args.chunk]
+                for side in "ab" if (number + round_number) % 2 == 0 else "ba":
+                    started = time.perf_counter()
+                    if side == "a":
+                        fast += score_feedback(
+                            counting, chunk, candidates, cache, config, progress=False
+                        )
+                        fast_seconds += time.perf_counter() - started
+                    else:
+                        slow.update(naive_feedback(naive_counting, chunk, candidates))
+                        slow_seconds += time.perf_counter() - started
+            round_seconds.append((fast_seconds, slow_seconds))
+            round_differences.append(
+                max(
+                    abs(score - slow[(f.query_id, candidate)])
+                    for f in fast
+                    for candidate, score in zip(f.candidate_ids, f.scores, strict=True)
+                )
+            )
+        fast_seconds = sum(a for a, _ in round_seconds)
+        slow_seconds = sum(b for _, b in round_seconds)
         fast_prompts = len(counting.scored)
         if naive._feature_cache:  # size 0 must keep nothing between calls
             sys.exit(f"image_feature_cache_size=0 kept {len(naive._feature_cache)} encodings")
@@ -303,27 +333,23 @@ def main() -> None:
                     *(abs(v - slow[tuple(k.split("|", 1))]) for k, v in scores.items()),
                 )
 
-    differences = [
-        abs(score - slow[(f.query_id, candidate)])
-        for f in fast
-        for candidate, score in zip(f.candidate_ids, f.scores, strict=True)
-    ]
-    max_difference = max(differences)
+    max_difference = max(round_differences)
+    rounds = args.rounds
     rows = [
         {
             "case": "(a) batched, cold cache",
             "prompts": fast_prompts,
             "images_encoded": encoded_before_warm,
-            "seconds": fast_seconds,
-            "pairs_per_s": pairs / fast_seconds,
+            "seconds": fast_seconds / rounds,
+            "pairs_per_s": pairs * rounds / fast_seconds,
             "speedup": slow_seconds / fast_seconds,
         },
         {
             "case": "(b) naive loop",
             "prompts": len(naive_counting.scored),
             "images_encoded": sum(naive_images),
-            "seconds": slow_seconds,
-            "pairs_per_s": pairs / slow_seconds,
+            "seconds": slow_seconds / rounds,
+            "pairs_per_s": pairs * rounds / slow_seconds,
             "speedup": 1.0,
         },
         {
@@ -363,6 +389,9 @@ def main() -> None:
         "threads": args.threads,
         "seed": args.seed,
         "chunk": args.chunk,
+        "rounds": rounds,
+        "round_seconds_a_b": [list(pair) for pair in round_seconds],
+        "round_speedups": [b / a for a, b in round_seconds],
         "max_abs_difference_a_vs_b": max_difference,
         "tolerance": TOLERANCE,
         "warm_equals_cold": warm == fast,

@@ -298,7 +298,7 @@ class HFLVLM(LVLM):
         prompt's image paths and, if ``count_image_tokens``, how many image tokens the
         processor gave each image of each prompt (what per-image spans are cut by)."""
         texts = [self.render(prompt) for prompt in prompts]
-        images = [[Path(p) for p in prompt.images] for prompt in prompts]
+        images = [list(prompt.images) for prompt in prompts]
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         if any(images):
             kwargs["images"] = [[load_image(p) for p in row] for row in images]
@@ -436,7 +436,7 @@ class HFLVLM(LVLM):
         are tokenised in one call. The ids are ``_encode``'s (``tests/lvlm/test_hf_lvlm.py``
         checks it)."""
         texts = [self.render(prompt) for prompt in prompts]
-        images = [[Path(p) for p in prompt.images] for prompt in prompts]
+        images = [list(prompt.images) for prompt in prompts]
         flat = self._image_features([path for row in images for path in row])
         token = self.processor.image_token
         expanded, features, counts, position = [], [], [], 0

@@ -80,7 +80,9 @@ class Turn:
     @classmethod
     def of(cls, images: Sequence[Path], text: str, answer: str | None = None) -> Turn:
         """The turn that shows ``images`` (in order), then ``text``."""
-        return cls((*(ImagePart(Path(image)) for image in images), TextPart(text)), answer)
+        # Paths are kept as given: constructing one again re-parses it (a cost per prompt).
+        paths = (image if isinstance(image, Path) else Path(image) for image in images)
+        return cls((*(ImagePart(path) for path in paths), TextPart(text)), answer)
 
     @property
     def images(self) -> tuple[Path, ...]:
