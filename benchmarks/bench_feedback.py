@@ -299,8 +299,8 @@ def main() -> None:
         fast_seconds = sum(a for a, _ in round_seconds)
         slow_seconds = sum(b for _, b in round_seconds)
         fast_prompts = len(counting.scored)
-        if naive._feature_cache:  # size 0 must keep nothing between calls
-            sys.exit(f"image_feature_cache_size=0 kept {len(naive._feature_cache)} encodings")
+        if naive.feature_cache:  # size 0 must keep nothing between calls
+            sys.exit(f"image_feature_cache_size=0 kept {len(naive.feature_cache)} encodings")
 
         # (c) warm on-disk cache: a fresh cache object reading (a)'s file, as a rerun would.
         encoded_before_warm = sum(batched_images)

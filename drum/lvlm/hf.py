@@ -39,7 +39,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -49,10 +48,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from drum.data.images import image_key, load_image
+from drum.data.images import load_image
 from drum.lvlm.base import LVLM, ScoreResult
 from drum.lvlm.blip2_processor import Blip2InterleavedProcessor
 from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
+from drum.lvlm.image_features import ImageFeatureCache
 from drum.lvlm.prompt import ICLPrompt
 from drum.lvlm.pruning import last_layer_mlp, only_at_positions
 from drum.lvlm.qwen_processor import Qwen2VLImageOnlyProcessor
@@ -65,8 +65,6 @@ log = logging.getLogger(__name__)
 CONTEXT_OVERFLOW = ("error", "drop_demos")
 # ``model_max_length`` at or above this is transformers' "no limit declared" placeholder.
 _NO_DECLARED_LIMIT = 10**7
-# Image paths whose content keys ``HFLVLM`` remembers (cleared when full).
-_PATH_KEYS_LIMIT = 1 << 16
 # Distinct answers whose token ids ``HFLVLM`` remembers (cleared when full).
 _ANSWER_MEMO_LIMIT = 1 << 16
 # Batches encoded together and sorted by length in ``HFLVLM.score`` (LLaVA-style models).
@@ -222,10 +220,14 @@ class HFLVLM(LVLM):
         self._accepts_mm_token_type_ids = (
             "mm_token_type_ids" in inspect.signature(self.model.forward).parameters
         )
-        self._feature_cache: OrderedDict[str, torch.Tensor] = OrderedDict()
-        self._feature_cache_size = image_feature_cache_size
+        # Post-projector image encodings, reused across prompts and calls (LLaVA-style models).
+        self.feature_cache = ImageFeatureCache(
+            self.model,
+            getattr(self.processor, "image_processor", None),
+            self.device,
+            image_feature_cache_size,
+        )
         self._feature_cache_bypass = 0
-        self._path_keys: dict[Path, tuple[tuple[int, int], str]] = {}
         self._answer_memo: dict[str, list[int]] = {}
         # LlavaProcessor expands each image placeholder into image tokens only (as many as the
         # image's encoding has rows), so cached encodings let scoring skip the processor's
@@ -341,67 +343,9 @@ class HFLVLM(LVLM):
         non-empty cache, outside ``feature_cache_bypassed``."""
         return (
             self.model_type in FEATURE_CACHE_MODEL_TYPES
-            and self._feature_cache_size > 0
+            and self.feature_cache.capacity > 0
             and not self._feature_cache_bypass
         )
-
-    def _image_keys(self, paths: Sequence[Path]) -> list[str]:
-        """``image_key`` of each path, memoised by ``(path, size, mtime_ns)``: hashing the file
-        again is only needed when it changed (a rewrite shows in its size or mtime)."""
-        keys = []
-        for path in paths:
-            stat = path.stat()
-            stamp = (stat.st_size, stat.st_mtime_ns)
-            known = self._path_keys.get(path)
-            if known is None or known[0] != stamp:
-                if len(self._path_keys) >= _PATH_KEYS_LIMIT:
-                    self._path_keys.clear()
-                known = (stamp, image_key(path))
-                self._path_keys[path] = known
-            keys.append(known[1])
-        return keys
-
-    def _image_features(
-        self, paths: Sequence[Path], pixels: torch.Tensor | None = None
-    ) -> list[torch.Tensor]:
-        """The post-projector encoding of every image in ``paths`` (one tensor each), from the
-        cache where present; the others are encoded once each (one vision-tower call) and
-        cached. ``pixels``: the images' ``pixel_values`` when already computed (row ``i`` is
-        ``paths[i]``), else only the missing images are loaded and preprocessed."""
-        keys = self._image_keys(paths)
-        # This batch's features are gathered here, not read back from the cache afterwards:
-        # inserting new encodings may evict entries this very batch needs (a batch with more
-        # distinct images than the cache holds, or hits that were the least recently used).
-        batch: dict[str, torch.Tensor] = {}
-        missing: dict[str, int] = {}
-        for index, key in enumerate(keys):
-            if key in self._feature_cache:
-                self._feature_cache.move_to_end(key)
-                batch[key] = self._feature_cache[key]
-            elif key not in missing:
-                missing[key] = index
-        if missing:
-            rows = list(missing.values())
-            if pixels is None:
-                new_pixels = self._pixel_values([paths[i] for i in rows])
-            else:
-                new_pixels = pixels[rows]
-            with torch.inference_mode():
-                features = self.model.model.get_image_features(
-                    pixel_values=new_pixels.to(self.device, self.model.dtype)
-                ).pooler_output
-            for key, feature in zip(missing, features, strict=True):
-                batch[key] = feature
-                self._feature_cache[key] = feature
-            while len(self._feature_cache) > self._feature_cache_size:
-                self._feature_cache.popitem(last=False)
-        return [batch[key] for key in keys]
-
-    def _pixel_values(self, paths: Sequence[Path]) -> torch.Tensor:
-        """``pixel_values`` of ``paths`` as ``LlavaProcessor`` makes them (the fast path's
-        processor): its image processor's, with no text to tokenise alongside."""
-        images = [load_image(path) for path in paths]
-        return self.processor.image_processor(images, return_tensors="pt")["pixel_values"]
 
     def _cached_image_features(
         self, images: list[list[Path]], vision: dict[str, Any]
@@ -410,7 +354,7 @@ class HFLVLM(LVLM):
         if not self._uses_cached_features() or "pixel_values" not in vision:
             return vision
         flat = [path for row in images for path in row]
-        features = self._image_features(flat, vision["pixel_values"])
+        features = self.feature_cache.features(flat, vision["pixel_values"])
         rest = {k: v for k, v in vision.items() if k != "pixel_values"}
         return {**rest, **_encoder_outputs(features)}
 
@@ -430,14 +374,14 @@ class HFLVLM(LVLM):
     ) -> tuple[list[list[int]], list[list[torch.Tensor]], list[list[Path]], list[list[int]]]:
         """Token ids, image encodings, image paths and image-token counts of each prompt,
         without the processor's per-batch image work: images not cached yet are loaded,
-        preprocessed and encoded once (``_image_features``); each image placeholder of the
-        rendered text is expanded into as many image tokens as its encoding has rows (what
+        preprocessed and encoded once (``ImageFeatureCache.features``); each image placeholder
+        of the rendered text is expanded into as many image tokens as its encoding has rows (what
         ``LlavaProcessor`` does from the pixel size, and what the model checks), then the texts
         are tokenised in one call. The ids are ``_encode``'s (``tests/lvlm/test_hf_lvlm.py``
         checks it)."""
         texts = [self.render(prompt) for prompt in prompts]
         images = [list(prompt.images) for prompt in prompts]
-        flat = self._image_features([path for row in images for path in row])
+        flat = self.feature_cache.features([path for row in images for path in row])
         token = self.processor.image_token
         expanded, features, counts, position = [], [], [], 0
         for number, (text, row) in enumerate(zip(texts, images, strict=True)):

@@ -64,7 +64,7 @@ def test_encoding_from_features_equals_the_processors(
     assert fast_images == images
     assert "pixel_values" not in fast_vision
     flat = [path for row in images for path in row]
-    assert torch.equal(lvlm._pixel_values(flat), vision["pixel_values"])
+    assert torch.equal(lvlm.feature_cache.pixel_values(flat), vision["pixel_values"])
 
 
 def test_fast_scores_equal_the_processor_paths_in_order(llava: Path, mixed: Prompts) -> None:

@@ -193,7 +193,7 @@ def test_llava_image_features_are_cached(
     calls.clear()
     assert lvlm.score(prompts, answers) == first
     assert not calls
-    assert len(lvlm._feature_cache) == len({p for prompt in prompts for p in prompt.images})
+    assert len(lvlm.feature_cache) == len({p for prompt in prompts for p in prompt.images})
 
 
 def test_llava_feature_cache_smaller_than_a_batch(
@@ -207,7 +207,7 @@ def test_llava_feature_cache_smaller_than_a_batch(
     small = HFLVLM(path, image_feature_cache_size=2)
     _assert_scores_close(small.score(prompts, answers), expected)
     _assert_scores_close(small.score(prompts[::-1], answers[::-1]), expected[::-1])
-    assert len(small._feature_cache) == 2
+    assert len(small.feature_cache) == 2
 
 
 def test_processor_without_chat_template_is_a_clear_error(
