@@ -50,6 +50,10 @@ class ImageFeatureCache:
     def __len__(self) -> int:
         return len(self._encodings)
 
+    def clear(self) -> None:
+        """Forget every encoding (the path-key memo stays: it follows the files)."""
+        self._encodings.clear()
+
     def keys(self, paths: Sequence[Path]) -> list[str]:
         """``image_key`` of each path, memoised by ``(path, size, mtime_ns)``: hashing the file
         again is only needed when it changed (a rewrite shows in its size or mtime)."""

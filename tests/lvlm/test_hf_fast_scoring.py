@@ -119,6 +119,11 @@ def test_each_distinct_image_is_encoded_once(llava: Path, mixed: Prompts) -> Non
     encoded.clear()
     lvlm.score(prompts, answers, batch_size=2)
     assert not encoded
+    # Cleared, the cache encodes every image again.
+    lvlm.feature_cache.clear()
+    assert len(lvlm.feature_cache) == 0
+    lvlm.score(prompts, answers, batch_size=2)
+    assert sum(encoded) == len({path for prompt in prompts for path in prompt.images})
 
 
 def test_a_rewritten_image_file_is_encoded_again(
