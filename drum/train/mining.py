@@ -22,7 +22,8 @@ Under ``torchrun`` / ``accelerate launch`` (N processes) the retriever training 
 data-parallel (``train_retriever``) and the LVLM feedback scoring is sharded
 (``drum.feedback.sharded``: each rank scores a contiguous block of the prompts into its own
 part of the feedback cache, rank 0 merges them in scoring order). Retrieval embeds on rank 0
-first (the others read the embedding cache); validation runs on rank 0 while the others wait.
+first (the others read the embedding cache); validation is shared as ``drum eval`` shares an
+evaluation (rank 0 embeds, then each rank generates its block of the ICL prompts).
 Every rank builds the same lists; only rank 0 writes the round records and the summary.
 """
 
@@ -119,9 +120,15 @@ def validate(
     config: MiningConfig,
     progress: bool,
     cache: EmbeddingCache | None = None,
+    context: DistContext | None = None,
 ) -> dict[str, Any]:
     """Per task: answer hit rate and precision of ``val_shots`` retrieved demonstrations,
-    and (with an LVLM) its ICL metric with them, on the first ``val_queries`` queries."""
+    and (with an LVLM) its ICL metric with them, on the first ``val_queries`` queries.
+
+    ``context``: the ranks of a ``torchrun`` job, all of which call this (rank 0 embeds into
+    ``cache`` first, each rank generates its share of the ICL prompts); every rank returns
+    what one process returns."""
+    context = context or DistContext()
     image_weight = config.train.image_weight
     results: dict[str, Any] = {}
     for task in tasks:
@@ -134,9 +141,14 @@ def validate(
         )
         # Through ``cache``, the ICL evaluation below and the next round's retrieval reuse
         # these embeddings instead of computing them again.
-        pool_embeddings = PoolEmbeddings.compute(pool, embedder, cache)
+        pool_embeddings, query_embeddings = context.main_first(
+            lambda pool=pool, queries=queries: (
+                PoolEmbeddings.compute(pool, embedder, cache),
+                PoolEmbeddings.compute(queries, embedder, cache),
+            )
+        )
         retriever = DemonstrationRetriever(pool_embeddings, retrieval)
-        retrievals = retriever.retrieve(queries, PoolEmbeddings.compute(queries, embedder, cache))
+        retrievals = retriever.retrieve(queries, query_embeddings)
         by_id = {example.id: example for example in pool}
         row: dict[str, Any] = {
             f"hit@{config.val_shots}": float(answer_hit_rate(queries, retrievals, by_id).mean()),
@@ -154,7 +166,13 @@ def validate(
                 corpus_ci="fixed_statistics",
             )
             (icl_row,) = evaluate_icl(
-                task, lvlm, eval_config, {DEFAULT_EMBEDDER: embedder}, cache, progress
+                task,
+                lvlm,
+                eval_config,
+                {DEFAULT_EMBEDDER: embedder},
+                cache,
+                progress and context.is_main,
+                context=context,
             )
             row[task.primary_metric] = icl_row["metric"][task.primary_metric]["value"]
         results[task.name] = row
@@ -265,16 +283,23 @@ def mine(
         )
 
     baseline_path = out_dir / "round_0" / ROUND_NAME
-    if not baseline_path.is_file() and context.is_main:
+    # Rank 0's view decides (it writes the file), so every rank takes the same branch.
+    if not context.all_gather_object(baseline_path.is_file())[0]:
         started = time.perf_counter()
         embedder = HFDualEncoder(base_embedder, device=device)
-        baseline = {
-            "round": 0,
-            "embedder": str(Path(base_embedder).resolve()),
-            "validation": validate(embedder, lvlm, tasks, config, progress, embedding_cache),
-            "seconds": {"validation": round(time.perf_counter() - started, 1)},
-        }
-        atomic_write_json(baseline_path, baseline)
+        validation = validate(
+            embedder, lvlm, tasks, config, progress, embedding_cache, context
+        )  # every rank: the evaluation is shared
+        if context.is_main:
+            atomic_write_json(
+                baseline_path,
+                {
+                    "round": 0,
+                    "embedder": str(Path(base_embedder).resolve()),
+                    "validation": validation,
+                    "seconds": {"validation": round(time.perf_counter() - started, 1)},
+                },
+            )
     context.barrier()
     rounds.append(json.loads(baseline_path.read_text(encoding="utf-8")))
     write_summary()
@@ -314,17 +339,18 @@ def mine(
                 previous_dir, lists, round_dir / "embedder", config.train, progress, context
             )
             timings["train"] = round(time.perf_counter() - started, 1)
+            started = time.perf_counter()
+            validation = validate(
+                HFDualEncoder(embedder_dir, device=device),
+                lvlm,
+                tasks,
+                config,
+                progress,
+                embedding_cache,
+                context,
+            )
+            timings["validation"] = round(time.perf_counter() - started, 1)
             if context.is_main:
-                started = time.perf_counter()
-                validation = validate(
-                    HFDualEncoder(embedder_dir, device=device),
-                    lvlm,
-                    tasks,
-                    config,
-                    progress,
-                    embedding_cache,
-                )
-                timings["validation"] = round(time.perf_counter() - started, 1)
                 atomic_write_json(
                     record_path,
                     {

@@ -1,5 +1,5 @@
 """``mine`` with 2 gloo processes: each rank scores its share of the feedback prompts, rank 0
-merges them into the file one process writes, training is shared."""
+merges them into the file one process writes, training and validation are shared."""
 
 from __future__ import annotations
 
@@ -41,6 +41,13 @@ def test_two_process_mining_scores_once_and_trains_the_same_retriever(
     summaries = [json.loads((path / "mining.json").read_text()) for path in (one, two)]
     rounds = [summary["rounds"][1] for summary in summaries]
     assert rounds[0]["feedback"] == rounds[1]["feedback"]
+    # Validation shared by the ranks (each generates its block of the ICL prompts): the
+    # starting embedder's metrics are the one-process ones exactly.
+    baselines = [summary["rounds"][0]["validation"] for summary in summaries]
+    assert baselines[0] == baselines[1]
+    # The trained retriever is within 1e-5 of the one-process one (below), close enough here
+    # that its retrievals, and so its validation, are the same.
+    assert rounds[1]["validation"] == rounds[0]["validation"]
     assert rounds[0]["training_lists"] == rounds[1]["training_lists"]
     a, b = (load_file(p / "round_1" / "embedder" / "model.safetensors") for p in (one, two))
     # As in test_distributed_trainer: every weight but the attention key biases (true gradient
