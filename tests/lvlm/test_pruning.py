@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -33,31 +33,32 @@ def test_a_module_runs_only_at_the_positions_and_is_zero_elsewhere() -> None:
     assert mlp(hidden).shape == (3, 7, 4) and seen[-1] == (3, 7, 8)
 
 
-def _mlp_widths(lvlm: HFLVLM) -> tuple[list[int], Any]:
+@pytest.fixture
+def watched(build: Callable[[str], Any]) -> Iterator[tuple[HFLVLM, list[int]]]:
+    """A tiny LLaVA and the sequence length its last decoder layer's MLP sees, per pass."""
+    lvlm = HFLVLM(build("llava").path)
     mlp = last_layer_mlp(lvlm.model)
     assert mlp is decoder_layers(lvlm.model)[-1].mlp
     widths: list[int] = []
     handle = mlp.register_forward_hook(
         lambda module, args, output: widths.append(int(args[0].shape[1]))
     )
-    return widths, handle
+    yield lvlm, widths
+    handle.remove()
 
 
 def test_fast_scoring_runs_the_last_mlp_only_where_answers_are_scored(
-    build: Callable[[str], Any], batch: tuple[list[ICLPrompt], list[str]]
+    watched: tuple[HFLVLM, list[int]],
+    build: Callable[[str], Any],
+    batch: tuple[list[ICLPrompt], list[str]],
 ) -> None:
-    prompts, answers = batch
-    lvlm = HFLVLM(build("llava").path)
-    widths, handle = _mlp_widths(lvlm)
+    (lvlm, widths), (prompts, answers) = watched, batch
     lengths: list[int] = []
     lvlm.model.register_forward_hook(
         lambda module, args, kwargs, output: lengths.append(int(kwargs["input_ids"].shape[1])),
         with_kwargs=True,
     )
-    try:
-        fast = lvlm.score(prompts, answers, batch_size=1)
-    finally:
-        handle.remove()
+    fast = lvlm.score(prompts, answers, batch_size=1)
     # One row per batch: the MLP sees the positions that predict its n answer tokens (the
     # prompt's last token and the first n - 1 answer tokens), of a longer sequence.
     assert sorted(widths) == sorted(len(lvlm._answer_ids(a)) for a in answers)
@@ -68,15 +69,12 @@ def test_fast_scoring_runs_the_last_mlp_only_where_answers_are_scored(
 
 
 def test_with_a_layer_hook_the_last_mlp_runs_everywhere(
-    build: Callable[[str], Any], batch: tuple[list[ICLPrompt], list[str]]
+    watched: tuple[HFLVLM, list[int]], batch: tuple[list[ICLPrompt], list[str]]
 ) -> None:
-    prompts, answers = batch
-    lvlm = HFLVLM(build("llava").path)
-    widths, handle = _mlp_widths(lvlm)
+    (lvlm, widths), (prompts, answers) = watched, batch
     with lvlm.layer_hook(-1, lambda hidden, visual: hidden):
         inputs = lvlm.score_inputs(prompts, [lvlm._answer_ids(a) for a in answers])
         lvlm.score(prompts, answers)
-    handle.remove()
     assert widths == [int(inputs.input_ids.shape[1])]
 
 
