@@ -32,7 +32,7 @@ _PUBLIC: dict[str, str] = {
     "HFLVLM": "drum.lvlm.hf",
     "build_prompt": "drum.lvlm.prompt",
     "TaskSpec": "drum.tasks.spec",
-    "ICLEvalConfig": "drum.eval.icl",
+    "ICLEvalConfig": "drum.eval.icl_config",
     "run_icl_eval": "drum.eval.icl",
     "MiningConfig": "drum.train.config",
     "mine": "drum.train.mining",
@@ -62,7 +62,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from drum.data.jsonl import read_examples, write_examples
     from drum.embed.cache import EmbeddingCache
     from drum.embed.hf import HFDualEncoder
-    from drum.eval.icl import ICLEvalConfig, run_icl_eval
+    from drum.eval.icl import run_icl_eval
+    from drum.eval.icl_config import ICLEvalConfig
     from drum.lvlm.hf import HFLVLM
     from drum.lvlm.prompt import build_prompt
     from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings

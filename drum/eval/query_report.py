@@ -27,19 +27,19 @@ A query counts as right when its primary per-query score reaches ``right_at[metr
 (``RIGHT_AT``; ``DEFAULT_RIGHT_AT`` for other metrics): accuracy and VQA accuracy 0.5
 (VQA: at least half of the human-agreement credit), CIDEr-D 1.0 (pycocoevalcap scale, about
 a good COCO caption), ROUGE-L and DEMON scores 0.5.
+
+The page's HTML pieces (cards, thumbnails, the filter bar, tables, CSS and JavaScript) are
+``drum.eval.report_html``; this module chooses what goes on the page.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import html
-import io
 import json
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,19 @@ import numpy as np
 
 from drum.eval.records import QUERIES_FILE as ICL_QUERIES
 from drum.eval.records import read_query_records, read_records
+from drum.eval.report_html import (
+    Card,
+    ReportError,
+    Shown,
+    Thumbnails,
+    card_html,
+    esc,
+    filter_bar,
+    fmt_number,
+    html_page,
+    html_table,
+    png_data_uri,
+)
 from drum.utils.io import atomic_write_text
 
 RIGHT_AT: dict[str, float] = {
@@ -62,10 +75,6 @@ DEFAULT_COMPARE = ("drum", "concat")
 ICL_RESULTS = "icl_results.json"
 DEMON_SCORES = "demon_scores.json"  # drum.demon.score.SCORES_FILE
 DEMON_RECORDS = "sample_records.jsonl"  # drum.demon.score.SAMPLE_RECORDS_FILE
-
-
-class ReportError(ValueError):
-    """A results directory the report cannot be built from (which file, what was expected)."""
 
 
 @dataclass(frozen=True)
@@ -121,117 +130,7 @@ class ReportSummary:
     seconds: float
 
 
-# ----------------------------------------------------------------------------- pieces
-
-
-@dataclass(frozen=True)
-class Shown:
-    """One example as a card shows it (a query or one of its demonstrations)."""
-
-    images: tuple[str, ...]
-    text: str
-    answer: str
-    similarity: float | None = None
-    feedback: float | None = None
-
-
-@dataclass(frozen=True)
-class Card:
-    task: str
-    strategy: str
-    shots: int
-    seed: Any
-    query_id: str
-    query: Shown
-    references: tuple[str, ...]
-    prediction: str
-    score: float
-    metric: str
-    right: bool
-    demos: tuple[Shown, ...] = ()
-
-
-class Thumbnails:
-    """Each distinct image once, as a base64 JPEG CSS class (``t0``, ``t1``, ...).
-
-    JPEG at quality 85 without chroma subsampling: the world's 32 px images have noisy
-    backgrounds, which PNG stores at ~2.5 KB each and this at ~1 KB, colours kept (a colour
-    is what many queries ask about, so no palette quantisation)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._classes: dict[str, str] = {}
-        self._css: list[str] = []
-
-    def css_class(self, path: str) -> str:
-        if path not in self._classes:
-            from PIL import Image
-
-            try:
-                with Image.open(path) as image:
-                    image = image.convert("RGB")
-                    image.thumbnail((self.size, self.size))
-                    buffer = io.BytesIO()
-                    image.save(buffer, format="JPEG", quality=85, subsampling=0)
-            except (OSError, ValueError) as error:
-                raise ReportError(f"image {path}: cannot be read ({error})") from error
-            name = f"t{len(self._classes)}"
-            data = base64.b64encode(buffer.getvalue()).decode("ascii")
-            self._css.append(f".{name}{{background-image:url(data:image/jpeg;base64,{data})}}")
-            self._classes[path] = name
-        return self._classes[path]
-
-    def css(self) -> str:
-        return "\n".join(self._css)
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _number(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def _images(shown: Shown, thumbs: Thumbnails) -> str:
-    return "".join(
-        f'<span class="thumb {thumbs.css_class(path)}" title="{_esc(Path(path).name)}"></span>'
-        for path in shown.images
-    )
-
-
-def _card_html(card: Card, thumbs: Thumbnails, view: str) -> str:
-    badge = "right" if card.right else "wrong"
-    demos = "".join(
-        '<div class="demo">'
-        f"{_images(demo, thumbs)}"
-        f'<div class="text">{_esc(demo.text)}</div>'
-        f'<div class="answer">→ {_esc(demo.answer)}</div>'
-        f'<div class="meta">sim {_number(demo.similarity)} · fb {_number(demo.feedback)}</div>'
-        "</div>"
-        for demo in card.demos
-    )
-    seed = "" if card.seed is None else f" · seed {_esc(card.seed)}"
-    refs = " | ".join(card.references[:5]) + (" | …" if len(card.references) > 5 else "")
-    return (
-        f'<div class="card {badge}" data-view="{view}" data-task="{_esc(card.task)}" '
-        f'data-strategy="{_esc(card.strategy)}" data-shots="{card.shots}" '
-        f'data-right="{badge}">'
-        f'<div class="head"><b>{_esc(card.query_id)}</b> · {_esc(card.strategy)} · '
-        f"{card.shots}-shot{seed} "
-        f'<span class="badge {badge}">{badge}</span> '
-        f'<span class="meta">{_esc(card.metric)} {_number(card.score)}</span></div>'
-        f'<div class="row"><div class="query">{_images(card.query, thumbs)}'
-        f'<div class="text">{_esc(card.query.text)}</div>'
-        f'<div class="pred">prediction: <b>{_esc(card.prediction)}</b></div>'
-        f'<div class="refs">references: {_esc(refs)}</div></div>'
-        f'<div class="demos">{demos or "<i>no demonstrations</i>"}</div></div>'
-        "</div>"
-    )
-
-
-def _png_data_uri(data: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+# ----------------------------------------------------------------------------- helpers
 
 
 def _plot_png(plot: Any, results: Mapping[str, Any]) -> bytes:
@@ -263,96 +162,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ReportError(f"{path}: expected a JSON object")
     return data
-
-
-# ----------------------------------------------------------------------------- page
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:16px;color:#222;font-size:13px}
-h1{font-size:20px}h2{font-size:16px;margin-top:24px}h3{font-size:14px;margin:14px 0 6px}
-table{border-collapse:collapse;margin:6px 0 12px}td,th{border:1px solid #ccc;padding:2px 6px}
-th{background:#f3f3f3}.plot{max-width:100%}
-#filters{position:sticky;top:0;background:#fff;padding:6px 0;border-bottom:1px solid #ddd;
-z-index:1}#filters select{margin-right:10px}
-.cards{display:flex;flex-wrap:wrap;gap:8px}.pair{display:flex;gap:6px;border:1px dashed #aaa;
-padding:4px}
-.card{border:1px solid #bbb;border-left:5px solid #999;padding:6px;width:560px;
-background:#fafafa}.card.right{border-left-color:#2a2}.card.wrong{border-left-color:#c33}
-.head{margin-bottom:4px}.row{display:flex;gap:8px}.query{width:150px;flex:none}
-.demos{display:flex;gap:6px;overflow-x:auto}.demo{width:96px;flex:none;border:1px solid #ddd;
-padding:3px;background:#fff}
-.thumb{display:inline-block;width:64px;height:64px;background-size:contain;
-background-repeat:no-repeat;image-rendering:pixelated;margin:1px}
-.text{font-size:12px}.answer{font-size:12px;color:#036}.meta{font-size:11px;color:#666}
-.badge{padding:0 5px;border-radius:3px;color:#fff;font-size:11px}.badge.right{background:#2a2}
-.badge.wrong{background:#c33}.pred{margin-top:2px}.refs{font-size:11px;color:#555}
-.hidden{display:none!important}
-"""
-
-_JS = """
-(function(){
-  var selects = document.querySelectorAll('#filters select');
-  function apply(){
-    var want = {};
-    selects.forEach(function(s){ want[s.dataset.key] = s.value; });
-    var shown = 0;
-    document.querySelectorAll('.card').forEach(function(card){
-      var ok = true;
-      for (var key in want){
-        if (want[key] !== '' && card.dataset[key] !== want[key]) { ok = false; }
-      }
-      card.classList.toggle('hidden', !ok);
-      if (ok) { shown += 1; }
-    });
-    document.querySelectorAll('.pair').forEach(function(pair){
-      pair.classList.toggle('hidden', pair.querySelectorAll('.card:not(.hidden)').length === 0);
-    });
-    document.querySelectorAll('.group').forEach(function(group){
-      group.classList.toggle('hidden', group.querySelectorAll('.card:not(.hidden)').length === 0);
-    });
-    document.getElementById('shown').textContent = String(shown);
-  }
-  selects.forEach(function(s){ s.addEventListener('change', apply); });
-  apply();
-})();
-"""
-
-
-def _filters(cards: Sequence[Card], keys: Sequence[str]) -> str:
-    values: dict[str, list[str]] = {
-        "task": list(dict.fromkeys(card.task for card in cards)),
-        "strategy": list(dict.fromkeys(card.strategy for card in cards)),
-        "shots": [str(k) for k in sorted({card.shots for card in cards})],
-        "right": ["right", "wrong"],
-    }
-    parts = []
-    for key in keys:
-        options = '<option value="">all</option>' + "".join(
-            f'<option value="{_esc(v)}">{_esc(v)}</option>' for v in values[key]
-        )
-        parts.append(
-            f'<label>{key} <select id="filter-{key}" data-key="{key}">{options}</select></label>'
-        )
-    return (
-        '<div id="filters">'
-        + "".join(parts)
-        + f' <span class="meta"><span id="shown">{len(cards)}</span> of {len(cards)} cards '
-        "shown</span></div>"
-    )
-
-
-def _page(title: str, body: str, thumbs: Thumbnails) -> str:
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_esc(title)}</title><style>{_CSS}\n{thumbs.css()}</style></head>"
-        f"<body>{body}<script>{_JS}</script></body></html>\n"
-    )
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 # ----------------------------------------------------------------------------- ICL
@@ -472,7 +281,7 @@ def _icl_page(
         task_groups = [key for key in groups if key[0] == task]
         if not task_groups:
             continue
-        parts = [f"<h2>{_esc(task)} ({_esc(metrics[task])})</h2>"]
+        parts = [f"<h2>{esc(task)} ({esc(metrics[task])})</h2>"]
         for key in task_groups:
             group_cards = [
                 _icl_card(groups[key][qid], examples[task], metrics[task], config)
@@ -483,8 +292,8 @@ def _icl_page(
             seed = first_seed[key]
             label = f"{key[1]} · {key[2]}-shot" + ("" if seed is None else f" · seed {seed}")
             parts.append(
-                f'<div class="group"><h3>{_esc(label)}</h3><div class="cards">'
-                + "".join(_card_html(card, thumbs, "groups") for card in group_cards)
+                f'<div class="group"><h3>{esc(label)}</h3><div class="cards">'
+                + "".join(card_html(card, thumbs, "groups") for card in group_cards)
                 + "</div></div>"
             )
         sections.append("".join(parts))
@@ -515,28 +324,28 @@ def _icl_page(
             for strategy, cells in summarize(results, task).items()
         ]
         summary_tables.append(
-            f"<h3>{_esc(task)} ({_esc(metrics[task])})</h3>"
-            + _table(["strategy", *(f"{k}-shot" for k in shots)], rows)
+            f"<h3>{esc(task)} ({esc(metrics[task])})</h3>"
+            + html_table(["strategy", *(f"{k}-shot" for k in shots)], rows)
         )
-    plot_uri = _png_data_uri(_plot_png(plot, results))
+    plot_uri = png_data_uri(_plot_png(plot, results))
     lvlm = results.get("config", {}).get("lvlm", {})
     thresholds = ", ".join(
         f"{m} ≥ {config.threshold(m):g}" for m in dict.fromkeys(metrics.values())
     )
     body = (
         "<h1>ICL per-query report</h1>"
-        f'<p class="meta">{_esc(results_path)} · LVLM {_esc(lvlm.get("name", "?"))} · '
-        f"{len(records)} per-query records · right when {_esc(thresholds)} · "
+        f'<p class="meta">{esc(results_path)} · LVLM {esc(lvlm.get("name", "?"))} · '
+        f"{len(records)} per-query records · right when {esc(thresholds)} · "
         f"{config.per_group} sampled queries per task (seed {config.seed}); sim: the "
         "retriever's similarity, fb: cached LVLM feedback (– when not cached)</p>"
         "<h2>Summary</h2>" + "".join(summary_tables)
         + f'<img class="plot" alt="summary plot" src="{plot_uri}">'
-        + _filters([*cards, *compare_cards], ("task", "strategy", "shots", "right"))
+        + filter_bar([*cards, *compare_cards], ("task", "strategy", "shots", "right"))
         + comparison
         + "<h2>Sampled queries</h2>"
         + "".join(sections)
     )  # fmt: skip
-    return _page("ICL per-query report", body, thumbs), cards_total, pair, counts
+    return html_page("ICL per-query report", body, thumbs), cards_total, pair, counts
 
 
 def _comparison(
@@ -586,20 +395,20 @@ def _comparison(
                     cards += both
                     pairs.append(
                         '<div class="pair">'
-                        + "".join(_card_html(card, thumbs, "compare") for card in both)
+                        + "".join(card_html(card, thumbs, "compare") for card in both)
                         + "</div>"
                     )
                 blocks.append(
-                    f'<div class="group"><h3>{_esc(task)} · {k}-shot · {_esc(label)} '
+                    f'<div class="group"><h3>{esc(task)} · {k}-shot · {esc(label)} '
                     f"({len(ids)})</h3>"
                     f'<div class="cards">{"".join(pairs)}</div></div>'
                 )
-    table = _table(
+    table = html_table(
         ["task", "shots", "queries", f"right with {a}, wrong with {b}",
          f"right with {b}, wrong with {a}"],
         rows,
     )  # fmt: skip
-    html_text = f'<h2 id="comparison">Comparison: {_esc(a)} vs {_esc(b)}</h2>{table}' + "".join(
+    html_text = f'<h2 id="comparison">Comparison: {esc(a)} vs {esc(b)}</h2>{table}' + "".join(
         blocks
     )
     return html_text, counts, cards
@@ -623,8 +432,8 @@ def _demon_page(scores_path: Path, config: ReportConfig) -> tuple[str, int]:
     for task, entry in tasks.items():
         ci = entry.get("ci95") or [None, None]
         rows.append(
-            [task, str(entry.get("metric", "")), _number(entry.get("score")),
-             f"[{_number(ci[0], 2)}, {_number(ci[1], 2)}]", str(entry.get("n", ""))]
+            [task, str(entry.get("metric", "")), fmt_number(entry.get("score")),
+             f"[{fmt_number(ci[0], 2)}, {fmt_number(ci[1], 2)}]", str(entry.get("n", ""))]
         )  # fmt: skip
         path = scores_path.parent / task / DEMON_RECORDS
         if not path.is_file():
@@ -659,22 +468,22 @@ def _demon_page(scores_path: Path, config: ReportConfig) -> tuple[str, int]:
         ]
         cards += task_cards
         sections.append(
-            f'<div class="group"><h2>{_esc(task)}</h2><div class="cards">'
-            + "".join(_card_html(card, thumbs, "groups") for card in task_cards)
+            f'<div class="group"><h2>{esc(task)}</h2><div class="cards">'
+            + "".join(card_html(card, thumbs, "groups") for card in task_cards)
             + "</div></div>"
         )
-    plot_uri = _png_data_uri(_plot_png(plot, scores))
+    plot_uri = png_data_uri(_plot_png(plot, scores))
     body = (
         "<h1>DEMON per-sample report</h1>"
-        f'<p class="meta">{_esc(scores_path)} · {config.per_group} sampled samples per task '
+        f'<p class="meta">{esc(scores_path)} · {config.per_group} sampled samples per task '
         f"(seed {config.seed}) · right when score ≥ {DEFAULT_RIGHT_AT:g}</p>"
         "<h2>Summary</h2>"
-        + _table(["task", "metric", "score", "95% CI", "n"], rows)
+        + html_table(["task", "metric", "score", "95% CI", "n"], rows)
         + f'<img class="plot" alt="summary plot" src="{plot_uri}">'
-        + _filters(cards, ("task", "right"))
+        + filter_bar(cards, ("task", "right"))
         + "".join(sections)
     )
-    return _page("DEMON per-sample report", body, thumbs), len(cards)
+    return html_page("DEMON per-sample report", body, thumbs), len(cards)
 
 
 # ----------------------------------------------------------------------------- entry

@@ -11,21 +11,21 @@ models the image encodings are computed once per distinct image and reused acros
 and batches (an LRU cache keyed by image content). With that cache on, ``score`` skips the
 processor's image work altogether for images already encoded (``_encode_rows``: placeholders
 expanded by the encodings' lengths, the same ids as the processor's), and sorts each window of
-batches by length to cut padding; results keep the prompts' order.
+batches by length to cut padding; results keep the prompts' order. That path also runs the
+last decoder layer's MLP at the answer positions alone (``drum.lvlm.pruning``). Scoring
+forwards build no KV cache (``use_cache=False``: nothing is decoded after them).
 
 ``layer_hook`` rewrites a decoder layer's output in scoring and in generation's prefill, with
 the visual-token positions of every image of the batch's prompts (``drum.lvlm.hooks``); the
 per-image spans are cut by the token counts the processor gave each image. Calls without a
 hook run exactly as if hooks did not exist.
 
-Context length: a prompt whose tokens plus the answer (scoring) or ``max_new_tokens``
-(generation) exceed the model's context (``HFLVLM.context_length``: the text config's
-``max_position_embeddings``, else the tokenizer's ``model_max_length`` when it declares one)
-is refused by default: a ``ContextOverflowError`` names the prompt and the lengths. With
-``context_overflow="drop_demos"`` its oldest demonstrations are dropped, whole turns (so every
-image keeps all its visual tokens), until it fits; each such prompt is counted
-(``truncated_prompts``, ``dropped_demos``) and logged as a warning. Prompts that fit run
-exactly as they would without the check.
+Context length (``drum.lvlm.context``): a prompt whose tokens plus the answer (scoring) or
+``max_new_tokens`` (generation) exceed the model's context (``HFLVLM.context_length``) is
+refused by default with a ``ContextOverflowError``; with ``context_overflow="drop_demos"`` its
+oldest demonstrations are dropped until it fits, each such prompt counted
+(``truncated_prompts``, ``dropped_demos``) and logged. Prompts that fit run exactly as they
+would without the check.
 
 Qwen2-VL / Qwen2.5-VL without torchvision: their processors always build a video processor,
 which needs torchvision, so ``AutoProcessor`` cannot load such a checkpoint. For those model
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import logging
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -51,6 +50,12 @@ from tqdm.auto import tqdm
 from drum.data.images import load_image
 from drum.lvlm.base import LVLM, ScoreResult
 from drum.lvlm.blip2_processor import Blip2InterleavedProcessor
+from drum.lvlm.context import (
+    CONTEXT_OVERFLOW,
+    context_length,
+    fit_to_context,
+)
+from drum.lvlm.context import ContextOverflowError as ContextOverflowError  # re-exported
 from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
 from drum.lvlm.image_features import ImageFeatureCache
 from drum.lvlm.prompt import ICLPrompt
@@ -59,12 +64,6 @@ from drum.lvlm.qwen_processor import Qwen2VLImageOnlyProcessor
 from drum.utils import allocator
 from drum.utils.fingerprint import directory_digest
 
-log = logging.getLogger(__name__)
-
-# What to do with a prompt longer than the context: refuse it, or drop its oldest demos.
-CONTEXT_OVERFLOW = ("error", "drop_demos")
-# ``model_max_length`` at or above this is transformers' "no limit declared" placeholder.
-_NO_DECLARED_LIMIT = 10**7
 # Distinct answers whose token ids ``HFLVLM`` remembers (cleared when full).
 _ANSWER_MEMO_LIMIT = 1 << 16
 # Batches encoded together and sorted by length in ``HFLVLM.score`` (LLaVA-style models).
@@ -76,10 +75,6 @@ def _encoder_outputs(features: list[torch.Tensor]) -> dict[str, Any]:
     from transformers.modeling_outputs import BaseModelOutputWithPooling
 
     return {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=features)}}
-
-
-class ContextOverflowError(ValueError):
-    """A prompt (with its answer or generation budget) longer than the model's context."""
 
 
 # Model types whose image features are one tensor per image that can be passed back through
@@ -140,7 +135,8 @@ class HFLVLM(LVLM):
             visible GPUs by ``accelerate``, for a model too large for one); replaces
             ``device``.
         trust_remote_code: passed to ``from_pretrained``; off unless the user asks.
-        image_feature_cache_size: distinct images whose encodings are kept (LLaVA-style models).
+        image_feature_cache_size: distinct images whose encodings are kept (LLaVA-style models;
+            ``HFLVLM.feature_cache``, ``drum.lvlm.image_features``); 0 keeps none.
         context_overflow: for a prompt longer than the context (module docstring), ``"error"``
             (raise ``ContextOverflowError``) or ``"drop_demos"`` (drop its oldest
             demonstrations until it fits, counted in ``truncated_prompts`` and
@@ -235,7 +231,7 @@ class HFLVLM(LVLM):
         self._expands_like_llava = type(self.processor).__name__ == "LlavaProcessor"
         # The fast path runs it only where logits are read (``drum.lvlm.pruning``).
         self._last_mlp = last_layer_mlp(self.model)
-        self.context_length = self._context_length()
+        self.context_length = context_length(self.model.config, self.tokenizer)
         self._hooks = LayerHooks(self.model)
         path = Path(model_name_or_path)
         content = (
@@ -270,18 +266,6 @@ class HFLVLM(LVLM):
             if isinstance(value, int):
                 return value
         return getattr(self.processor, "image_token_id", None)
-
-    def _context_length(self) -> int | None:
-        """Tokens the model reads at most: the text config's ``max_position_embeddings``, else
-        the tokenizer's ``model_max_length`` when it declares one; None when neither does."""
-        text_config = getattr(self.model.config, "text_config", None) or self.model.config
-        limit = getattr(text_config, "max_position_embeddings", None)
-        if isinstance(limit, int) and limit > 0:
-            return limit
-        limit = getattr(self.tokenizer, "model_max_length", None)
-        if isinstance(limit, int) and 0 < limit < _NO_DECLARED_LIMIT:
-            return limit
-        return None
 
     @property
     def fingerprint(self) -> str:
@@ -446,49 +430,21 @@ class HFLVLM(LVLM):
         start: int,
         what: str,
     ) -> list[ICLPrompt] | None:
-        """None when every prompt fits the context with its ``reserve`` tokens (``what``: the
-        answer or the generation budget); else the prompts to encode instead, each too long
-        one without its oldest demonstrations (``"drop_demos"``) or a ``ContextOverflowError``
-        naming it by its index in the call (``start`` + its row)."""
-        limit = self.context_length
-        rows = range(len(prompts))
-        over = [] if limit is None else [i for i in rows if len(prompt_ids[i]) + reserve[i] > limit]
-        if not over:
-            return None
-        assert limit is not None
-        fitted = list(prompts)
-        for i in over:
-            prompt, length = prompts[i], len(prompt_ids[i])
-            if self.context_overflow == "error" or not prompt.demos:
-                raise ContextOverflowError(
-                    f"prompt {start + i}: {length} tokens ({len(prompt.demos)} demonstrations) "
-                    f"+ {reserve[i]} {what} tokens exceed {self.name}'s context of {limit} "
-                    "tokens; "
-                    + (
-                        "show fewer demonstrations, or let HFLVLM(..., "
-                        "context_overflow='drop_demos') drop the oldest ones"
-                        if prompt.demos
-                        else "even without demonstrations"
-                    )
-                )
-            while prompt.demos and length + reserve[i] > limit:
-                prompt = ICLPrompt(prompt.demos[1:], prompt.query)
-                length = len(self._encode([prompt])[0][0])
-            if length + reserve[i] > limit:
-                raise ContextOverflowError(
-                    f"prompt {start + i}: {length} tokens + {reserve[i]} {what} tokens exceed "
-                    f"{self.name}'s context of {limit} tokens even without demonstrations"
-                )
-            dropped = len(prompts[i].demos) - len(prompt.demos)
-            log.warning(
-                "prompt %d: dropped its %d oldest of %d demonstrations to fit %s's context of "
-                "%d tokens (%d -> %d tokens + %d %s tokens)",
-                start + i, dropped, len(prompts[i].demos), self.name, limit,
-                len(prompt_ids[i]), length, reserve[i], what,
-            )  # fmt: skip
-            self.truncated_prompts += 1
-            self.dropped_demos += dropped
-            fitted[i] = prompt
+        """``drum.lvlm.context.fit_to_context`` with this model's context and policy; the
+        prompts it shortens are counted in ``truncated_prompts`` / ``dropped_demos``."""
+        fitted, truncated, dropped = fit_to_context(
+            prompts,
+            prompt_ids,
+            reserve,
+            start,
+            what,
+            self.context_length,
+            self.context_overflow,
+            self.name,
+            lambda prompt: len(self._encode([prompt])[0][0]),
+        )
+        self.truncated_prompts += truncated
+        self.dropped_demos += dropped
         return fitted
 
     # -------------------------------------------------------------------------------- scoring

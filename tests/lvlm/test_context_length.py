@@ -14,7 +14,8 @@ import pytest
 from drum.builtin.assets import ASSETS_DIR
 from drum.data import read_examples
 from drum.data.example import Example
-from drum.lvlm.hf import HFLVLM, ContextOverflowError
+from drum.lvlm.context import ContextOverflowError
+from drum.lvlm.hf import HFLVLM
 from drum.lvlm.prompt import ICLPrompt, TextPart, Turn, build_prompt
 
 LVLM_DIR = ASSETS_DIR / "lvlm"
@@ -76,7 +77,7 @@ def test_drop_demos_drops_the_oldest_whole_demonstrations_and_counts_them(
     answer_tokens = len(refusing._answer_ids(query.answer))
     cut = _fitted(refusing, long, answer_tokens)
     assert 0 < len(cut.demos) < 40 and cut.demos == long.demos[40 - len(cut.demos) :]
-    with caplog.at_level(logging.WARNING, logger="drum.lvlm.hf"):
+    with caplog.at_level(logging.WARNING, logger="drum.lvlm.context"):
         short_score, long_score = dropping.score([short, long], [query.answer] * 2)
     assert dropping.truncated_prompts == 1 and dropping.dropped_demos == 40 - len(cut.demos)
     assert f"prompt 1: dropped its {40 - len(cut.demos)} oldest of 40" in caplog.text
