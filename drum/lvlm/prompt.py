@@ -50,6 +50,10 @@ class ImagePart:
 
     path: Path
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, Path):  # a str path, say: stored as a Path
+            object.__setattr__(self, "path", Path(self.path))
+
 
 Part = TextPart | ImagePart
 
@@ -80,9 +84,8 @@ class Turn:
     @classmethod
     def of(cls, images: Sequence[Path], text: str, answer: str | None = None) -> Turn:
         """The turn that shows ``images`` (in order), then ``text``."""
-        # Paths are kept as given: constructing one again re-parses it (a cost per prompt).
-        paths = (image if isinstance(image, Path) else Path(image) for image in images)
-        return cls((*(ImagePart(path) for path in paths), TextPart(text)), answer)
+        # ImagePart makes a str a Path and keeps a Path as it is (no re-parse per prompt).
+        return cls((*(ImagePart(image) for image in images), TextPart(text)), answer)
 
     @property
     def images(self) -> tuple[Path, ...]:

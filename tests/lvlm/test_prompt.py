@@ -89,3 +89,11 @@ def test_malformed_turns_are_refused() -> None:
     # The former Turn(images, text) call: paths are not parts.
     with pytest.raises(TypeError, match=r"Turn\.of"):
         Turn((A,), "what")  # type: ignore[arg-type]
+
+
+def test_an_image_part_given_a_str_holds_a_path() -> None:
+    part = ImagePart("images/a.png")  # type: ignore[arg-type]
+    assert part.path == Path("images/a.png") and isinstance(part.path, Path)
+    path = Path("images/b.png")
+    assert ImagePart(path).path is path  # a Path is kept as it is
+    assert Turn.of(["images/c.png"], "what").images == (Path("images/c.png"),)  # type: ignore[list-item]
