@@ -11,20 +11,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from drum.adapters.vpgc.edits import (
+    EDIT_KINDS,
+    PhotoScene,
+    available_photos,
+    change,
+    edit_region,
+    load_photo,
+)
 from drum.adapters.vpgc.photos import (
     EDIT_ANSWERS,
-    EDIT_KINDS,
     NONE_ANSWER,
     PHOTO_TASKS,
     PhotoGeometry,
-    PhotoScene,
     PhotoVPGCConfig,
-    available_photos,
-    change,
     default_block,
     default_source,
-    edit_region,
-    load_photo,
     make_photo_vpgc,
 )
 from drum.adapters.vpgc.train import VPGCTrainConfig
