@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import re
@@ -37,6 +36,7 @@ import faiss
 import numpy as np
 
 from drum.index.config import METRICS, IndexConfig
+from drum.index.stored_vectors import VectorStore, write_npy
 from drum.utils.fingerprint import sha256_file
 from drum.utils.io import atomic_open
 
@@ -89,79 +89,6 @@ def _check_k(k: int) -> int:
     return int(k)
 
 
-class _VectorStore:
-    """The vectors kept for exact re-ranking, by insertion position.
-
-    Either an in-RAM buffer that grows by doubling (so ``n`` appends cost O(n) copies in all),
-    or a read-only memory map of a saved ``vectors.npy``; appending to a map first copies it
-    into RAM (the map is never written to).
-    """
-
-    def __init__(self, dim: int, dtype: str) -> None:
-        self._dtype = np.dtype(dtype)
-        self._buffer: np.ndarray = np.empty((0, dim), dtype=self._dtype)
-        self._size = 0
-        self.path: Path | None = None  # the mapped file, None while the vectors are in RAM
-
-    @classmethod
-    def mapped(cls, path: Path, array: np.ndarray) -> _VectorStore:
-        store = cls(int(array.shape[1]), str(array.dtype))
-        store._buffer, store._size, store.path = array, len(array), path
-        return store
-
-    @property
-    def array(self) -> np.ndarray:
-        """The ``(n, dim)`` vectors (a view, or the memory map itself)."""
-        return self._buffer[: self._size]
-
-    def __len__(self) -> int:
-        return self._size
-
-    def append(self, vectors: np.ndarray) -> None:
-        needed = self._size + len(vectors)
-        if self.path is not None or needed > len(self._buffer):
-            capacity = needed if self.path is not None else max(needed, 2 * len(self._buffer))
-            grown = np.empty((capacity, self._buffer.shape[1]), dtype=self._dtype)
-            grown[: self._size] = self._buffer[: self._size]
-            self._buffer, self.path = grown, None
-        self._buffer[self._size : needed] = vectors
-        self._size = needed
-
-    def converted(self, vectors: np.ndarray, what: str) -> np.ndarray:
-        """``vectors`` in the store's dtype; float16 overflow (|x| > 65504) is an error."""
-        with np.errstate(over="ignore"):
-            out = vectors.astype(self._dtype, copy=False)
-        if not np.isfinite(out).all():
-            bad_row = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
-            raise ValueError(
-                f"{what} overflow {self._dtype} (first at row {bad_row}); "
-                "use rerank_dtype='float32'"
-            )
-        return out
-
-
-def _write_npy(handle: Any, array: np.ndarray) -> str:
-    """Write ``array`` to ``handle`` in ``.npy`` format; returns the sha256 of the bytes written.
-
-    Streamed in row blocks, so a memory-mapped array is never read into RAM whole.
-    """
-    digest = hashlib.sha256()
-
-    def write(data: bytes | memoryview) -> None:
-        digest.update(data)
-        handle.write(data)
-
-    header = {"descr": np.lib.format.dtype_to_descr(array.dtype), "fortran_order": False}
-    header["shape"] = array.shape
-    buffer = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buffer, header)
-    write(buffer.getvalue())
-    rows = max(1, (16 << 20) // max(1, array.shape[1] * array.itemsize))
-    for start in range(0, len(array), rows):
-        write(memoryview(np.ascontiguousarray(array[start : start + rows])).cast("B"))
-    return digest.hexdigest()
-
-
 class VectorIndex:
     """A FAISS index whose rows are example ids; see the module docstring."""
 
@@ -177,9 +104,7 @@ class VectorIndex:
             raise ValueError(
                 f"invalid FAISS factory string {self._config.factory!r}: {_faiss_message(exc)}"
             ) from exc
-        store = (
-            None if self._config.rerank is None else _VectorStore(dim, self._config.rerank_dtype)
-        )
+        store = None if self._config.rerank is None else VectorStore(dim, self._config.rerank_dtype)
         self._init(index, [], meta, store)
 
     def _init(
@@ -187,7 +112,7 @@ class VectorIndex:
         index: faiss.Index,
         ids: list[str],
         meta: Mapping[str, Any] | None,
-        store: _VectorStore | None,
+        store: VectorStore | None,
     ) -> None:
         self._index = index
         self._ids = ids
@@ -450,7 +375,7 @@ class VectorIndex:
                     "file": VECTORS_FILE,
                     "dtype": str(array.dtype),
                     "shape": list(array.shape),
-                    "sha256": _write_npy(vectors_handle, array),
+                    "sha256": write_npy(vectors_handle, array),
                 }
             sidecar["ids"] = self._ids
             sidecar_handle = renames.enter_context(atomic_open(directory / SIDECAR_FILE, "w"))
@@ -504,7 +429,7 @@ class VectorIndex:
 
 def _load_vectors(
     directory: Path, sidecar: Mapping[str, Any], config: IndexConfig
-) -> _VectorStore | None:
+) -> VectorStore | None:
     """The re-rank vectors of a saved index as a read-only memory map (None without rerank),
     checked against the sidecar (sha256, dtype, shape)."""
     sidecar_path = directory / SIDECAR_FILE
@@ -539,7 +464,7 @@ def _load_vectors(
         raise IndexFileError(path, f"shape {array.shape}, expected {expected} (ntotal, dim)")
     if str(array.dtype) != config.rerank_dtype:
         raise IndexFileError(path, f"dtype {array.dtype}, but the config has {config.rerank_dtype}")
-    return _VectorStore.mapped(path, array)
+    return VectorStore.mapped(path, array)
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
