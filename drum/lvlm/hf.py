@@ -648,12 +648,28 @@ class HFLVLM(LVLM):
                 inputs.input_ids, inputs.attention_mask, inputs.visual, **inputs.extra
             ).logits
         log_probs = torch.log_softmax(logits.float(), dim=-1)
-        results = []
-        for row, a in enumerate(inputs.answer_ids):
-            token_log_probs = log_probs[row, inputs.answer_positions(row), torch.tensor(a)]
-            total = float(token_log_probs.sum())
-            results.append(ScoreResult(sum=total, mean=total / len(a), tokens=len(a)))
-        return results
+        # Every answer token's log-probability in one gather, summed per row (in float32).
+        rows: list[int] = []
+        positions: list[int] = []
+        tokens: list[int] = []
+        for row, answer in enumerate(inputs.answer_ids):
+            first = inputs.prompt_lengths[row] - 1 - inputs.offset
+            rows += [row] * len(answer)
+            positions += range(first, first + len(answer))
+            tokens += answer
+        index = torch.tensor(rows, device=log_probs.device)
+        picked = log_probs[
+            index,
+            torch.tensor(positions, device=log_probs.device),
+            torch.tensor(tokens, device=log_probs.device),
+        ]
+        totals = torch.zeros(len(inputs.answer_ids), device=log_probs.device).index_add_(
+            0, index, picked
+        )
+        return [
+            ScoreResult(sum=total, mean=total / len(answer), tokens=len(answer))
+            for total, answer in zip(totals.tolist(), inputs.answer_ids, strict=True)
+        ]
 
     # ----------------------------------------------------------------------------- generation
     @torch.inference_mode()
