@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from drum.embed.hf import HFDualEncoder
     from drum.lvlm.hf import HFLVLM
     from drum.tasks.spec import TaskSpec
+    from drum.utils.distributed import DistContext
 
 console = Console(stderr=True)
 
@@ -153,6 +154,21 @@ def check_device(device: str, option: str = "--device") -> None:
     head, _, index = device.partition(":")
     if head not in ("cpu", "cuda") or (index and (head != "cuda" or not index.isdigit())):
         fail(f"{option} must be cpu, cuda or cuda:<index>, got {device!r}")
+
+
+def dist_context(device: str, device_map: str | None = None) -> DistContext:
+    """This process's place in a ``torchrun`` / ``accelerate launch`` job (one process
+    otherwise), exiting 2 on a malformed launcher environment, or when ``--device-map`` (one
+    model spread over every GPU) is asked for under a launcher."""
+    from drum.utils.distributed import DistContext
+
+    try:
+        context = DistContext.from_env(device)
+    except ValueError as error:
+        fail(str(error))
+    if device_map is not None and context.distributed:
+        fail("--device-map spreads one model over every GPU: run it as one process")
+    return context
 
 
 def load_embedder(

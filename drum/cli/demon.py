@@ -23,6 +23,7 @@ from drum.cli.common import (
     check_out,
     console,
     default_of,
+    dist_context,
     fail,
     load_lvlm,
     parse_dtype,
@@ -178,14 +179,8 @@ def demon_eval_command(
             pending_samples(task, out, max_per_task)
     except DemonFormatError as error:
         fail(str(error))
-    from drum.utils.distributed import DistContext
-
-    try:  # under torchrun: each rank generates its share of every task (docs/scale.md)
-        context = DistContext.from_env(device)
-    except ValueError as error:
-        fail(str(error))
-    if device_map is not None and context.distributed:
-        fail("--device-map spreads one model over every GPU: run it as one process")
+    # Under torchrun: each rank generates its share of every task (docs/scale.md).
+    context = dist_context(device, device_map)
     placement = {"dtype": dtype} if dtype != "auto" else {}
     if device_map is not None:
         placement["device_map"] = device_map

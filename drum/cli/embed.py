@@ -17,7 +17,7 @@ from drum.cli.common import (
     check_out,
     console,
     default_of,
-    fail,
+    dist_context,
     load_embedder,
     parse_dtype,
     read_dataset,
@@ -64,7 +64,6 @@ def embed_command(
     """
     from drum.embed.cache import EmbeddingCache
     from drum.embed.sharded import embed_dataset
-    from drum.utils.distributed import DistContext
 
     # Every cheap check first: a bad file or image stops the command before the model loads.
     check_out(cache, "directory", "--cache")
@@ -72,10 +71,7 @@ def embed_command(
     parse_dtype(dtype)
     examples = read_dataset(data)
     check_model(model, "--model")
-    try:
-        context = DistContext.from_env(device)
-    except ValueError as error:
-        fail(str(error))
+    context = dist_context(device)
     embedder = load_embedder(model, device=context.device, dtype=dtype)
     stats = embed_dataset(examples, embedder, EmbeddingCache(cache), context, progress=True)
     if context.is_main:

@@ -18,6 +18,7 @@ from drum.cli.common import (
     console,
     csv_ints,
     default_of,
+    dist_context,
     fail,
     load_embedder,
     load_lvlm,
@@ -151,7 +152,6 @@ def eval_command(
     from drum.embed.cache import EmbeddingCache
     from drum.eval.icl import FeedbackLookup
     from drum.feedback.cache import FeedbackCache
-    from drum.utils.distributed import DistContext
 
     feedback = None
     if feedback_cache is not None:
@@ -160,12 +160,8 @@ def eval_command(
         except ValueError as error:  # DataError: a malformed line, naming file and line
             fail(str(error))
 
-    try:  # under torchrun: each rank generates its share of every row (docs/scale.md)
-        context = DistContext.from_env(device)
-    except ValueError as error:
-        fail(str(error))
-    if device_map is not None and context.distributed:
-        fail("--device-map spreads one model over every GPU: run it as one process")
+    # Under torchrun: each rank generates its share of every row (docs/scale.md).
+    context = dist_context(device, device_map)
     device = context.device
     encoders = {
         name: load_embedder(

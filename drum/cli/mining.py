@@ -21,6 +21,7 @@ from drum.cli.common import (
     console,
     csv_ints,
     default_of,
+    dist_context,
     fail,
     load_lvlm,
     parse_dtype,
@@ -74,7 +75,6 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
         from drum.tasks.spec import world_tasks
         from drum.train.config import MiningConfig, RetrieverTrainConfig
         from drum.train.mining import mine
-        from drum.utils.distributed import DistContext
 
         check_device(device)
         parse_dtype(dtype)
@@ -98,12 +98,7 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
         check_model(embedder, "--embedder")
         if adapter is not None:
             check_adapter(adapter)
-        try:
-            context = DistContext.from_env(device)
-        except ValueError as error:
-            fail(str(error))
-        if device_map is not None and context.distributed:
-            fail("--device-map spreads one model over every GPU: run it as one process")
+        context = dist_context(device, device_map)
         model = load_lvlm(lvlm, "--lvlm", device=context.device, dtype=dtype, device_map=device_map)
         if adapter is not None:
             model = wrap_adapter(model, adapter)
