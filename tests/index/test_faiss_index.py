@@ -19,6 +19,7 @@ from drum.index import (
     VectorIndex,
     brute_force_search,
 )
+from tests.index.vectors import clustered
 
 DIM = 32
 
@@ -30,12 +31,8 @@ def _random(n: int, seed: int, normalize: bool = True) -> np.ndarray:
     return vectors
 
 
-def _clustered(n: int, seed: int, n_centres: int = 32) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((n_centres, DIM)).astype(np.float32)
-    vectors = centres[rng.integers(0, n_centres, n)] + 0.2 * rng.standard_normal((n, DIM))
-    vectors = vectors.astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+def _clustered(n: int, seed: int) -> np.ndarray:
+    return clustered(n, DIM, seed, n_centres=32, noise=0.2)
 
 
 def _ids(n: int, start: int = 0) -> list[str]:

@@ -18,6 +18,7 @@ from drum.index import (
     VectorIndex,
     brute_force_search,
 )
+from tests.index.vectors import clustered
 
 DIM, N = 32, 5000
 # 16 lists, 16 sub-quantizers of 4 bits: 8 bytes a vector, 1/16 of the 128-byte float32 row.
@@ -25,12 +26,8 @@ DIM, N = 32, 5000
 PQ = "IVF16,PQ16x4np"
 
 
-def _clustered(n: int, seed: int, n_centres: int = 16) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((n_centres, DIM)).astype(np.float32)
-    vectors = centres[rng.integers(0, n_centres, n)] + 0.5 * rng.standard_normal((n, DIM))
-    vectors = vectors.astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+def _clustered(n: int, seed: int) -> np.ndarray:
+    return clustered(n, DIM, seed, n_centres=16, noise=0.5)
 
 
 def _ids(n: int) -> list[str]:
