@@ -106,8 +106,9 @@ class ScoreInputs:
     visual positions (None unless asked for), the model's other inputs (vision inputs,
     ``logits_to_keep``, ...) and where each answer is.
 
-    ``logits[row, answer_positions(row)]`` (of ``HFLVLM.forward(input_ids, attention_mask,
-    visual, **extra)``) predict ``answer_ids[row]``: the kept logits start at ``offset``."""
+    With ``rows, positions, tokens = answer_index()``, ``logits[rows, positions]`` (of
+    ``HFLVLM.forward(input_ids, attention_mask, visual, **extra)``) predict ``tokens``, every
+    row's ``answer_ids`` in turn: the kept logits start at ``offset``."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
@@ -117,10 +118,24 @@ class ScoreInputs:
     answer_ids: list[list[int]]
     offset: int
 
-    def answer_positions(self, row: int) -> torch.Tensor:
-        """Indices into the kept logits of ``row`` that predict its answer tokens."""
-        first = self.prompt_lengths[row] - 1
-        return torch.arange(first, first + len(self.answer_ids[row])) - self.offset
+    def answer_index(
+        self, device: torch.device | str = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(rows, positions, tokens)`` of every answer token of the batch, row by row:
+        ``logits[rows, positions]`` (the kept logits) predict ``tokens``."""
+        rows: list[int] = []
+        positions: list[int] = []
+        tokens: list[int] = []
+        for row, answer in enumerate(self.answer_ids):
+            first = self.prompt_lengths[row] - 1 - self.offset
+            rows += [row] * len(answer)
+            positions += range(first, first + len(answer))
+            tokens += answer
+        return (
+            torch.tensor(rows, device=device),
+            torch.tensor(positions, device=device),
+            torch.tensor(tokens, device=device),
+        )
 
 
 class HFLVLM(LVLM):
@@ -649,22 +664,10 @@ class HFLVLM(LVLM):
             ).logits
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         # Every answer token's log-probability in one gather, summed per row (in float32).
-        rows: list[int] = []
-        positions: list[int] = []
-        tokens: list[int] = []
-        for row, answer in enumerate(inputs.answer_ids):
-            first = inputs.prompt_lengths[row] - 1 - inputs.offset
-            rows += [row] * len(answer)
-            positions += range(first, first + len(answer))
-            tokens += answer
-        index = torch.tensor(rows, device=log_probs.device)
-        picked = log_probs[
-            index,
-            torch.tensor(positions, device=log_probs.device),
-            torch.tensor(tokens, device=log_probs.device),
-        ]
+        rows, positions, tokens = inputs.answer_index(log_probs.device)
+        picked = log_probs[rows, positions, tokens]
         totals = torch.zeros(len(inputs.answer_ids), device=log_probs.device).index_add_(
-            0, index, picked
+            0, rows, picked
         )
         return [
             ScoreResult(sum=total, mean=total / len(answer), tokens=len(answer))

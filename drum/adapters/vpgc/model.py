@@ -232,13 +232,7 @@ class VPGCLVLM(LVLM):
             logits = self.base.forward(
                 inputs.input_ids, inputs.attention_mask, inputs.visual, **inputs.extra
             ).logits
-        rows = torch.cat(
-            [torch.full((len(a),), row) for row, a in enumerate(inputs.answer_ids)]
-        ).to(logits.device)
-        positions = torch.cat(
-            [inputs.answer_positions(row) for row in range(len(inputs.answer_ids))]
-        ).to(logits.device)
-        targets = torch.tensor([t for a in inputs.answer_ids for t in a], device=logits.device)
+        rows, positions, targets = inputs.answer_index(logits.device)
         return nn.functional.cross_entropy(logits[rows, positions].float(), targets)
 
     # ------------------------------------------------------------------------- parameters

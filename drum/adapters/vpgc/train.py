@@ -143,12 +143,8 @@ def answer_loss(
     with lvlm.feature_cache_bypassed(), torch.enable_grad():
         inputs = lvlm.score_inputs(prompts, answer_ids, positions=False)
         logits = lvlm.forward(inputs.input_ids, inputs.attention_mask, None, **inputs.extra).logits
-    rows = torch.cat([torch.full((len(a),), r) for r, a in enumerate(inputs.answer_ids)])
-    positions = torch.cat([inputs.answer_positions(r) for r in range(len(inputs.answer_ids))])
-    targets = torch.tensor([t for a in inputs.answer_ids for t in a], device=logits.device)
-    return nn.functional.cross_entropy(
-        logits[rows.to(logits.device), positions.to(logits.device)].float(), targets
-    )
+    rows, positions, targets = inputs.answer_index(logits.device)
+    return nn.functional.cross_entropy(logits[rows, positions].float(), targets)
 
 
 # ---------------------------------------------------------------------------------- LoRA
