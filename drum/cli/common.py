@@ -211,22 +211,23 @@ def load_lvlm(
 
 
 def check_adapter(adapter: Path, option: str = "--adapter") -> None:
-    """Exit 2 unless ``adapter`` is a VPG-C adapter directory (its config file is there)."""
-    from drum.adapters.vpgc.config import CONFIG_NAME
+    """Exit 2 unless ``adapter`` is an adapter directory (its config file is there)."""
+    from drum.adapters import CONFIG_NAME
 
     if not adapter.is_dir():
         fail(f"{option} {adapter}: no such adapter directory")
     if not (adapter / CONFIG_NAME).is_file():
-        fail(f"{option} {adapter}: not a VPG-C adapter (no {CONFIG_NAME}; see drum vpgc train)")
+        fail(f"{option} {adapter}: not an adapter (no {CONFIG_NAME}; see drum vpgc train)")
 
 
 def wrap_adapter(lvlm: HFLVLM, adapter: Path, option: str = "--adapter") -> Any:
-    """``load_adapter(lvlm, adapter)``; an adapter for another base exits 2 in one line."""
-    from drum.adapters.vpgc import VPGCConfigError, load_adapter
+    """``drum.adapters.load_adapter(lvlm, adapter)`` (by the type its config records); an
+    unknown type or an adapter for another base exits 2 in one line."""
+    from drum.adapters import AdapterConfigError, load_adapter
 
     try:
         return load_adapter(lvlm, adapter)
-    except (VPGCConfigError, FileNotFoundError) as error:
+    except (AdapterConfigError, FileNotFoundError) as error:
         fail(f"{option} {adapter}: {error}")
 
 

@@ -12,6 +12,7 @@ from drum.cli.common import check_model, check_out, default_of, fail, limit_thre
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 
 TRAIN_CONFIG = "drum.adapters.vpgc.train:VPGCTrainConfig"
+DATA_CONFIG = "drum.builtin.vpgc.sources:VPGCDataConfig"
 
 
 def _default_base() -> Path:
@@ -45,16 +46,16 @@ def vpgc_train_command(
     ] = default_of(TRAIN_CONFIG, "method"),
     region: Annotated[
         str, typer.Option(help="Where edits go: attention (least attended) or random.")
-    ] = default_of(TRAIN_CONFIG, "region"),
+    ] = default_of(DATA_CONFIG, "region"),
     layer: Annotated[
         int | None, typer.Option(help="VPG-C layer (default: half the decoder layers).")
-    ] = default_of(TRAIN_CONFIG, "layer"),
+    ] = default_of(TRAIN_CONFIG, "adapter.layer"),
     num_heads: Annotated[int, typer.Option(help="VPG-C re-attention heads.")] = default_of(
-        TRAIN_CONFIG, "num_heads"
+        TRAIN_CONFIG, "adapter.num_heads"
     ),
     hidden_size: Annotated[
         int | None, typer.Option(help="VPG-C re-attention width (default 16; none: vision's).")
-    ] = default_of(TRAIN_CONFIG, "hidden_size"),
+    ] = default_of(TRAIN_CONFIG, "adapter.hidden_size"),
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = default_of(TRAIN_CONFIG, "lr"),
     batch_size: Annotated[int, typer.Option(help="Samples per step.")] = default_of(
         TRAIN_CONFIG, "batch_size"
@@ -66,7 +67,7 @@ def vpgc_train_command(
         default_of(TRAIN_CONFIG, "max_seconds")
     ),
     n_train: Annotated[int, typer.Option(help="Synthetic samples per task (4 tasks).")] = (
-        default_of(TRAIN_CONFIG, "n_train")
+        default_of(DATA_CONFIG, "n_train")
     ),
     seed: Annotated[int, typer.Option(help="Seed of data, weights and draws.")] = default_of(
         TRAIN_CONFIG, "seed"
@@ -82,10 +83,12 @@ def vpgc_train_command(
             "a base reading 32 px images, photos for any other); episodes: in-context episodes "
             "with an edited twin, for the built-in world LVLM (drum vpgc icl)."
         ),
-    ] = default_of(TRAIN_CONFIG, "source"),
+    ] = default_of(DATA_CONFIG, "source"),
 ) -> None:
     """Write synthetic tasks (edits where the base attends least) and train on them."""
-    from drum.adapters.vpgc.train import VPGCTrainConfig, train_vpgc
+    from drum.adapters.vpgc.config import VPGCConfig, VPGCConfigError
+    from drum.adapters.vpgc.train import VPGCTrainConfig
+    from drum.builtin.vpgc.sources import VPGCDataConfig, train_on_synthetic
 
     base = base if base is not None else _default_base()
     if not base.is_dir():
@@ -95,25 +98,19 @@ def vpgc_train_command(
     try:
         config = VPGCTrainConfig(
             method=method,
-            layer=layer,
-            num_heads=num_heads,
-            hidden_size=hidden_size,
+            adapter=VPGCConfig(layer=layer, num_heads=num_heads, hidden_size=hidden_size),
             lr=lr,
             batch_size=batch_size,
             max_steps=max_steps,
             max_seconds=max_seconds,
             seed=seed,
-            region=region,
-            n_train=n_train,
-            source=source,
         )
+        data_config = VPGCDataConfig(source=source, n_train=n_train, region=region)
     except ValueError as error:
         fail(str(error))
     limit_threads()
-    from drum.adapters.vpgc.config import VPGCConfigError
-
     try:
-        train_vpgc(base, out, config, data_dir=data)
+        train_on_synthetic(base, out, config, data_config, data_dir=data)
     except VPGCConfigError as error:
         fail(str(error))
     typer.echo(str(out))

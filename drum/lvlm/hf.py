@@ -56,6 +56,7 @@ from drum.lvlm.context import (
     fit_to_context,
 )
 from drum.lvlm.context import ContextOverflowError as ContextOverflowError  # re-exported
+from drum.lvlm.families import family_of
 from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
 from drum.lvlm.image_features import ImageFeatureCache
 from drum.lvlm.prompt import ICLPrompt
@@ -77,27 +78,23 @@ def _encoder_outputs(features: list[torch.Tensor]) -> dict[str, Any]:
     return {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=features)}}
 
 
-# Model types whose image features are one tensor per image that can be passed back through
-# ``mm_encoder_outputs`` (so they can be cached and reused).
-FEATURE_CACHE_MODEL_TYPES = ("llava",)
-
-# Model types whose processor cannot be built without torchvision but whose image half
-# ``Qwen2VLImageOnlyProcessor`` reproduces (both patch images with ``Qwen2VLImageProcessor``
-# and expand ``<|image_pad|>`` the same way).
-IMAGE_ONLY_PROCESSOR_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
-
-# Model types whose own processor cannot place images between text (BLIP-2's prepends them
-# all): ``Blip2InterleavedProcessor`` expands each image placeholder where it stands.
-INTERLEAVED_PROCESSOR_MODEL_TYPES = ("blip-2",)
-
-# Model types whose forward and generate cannot run without images.
-IMAGE_REQUIRED_MODEL_TYPES = ("blip-2",)
-
 # Processor outputs laid out along the processor's own padded token axis: dropped, since
 # scoring and generation re-pad the ids themselves (``mm_token_type_ids`` is re-derived). Named
 # rather than detected by shape, which a vision tensor can match by coincidence (Qwen2-VL's
 # ``pixel_values`` is ``(patches, patch_dim)``).
 TOKEN_ALIGNED_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
+
+
+@dataclass(frozen=True, eq=False)
+class _PaddedBatch:
+    """Token-id rows padded to one length (``HFLVLM._padded``): ids and mask on the model's
+    device, ``{"mm_token_type_ids": ...}`` for models that take them (else empty), and the
+    visual positions (None unless asked for)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    token_types: dict[str, torch.Tensor]
+    visual: VisualPositions | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,6 +220,7 @@ class HFLVLM(LVLM):
             allocator.retain_freed_memory()
         self.tokenizer = self.processor.tokenizer
         self.model_type = str(self.model.config.model_type)
+        self.family = family_of(self.model_type)
         self.image_token_id = self._image_token_id()
         self._accepts_logits_to_keep = (
             "logits_to_keep" in inspect.signature(self.model.forward).parameters
@@ -264,14 +262,15 @@ class HFLVLM(LVLM):
         from transformers import AutoConfig, AutoProcessor
 
         config = AutoConfig.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
-        if config.model_type in INTERLEAVED_PROCESSOR_MODEL_TYPES:
+        family = family_of(config.model_type)  # UnsupportedFamilyError before any weight loads
+        if family.processor == "blip2_interleaved":
             return Blip2InterleavedProcessor.from_pretrained(model_name_or_path, trust_remote_code)
         try:
             return AutoProcessor.from_pretrained(
                 model_name_or_path, trust_remote_code=trust_remote_code
             )
         except ImportError:
-            if config.model_type not in IMAGE_ONLY_PROCESSOR_MODEL_TYPES:
+            if family.processor != "qwen_image_only":
                 raise
             return Qwen2VLImageOnlyProcessor.from_pretrained(model_name_or_path, trust_remote_code)
 
@@ -315,7 +314,7 @@ class HFLVLM(LVLM):
             for key, value in batch.items()
             if key not in TOKEN_ALIGNED_KEYS and key != "text_replacement_offsets"
         }
-        if self.model_type in IMAGE_REQUIRED_MODEL_TYPES and "pixel_values" not in vision:
+        if self.family.requires_image and "pixel_values" not in vision:
             raise ValueError(
                 f"{self.name}: a {self.model_type} batch needs at least one image (its forward "
                 "and generate take pixel_values); batch text-only prompts with imaged ones"
@@ -341,7 +340,7 @@ class HFLVLM(LVLM):
         """Whether image encodings come from the feature cache: LLaVA-style models with a
         non-empty cache, outside ``feature_cache_bypassed``."""
         return (
-            self.model_type in FEATURE_CACHE_MODEL_TYPES
+            self.family.feature_cache
             and self.feature_cache.capacity > 0
             and not self._feature_cache_bypass
         )
@@ -576,6 +575,52 @@ class HFLVLM(LVLM):
             prompt_ids, vision, images, counts = encode(fitted, positions)
         return self._assemble(prompt_ids, vision, images, counts, answer_ids)
 
+    def _padded(
+        self,
+        sequences: list[list[int]],
+        prompt_lengths: list[int],
+        counts: list[list[int]] | None,
+        left: bool,
+    ) -> _PaddedBatch:
+        """One padded batch of token-id rows for scoring (right padding) or generation
+        (``left``): ids, attention mask, Qwen2-VL style ``mm_token_type_ids`` where the model
+        takes them, and the visual positions when ``counts`` (image tokens per image) is given."""
+        length = max(len(s) for s in sequences)
+        pad = self.tokenizer.pad_token_id or 0
+        fills = [length - len(s) for s in sequences]
+        if left:
+            ids = [[pad] * f + s for s, f in zip(sequences, fills, strict=True)]
+            mask = [[0] * f + [1] * len(s) for s, f in zip(sequences, fills, strict=True)]
+            starts = fills
+        else:
+            ids = [s + [pad] * f for s, f in zip(sequences, fills, strict=True)]
+            mask = [[1] * len(s) + [0] * f for s, f in zip(sequences, fills, strict=True)]
+            starts = [0] * len(sequences)
+        visual = (
+            None
+            if counts is None
+            else VisualPositions.of_rows(
+                sequences,
+                starts,
+                prompt_lengths,
+                length,
+                self.image_token_id,
+                counts,
+                self.device,
+            )
+        )
+        token_types: dict[str, torch.Tensor] = {}
+        if self._accepts_mm_token_type_ids:
+            types = [self._token_type_ids(s) for s in sequences]
+            rows = [[0] * f + t if left else t + [0] * f for t, f in zip(types, fills, strict=True)]
+            token_types["mm_token_type_ids"] = torch.tensor(rows).to(self.device)
+        return _PaddedBatch(
+            input_ids=torch.tensor(ids).to(self.device),
+            attention_mask=torch.tensor(mask).to(self.device),
+            token_types=token_types,
+            visual=visual,
+        )
+
     def _assemble(
         self,
         prompt_ids: list[list[int]],
@@ -591,33 +636,15 @@ class HFLVLM(LVLM):
         score needs (a causal model's outputs at earlier positions never see it)."""
         cut = 1 if trim_last else 0
         sequences = [p + a[: len(a) - cut] for p, a in zip(prompt_ids, answer_ids, strict=True)]
-        length = max(len(s) for s in sequences)
-        visual = (
-            None
-            if counts is None
-            else VisualPositions.of_rows(
-                sequences,
-                [0] * len(sequences),
-                [len(p) for p in prompt_ids],
-                length,
-                self.image_token_id,
-                counts,
-                self.device,
-            )
-        )
-        pad = self.tokenizer.pad_token_id or 0
         # Right padding: a causal model's outputs at real positions ignore later padding, so a
         # batched score equals the one-at-a-time score.
-        input_ids = torch.tensor([s + [pad] * (length - len(s)) for s in sequences])
-        attention_mask = torch.tensor([[1] * len(s) + [0] * (length - len(s)) for s in sequences])
+        batch = self._padded(sequences, [len(p) for p in prompt_ids], counts, left=False)
+        length = batch.input_ids.shape[1]
         extra = self._cached_image_features(
             images,
             {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in vision.items()},
         )
-        if self._accepts_mm_token_type_ids:
-            extra["mm_token_type_ids"] = torch.tensor(
-                [self._token_type_ids(s) + [0] * (length - len(s)) for s in sequences]
-            ).to(self.device)
+        extra.update(batch.token_types)
         # One pass, nothing decoded after it: the KV cache a forward builds by default would
         # never be read (building it took ~10% of the built-in LVLM's scoring forward).
         extra["use_cache"] = False
@@ -630,14 +657,43 @@ class HFLVLM(LVLM):
         else:
             offset = 0
         return ScoreInputs(
-            input_ids=input_ids.to(self.device),
-            attention_mask=attention_mask.to(self.device),
-            visual=visual,
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            visual=batch.visual,
             extra=extra,
             prompt_lengths=[len(p) for p in prompt_ids],
             answer_ids=answer_ids,
             offset=offset,
         )
+
+    def answer_loss(
+        self, prompts: Sequence[ICLPrompt], answers: Sequence[str], add_eos: bool = False
+    ) -> torch.Tensor:
+        """Mean next-token cross-entropy over the answer tokens of one batch (plus an EOS after
+        each answer if ``add_eos``): the training loss that matches ``score``, the prompts
+        encoded exactly as ``score`` encodes them. Gradients flow into whichever parameters
+        require them (the image-feature cache bypassed, so images are encoded in the graph);
+        installed layer hooks act (their visual positions are computed).
+
+        Example::
+
+            lvlm.answer_loss(prompts, answers, add_eos=True).backward()
+        """
+        if len(prompts) != len(answers):
+            raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(f"{self.name}: answer_loss cannot run under torch.inference_mode")
+        eos = [self.tokenizer.eos_token_id] if add_eos else []
+        if add_eos and eos[0] is None:
+            raise ValueError(f"{self.name}: the tokenizer has no EOS token")
+        answer_ids = [self._answer_ids(answer) + eos for answer in answers]
+        with self.feature_cache_bypassed(), torch.enable_grad():
+            inputs = self.score_inputs(prompts, answer_ids)
+            logits = self.forward(
+                inputs.input_ids, inputs.attention_mask, inputs.visual, **inputs.extra
+            ).logits
+        rows, positions, targets = inputs.answer_index(logits.device)
+        return torch.nn.functional.cross_entropy(logits[rows, positions].float(), targets)
 
     def _score_batch(
         self, prompts: Sequence[ICLPrompt], answers: Sequence[str], start: int = 0
@@ -699,39 +755,21 @@ class HFLVLM(LVLM):
         fitted = self._fit(prompts, prompt_ids, reserve, start, "new")
         if fitted is not None:
             prompt_ids, vision, _, counts = self._encode(fitted, self._hooks.active)
-        length = max(len(p) for p in prompt_ids)
-        pad = self.tokenizer.pad_token_id or 0
         # Left padding so every row's next token comes at the same position.
-        input_ids = torch.tensor([[pad] * (length - len(p)) + p for p in prompt_ids])
-        attention_mask = torch.tensor([[0] * (length - len(p)) + [1] * len(p) for p in prompt_ids])
+        batch = self._padded(prompt_ids, [len(p) for p in prompt_ids], counts, left=True)
+        length = batch.input_ids.shape[1]
         extra = {
             k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in vision.items()
         }
-        if self._accepts_mm_token_type_ids:
-            extra["mm_token_type_ids"] = torch.tensor(
-                [[0] * (length - len(p)) + self._token_type_ids(p) for p in prompt_ids]
-            ).to(self.device)
-        visual = (
-            None
-            if counts is None
-            else VisualPositions.of_rows(
-                prompt_ids,
-                [length - len(p) for p in prompt_ids],
-                [len(p) for p in prompt_ids],
-                length,
-                self.image_token_id,
-                counts,
-                self.device,
-            )
-        )
+        extra.update(batch.token_types)
         # Hooks act on the prefill alone (the one pass as long as the padded prompt).
-        with self._hooks.batch(visual):
+        with self._hooks.batch(batch.visual):
             output = self.model.generate(
-                input_ids=input_ids.to(self.device),
-                attention_mask=attention_mask.to(self.device),
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
-                pad_token_id=pad,
+                pad_token_id=self.tokenizer.pad_token_id or 0,
                 **extra,
             )
         new_tokens = output[:, length:]

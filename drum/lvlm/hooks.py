@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from drum.lvlm.families import family_of, module_at
+
 
 @dataclass(frozen=True, eq=False)
 class VisualPositions:
@@ -96,21 +98,13 @@ LayerHook = Callable[[torch.Tensor, VisualPositions], torch.Tensor]
 
 
 def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
-    """The language model's decoder layers, wherever the architecture keeps them."""
-    for path in (
-        "model.language_model.layers",  # LLaVA, Qwen2-VL, Qwen2.5-VL
-        "model.text_model.layers",  # Idefics3
-        "language_model.model.layers",  # older transformers layouts
-    ):
-        module: Any = model
-        try:
-            for name in path.split("."):
-                module = getattr(module, name)
-        except AttributeError:
-            continue
-        if isinstance(module, torch.nn.ModuleList):
-            return module
-    raise ValueError(f"cannot find the decoder layers of {type(model).__name__}")
+    """The language model's decoder layers, where its family's record says
+    (``drum.lvlm.families``); ``UnsupportedFamilyError`` for a family without one."""
+    family = family_of(str(model.config.model_type))
+    layers = module_at(model, family.decoder_layers)
+    if not isinstance(layers, torch.nn.ModuleList):
+        raise ValueError(f"{family.decoder_layers} of {type(model).__name__} is no ModuleList")
+    return layers
 
 
 class LayerHooks:

@@ -81,12 +81,20 @@ def _default_train() -> Any:
     return VPGCTrainConfig()
 
 
+def _default_data() -> Any:
+    from drum.builtin.vpgc.sources import VPGCDataConfig
+
+    return VPGCDataConfig()
+
+
 @dataclass(frozen=True)
 class VPGCExperimentConfig:
-    """The arms, the training recipe they share, and the benchmark they are measured on."""
+    """The arms, the training recipe and synthetic data they share (each arm sets its method,
+    layer, seed and region), and the benchmark they are measured on."""
 
     arms: tuple[VPGCArm, ...] = REDUCED_ARMS
     train: Any = field(default_factory=_default_train)
+    data: Any = field(default_factory=_default_data)
     benchmark: DemonBenchmarkConfig = field(default_factory=DemonBenchmarkConfig)
     bootstrap_resamples: int = 1000
 
@@ -109,7 +117,7 @@ def _arm_lvlm(arm: VPGCArm, base_dir: Path, arm_dir: Path) -> Any:
     from drum.lvlm.hf import HFLVLM
 
     if arm.method == "vpgc":
-        from drum.adapters.vpgc.model import load_adapter
+        from drum.adapters import load_adapter
 
         return load_adapter(HFLVLM(base_dir), arm_dir)
     return HFLVLM(arm_dir)  # the baselines write whole models
@@ -162,7 +170,8 @@ def run_vpgc_experiments(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run every arm into ``out`` (module docstring) and return the results."""
-    from drum.adapters.vpgc.train import TRAIN_CARD, train_vpgc
+    from drum.adapters.vpgc.train import TRAIN_CARD
+    from drum.builtin.vpgc.sources import train_on_synthetic
     from drum.demon.format import read_demon_task
     from drum.demon.run import evaluate_demon
     from drum.pipelines.demon_benchmark import DEFAULT_EMBEDDER, ensure_base, run_demon_benchmark
@@ -184,12 +193,16 @@ def run_vpgc_experiments(
     for arm in config.arms:
         arm_dir = out / "arms" / arm.name
         train = replace(
-            config.train, method=arm.method, region=arm.region, layer=arm.layer, seed=arm.seed
+            config.train,
+            method=arm.method,
+            adapter=replace(config.train.adapter, layer=arm.layer),
+            seed=arm.seed,
         )
-        train_vpgc(
+        train_on_synthetic(
             base_dir,
             arm_dir,
             train,
+            replace(config.data, region=arm.region),
             data_dir=out / "synthetic" / f"{arm.region}-s{arm.seed}",
             progress=progress,
         )

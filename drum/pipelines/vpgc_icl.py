@@ -3,7 +3,7 @@
 On the built-in world LVLM (the demo's ICL model):
 
 1. a VPG-C adapter is trained on synthetic discriminative in-context episodes
-   (``drum.adapters.vpgc.episodes``: one demonstration is the query's image edited so that the
+   (``drum.builtin.vpgc.episodes``: one demonstration is the query's image edited so that the
    asked attribute changes, one reveals the answer), never on a world task's data
    (``train_vpgc(..., source="episodes")``) into ``<out>/adapter``;
 2. base and base + adapter answer the world's test queries with the demonstrations that
@@ -37,14 +37,22 @@ ARMS = ("base", "adapter")
 def _default_train() -> Any:
     from drum.adapters.vpgc.train import VPGCTrainConfig
 
-    return VPGCTrainConfig(source="episodes", n_train=2000)
+    return VPGCTrainConfig()
+
+
+def _default_data() -> Any:
+    from drum.builtin.vpgc.sources import VPGCDataConfig
+
+    return VPGCDataConfig(source="episodes", n_train=2000)
 
 
 @dataclass(frozen=True)
 class VPGCICLConfig:
-    """The ICL question's settings (the ICL ones are the demo's)."""
+    """The ICL question's settings (the ICL ones are the demo's): the adapter's training
+    recipe, its twin episodes, the ICL grid and the probes."""
 
     train: Any = field(default_factory=_default_train)
+    data: Any = field(default_factory=_default_data)
     strategies: tuple[str, ...] = ("random", "concat", "drum")
     shots: tuple[int, ...] = (1, 2, 4, 8)
     seeds: tuple[int, ...] = (0, 1)
@@ -68,8 +76,8 @@ def _interval(scores: list[float], resamples: int, seed: int = 0) -> dict[str, A
 def _probe_rows(
     lvlms: dict[str, Any], world_dir: Path, heldout_dir: Path, config: VPGCICLConfig
 ) -> dict[str, Any]:
-    from drum.adapters.vpgc.episodes import load_twin_samples
     from drum.builtin.lvlm.episodes import probe_samples
+    from drum.builtin.vpgc.episodes import load_twin_samples
 
     suites: dict[str, list[tuple[Any, str]]] = {}
     for task in ("vqa", "caption", "classification"):
@@ -145,10 +153,10 @@ def run_vpgc_icl(
     out: str | Path, demo_dir: str | Path, config: VPGCICLConfig | None = None
 ) -> dict[str, Any]:
     """Train (or reuse) the adapter, evaluate both arms, write ``vpgc_icl.json`` / ``.md``."""
-    from drum.adapters.vpgc.episodes import TwinEpisodeConfig, make_twin_episodes
-    from drum.adapters.vpgc.model import load_adapter
-    from drum.adapters.vpgc.train import train_vpgc
+    from drum.adapters import load_adapter
     from drum.builtin.assets import ensure_builtin_models
+    from drum.builtin.vpgc.episodes import TwinEpisodeConfig, make_twin_episodes
+    from drum.builtin.vpgc.sources import train_on_synthetic
     from drum.builtin.world.generate import WorldConfig
     from drum.embed.hf import HFDualEncoder
     from drum.lvlm.hf import HFLVLM
@@ -161,7 +169,9 @@ def run_vpgc_icl(
     models = ensure_builtin_models(world_dir, demo_dir / "models", WorldConfig())
     base_dir = Path(models["lvlm"])
     started = time.perf_counter()
-    adapter_dir = train_vpgc(base_dir, out / "adapter", config.train, data_dir=out / "adapter.data")
+    adapter_dir = train_on_synthetic(
+        base_dir, out / "adapter", config.train, config.data, data_dir=out / "adapter.data"
+    )
     train_seconds = time.perf_counter() - started
     train_card = json.loads((adapter_dir / "vpgc_train.json").read_text(encoding="utf-8"))
 
@@ -169,7 +179,7 @@ def run_vpgc_icl(
     lvlms = {"base": base, "adapter": load_adapter(HFLVLM(base_dir), adapter_dir)}
     heldout = out / "heldout_episodes"
     heldout_config = TwinEpisodeConfig(
-        n_train=config.heldout_episodes, seed=config.train.seed + 1000, region=config.train.region
+        n_train=config.heldout_episodes, seed=config.train.seed + 1000, region=config.data.region
     )
     if not (heldout / "twin_episodes.json").is_file():
         make_twin_episodes(heldout, heldout_config, base)
@@ -190,7 +200,8 @@ def run_vpgc_icl(
     results = {
         "config": {
             "train": asdict(config.train),
-            **{k: v for k, v in asdict(config).items() if k != "train"},
+            "data": asdict(config.data),
+            **{k: v for k, v in asdict(config).items() if k not in ("train", "data")},
             "world": str(world_dir),
             "drum_embedder": str(drum_embedder),
         },

@@ -36,6 +36,7 @@ def backing_configs() -> dict[str, dict[str, Any]]:
     from drum.builtin.demon.lvlm import DemonLVLMConfig
     from drum.builtin.embedder import BuiltinEmbedderConfig
     from drum.builtin.lvlm.train import BuiltinLVLMConfig
+    from drum.builtin.vpgc.sources import VPGCDataConfig
     from drum.builtin.world.generate import WorldConfig
     from drum.data.importers.captions import CaptionOptions
     from drum.data.importers.classification import HatefulMemesOptions, ImageFolderOptions
@@ -78,7 +79,11 @@ def backing_configs() -> dict[str, dict[str, Any]]:
             **field_defaults(DrumExperimentConfig),
         },
         "demon make-builtin": field_defaults(BuiltinDemonConfig),
-        "vpgc train": field_defaults(VPGCTrainConfig),
+        "vpgc train": {
+            **field_defaults(VPGCTrainConfig),
+            **field_defaults(VPGCTrainConfig().adapter),
+            **field_defaults(VPGCDataConfig),
+        },
         "vpgc icl": field_defaults(VPGCICLConfig),
         "demon train-base": {
             **field_defaults(DemonLVLMConfig),

@@ -120,6 +120,22 @@ def test_batched_score_equals_one_at_a_time(
     assert all(r.sum < 0 for r in single)
 
 
+def test_answer_loss_is_the_mean_negative_log_prob_that_score_sums(
+    lvlm: HFLVLM, batch: tuple[list[ICLPrompt], list[str]]
+) -> None:
+    prompts, answers = batch
+    scores = lvlm.score(prompts, answers)
+    expected = -sum(r.sum for r in scores) / sum(r.tokens for r in scores)
+    loss = lvlm.answer_loss(prompts, answers)
+    assert loss.item() == pytest.approx(expected, abs=ATOL)
+    # With an EOS after each answer: one more target per row, a different mean.
+    assert lvlm.answer_loss(prompts, answers, add_eos=True).item() != pytest.approx(loss.item())
+    with pytest.raises(ValueError, match="3 prompts but 2 answers"):
+        lvlm.answer_loss(prompts, answers[:2])
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="inference_mode"):
+        lvlm.answer_loss(prompts, answers)
+
+
 def test_batched_generation_equals_one_at_a_time(
     lvlm: HFLVLM, batch: tuple[list[ICLPrompt], list[str]]
 ) -> None:

@@ -67,14 +67,15 @@ def test_the_experiment_trains_evaluates_and_tabulates_every_arm(tmp_path) -> No
     from dataclasses import replace
 
     from drum.adapters.vpgc.train import VPGCTrainConfig
+    from drum.builtin.vpgc.sources import VPGCDataConfig
     from drum.pipelines.vpgc_experiments import RESULTS, run_vpgc_experiments
     from tests.pipelines.test_demon_benchmark import CONFIG as BENCHMARK
 
     benchmark = replace(BENCHMARK, tasks=("SameCount", "SpotTheEdit"))
-    train = VPGCTrainConfig(batch_size=2, max_steps=2, n_train=3, checkpoint_every=100)
+    train = VPGCTrainConfig(batch_size=2, max_steps=2, checkpoint_every=100)
     arms = (VPGCArm(), VPGCArm("vpgc", "random"), VPGCArm("projector"))
-    config = VPGCExperimentConfig(arms=arms, train=train, benchmark=benchmark,
-                                  bootstrap_resamples=20)  # fmt: skip
+    config = VPGCExperimentConfig(arms=arms, train=train, data=VPGCDataConfig(n_train=3),
+                                  benchmark=benchmark, bootstrap_resamples=20)  # fmt: skip
     results = run_vpgc_experiments(tmp_path / "vpgc", config, tmp_path / "demon", progress=False)
     assert list(results["columns"]) == ["base", "ceiling", "vpgc-attention", "vpgc-random",
                                         "projector"]  # fmt: skip

@@ -1,8 +1,7 @@
 """VPG-C: residual visual prompts regenerated from the instruction, inside a frozen LVLM
 (``docs/vpgc.md``). ``config`` (``VPGCConfig``), ``layer`` (the module), ``model``
-(``VPGCLVLM``, save / load, parameter counts); synthetic training data from the built-in world
-(``data``) or edited real-size photos (``photos``), edits placed where the base attends least
-(``regions``), and the trainer (``train``)."""
+(``VPGCLVLM``, save / load, parameter counts) and the trainer (``train``: ``train_vpgc``, handed
+its samples). The synthetic training data is the built-in kit's (``drum.builtin.vpgc``)."""
 
 from drum.adapters.vpgc.config import VPGCConfig, VPGCConfigError
 from drum.adapters.vpgc.layer import ProjectorVPGC, QFormerVPGC, VPGCError

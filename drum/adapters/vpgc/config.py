@@ -1,9 +1,12 @@
 """``VPGCConfig``: what a VPG-C adapter is, as a typed frozen dataclass with a JSON round trip.
 
-A config as a user writes it may leave the base-dependent fields ``None`` (the layer, the
-re-attention width, the base's sizes); ``VPGCConfig.resolve(base)`` fills them from the base
-model and checks them, and the resolved config is what ``adapter_config.json`` holds, so a
-saved adapter says exactly which base shape it fits.
+A config as a user writes it leaves the base-dependent fields ``None`` (the layer, the base's
+sizes); ``VPGCConfig.resolve(**base_fields)`` fills them from the base model (``base_fields``
+in ``drum.adapters.vpgc.model``, read from the base's family record) and checks them, and the
+resolved config is what ``adapter_config.json`` holds, so a saved adapter says exactly which
+base shape it fits. The per-base rules live in ``resolve``: the layer defaults to
+``num_layers // 2``; a projector base's re-attention width is ``hidden_size`` (``None``: the
+vision width); a Q-Former base (BLIP-2) always uses its Q-Former's width and query count.
 """
 
 from __future__ import annotations
@@ -13,17 +16,19 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from drum.adapters.registry import CONFIG_NAME, AdapterConfigError
 from drum.utils.io import atomic_write_json
 
-CONFIG_NAME = "adapter_config.json"
 ADAPTER_TYPE = "vpgc"
 # How the adapter regenerates visual prompts: re-attention from per-visual-token queries over
 # the vision tower's patch features (projector bases), or a trainable copy of the base's
 # Q-Former queries run through its frozen Q-Former (BLIP-2).
 BASE_KINDS = ("projector", "qformer")
+# Fields a base may fix over a config's own value (a Q-Former base: its width and queries).
+BASE_FIXED = ("hidden_size", "num_queries", "base_kind")
 
 
-class VPGCConfigError(ValueError):
+class VPGCConfigError(AdapterConfigError):
     """A VPG-C config that does not fit its base (layer out of range, widths, heads, ...)."""
 
 
@@ -35,9 +40,11 @@ class VPGCConfig:
         layer: the decoder layer ``k`` at whose input the guidance is read and the residual
             visual prompts are added (the hook rewrites the output of layer ``k - 1``); must be
             in ``[1, num_layers - 1]``. ``None``: ``num_layers // 2`` (VPG-C's L/2).
-        hidden_size: width of the re-attention (projector bases). ``None``: the vision
-            tower's width.
-        num_heads: attention heads of the re-attention; must divide ``hidden_size``.
+        hidden_size: width of the re-attention on projector bases. ``None``: the vision
+            tower's width. 16 keeps the adapter at 0.53% of the built-in DEMON base's
+            parameters (the vision width, 64, would make it 4.0%; the budget is 1%). A
+            Q-Former base ignores it: its width is its Q-Former's (``resolve``).
+        num_heads: attention heads of the re-attention; must divide the resolved width.
         num_queries: query tokens (BLIP-2: the Q-Former's; ``None`` for projector bases).
         seed: seeds the non-zero initial weights (the zero-init maps start at zero anyway).
         base_kind: ``"projector"`` or ``"qformer"``; ``None``: from the base's model type.
@@ -49,8 +56,8 @@ class VPGCConfig:
     """
 
     layer: int | None = None
-    hidden_size: int | None = None
-    num_heads: int = 8
+    hidden_size: int | None = 16
+    num_heads: int = 2
     num_queries: int | None = None
     seed: int = 0
     base_kind: str | None = None
@@ -95,13 +102,19 @@ class VPGCConfig:
             raise VPGCConfigError("a Q-Former VPG-C needs num_queries")
 
     def resolve(self, **base: Any) -> VPGCConfig:
-        """This config with its ``None`` base fields filled from ``base`` (``model_type``,
-        ``num_layers``, ``llm_hidden_size``, ``vision_hidden_size``, ``base_kind``,
-        ``num_queries``), checked. Fields already set must agree with the base."""
+        """This config fitted to a base described by ``base`` (``model_type``, ``num_layers``,
+        ``llm_hidden_size``, ``vision_hidden_size``, ``base_kind``; a Q-Former base also
+        ``hidden_size`` and ``num_queries``), checked.
+
+        A config not yet fitted to any base (``model_type is None``) takes every field the base
+        fixes, ``hidden_size`` of a Q-Former base included (the width of its queries); a fitted
+        one (a saved adapter) must agree with the base on them. Then ``layer`` defaults to
+        ``num_layers // 2`` and a projector base's ``hidden_size`` to the vision width."""
+        fitted = self.model_type is not None
         updates: dict[str, Any] = {}
         for name, value in base.items():
             mine = getattr(self, name)
-            if mine is None:
+            if mine is None or (not fitted and name in BASE_FIXED):
                 updates[name] = value
             elif name != "base_kind" and mine != value:
                 raise VPGCConfigError(

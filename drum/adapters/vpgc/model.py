@@ -29,6 +29,7 @@ from torch import nn
 from drum.adapters.vpgc.config import VPGCConfig, VPGCConfigError
 from drum.adapters.vpgc.layer import PREFIX, ProjectorVPGC, QFormerVPGC, VPGCError, images_of
 from drum.lvlm.base import LVLM, ScoreResult
+from drum.lvlm.families import module_at
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.hooks import VisualPositions, decoder_layers
 from drum.lvlm.prompt import ICLPrompt
@@ -36,57 +37,24 @@ from drum.utils.io import atomic_write_bytes
 
 WEIGHTS_NAME = "adapter_model.safetensors"
 
-# Where each base's patch features are: the input of its projector (projector-style bases),
-# the output of the vision tower (BLIP-2, whose Q-Former reads it).
-PATCH_FEATURE_MODULES = {
-    "llava": ("model.multi_modal_projector", "input"),
-    "idefics3": ("model.connector", "input"),
-    "qwen2_vl": ("model.visual.merger", "input"),
-    "qwen2_5_vl": ("model.visual.merger", "input"),
-    "blip-2": ("vision_model", "output"),
-}
-
-
-def _module(model: nn.Module, path: str) -> nn.Module:
-    module: Any = model
-    for name in path.split("."):
-        module = getattr(module, name)
-    return module
-
-
-def _vision_width(model: nn.Module, model_type: str) -> int:
-    """Width of the patch features the projector reads."""
-    vision = model.config.vision_config
-    if model_type == "blip-2":
-        return int(model.config.qformer_config.encoder_hidden_size)
-    if model_type == "qwen2_vl":
-        return int(vision.embed_dim)
-    width = int(vision.hidden_size)
-    if model_type == "llava":
-        layers = model.config.vision_feature_layer
-        width *= 1 if isinstance(layers, int) else len(layers)
-    return width
-
 
 def base_fields(base: HFLVLM) -> dict[str, Any]:
-    """What ``VPGCConfig.resolve`` fills from ``base``; a clear error for other bases."""
-    model_type = base.model_type
-    if model_type not in PATCH_FEATURE_MODULES:
-        raise VPGCConfigError(
-            f"VPG-C supports the bases {sorted(PATCH_FEATURE_MODULES)}, not {model_type!r}"
-        )
-    text = getattr(base.model.config, "text_config", None) or base.model.config
+    """What ``VPGCConfig.resolve`` fills from ``base``, read from its family's record
+    (``drum.lvlm.families``: patch-feature width, Q-Former or not)."""
+    family = base.family
+    config = base.model.config
+    text = getattr(config, "text_config", None) or config
     fields: dict[str, Any] = {
-        "model_type": model_type,
+        "model_type": family.model_type,
         "base_kind": "projector",
         "num_layers": len(decoder_layers(base.model)),
         "llm_hidden_size": int(text.hidden_size),
-        "vision_hidden_size": _vision_width(base.model, model_type),
+        "vision_hidden_size": family.vision_width(config),
     }
-    if model_type == "blip-2":
+    if family.qformer:
         fields["base_kind"] = "qformer"
-        fields["num_queries"] = int(base.model.config.num_query_tokens)
-        fields["hidden_size"] = int(base.model.config.qformer_config.hidden_size)
+        fields["num_queries"] = int(config.num_query_tokens)
+        fields["hidden_size"] = int(config.qformer_config.hidden_size)
     return fields
 
 
@@ -128,9 +96,8 @@ class VPGCLVLM(LVLM):
         self.config = (config or VPGCConfig()).resolve(**base_fields(base))
         for parameter in base.model.parameters():
             parameter.requires_grad_(False)
-        assert self.config.model_type is not None
-        path, self._captures = PATCH_FEATURE_MODULES[self.config.model_type]
-        self._source = _module(base.model, path)
+        self._captures = base.family.patch_features_at
+        self._source = module_at(base.model, base.family.patch_features)
         self.adapter: ProjectorVPGC | QFormerVPGC
         if self.config.base_kind == "qformer":
             model = base.model
@@ -217,23 +184,10 @@ class VPGCLVLM(LVLM):
         self, prompts: Sequence[ICLPrompt], answers: Sequence[str], add_eos: bool = False
     ) -> torch.Tensor:
         """Mean next-token cross-entropy over the answer tokens of one batch (plus an EOS after
-        each answer if ``add_eos``), with gradients into the adapter alone (the base is frozen).
-        The prompts are encoded exactly as ``score`` encodes them."""
-        if len(prompts) != len(answers):
-            raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
-        if torch.is_inference_mode_enabled():
-            raise RuntimeError("VPGCLVLM.loss cannot run under torch.inference_mode")
-        eos = [self.base.tokenizer.eos_token_id] if add_eos else []
-        if add_eos and eos[0] is None:
-            raise ValueError(f"{self.base.name}: the tokenizer has no EOS token")
-        answer_ids = [self.base._answer_ids(answer) + eos for answer in answers]
-        with self.active(), torch.enable_grad():
-            inputs = self.base.score_inputs(prompts, answer_ids, positions=True)
-            logits = self.base.forward(
-                inputs.input_ids, inputs.attention_mask, inputs.visual, **inputs.extra
-            ).logits
-        rows, positions, targets = inputs.answer_index(logits.device)
-        return nn.functional.cross_entropy(logits[rows, positions].float(), targets)
+        each answer if ``add_eos``), with gradients into the adapter alone (the base is frozen):
+        the base's ``HFLVLM.answer_loss`` with the adapter acting."""
+        with self.active():
+            return self.base.answer_loss(prompts, answers, add_eos)
 
     # ------------------------------------------------------------------------- parameters
     def trainable_parameters(self) -> list[nn.Parameter]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from drum.adapters import CONFIG_NAME
 from drum.adapters.vpgc import (
     VPGCLVLM,
     VPGCConfig,
@@ -20,7 +22,6 @@ from drum.adapters.vpgc import (
     load_adapter,
     parameter_count,
 )
-from drum.adapters.vpgc.config import CONFIG_NAME
 from drum.adapters.vpgc.model import WEIGHTS_NAME
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.hooks import decoder_layers
@@ -213,11 +214,38 @@ def test_config_json_round_trip(tmp_path: Path) -> None:
 
 def test_resolve_fills_the_base_fields(fresh_base: Base) -> None:
     base = fresh_base("llava")
-    model = VPGCLVLM(base, VPGCConfig(num_heads=2))
+    model = VPGCLVLM(base, VPGCConfig(num_heads=2, hidden_size=None))
     config = model.config
     assert config.resolved and config.layer == 1 and config.num_layers == 2  # L // 2
     assert config.llm_hidden_size == 32 and config.vision_hidden_size == 32
     assert config.hidden_size == config.vision_hidden_size
+
+
+BLIP2_FIELDS = dict(model_type="blip-2", base_kind="qformer", num_layers=2, llm_hidden_size=32,
+                    vision_hidden_size=48, hidden_size=32, num_queries=4)  # fmt: skip
+
+
+def test_the_per_base_rules_live_in_resolve() -> None:
+    # The defaults are the ones training uses: 2 heads, width 16 on projector bases.
+    projector = VPGCConfig().resolve(model_type="llava", base_kind="projector", num_layers=4,
+                                     llm_hidden_size=32, vision_hidden_size=64)  # fmt: skip
+    assert (projector.num_heads, projector.hidden_size, projector.layer) == (2, 16, 2)
+    # A Q-Former base fixes the width and queries of a config not yet fitted to a base ...
+    qformer = VPGCConfig().resolve(**BLIP2_FIELDS)
+    assert (qformer.hidden_size, qformer.num_queries, qformer.base_kind) == (32, 4, "qformer")
+    # ... while a fitted one (a saved adapter) must agree with it.
+    with pytest.raises(VPGCConfigError, match="made for hidden_size=16"):
+        replace(qformer, hidden_size=16).resolve(**BLIP2_FIELDS)
+
+
+def test_an_adapter_config_saved_before_loads(tmp_path: Path) -> None:
+    # adapter_config.json as the first release of the trainer wrote it (llava, width 16).
+    saved = {"adapter_type": "vpgc", "base_kind": "projector", "hidden_size": 16, "layer": 2,
+             "llm_hidden_size": 64, "model_type": "llava", "num_heads": 2, "num_layers": 4,
+             "num_queries": None, "seed": 0, "vision_hidden_size": 64}  # fmt: skip
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(saved))
+    config = VPGCConfig.load(tmp_path)
+    assert config.to_dict() == saved and config.resolved
 
 
 @pytest.mark.parametrize("layer", [0, 2, -1, 10])

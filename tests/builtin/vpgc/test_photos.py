@@ -1,4 +1,4 @@
-"""Synthetic edits of real-size photos (``drum.adapters.vpgc.photos``), without a base."""
+"""Synthetic edits of real-size photos (``drum.builtin.vpgc.photos``), without a base."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from drum.adapters.vpgc.edits import (
+from drum.builtin.vpgc.edits import (
     EDIT_KINDS,
     PhotoScene,
     available_photos,
@@ -19,17 +19,16 @@ from drum.adapters.vpgc.edits import (
     edit_region,
     load_photo,
 )
-from drum.adapters.vpgc.photos import (
+from drum.builtin.vpgc.photos import (
     EDIT_ANSWERS,
     NONE_ANSWER,
     PHOTO_TASKS,
     PhotoGeometry,
     PhotoVPGCConfig,
     default_block,
-    default_source,
     make_photo_vpgc,
 )
-from drum.adapters.vpgc.train import VPGCTrainConfig
+from drum.builtin.vpgc.sources import VPGCDataConfig, default_source
 from drum.demon.format import read_demon_task
 from drum.utils.fingerprint import directory_digest
 
@@ -193,7 +192,7 @@ def test_bad_geometry_is_a_clear_error(tmp_path: Path) -> None:
         make_photo_vpgc(tmp_path / "x", _config(region="attention"))
     assert not (tmp_path / "x").exists()
     with pytest.raises(ValueError, match="source must be one of"):
-        VPGCTrainConfig(source="video")
+        VPGCDataConfig(source="video")
 
 
 def test_default_source_by_image_size() -> None:
@@ -243,7 +242,7 @@ def test_a_tiny_blip2_trains_on_photos_with_attention_regions_and_evaluates(
 
 
 def test_training_data_is_reused_only_for_the_same_config_and_base(tmp_path: Path) -> None:
-    from drum.adapters.vpgc.photos import photo_training_data
+    from drum.builtin.vpgc.photos import photo_training_data
 
     base = SimpleNamespace(fingerprint="base-1")
     folders = photo_training_data(base, tmp_path / "d", _config(n_train=2))

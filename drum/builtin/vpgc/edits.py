@@ -5,7 +5,7 @@ Photos: scikit-image's bundled ``skimage.data`` photos available offline (``PHOT
 to the base's image size (``PhotoScene``, ``draw_scene``). Edits (``EDIT_KINDS``): a patch
 pasted from another photo, recoloured (hue shifted, saturation raised) or blurred, inside one
 block of the vision tower's patches, every pixel outside it unchanged (``edit_region``,
-``visible_edit``). ``drum.adapters.vpgc.photos`` builds the tasks from them.
+``visible_edit``). ``drum.builtin.vpgc.photos`` builds the tasks from them.
 """
 
 from __future__ import annotations

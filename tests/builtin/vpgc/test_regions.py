@@ -1,4 +1,4 @@
-"""Region choice by attention (``drum.adapters.vpgc.regions``) on tiny random HF bases: the
+"""Region choice by attention (``drum.lvlm.attention``) on tiny random HF bases: the
 chosen region is recomputed here from the model's own attention, independently."""
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from drum.adapters.vpgc.data import SyntheticVPGCConfig, make_synthetic_vpgc
-from drum.adapters.vpgc.photos import PhotoVPGCConfig, base_image_geometry, make_photo_vpgc
-from drum.adapters.vpgc.regions import least_attended_blocks, visual_tokens_to_grid
+from drum.builtin.vpgc.data import SyntheticVPGCConfig, make_synthetic_vpgc
+from drum.builtin.vpgc.photos import PhotoVPGCConfig, base_image_geometry, make_photo_vpgc
 from drum.demon.format import read_demon_task
 from drum.lvlm.hf import HFLVLM
 from drum.utils.fingerprint import directory_digest
@@ -109,14 +108,14 @@ def test_blip2_world_region_is_the_least_cross_attended_quarter(
 
 
 def test_llava_photo_region_is_the_least_attended_patch(vpgc_base_dir, tmp_path: Path) -> None:
-    from drum.adapters.vpgc.regions import patch_attention
+    from drum.lvlm.attention import patch_attention
     from drum.lvlm.prompt import ICLPrompt, ImagePart, TextPart, Turn
 
     lvlm = HFLVLM(vpgc_base_dir("llava"))  # 2 x 2 patches, one visual token each
     make_photo_vpgc(tmp_path / "l", PhotoVPGCConfig(n_train=3, region="attention"), lvlm)
     task_dir = tmp_path / "l" / "train" / "SameOrNot"
     task = read_demon_task(task_dir)
-    from drum.adapters.vpgc.photos import PHOTO_INSTRUCTIONS
+    from drum.builtin.vpgc.photos import PHOTO_INSTRUCTIONS
 
     for sample, meta in zip(task.samples, _metas(task_dir), strict=True):
         instruction = PHOTO_INSTRUCTIONS["SameOrNot"][sample.instruction_id]
@@ -126,29 +125,6 @@ def test_llava_photo_region_is_the_least_attended_patch(vpgc_base_dir, tmp_path:
         weights = patch_attention(lvlm, [prompt])[0]
         assert weights.shape == (4,)
         assert tuple(meta["region"]["corner"]) == divmod(int(torch.argmin(weights)), 2)
-
-
-def test_visual_tokens_map_back_to_patches() -> None:
-    weights = torch.arange(17, dtype=torch.float)[None]  # CLS + 16 patches
-    assert torch.equal(visual_tokens_to_grid(weights, 4)[0], torch.arange(1.0, 17).reshape(4, 4))
-    assert torch.equal(visual_tokens_to_grid(weights[:, 1:], 4)[0],
-                       torch.arange(1.0, 17).reshape(4, 4))  # fmt: skip
-    merged = visual_tokens_to_grid(torch.tensor([[1.0, 2.0, 3.0, 4.0]]), 4, merge=2)[0]
-    assert torch.equal(merged[:2, :2], torch.ones(2, 2)) and merged[3, 3] == 4 and merged[0, 2] == 2
-    with pytest.raises(ValueError, match="do not map onto a 4x4 patch grid"):
-        visual_tokens_to_grid(torch.ones(1, 7), 4)
-    with pytest.raises(ValueError, match=r"with 4x4 patches per token \(expected 4\)"):
-        visual_tokens_to_grid(torch.ones(1, 16), 8, merge=4)  # a resized image: 16 tokens
-
-
-def test_least_attended_blocks() -> None:
-    grid = torch.ones(2, 4, 4)
-    grid[0, 2:, 1:3] = 0  # the 2x2 block at (2, 1)
-    grid[1, 0, 3] = -1
-    assert least_attended_blocks(grid, 2) == [(2, 1), (0, 2)]
-    assert least_attended_blocks(torch.zeros(1, 3, 3), 2) == [(0, 0)]  # ties: row-major first
-    with pytest.raises(ValueError, match=r"block must be in \[1, 4\]"):
-        least_attended_blocks(grid, 5)
 
 
 @pytest.mark.parametrize(("family", "grid"), [("qwen2_vl", 4), ("idefics3", 4), ("llava", 2)])

@@ -61,17 +61,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from drum.adapters.vpgc.regions import (
-    QFORMER_MODEL_TYPES,
-    patch_attention,
-    patch_grid_attention,
-)
 from drum.builtin.demon.make import task_rng
 from drum.builtin.demon.scenes import LETTERS, VALUES, make_scene, word
 from drum.builtin.world.language import PLURALS
 from drum.builtin.world.scene import GRID, Scene, render_scene
 from drum.demon.categories import MULTI_CHOICE
 from drum.demon.format import IMAGES_DIR, DemonSample, DemonTask, write_demon_task
+from drum.lvlm.attention import patch_attention, patch_grid_attention
 from drum.lvlm.prompt import ICLPrompt, ImagePart, TextPart, Turn
 from drum.utils.io import atomic_directory, atomic_write_json
 
@@ -281,9 +277,9 @@ def least_attended_regions(
     """Per prompt, the patch (0..3) of its first image its last token attends least (the CLS
     token, the image's first visual token, is not a region); for BLIP-2, the
     quarter whose patches the Q-Former's queries attend least."""
-    if lvlm.model_type in QFORMER_MODEL_TYPES:
+    if lvlm.family.qformer:
         # Its visual tokens are Q-Former queries, not patches: the Q-Former's cross-attention
-        # over the vision tower's patches (``drum.adapters.vpgc.regions``), pooled into the
+        # over the vision tower's patches (``drum.lvlm.attention``), pooled into the
         # image's four quarters (the world's 2x2 patch positions).
         grid = _vision_grid(lvlm)
         if grid % 2:

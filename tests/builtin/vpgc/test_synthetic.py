@@ -1,4 +1,4 @@
-"""Synthetic discriminative training (``drum.adapters.vpgc.data`` / ``.train``) and its CLI,
+"""Synthetic discriminative training (``drum.builtin.vpgc.data`` / ``.train``) and its CLI,
 on a tiny built-in base."""
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from drum.adapters.vpgc import VPGCLVLM, VPGCConfig, load_adapter
-from drum.adapters.vpgc.data import (
+from drum.adapters.vpgc.train import VPGCTrainConfig
+from drum.builtin.demon.lvlm import base_vocabulary
+from drum.builtin.lvlm.model import BuiltinLVLMArchitecture, build_builtin_lvlm
+from drum.builtin.vpgc.data import (
     SYNTHETIC_TASKS,
     SyntheticVPGCConfig,
     least_attended_region,
@@ -23,9 +26,7 @@ from drum.adapters.vpgc.data import (
     patch_cells,
     synthetic_words,
 )
-from drum.adapters.vpgc.train import VPGCTrainConfig, train_vpgc
-from drum.builtin.demon.lvlm import base_vocabulary
-from drum.builtin.lvlm.model import BuiltinLVLMArchitecture, build_builtin_lvlm
+from drum.builtin.vpgc.sources import VPGCDataConfig, train_on_synthetic
 from drum.cli.app import app
 from drum.demon.format import read_demon_task
 from drum.demon.prompt import demon_prompt
@@ -136,10 +137,10 @@ def test_least_attended_region_picks_the_patch_nobody_attends(
     assert least_attended_region(lvlm, prompt) == forced
 
 
-def _config(**changes) -> VPGCTrainConfig:
-    fields = dict(num_heads=2, lr=1e-2, batch_size=4, max_steps=12, warmup=2, n_train=6,
-                  checkpoint_every=4, log_every=4)  # fmt: skip
-    return VPGCTrainConfig(**{**fields, **changes})
+def _config(region: str = "attention", **changes) -> tuple[VPGCTrainConfig, VPGCDataConfig]:
+    fields = dict(adapter=VPGCConfig(num_heads=2), lr=1e-2, batch_size=4, max_steps=12,
+                  warmup=2, checkpoint_every=4, log_every=4)  # fmt: skip
+    return VPGCTrainConfig(**{**fields, **changes}), VPGCDataConfig(n_train=6, region=region)
 
 
 @pytest.mark.slow
@@ -148,7 +149,7 @@ def test_training_lowers_the_loss_changes_only_the_adapter_and_resumes(
 ) -> None:
     before = directory_digest(tiny_base)
     config = _config()
-    straight = train_vpgc(tiny_base, tmp_path / "straight", config, data_dir=tiny_data,
+    straight = train_on_synthetic(tiny_base, tmp_path / "straight", *config, data_dir=tiny_data,
                           progress=False)  # fmt: skip
     assert directory_digest(tiny_base) == before
     assert sorted(p.name for p in straight.iterdir()) == [
@@ -172,10 +173,10 @@ def test_training_lowers_the_loss_changes_only_the_adapter_and_resumes(
             raise Killed
 
     with pytest.raises(Killed):
-        train_vpgc(tiny_base, tmp_path / "resumed", config, data_dir=tiny_data, progress=False,
-                   on_step=kill)  # fmt: skip
+        train_on_synthetic(tiny_base, tmp_path / "resumed", *config, data_dir=tiny_data,
+                           progress=False, on_step=kill)  # fmt: skip
     assert not (tmp_path / "resumed").exists()
-    resumed = train_vpgc(tiny_base, tmp_path / "resumed", config, data_dir=tiny_data,
+    resumed = train_on_synthetic(tiny_base, tmp_path / "resumed", *config, data_dir=tiny_data,
                          progress=False)  # fmt: skip
     a = load_file(str(straight / "adapter_model.safetensors"))
     b = load_file(str(resumed / "adapter_model.safetensors"))
@@ -187,7 +188,7 @@ def test_training_lowers_the_loss_changes_only_the_adapter_and_resumes(
 def test_baselines_write_a_model_hflvlm_loads(
     method: str, tiny_base: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
-    out = train_vpgc(tiny_base, tmp_path / method, _config(method=method, max_steps=3),
+    out = train_on_synthetic(tiny_base, tmp_path / method, *_config(method=method, max_steps=3),
                      data_dir=tiny_data, progress=False)  # fmt: skip
     card = json.loads((out / "vpgc_train.json").read_text())
     if method == "lora":
@@ -246,8 +247,8 @@ def test_a_tiny_blip2_trains_and_evaluates_with_its_adapter(tmp_path: Path) -> N
 
     base = tmp_path / "blip2"
     build_tiny_blip2(base)
-    adapter = train_vpgc(
-        base, tmp_path / "adapter", _config(max_steps=3, region="random"),
+    adapter = train_on_synthetic(
+        base, tmp_path / "adapter", *_config(max_steps=3, region="random"),
         data_dir=tmp_path / "data", progress=False,
     )  # fmt: skip
     card = json.loads((adapter / "vpgc_train.json").read_text())

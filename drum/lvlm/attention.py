@@ -19,7 +19,7 @@ tower's grid (``g x g`` patches of ``patch`` pixels, row-major, CLS excluded):
   to the patches it came from: ``g^2 + 1`` tokens are CLS plus one per patch (the built-in
   LVLM), ``g^2`` one per patch (LLaVA's ``"default"`` selection), ``(g / m)^2`` one per
   ``m x m`` block of patches in row-major order (Qwen2-VL's 2 x 2 merger, Idefics3's pixel
-  shuffle, ``m`` read from the base's config: ``token_merge``); a token's weight goes to each
+  shuffle, ``m`` from the base's family record: ``token_merge``); a token's weight goes to each
   of its patches. Any other count (an image the processor resized or tiled) is an error.
 
 ``least_attended_blocks(weights, block)``: the ``block x block`` square of patches (top-left
@@ -39,8 +39,6 @@ from drum.lvlm.prompt import ICLPrompt
 
 if TYPE_CHECKING:
     from drum.lvlm.hf import HFLVLM
-
-QFORMER_MODEL_TYPES = ("blip-2",)
 
 
 @contextmanager
@@ -124,11 +122,9 @@ def qformer_patch_attention(lvlm: HFLVLM, prompts: Sequence[ICLPrompt]) -> torch
 
 
 def token_merge(lvlm: HFLVLM) -> int:
-    """How many patches per side one visual token covers: Qwen2-VL's ``spatial_merge_size``,
-    Idefics3's pixel-shuffle ``scale_factor``, else 1."""
-    config = lvlm.model.config
-    merge = getattr(config.vision_config, "spatial_merge_size", None)
-    return int(merge or getattr(config, "scale_factor", None) or 1)
+    """How many patches per side one visual token covers (the family's record: Qwen2-VL's
+    ``spatial_merge_size``, Idefics3's pixel-shuffle ``scale_factor``, else 1)."""
+    return lvlm.family.token_merge(lvlm.model.config)
 
 
 def visual_tokens_to_grid(weights: torch.Tensor, grid: int, merge: int = 1) -> torch.Tensor:
@@ -162,7 +158,7 @@ def patch_grid_attention(
     parts = []
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start : start + batch_size]
-        if lvlm.model_type in QFORMER_MODEL_TYPES:
+        if lvlm.family.qformer:
             weights = qformer_patch_attention(lvlm, chunk)
             if weights.shape[1] != grid * grid:
                 raise ValueError(

@@ -19,7 +19,7 @@ by at least ``min_change`` grey levels on average (else the next kind is tried),
 **Region** (``PhotoGeometry``): the image is the vision tower's ``grid x grid`` patches; a
 region is a ``block x block`` square of them (default ``block = max(1, round(grid / 5))``:
 3 x 3 of BLIP-2's 16 x 16, 3.5% of the image; 5 x 5 of LLaVA-1.5's 24 x 24, 4.3%), its corner
-at any patch. ``region="attention"``: the least-attended square (``drum.adapters.vpgc.regions``:
+at any patch. ``region="attention"``: the least-attended square (``drum.lvlm.attention``:
 the Q-Former's cross-attention for BLIP-2, the instruction's last token's attention to the
 visual tokens otherwise) over the unedited image under the sample's instruction and question;
 ``region="random"``: uniform, the ablation.
@@ -40,7 +40,7 @@ kind of edit in the same region, so the kind has to be told apart, not just the 
 
 Deterministic from the seed (and, for ``region="attention"``, the base's weights): each task
 draws from ``task_rng(seed, split, name)``; written like the world data
-(``drum.adapters.vpgc.data``, the same writer and layout, ``meta.jsonl`` per task, the card
+(``drum.builtin.vpgc.data``, the same writer and layout, ``meta.jsonl`` per task, the card
 ``synthetic_vpgc.json`` with ``"source": "photos"``), staged and renamed into place.
 """
 
@@ -57,31 +57,30 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from drum.adapters.vpgc.data import (
+from drum.builtin.demon.make import task_rng
+from drum.builtin.demon.scenes import LETTERS
+from drum.builtin.vpgc.data import (
     CARD_NAME,
     REGIONS,
     synthetic_sample,
     write_synthetic_tasks,
 )
-from drum.adapters.vpgc.edits import (
+from drum.builtin.vpgc.edits import (
     EDIT_KINDS,
     PhotoScene,
     available_photos,
     draw_scene,
     visible_edit,
 )
-from drum.adapters.vpgc.regions import least_attended_blocks, patch_grid_attention
-from drum.builtin.demon.make import task_rng
-from drum.builtin.demon.scenes import LETTERS
 from drum.demon.categories import MULTI_CHOICE
 from drum.demon.format import IMAGES_DIR, DemonTask
+from drum.lvlm.attention import least_attended_blocks, patch_grid_attention
 from drum.lvlm.prompt import ICLPrompt, ImagePart, TextPart, Turn
 
 if TYPE_CHECKING:
     from drum.lvlm.hf import HFLVLM
 
 SOURCE = "photos"
-WORLD_IMAGE_SIZE = 32  # the built-in world's scenes: bases reading larger images get photos
 MAX_IMAGE_SIZE = 448  # the side used when a base's tower has no fixed image size (Qwen2-VL)
 
 EDIT_ANSWERS = {kind: f"a {kind} patch" for kind in EDIT_KINDS}
@@ -176,14 +175,6 @@ def base_image_geometry(lvlm: HFLVLM) -> tuple[int, int]:
     )
     side = min(MAX_IMAGE_SIZE, int(np.sqrt(max_pixels)))
     return max(unit, side // unit * unit), patch
-
-
-def default_source(lvlm: HFLVLM) -> str:
-    """``"world"`` for a base whose tower reads the built-in world's 32 px images (the built-in
-    LVLM), ``"photos"`` for any other (BLIP-2, LLaVA, Qwen2-VL at real sizes)."""
-    vision = lvlm.model.config.vision_config
-    size = getattr(vision, "image_size", None)
-    return "world" if size is not None and int(size) <= WORLD_IMAGE_SIZE else SOURCE
 
 
 @dataclass(frozen=True)

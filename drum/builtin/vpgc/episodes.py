@@ -1,6 +1,6 @@
 """Synthetic discriminative *in-context* episodes for VPG-C on the built-in world LVLM.
 
-The DEMON-format tasks of ``drum.adapters.vpgc.data`` speak the DEMON base's vocabulary; the
+The DEMON-format tasks of ``drum.builtin.vpgc.data`` speak the DEMON base's vocabulary; the
 world LVLM (``drum.builtin.lvlm``) speaks the world's and answers in conventions (nonsense
 words) that only its demonstrations reveal. Its weak point is the one retrieval cannot fix:
 with one revealing demonstration among three that show the same question with another answer
@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from drum.adapters.vpgc.data import (
+from drum.builtin.vpgc.data import (
     PATCHES,
     REGIONS,
     least_attended_regions,

@@ -1,6 +1,6 @@
-"""Synthetic in-context episodes with an edited twin (``drum.adapters.vpgc.episodes``), the
+"""Synthetic in-context episodes with an edited twin (``drum.builtin.vpgc.episodes``), the
 world LVLM's probe episodes as prompts (``drum.builtin.lvlm.episodes.probe_samples``), and
-VPG-C training on them (``train_vpgc(source="episodes")``), on the shipped world LVLM."""
+VPG-C training on them (``train_on_synthetic``, ``source="episodes"``) on the world LVLM."""
 
 from __future__ import annotations
 
@@ -12,16 +12,17 @@ import pytest
 from PIL import Image
 
 from drum.adapters.vpgc import load_adapter
-from drum.adapters.vpgc.data import _cell_box, least_attended_regions
-from drum.adapters.vpgc.episodes import (
+from drum.adapters.vpgc.train import VPGCTrainConfig
+from drum.builtin.lvlm.episodes import probe_samples
+from drum.builtin.vpgc.data import _cell_box, least_attended_regions
+from drum.builtin.vpgc.episodes import (
     TwinEpisodeConfig,
     episodes_digest,
     load_twin_samples,
     make_twin_episodes,
     read_twin_episodes,
 )
-from drum.adapters.vpgc.train import VPGCTrainConfig, train_vpgc
-from drum.builtin.lvlm.episodes import probe_samples
+from drum.builtin.vpgc.sources import VPGCDataConfig, train_on_synthetic
 from drum.builtin.world.generate import WorldConfig, make_world
 from drum.data.example import Example
 from drum.lvlm.hf import HFLVLM
@@ -153,17 +154,12 @@ def test_oracle1_probe_prompts_hold_exactly_one_revealing_demonstration(tmp_path
 
 
 def test_vpgc_trains_on_episodes_and_the_adapter_loads(tmp_path: Path) -> None:
-    config = VPGCTrainConfig(
-        source="episodes",
-        n_train=10,
-        region="random",
-        max_steps=4,
-        batch_size=4,
-        checkpoint_every=2,
-        log_every=1,
-    )
+    config = VPGCTrainConfig(max_steps=4, batch_size=4, checkpoint_every=2, log_every=1)
+    episodes = VPGCDataConfig(source="episodes", n_train=10, region="random")
     data = tmp_path / "data"
-    out = train_vpgc(WORLD_LVLM, tmp_path / "adapter", config, data_dir=data, progress=False)
+    out = train_on_synthetic(
+        WORLD_LVLM, tmp_path / "adapter", config, episodes, data_dir=data, progress=False
+    )
     card = json.loads((out / "vpgc_train.json").read_text(encoding="utf-8"))
     assert card["steps"] == 4 and card["share_of_base"] < 0.01
     assert all(np.isfinite(entry["loss"]) for entry in card["history"])
@@ -176,4 +172,4 @@ def test_vpgc_trains_on_episodes_and_the_adapter_loads(tmp_path: Path) -> None:
 
 def test_source_must_be_known() -> None:
     with pytest.raises(ValueError, match="source must be one of"):
-        VPGCTrainConfig(source="photographs")
+        VPGCDataConfig(source="photographs")

@@ -1,0 +1,192 @@
+"""What DRUM needs to know about each ``transformers`` LVLM family, in one table.
+
+One frozen ``LVLMFamily`` record per supported ``model_type`` (as peft keeps its per-model
+target modules in one mapping), read by everything that treats families differently:
+
+* ``HFLVLM`` (``drum.lvlm.hf``): which processor to build (``processor``), whether image
+  encodings can be cached and passed back (``feature_cache``), whether a batch needs an image
+  (``requires_image``);
+* the layer hooks (``drum.lvlm.hooks.decoder_layers``): where the decoder layers are;
+* VPG-C (``drum.adapters.vpgc.model``): which module's input or output is the patch features
+  (``patch_features``, ``patch_features_at``) and how wide they are (``vision_width``), and
+  whether the base is a Q-Former one (``qformer``: BLIP-2);
+* the attention reader (``drum.lvlm.attention``): Q-Former cross-attention or the prompt's
+  attention to visual tokens (``qformer``), and how many patches per side one visual token
+  covers (``token_merge``).
+
+A new family is one record in ``FAMILIES`` plus its tiny model in ``tests/lvlm/tiny_lvlms``.
+``family_of(model_type)`` is the lookup; an unsupported ``model_type`` is an
+``UnsupportedFamilyError`` naming the supported ones.
+
+Example::
+
+    family_of(model.config.model_type).vision_width(model.config)  # 64 for the built-in LVLM
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# How ``HFLVLM`` builds a family's processor.
+PROCESSORS = (
+    "auto",  # AutoProcessor
+    # AutoProcessor, or where it needs the missing torchvision (Qwen2-VL's video processor)
+    # Qwen2VLImageOnlyProcessor, which reproduces its image half.
+    "qwen_image_only",
+    # Blip2InterleavedProcessor: BLIP-2's own prepends every image; this one expands each image
+    # placeholder where it stands.
+    "blip2_interleaved",
+)
+PATCH_FEATURES_AT = ("input", "output")
+
+
+class UnsupportedFamilyError(ValueError):
+    """A ``model_type`` with no record in ``FAMILIES``."""
+
+
+@dataclass(frozen=True)
+class LVLMFamily:
+    """One family's facts (module docstring says who reads which).
+
+    Attributes:
+        model_type: the ``transformers`` config's ``model_type``.
+        processor: how to build its processor (``PROCESSORS``).
+        decoder_layers: attribute path, from the ``...ForConditionalGeneration`` model, of the
+            language model's decoder layers (a ``ModuleList``).
+        patch_features: attribute path of the module whose ``patch_features_at`` (its
+            ``"input"`` or ``"output"``) is the patch features VPG-C re-attends over: the
+            projector's input, or the vision tower's output that BLIP-2's Q-Former reads.
+        patch_features_at: ``"input"`` or ``"output"``.
+        vision_width: the width of those patch features, from the model's config.
+        token_merge: how many patches per side one visual token covers, from the config.
+        qformer: a Q-Former base (the LLM sees query outputs, not patches).
+        feature_cache: its image encodings are one tensor per image that can be passed back
+            through ``mm_encoder_outputs`` (so ``HFLVLM`` caches them).
+        requires_image: its forward and generate cannot run without an image.
+    """
+
+    model_type: str
+    processor: str
+    decoder_layers: str
+    patch_features: str
+    patch_features_at: str
+    vision_width: Callable[[Any], int]
+    token_merge: Callable[[Any], int]
+    qformer: bool = False
+    feature_cache: bool = False
+    requires_image: bool = False
+
+    def __post_init__(self) -> None:
+        if self.processor not in PROCESSORS:
+            raise ValueError(f"processor must be one of {PROCESSORS}, got {self.processor!r}")
+        if self.patch_features_at not in PATCH_FEATURES_AT:
+            raise ValueError(
+                f"patch_features_at must be one of {PATCH_FEATURES_AT}, "
+                f"got {self.patch_features_at!r}"
+            )
+
+
+def module_at(model: Any, path: str) -> Any:
+    """``model``'s submodule at the dotted attribute ``path``."""
+    module = model
+    for name in path.split("."):
+        module = getattr(module, name)
+    return module
+
+
+# ------------------------------------------------------------------------ the config readers
+def _llava_vision_width(config: Any) -> int:
+    # LLaVA concatenates the features of every selected vision layer.
+    layers = config.vision_feature_layer
+    return int(config.vision_config.hidden_size) * (1 if isinstance(layers, int) else len(layers))
+
+
+def _vision_hidden_size(config: Any) -> int:
+    return int(config.vision_config.hidden_size)
+
+
+def _qwen2_vl_vision_width(config: Any) -> int:
+    return int(config.vision_config.embed_dim)
+
+
+def _blip2_vision_width(config: Any) -> int:
+    return int(config.qformer_config.encoder_hidden_size)
+
+
+def _one_patch(config: Any) -> int:
+    return 1
+
+
+def _spatial_merge(config: Any) -> int:
+    # Qwen2-VL's merger joins spatial_merge_size x spatial_merge_size patches into one token.
+    return int(config.vision_config.spatial_merge_size)
+
+
+def _pixel_shuffle(config: Any) -> int:
+    # Idefics3's connector folds scale_factor x scale_factor patches into one token.
+    return int(config.scale_factor)
+
+
+_QWEN = {
+    "processor": "qwen_image_only",
+    "decoder_layers": "model.language_model.layers",
+    "patch_features": "model.visual.merger",
+    "patch_features_at": "input",
+    "token_merge": _spatial_merge,
+}
+
+FAMILIES: dict[str, LVLMFamily] = {
+    family.model_type: family
+    for family in (
+        LVLMFamily(
+            model_type="llava",
+            processor="auto",
+            decoder_layers="model.language_model.layers",
+            patch_features="model.multi_modal_projector",
+            patch_features_at="input",
+            vision_width=_llava_vision_width,
+            token_merge=_one_patch,
+            feature_cache=True,
+        ),
+        LVLMFamily(
+            model_type="idefics3",  # SmolVLM (v1) checkpoints are idefics3 too
+            processor="auto",
+            decoder_layers="model.text_model.layers",
+            patch_features="model.connector",
+            patch_features_at="input",
+            vision_width=_vision_hidden_size,
+            token_merge=_pixel_shuffle,
+        ),
+        LVLMFamily(model_type="qwen2_vl", vision_width=_qwen2_vl_vision_width, **_QWEN),
+        LVLMFamily(model_type="qwen2_5_vl", vision_width=_vision_hidden_size, **_QWEN),
+        LVLMFamily(
+            model_type="blip-2",
+            processor="blip2_interleaved",
+            decoder_layers="language_model.model.layers",
+            patch_features="vision_model",
+            patch_features_at="output",
+            vision_width=_blip2_vision_width,
+            token_merge=_one_patch,
+            qformer=True,
+            requires_image=True,
+        ),
+    )
+}
+
+
+def supported_model_types() -> list[str]:
+    return sorted(FAMILIES)
+
+
+def family_of(model_type: str) -> LVLMFamily:
+    """The record of ``model_type``; ``UnsupportedFamilyError`` naming the supported ones."""
+    try:
+        return FAMILIES[model_type]
+    except KeyError:
+        raise UnsupportedFamilyError(
+            f"model_type {model_type!r} is not a supported LVLM family; supported: "
+            f"{', '.join(supported_model_types())} (a new one is a record in "
+            "drum.lvlm.families.FAMILIES)"
+        ) from None
