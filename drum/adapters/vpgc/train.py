@@ -161,6 +161,8 @@ def train_vpgc(
         model = load_adapter(HFLVLM(base_dir), "runs/vpgc/adapter")
     """
     config = config or VPGCTrainConfig()
+    # The adapter's initial weights are seeded by the run's seed (recorded so in the identity).
+    config = replace(config, adapter=replace(config.adapter, seed=config.seed))
     out_dir = Path(out_dir)
     for parameter in base.model.parameters():
         parameter.requires_grad_(False)
@@ -174,7 +176,7 @@ def train_vpgc(
         return out_dir
 
     seed_everything(config.seed)
-    vpgc = VPGCLVLM(base, replace(config.adapter, seed=config.seed))
+    vpgc = VPGCLVLM(base, config.adapter)
     vpgc_parameters = vpgc.parameter_count().adapter
     base_parameters = sum(p.numel() for p in base.model.parameters())
     trained: nn.Module
