@@ -16,7 +16,10 @@ target modules in one mapping), read by everything that treats families differen
 
 A new family is one record in ``FAMILIES`` plus its tiny model in ``tests/lvlm/tiny_lvlms``.
 ``family_of(model_type)`` is the lookup; an unsupported ``model_type`` is an
-``UnsupportedFamilyError`` naming the supported ones.
+``UnsupportedFamilyError`` naming the supported ones. ``HFLVLM`` serves a ``model_type`` without
+a record as it always has (``served_family``: ``AutoProcessor``, the decoder layers found at the
+usual paths, no feature cache), so scoring, generation and layer hooks work on any LLaVA-like
+checkpoint; what needs a record's facts (VPG-C, the attention reader) refuses it with the error.
 
 Example::
 
@@ -65,6 +68,9 @@ class LVLMFamily:
         feature_cache: its image encodings are one tensor per image that can be passed back
             through ``mm_encoder_outputs`` (so ``HFLVLM`` caches them).
         requires_image: its forward and generate cannot run without an image.
+        recorded: ``False`` for the stand-in ``served_family`` gives a ``model_type`` without a
+            record; its ``decoder_layers`` is empty (searched at the usual paths) and its
+            patch-feature facts raise ``UnsupportedFamilyError``.
     """
 
     model_type: str
@@ -77,6 +83,7 @@ class LVLMFamily:
     qformer: bool = False
     feature_cache: bool = False
     requires_image: bool = False
+    recorded: bool = True
 
     def __post_init__(self) -> None:
         if self.processor not in PROCESSORS:
@@ -190,3 +197,33 @@ def family_of(model_type: str) -> LVLMFamily:
             f"{', '.join(supported_model_types())} (a new one is a record in "
             "drum.lvlm.families.FAMILIES)"
         ) from None
+
+
+# Where the decoder layers of a family without a record are looked for, in this order.
+USUAL_DECODER_LAYERS = (
+    "model.language_model.layers",  # LLaVA-style models in transformers 5
+    "model.text_model.layers",  # Idefics-style
+    "language_model.model.layers",  # older layouts
+)
+
+
+def served_family(model_type: str) -> LVLMFamily:
+    """The record of ``model_type`` or, for one without a record, a stand-in that serves it
+    through ``AutoProcessor`` with no feature cache (``recorded=False``; module docstring)."""
+    if model_type in FAMILIES:
+        return FAMILIES[model_type]
+
+    def unsupported(config: Any) -> int:
+        family_of(model_type)  # raises UnsupportedFamilyError, naming the supported ones
+        raise AssertionError("unreachable")
+
+    return LVLMFamily(
+        model_type=model_type,
+        processor="auto",
+        decoder_layers="",
+        patch_features="",
+        patch_features_at="input",
+        vision_width=unsupported,
+        token_merge=unsupported,
+        recorded=False,
+    )

@@ -56,7 +56,7 @@ from drum.lvlm.context import (
     fit_to_context,
 )
 from drum.lvlm.context import ContextOverflowError as ContextOverflowError  # re-exported
-from drum.lvlm.families import family_of
+from drum.lvlm.families import served_family
 from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
 from drum.lvlm.image_features import ImageFeatureCache
 from drum.lvlm.prompt import ICLPrompt
@@ -220,7 +220,7 @@ class HFLVLM(LVLM):
             allocator.retain_freed_memory()
         self.tokenizer = self.processor.tokenizer
         self.model_type = str(self.model.config.model_type)
-        self.family = family_of(self.model_type)
+        self.family = served_family(self.model_type)
         self.image_token_id = self._image_token_id()
         self._accepts_logits_to_keep = (
             "logits_to_keep" in inspect.signature(self.model.forward).parameters
@@ -262,7 +262,7 @@ class HFLVLM(LVLM):
         from transformers import AutoConfig, AutoProcessor
 
         config = AutoConfig.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
-        family = family_of(config.model_type)  # UnsupportedFamilyError before any weight loads
+        family = served_family(config.model_type)
         if family.processor == "blip2_interleaved":
             return Blip2InterleavedProcessor.from_pretrained(model_name_or_path, trust_remote_code)
         try:

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from drum.lvlm.families import family_of, module_at
+from drum.lvlm.families import USUAL_DECODER_LAYERS, module_at, served_family
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,12 +99,17 @@ LayerHook = Callable[[torch.Tensor, VisualPositions], torch.Tensor]
 
 def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
     """The language model's decoder layers, where its family's record says
-    (``drum.lvlm.families``); ``UnsupportedFamilyError`` for a family without one."""
-    family = family_of(str(model.config.model_type))
-    layers = module_at(model, family.decoder_layers)
-    if not isinstance(layers, torch.nn.ModuleList):
-        raise ValueError(f"{family.decoder_layers} of {type(model).__name__} is no ModuleList")
-    return layers
+    (``drum.lvlm.families``); for a ``model_type`` without a record, the first of the usual
+    paths that holds a ``ModuleList``."""
+    family = served_family(str(model.config.model_type))
+    for path in (family.decoder_layers,) if family.recorded else USUAL_DECODER_LAYERS:
+        try:
+            layers = module_at(model, path)
+        except AttributeError:
+            continue
+        if isinstance(layers, torch.nn.ModuleList):
+            return layers
+    raise ValueError(f"cannot find the decoder layers of {type(model).__name__}")
 
 
 class LayerHooks:

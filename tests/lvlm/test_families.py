@@ -15,6 +15,7 @@ from drum.lvlm.families import (
     UnsupportedFamilyError,
     family_of,
     module_at,
+    served_family,
 )
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.hooks import decoder_layers
@@ -43,12 +44,28 @@ def test_an_unknown_model_type_names_the_supported_ones() -> None:
     assert all(model_type in str(info.value) for model_type in FAMILIES)
 
 
-def test_hflvlm_refuses_an_unsupported_family_before_loading_weights(tmp_path: Any) -> None:
-    from drum.utils.model_path import ModelPathError
+def test_a_model_type_without_a_record_is_served_as_before(build: Any) -> None:
+    # Scoring, generation and hooks take any LLaVA-like checkpoint (AutoProcessor, decoder
+    # layers at the usual paths); only what needs the record's facts refuses it.
+    from drum.adapters.vpgc.model import base_fields
 
-    (tmp_path / "config.json").write_text('{"model_type": "gpt2"}')
-    with pytest.raises(ModelPathError, match="not a supported LVLM family; supported: blip-2"):
-        HFLVLM(tmp_path)
+    family = served_family("llava_next")
+    assert not family.recorded and family.processor == "auto" and not family.feature_cache
+    assert served_family("llava") is FAMILIES["llava"]
+    with pytest.raises(UnsupportedFamilyError, match="'llava_next' is not a supported"):
+        family.vision_width(None)
+
+    lvlm = HFLVLM(build("llava").path)
+    layers = decoder_layers(lvlm.model)
+    lvlm.model.config.model_type = "llava_next"
+    try:
+        assert decoder_layers(lvlm.model) is layers
+        lvlm.family = served_family("llava_next")
+        with pytest.raises(UnsupportedFamilyError, match="'llava_next' is not a supported"):
+            base_fields(lvlm)
+    finally:
+        lvlm.model.config.model_type = "llava"
+        lvlm.family = FAMILIES["llava"]
 
 
 def test_records_are_validated() -> None:

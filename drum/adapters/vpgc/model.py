@@ -29,7 +29,7 @@ from torch import nn
 from drum.adapters.vpgc.config import VPGCConfig, VPGCConfigError
 from drum.adapters.vpgc.layer import PREFIX, ProjectorVPGC, QFormerVPGC, VPGCError, images_of
 from drum.lvlm.base import LVLM, ScoreResult
-from drum.lvlm.families import module_at
+from drum.lvlm.families import family_of, module_at
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.hooks import VisualPositions, decoder_layers
 from drum.lvlm.prompt import ICLPrompt
@@ -42,6 +42,8 @@ def base_fields(base: HFLVLM) -> dict[str, Any]:
     """What ``VPGCConfig.resolve`` fills from ``base``, read from its family's record
     (``drum.lvlm.families``: patch-feature width, Q-Former or not)."""
     family = base.family
+    if not family.recorded:
+        family_of(family.model_type)  # UnsupportedFamilyError: VPG-C needs the record's facts
     config = base.model.config
     text = getattr(config, "text_config", None) or config
     fields: dict[str, Any] = {
