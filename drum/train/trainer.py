@@ -77,6 +77,31 @@ class _Batcher:
         return pixels.to(self.device), {k: v.to(self.device) for k, v in text.items()}
 
 
+class _EpochDraws:
+    """Each step's lists and sampled candidate positions. An epoch's order and samples come
+    from a generator of ``(seed, epoch)``: a run resumed at an epoch's start (where the loop
+    checkpoints) draws what an uninterrupted run draws, with no generator state to save."""
+
+    def __init__(
+        self, lists: Sequence[RankedList], config: RetrieverTrainConfig, steps_per_epoch: int
+    ) -> None:
+        self.lists, self.config, self.steps_per_epoch = lists, config, steps_per_epoch
+        self.rng: np.random.Generator | None = None
+        self.order = np.arange(0)
+
+    def __call__(self, index: int) -> tuple[list[RankedList], list[list[int]]]:
+        epoch, position = divmod(index, self.steps_per_epoch)
+        if position == 0:
+            self.rng = np.random.default_rng([self.config.seed, epoch])
+            self.order = self.rng.permutation(len(self.lists))
+        if self.rng is None:
+            raise RuntimeError(f"step {index} is inside an epoch: runs resume at an epoch start")
+        size, k, top = self.config.batch_size, self.config.candidates_per_query, self.config.top
+        batch = [self.lists[i] for i in self.order[position * size : (position + 1) * size]]
+        picks = [sample_positions(len(item.candidates), k, top, self.rng) for item in batch]
+        return batch, picks
+
+
 class _ConcatVectors(torch.nn.Module):
     """The trained computation as one module's ``forward`` (what DDP wraps): examples' inputs
     -> their ``concat`` vectors ``[sqrt(w) i, sqrt(1 - w) t]``."""
@@ -159,18 +184,10 @@ def train_retriever(
             find_unused_parameters=True,
         )
     k = config.candidates_per_query
-    epoch_draws: dict[str, np.ndarray | np.random.Generator] = {}
+    draws = _EpochDraws(lists, config, steps_per_epoch)
 
     def step(index: int) -> float:
-        epoch, position = divmod(index, steps_per_epoch)
-        if position == 0:  # an epoch's order and candidate samples: functions of (seed, epoch)
-            rng = np.random.default_rng([config.seed, epoch])
-            epoch_draws.update(rng=rng, order=rng.permutation(len(lists)))
-        rng, order = epoch_draws["rng"], epoch_draws["order"]
-        assert isinstance(rng, np.random.Generator) and isinstance(order, np.ndarray)
-        start = position * config.batch_size
-        batch = [lists[i] for i in order[start : start + config.batch_size]]
-        picks = [sample_positions(len(item.candidates), k, config.top, rng) for item in batch]
+        batch, picks = draws(index)
         relevance = torch.tensor(
             [[item.relevance[p] for p in ps] for item, ps in zip(batch, picks, strict=True)]
         ).to(context.device)
