@@ -8,7 +8,6 @@ CLIP from the hub, and DRUM later fine-tunes it through the same code.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,12 @@ from drum.data.images import load_image
 from drum.data.jsonl import read_examples
 from drum.losses.contrastive import multi_positive_contrastive_loss
 from drum.utils.checkpoint import Checkpointer
-from drum.utils.schedule import clipped_step, warmup_cosine
+from drum.utils.schedule import adamw_warmup_cosine, clipped_step
 from drum.utils.seed import seed_everything
+from drum.utils.train_loop import LoopConfig, run_training
 
 CARD_NAME = "drum_embedder.json"
+CHECKPOINT_EVERY = 250  # steps; a full run is 1500
 # The world's images are small; CLIP's ImageNet statistics are kept so that the processor is
 # the stock one a user would get.
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -168,14 +169,13 @@ def zero_shot_attribute_accuracy(
     return accuracy
 
 
-def _checkpointer(out_dir: Path, config: BuiltinEmbedderConfig, world_dir: Path) -> Checkpointer:
+def embedder_checkpointer(
+    out_dir: Path, config: BuiltinEmbedderConfig, world_dir: Path
+) -> Checkpointer:
+    """The run's checkpoints and card: ``.finished()`` says whether ``out_dir`` is current."""
     # The card keeps the identity's keys at its top level, as cards before the helper did.
     identity = {"config": asdict(config), "world": world_identity(load_world_card(world_dir))}
     return Checkpointer(out_dir, identity, CARD_NAME, identity_key=None)
-
-
-def builtin_is_current(out_dir: Path, config: BuiltinEmbedderConfig, world_dir: Path) -> bool:
-    return _checkpointer(out_dir, config, world_dir).finished()
 
 
 def train_builtin_embedder(
@@ -183,15 +183,18 @@ def train_builtin_embedder(
     out_dir: str | Path,
     config: BuiltinEmbedderConfig | None = None,
     progress: bool = True,
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> Path:
     """Train the built-in CLIP on the world's ``train.jsonl`` and save it to ``out_dir``.
 
     Skipped when ``out_dir`` already holds a model trained with the same config on the same
-    world. The model is written to a temporary sibling and renamed into place when complete.
+    world. Checkpointed every ``checkpoint_every`` steps (not part of the run's identity: the
+    weights do not depend on it); a killed run resumes and ends with the uninterrupted run's
+    weights. The model is written to a temporary sibling and renamed into place when complete.
     """
     config = config or BuiltinEmbedderConfig()
     world_dir, out_dir = Path(world_dir), Path(out_dir)
-    checkpointer = _checkpointer(out_dir, config, world_dir)
+    checkpointer = embedder_checkpointer(out_dir, config, world_dir)
     if checkpointer.finished():
         return out_dir
     seed_everything(config.seed)
@@ -209,18 +212,13 @@ def train_builtin_embedder(
     caption_ids = torch.tensor([caption_index[c] for c in captions])
     tokens = processor.tokenizer(captions, padding=True, return_tensors="pt")
 
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.98)
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_cosine(s, config.steps, config.warmup_steps)
+    optimizer, scheduler = adamw_warmup_cosine(
+        list(model.parameters()), config.lr, config.weight_decay, config.steps, config.warmup_steps
     )
     generator = torch.Generator().manual_seed(config.seed)
     model.train()
-    started = time.perf_counter()
-    losses = []
-    bar = tqdm(range(config.steps), desc="training built-in CLIP", disable=not progress)
-    for step in bar:
+
+    def step(_: int) -> float:
         batch = torch.randint(len(train), (config.batch_size,), generator=generator)
         image = model.get_image_features(pixel_values=pixels[batch]).pooler_output
         text = model.get_text_features(
@@ -235,16 +233,22 @@ def train_builtin_embedder(
         clipped_step(loss, optimizer, scheduler, model.parameters())
         with torch.no_grad():  # CLIP clamps its temperature at 100
             model.logit_scale.clamp_(0, math.log(100))
-        losses.append(loss.item())
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-    seconds = time.perf_counter() - started
-    accuracy = zero_shot_attribute_accuracy(model, processor, val_pixels, [e.meta for e in val])
+        return loss.item()
 
+    result = run_training(
+        step,
+        checkpointer,
+        {"model": model, "optimizer": optimizer, "scheduler": scheduler},
+        LoopConfig(max_steps=config.steps, checkpoint_every=checkpoint_every, log_every=50),
+        generators={"batches": generator},
+        desc="training built-in CLIP",
+        progress=progress,
+    )
+    accuracy = zero_shot_attribute_accuracy(model, processor, val_pixels, [e.meta for e in val])
     card = {
-        "train_seconds": round(seconds, 1),
-        "steps_per_second": round(config.steps / seconds, 2),
-        "final_loss": float(np.mean(losses[-50:])),
+        **result.summary(),
+        # The mean loss of the last 50 steps (the last history entry's window).
+        "final_loss": result.history[-1]["loss"],
         "val_zero_shot_accuracy": accuracy,
     }
     with checkpointer.finish(card) as staging:

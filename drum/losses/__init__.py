@@ -15,6 +15,7 @@ from drum.losses.lambda_rank import (
     feedback_to_relevance,
     lambda_mrr_loss,
     udr_loss,
+    udr_objective,
 )
 from drum.losses.listmle import ListMLELoss, listmle_loss
 from drum.losses.listnet import ListNetLoss, listnet_loss
@@ -39,4 +40,5 @@ __all__ = [
     "listnet_loss",
     "multi_positive_contrastive_loss",
     "udr_loss",
+    "udr_objective",
 ]

@@ -1,4 +1,5 @@
-"""UDR's list-wise LambdaRank loss with an MRR-style weight, and UDR's full training objective.
+"""UDR's list-wise LambdaRank loss with an MRR-style weight, and UDR's full training objective
+(``udr_loss``; ``udr_objective`` is its general form, the one the retriever trains with).
 
 Reference: Li et al., "Unified Demonstration Retriever for In-Context Learning" (UDR, ACL 2023),
 code at github.com/KaiLv69/UDR (commit e7a5caae60f0638d770dc4a46c52a1369d0aca7f):
@@ -9,6 +10,7 @@ weight ``rank_loss_factor=4`` in ``scripts/train_iter{0,1,2}.sh``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -175,20 +177,75 @@ def udr_loss(
         raise ValueError(
             f"scores {tuple(scores.shape)} must be (B, B*K) = ({batch}, {batch * num_candidates})"
         )
+    # Diagonal blocks: each query against its own candidate list.
+    own = scores.view(batch, batch, num_candidates).diagonal(dim1=0, dim2=1).T
+    return udr_objective(own, scores, feedback, mask, list_weight=list_weight)
+
+
+ListLoss = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+
+def udr_objective(
+    list_scores: torch.Tensor,
+    batch_scores: torch.Tensor,
+    feedback: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    list_weight: float = 4.0,
+    contrastive_weight: float = 1.0,
+    list_loss: ListLoss | None = None,
+) -> UDRLossOutput:
+    """``udr_loss`` with each query's own scores given apart, a contrastive weight and any
+    list loss: what the retriever trains with (``udr_loss`` is this on ``scores``' diagonal
+    blocks, with the defaults)::
+
+        list_loss        = list_loss(list_scores, feedback, mask)     (LambdaMRR by default)
+        contrastive_loss = mean_b CE(batch_scores[b, :], target = b*K + t_b)
+        loss             = list_weight * list_loss + contrastive_weight * contrastive_loss
+
+    (no contrastive term at all when ``contrastive_weight`` is 0). ``list_scores`` may be
+    computed apart from ``batch_scores`` (the trainer takes them from a batched product,
+    whose float rounding differs from the full matrix's diagonal).
+
+    Args:
+        list_scores: ``(B, K)`` each query against its own candidates.
+        batch_scores: ``(B, B*K)`` each query against every candidate of the batch,
+            query-major (candidate ``k`` of query ``c`` is column ``c * K + k``).
+        feedback: ``(B, K)`` LVLM scores of each query's own candidates, higher is better;
+            ``t_b`` is the first maximum among the real candidates.
+        mask: optional ``(B, K)`` bool, True for real candidates; every row needs one.
+        list_weight, contrastive_weight: the terms' weights.
+        list_loss: ``(scores, feedback, mask) -> scalar`` (a ``RANKING_LOSSES`` module);
+            ``None``: ``lambda_mrr_loss`` on ``feedback_to_relevance(feedback)``.
+    """
+    _check_pair(list_scores, feedback, mask)
+    batch, num_candidates = feedback.shape
+    if batch_scores.shape != (batch, batch * num_candidates):
+        raise ValueError(
+            f"batch_scores {tuple(batch_scores.shape)} must be (B, B*K) = "
+            f"({batch}, {batch * num_candidates})"
+        )
     valid = torch.ones_like(feedback, dtype=torch.bool) if mask is None else mask
-    _check_pair(feedback, feedback, valid)
     if not bool(valid.any(dim=1).all()):
         raise ValueError("every query needs at least one real candidate")
 
-    # Diagonal blocks: each query against its own candidate list.
-    own = scores.view(batch, batch, num_candidates).diagonal(dim1=0, dim2=1).T
-    list_term = lambda_mrr_loss(own, feedback_to_relevance(feedback, valid), valid)
+    if list_loss is None:
+        list_term = lambda_mrr_loss(list_scores, feedback_to_relevance(feedback, mask), mask)
+    else:
+        list_term = list_loss(list_scores, feedback, mask)
+    loss = list_weight * list_term
+    if not contrastive_weight:
+        return UDRLossOutput(loss, list_term, torch.zeros_like(list_term))
 
     best = feedback.masked_fill(~valid, float("-inf")).argmax(dim=1)
-    targets = torch.arange(batch, device=scores.device) * num_candidates + best
-    logits = scores.masked_fill(~valid.reshape(1, -1), float("-inf"))
+    targets = torch.arange(batch, device=batch_scores.device) * num_candidates + best
+    logits = batch_scores
+    if mask is not None:  # padded candidates leave every softmax
+        logits = batch_scores.masked_fill(~mask.reshape(1, -1), float("-inf"))
     contrastive_term = F.cross_entropy(logits, targets)
-    return UDRLossOutput(contrastive_term + list_weight * list_term, list_term, contrastive_term)
+    # ``a + b`` is exact in either order: this is UDR's ``contrastive + list_weight * list``.
+    loss = loss + contrastive_weight * contrastive_term
+    return UDRLossOutput(loss, list_term, contrastive_term)
 
 
 class LambdaMRRLoss(nn.Module):

@@ -34,6 +34,7 @@ from drum.builtin.demon.tasks import TASKS
 from drum.demon.categories import category_score
 from drum.demon.format import DemonTask, read_demon_task
 from drum.metrics.stats import bootstrap_ci_of_means
+from drum.utils.checkpoint import card_matches
 from drum.utils.io import atomic_write_json, atomic_write_text
 from drum.utils.plotting import new_figure, percent_error_bars, save_png
 
@@ -82,10 +83,8 @@ def ensure_data(out: Path, config: BuiltinDemonConfig) -> Path:
     from drum.builtin.demon.make import make_builtin_demon
 
     root = out / "data"
-    card = root / CARD
-    if card.is_file():
-        if json.loads(card.read_text(encoding="utf-8"))["config"] == asdict(_resolved(config)):
-            return root
+    if card_matches(root / CARD, {"config": asdict(_resolved(config))}):
+        return root
     make_builtin_demon(None, root, config)
     return root
 
@@ -114,10 +113,7 @@ def ensure_base(
         if shipped is not None:
             return shipped, True
     generic_root = out / "generic"
-    marker = generic_root / "generic_demon.json"
-    if not marker.is_file() or json.loads(marker.read_text(encoding="utf-8"))["config"] != asdict(
-        generic
-    ):
+    if not card_matches(generic_root / "generic_demon.json", {"config": asdict(generic)}):
         make_generic_demon(generic_root, generic)
     base_dir = train_demon_lvlm(
         _read(generic_root / "train", list(GENERIC_TASKS)),

@@ -7,11 +7,12 @@ encoder, and minimises::
     loss = list_weight * L_list(scale * sim(q, c_1..K), relevance)
          + contrastive_weight * CE(scale * sim(q, all candidates of the batch), best of q)
 
-(UDR's objective: a list-wise ranking term plus an in-batch contrastive term whose positive
-is the LVLM's top candidate). Checkpoints at every epoch end (``drum.utils.checkpoint``) hold
-the model, optimiser and scheduler; a killed run resumes from the last one and, with the same
-seed, ends with the same weights as an uninterrupted run (data order and candidate samples are
-functions of ``(seed, epoch)``).
+(UDR's objective, ``drum.losses.udr_objective``: a list-wise ranking term plus an in-batch
+contrastive term whose positive is the LVLM's top candidate). The loop is
+``drum.utils.train_loop``'s: checkpoints at every epoch end hold the model, optimiser and
+scheduler; a killed run resumes from the last one and, with the same seed, ends with the same
+weights as an uninterrupted run (data order and candidate samples are functions of
+``(seed, epoch)``).
 """
 
 from __future__ import annotations
@@ -23,19 +24,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from drum.data.example import Example
 from drum.data.images import load_image
-from drum.losses import RANKING_LOSSES
+from drum.losses import RANKING_LOSSES, udr_objective
 from drum.train.config import RetrieverTrainConfig
 from drum.train.dual_encoder import TrainableDualEncoder
 from drum.train.lists import RankedList, sample_positions
 from drum.utils.checkpoint import Checkpointer
 from drum.utils.distributed import DistContext, shard_bounds
 from drum.utils.fingerprint import directory_digest
-from drum.utils.schedule import clipped_step, warmup_cosine
+from drum.utils.schedule import adamw_warmup_cosine, clipped_step
 from drum.utils.seed import seed_everything
+from drum.utils.train_loop import LoopConfig, run_training
 
 CARD_NAME = "drum_retriever.json"
 
@@ -49,18 +50,6 @@ def lists_digest(lists: Sequence[RankedList]) -> str:
             digest.update(f"|{candidate.id}:{relevance:.6f}".encode())
         digest.update(b"\n")
     return digest.hexdigest()[:16]
-
-
-def in_batch_contrastive_loss(
-    queries: torch.Tensor, candidates: torch.Tensor, positive: torch.Tensor, scale: float
-) -> torch.Tensor:
-    """``-mean_b log softmax(scale * q_b . C^T)[positive_b]`` over all candidates ``C`` of the
-    batch: each query's positive is its best candidate, every other candidate a negative.
-
-    Args:
-        queries: ``(B, D)``; candidates: ``(N, D)``; positive: ``(B,)`` rows of ``candidates``.
-    """
-    return torch.nn.functional.cross_entropy(scale * queries @ candidates.T, positive)
 
 
 class _Batcher:
@@ -86,6 +75,31 @@ class _Batcher:
         pixels = self.pixels[[self.row[example.image] for example in examples]]
         text = self.encoder.text_inputs([example.text for example in examples])
         return pixels.to(self.device), {k: v.to(self.device) for k, v in text.items()}
+
+
+class _EpochDraws:
+    """Each step's lists and sampled candidate positions. An epoch's order and samples come
+    from a generator of ``(seed, epoch)``: a run resumed at an epoch's start (where the loop
+    checkpoints) draws what an uninterrupted run draws, with no generator state to save."""
+
+    def __init__(
+        self, lists: Sequence[RankedList], config: RetrieverTrainConfig, steps_per_epoch: int
+    ) -> None:
+        self.lists, self.config, self.steps_per_epoch = lists, config, steps_per_epoch
+        self.rng: np.random.Generator | None = None
+        self.order = np.arange(0)
+
+    def __call__(self, index: int) -> tuple[list[RankedList], list[list[int]]]:
+        epoch, position = divmod(index, self.steps_per_epoch)
+        if position == 0:
+            self.rng = np.random.default_rng([self.config.seed, epoch])
+            self.order = self.rng.permutation(len(self.lists))
+        if self.rng is None:
+            raise RuntimeError(f"step {index} is inside an epoch: runs resume at an epoch start")
+        size, k, top = self.config.batch_size, self.config.candidates_per_query, self.config.top
+        batch = [self.lists[i] for i in self.order[position * size : (position + 1) * size]]
+        picks = [sample_positions(len(item.candidates), k, top, self.rng) for item in batch]
+        return batch, picks
 
 
 class _ConcatVectors(torch.nn.Module):
@@ -149,20 +163,13 @@ def train_retriever(
     encoder = TrainableDualEncoder.from_pretrained(init_dir)
     trainable = encoder.set_trainable(config.trainable)
     encoder.to(context.device)
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(lists) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_cosine(s, total_steps, config.warmup_steps)
+    # AdamW's own default betas (the built-in models train with 0.98).
+    optimizer, scheduler = adamw_warmup_cosine(
+        trainable, config.lr, config.weight_decay, total_steps, config.warmup_steps, (0.9, 0.999)
     )
     list_loss = RANKING_LOSSES[config.loss]()
-
-    objects = {"model": encoder.model, "optimizer": optimizer, "scheduler": scheduler}
-    epoch, history = 0, []
-    resumed = context.main_first(checkpointer.latest)
-    if resumed is not None:
-        resumed.restore(objects)
-        epoch, history = resumed.step, resumed.extra["history"]
 
     examples = [e for item in lists for e in (item.query, *item.candidates)]
     batcher = _Batcher(encoder, examples, context.device)
@@ -177,62 +184,64 @@ def train_retriever(
             find_unused_parameters=True,
         )
     k = config.candidates_per_query
-    bar = tqdm(
-        total=total_steps,
-        initial=epoch * steps_per_epoch,
+    draws = _EpochDraws(lists, config, steps_per_epoch)
+
+    def step(index: int) -> float:
+        batch, picks = draws(index)
+        relevance = torch.tensor(
+            [[item.relevance[p] for p in ps] for item, ps in zip(batch, picks, strict=True)]
+        ).to(context.device)
+        # This rank's block of the batch: its queries, then their candidates.
+        lo, hi = context.bounds(len(batch))
+        sizes = [
+            stop - begin
+            for begin, stop in (
+                shard_bounds(len(batch), rank, context.world_size)
+                for rank in range(context.world_size)
+            )
+        ]
+        own = [item.query for item in batch[lo:hi]] + [
+            item.candidates[p]
+            for item, ps in zip(batch[lo:hi], picks[lo:hi], strict=True)
+            for p in ps
+        ]
+        # A rank whose block of a short last batch is empty still joins DDP's all-reduce:
+        # it embeds one query and adds it with weight 0.
+        vectors = model(*batcher.inputs(own or [batch[0].query]))
+        held = 0.0 * vectors.sum() if not own else 0.0
+        vectors = vectors[: len(own)]
+        queries = context.all_gather_rows(vectors[: hi - lo], sizes)
+        pool = context.all_gather_rows(vectors[hi - lo :], [size * k for size in sizes])
+        # (B, K): each query against its own sampled candidates (column 0: the LVLM's best).
+        similarity = torch.einsum("bd,bkd->bk", queries, pool.view(len(batch), k, -1))
+        loss = udr_objective(
+            config.scale * similarity,
+            config.scale * queries @ pool.T,  # (B, B*K): against every candidate of the batch
+            relevance,
+            list_weight=config.list_weight,
+            contrastive_weight=config.contrastive_weight,
+            list_loss=list_loss,
+        ).loss
+        clipped_step(context.world_size * loss + held, optimizer, scheduler, trainable)
+        return loss.item()
+
+    result = run_training(
+        step,
+        checkpointer,
+        {"model": encoder.model, "optimizer": optimizer, "scheduler": scheduler},
+        LoopConfig(
+            max_steps=total_steps, checkpoint_every=steps_per_epoch, log_every=steps_per_epoch
+        ),
+        evaluate=lambda done: {"epoch": done // steps_per_epoch},
+        context=context,
         desc="training DRUM retriever",
-        disable=not progress or not context.is_main,
+        progress=progress,
     )
-    while epoch < config.epochs:
-        rng = np.random.default_rng([config.seed, epoch])
-        order = rng.permutation(len(lists))
-        losses = []
-        for start in range(0, len(order), config.batch_size):
-            batch = [lists[i] for i in order[start : start + config.batch_size]]
-            picks = [sample_positions(len(item.candidates), k, config.top, rng) for item in batch]
-            relevance = torch.tensor(
-                [[item.relevance[p] for p in ps] for item, ps in zip(batch, picks, strict=True)]
-            ).to(context.device)
-            # This rank's block of the batch: its queries, then their candidates.
-            lo, hi = context.bounds(len(batch))
-            sizes = [
-                stop - begin
-                for begin, stop in (
-                    shard_bounds(len(batch), rank, context.world_size)
-                    for rank in range(context.world_size)
-                )
-            ]
-            own = [item.query for item in batch[lo:hi]] + [
-                item.candidates[p]
-                for item, ps in zip(batch[lo:hi], picks[lo:hi], strict=True)
-                for p in ps
-            ]
-            # A rank whose block of a short last batch is empty still joins DDP's all-reduce:
-            # it embeds one query and adds it with weight 0.
-            vectors = model(*batcher.inputs(own or [batch[0].query]))
-            held = 0.0 * vectors.sum() if not own else 0.0
-            vectors = vectors[: len(own)]
-            queries = context.all_gather_rows(vectors[: hi - lo], sizes)
-            pool = context.all_gather_rows(vectors[hi - lo :], [size * k for size in sizes])
-            # (B, K): each query against its own sampled candidates.
-            similarity = torch.einsum("bd,bkd->bk", queries, pool.view(len(batch), k, -1))
-            loss = config.list_weight * list_loss(config.scale * similarity, relevance, None)
-            if config.contrastive_weight:
-                positive = torch.arange(len(batch), device=pool.device) * k  # 0 = LVLM's best
-                loss = loss + config.contrastive_weight * in_batch_contrastive_loss(
-                    queries, pool, positive, config.scale
-                )
-            clipped_step(context.world_size * loss + held, optimizer, scheduler, trainable)
-            losses.append(loss.item())
-            bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses[-20:]):.4f}")
-        epoch += 1
-        history.append({"epoch": epoch, "loss": float(np.mean(losses))})
-        if context.is_main:
-            checkpointer.save(epoch, objects, {"history": history})
-    bar.close()
 
     if context.is_main:
+        # Per epoch, the mean loss of its steps (no timings: the output's digest stays a
+        # function of the run).
+        history = [{"epoch": h["epoch"], "loss": h["loss"]} for h in result.history]
         card = {"examples": len(lists), "history": history}
         with checkpointer.finish(card) as staging:
             encoder.save_pretrained(staging)

@@ -214,20 +214,22 @@ class Checkpointer:
                 remove_directory(path)
 
     def finished(self) -> bool:
-        """Whether ``out_dir`` holds the finished model of this very run (after ``clean_up``)."""
+        """Whether ``out_dir`` holds the finished model of this very run (after ``clean_up``):
+        its card matches the identity (``card_matches``)."""
         self.clean_up()
         card_path = self.out_dir / self.card_name
-        if not card_path.is_file():
-            return False
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        if self.identity_key is None:
-            found = {key: card.get(key) for key in self.identity}
-        else:
-            found = card.get(self.identity_key)
-        if not self._matches(found, card_path):
+        if not card_matches(card_path, self._card({})):
+            if self.on_mismatch == "raise" and card_path.is_file():
+                card = json.loads(card_path.read_text(encoding="utf-8"))
+                self._matches(self._identity_in(card), card_path)  # raises, naming the keys
             return False
         self._remove_own_checkpoints()
         return True
+
+    def _identity_in(self, card: dict[str, Any]) -> Any:
+        if self.identity_key is None:
+            return {key: card.get(key) for key in self.identity}
+        return card.get(self.identity_key)
 
     def _remove_own_checkpoints(self) -> None:
         # A finish killed before it deleted the checkpoints left this run's behind; another
@@ -332,6 +334,24 @@ class Checkpointer:
                 "remove it or train into another directory"
             )
         return False
+
+
+def card_matches(card_path: Path, expected: Mapping[str, Any]) -> bool:
+    """Whether the JSON card at ``card_path`` exists and holds every key of ``expected`` with
+    its value (a key the card lacks counts as ``None``); ``expected`` is compared as JSON
+    writes and reads it back (tuples become lists).
+
+    The one "is this output current?" check: an output directory whose card records what
+    made it (config, data digest, base...) is reused when this holds, remade otherwise.
+    ``Checkpointer.finished`` asks it of the card it wrote; a data maker asks it of its own.
+    """
+    if not card_path.is_file():
+        return False
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    if not isinstance(card, dict):
+        return False
+    expected = json.loads(json.dumps(dict(expected)))
+    return all(card.get(key) == value for key, value in expected.items())
 
 
 def _folder_step(folder: Path) -> int:

@@ -1,4 +1,4 @@
-"""The learning-rate schedule, optimiser and update step every built-in trainer uses."""
+"""The learning-rate schedule, optimiser and update step every trainer uses."""
 
 from __future__ import annotations
 
@@ -26,9 +26,12 @@ def adamw_warmup_cosine(
     weight_decay: float,
     total_steps: int,
     warmup_steps: int,
+    betas: tuple[float, float] = (0.9, 0.98),
 ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
-    """The built-in LVLM trainers' optimiser: AdamW (betas 0.9, 0.98) under ``warmup_cosine``."""
-    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    """Every trainer's optimiser and schedule: AdamW (``betas``; the built-in models' 0.9,
+    0.98 by default) under ``warmup_cosine`` over ``total_steps`` (one scheduler step per
+    update)."""
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay, betas=betas)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, total_steps, warmup_steps)
     )

@@ -1,5 +1,6 @@
 """The built-in CLIP trainer: a short run saves an embedder with its card, a current one is
-not retrained, and the shipped embedder's card (written before ``Checkpointer``) is current."""
+not retrained, a killed one resumes to the same weights, and the shipped embedder's card
+(written before ``Checkpointer``) is current."""
 
 from __future__ import annotations
 
@@ -7,14 +8,19 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
+import torch
+from safetensors.torch import load_file
+
 from drum.builtin.assets import ASSETS_DIR
 from drum.builtin.embedder import (
     CARD_NAME,
     BuiltinEmbedderConfig,
-    builtin_is_current,
+    embedder_checkpointer,
     train_builtin_embedder,
 )
 from drum.embed.hf import HFDualEncoder
+from drum.utils.checkpoint import Checkpointer
 
 TINY = BuiltinEmbedderConfig(
     vision_hidden=32, vision_layers=2, vision_heads=2, text_hidden=32, projection_dim=16
@@ -34,12 +40,50 @@ def test_short_training_saves_an_embedder_and_is_skipped_when_current(
     train_builtin_embedder(tiny_world, out, config, progress=False)
     assert (out / CARD_NAME).stat().st_mtime_ns == stamp
     reseeded = BuiltinEmbedderConfig(**{**asdict(config), "seed": 1})
-    assert not builtin_is_current(out, reseeded, tiny_world)
+    assert not embedder_checkpointer(out, reseeded, tiny_world).finished()
     HFDualEncoder(out)
 
 
 def test_the_shipped_embedder_is_current_for_its_world(
     shipped_world: Path, tiny_world: Path
 ) -> None:
-    assert builtin_is_current(ASSETS_DIR / "embedder", BuiltinEmbedderConfig(), shipped_world)
-    assert not builtin_is_current(ASSETS_DIR / "embedder", BuiltinEmbedderConfig(), tiny_world)
+    shipped = ASSETS_DIR / "embedder"
+    assert embedder_checkpointer(shipped, BuiltinEmbedderConfig(), shipped_world).finished()
+    assert not embedder_checkpointer(shipped, BuiltinEmbedderConfig(), tiny_world).finished()
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_weights(
+    tiny_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = BuiltinEmbedderConfig(**{**asdict(TINY), "steps": 6, "batch_size": 16})
+    whole = train_builtin_embedder(
+        tiny_world, tmp_path / "a", config, progress=False, checkpoint_every=2
+    )
+
+    calls = {"n": 0}
+    original = Checkpointer.save
+
+    def save_then_die(*args, **kwargs):  # type: ignore[no-untyped-def]
+        folder = original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:  # killed right after the step-4 checkpoint
+            raise KeyboardInterrupt
+        return folder
+
+    monkeypatch.setattr(Checkpointer, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_builtin_embedder(
+            tiny_world, tmp_path / "b", config, progress=False, checkpoint_every=2
+        )
+    assert [p.name for p in (tmp_path / ".b.checkpoint").iterdir()] == ["step_4"]
+    monkeypatch.setattr(Checkpointer, "save", original)
+    resumed = train_builtin_embedder(
+        tiny_world, tmp_path / "b", config, progress=False, checkpoint_every=2
+    )
+    assert calls["n"] == 2  # the resumed run went on from step 4: no checkpoint at step 2
+    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    card = json.loads((resumed / CARD_NAME).read_text())
+    assert card["steps"] == 6 and card["stop_reason"] == "max_steps"

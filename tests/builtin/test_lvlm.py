@@ -25,8 +25,8 @@ from drum.builtin.lvlm.train import (
     BuiltinLVLMConfig,
     EpisodeEncoder,
     _shot_count,
-    builtin_lvlm_is_current,
     episode_logits_and_loss,
+    lvlm_checkpointer,
     train_builtin_lvlm,
     vision_features,
 )
@@ -215,8 +215,8 @@ def test_the_shipped_lvlm_is_current_for_its_world_and_embedder(
     recorded = json.loads((lvlm_dir / CARD_NAME).read_text())["identity"]["config"]
     architecture = BuiltinLVLMArchitecture(**recorded.pop("architecture"))
     config = BuiltinLVLMConfig(architecture=architecture, **recorded)
-    assert builtin_lvlm_is_current(lvlm_dir, shipped_world, embedder_dir, config)
-    assert not builtin_lvlm_is_current(lvlm_dir, shipped_world, tiny_clip_dir, config)
+    assert lvlm_checkpointer(lvlm_dir, shipped_world, embedder_dir, config).finished()
+    assert not lvlm_checkpointer(lvlm_dir, shipped_world, tiny_clip_dir, config).finished()
 
 
 def test_plain_share_and_task_mix(pool) -> None:

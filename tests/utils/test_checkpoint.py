@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from drum.utils import checkpoint as checkpoint_module
-from drum.utils.checkpoint import Checkpointer, CheckpointMismatch
+from drum.utils.checkpoint import Checkpointer, CheckpointMismatch, card_matches
 from tests.utils.kills import KillAt, Killed, count_steps
 
 IDENTITY = {"config": {"lr": 0.1, "layers": [2, 2]}, "data": "abc123"}
@@ -317,3 +317,15 @@ def test_a_finished_run_deletes_only_its_own_leftover_checkpoints(tmp_path: Path
     )
     assert checkpointer.finished()
     assert not checkpointer.directory.exists()
+
+
+def test_card_matches_compares_the_expected_keys_as_json_reads_them(tmp_path: Path) -> None:
+    card = tmp_path / "card.json"
+    assert not card_matches(card, {"config": {}})  # no card: not current
+    card.write_text(json.dumps({"config": {"sizes": [1, 2]}, "base": "b", "other": 1}))
+    assert card_matches(card, {"config": {"sizes": (1, 2)}, "base": "b"})  # tuples are lists
+    assert not card_matches(card, {"config": {"sizes": [1, 3]}, "base": "b"})
+    assert card_matches(card, {"missing": None})  # a key the card lacks reads as None
+    assert not card_matches(card, {"missing": 0})
+    card.write_text("[]")
+    assert not card_matches(card, {"config": {}})

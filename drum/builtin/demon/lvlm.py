@@ -13,13 +13,12 @@ Every sample is encoded exactly as ``HFLVLM`` encodes it at evaluation (``demon_
 model's chat template, each image expanded to its visual tokens), with its response and
 ``[EOS]`` as the only labelled tokens. The vision tower is frozen, so each distinct image is
 encoded once; a step runs the projector and the language model. Steps sample a task
-uniformly, then a sample of it. Checkpointed (``drum.utils.checkpoint``): a rerun resumes.
+uniformly, then a sample of it. Checkpointed (``drum.utils.train_loop``): a rerun resumes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
 from drum.builtin.embedder import preprocess_images
@@ -44,6 +42,7 @@ from drum.utils.checkpoint import Checkpointer
 from drum.utils.fingerprint import directory_digest
 from drum.utils.schedule import adamw_warmup_cosine, clipped_step
 from drum.utils.seed import seed_everything
+from drum.utils.train_loop import LoopConfig, run_training
 
 CARD_NAME = "drum_demon_lvlm.json"
 # Tokens the reference's choice list prints ("Choice list:['a', 'b']") beyond the tasks' words.
@@ -244,48 +243,40 @@ def train_demon_lvlm(
     optimizer, scheduler = adamw_warmup_cosine(
         trainable, config.lr, config.weight_decay, config.max_steps, config.warmup_steps
     )
-    objects = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     rng = np.random.default_rng(config.seed)
-    step, elapsed, history = checkpointer.resume(objects, generators={"samples": rng})
-
     model.train()
-    started = time.perf_counter() - elapsed
-    what = "training DEMON base" if start is None else f"fine-tuning on {'+'.join(data.names)}"
-    bar = tqdm(total=config.max_steps, initial=step, desc=what, disable=not progress)
-    losses: list[float] = []
-    stop_reason = "max_steps"
-    while step < config.max_steps:
+
+    def step(_: int) -> float:
         _, loss, _ = episode_logits_and_loss(
             model, data.features, data.draw(rng, config.batch_size), pad_id
         )
         clipped_step(loss, optimizer, scheduler, trainable)
-        step += 1
-        losses.append(loss.item())
-        bar.update()
-        seconds = time.perf_counter() - started
-        out_of_time = seconds >= config.max_seconds
-        if step % config.eval_every == 0 or step == config.max_steps or out_of_time:
-            entry: dict[str, Any] = {
-                "step": step,
-                "seconds": round(seconds, 1),
-                "loss": float(np.mean(losses[-config.eval_every :])),
-            }
-            if probe_data is not None:
-                entry["probes"] = probe_accuracy(model, probe_data, pad_id)
-            history.append(entry)
-            bar.set_postfix(loss=f"{entry['loss']:.3f}")
-        if out_of_time:
-            stop_reason = "max_seconds"
-            break
-        if step % config.checkpoint_every == 0:
-            extra = {"elapsed": time.perf_counter() - started, "history": history}
-            checkpointer.save(step, objects, extra, generators={"samples": rng})
-    bar.close()
-    seconds = time.perf_counter() - started
+        return loss.item()
+
+    def probes(_: int) -> dict[str, Any]:
+        if probe_data is None:
+            return {}
+        return {"probes": probe_accuracy(model, probe_data, pad_id)}
+
+    what = "training DEMON base" if start is None else f"fine-tuning on {'+'.join(data.names)}"
+    result = run_training(
+        step,
+        checkpointer,
+        {"model": model, "optimizer": optimizer, "scheduler": scheduler},
+        LoopConfig(
+            max_steps=config.max_steps,
+            max_seconds=config.max_seconds,
+            checkpoint_every=config.checkpoint_every,
+            log_every=config.eval_every,
+        ),
+        generators={"samples": rng},
+        evaluate=probes,
+        desc=what,
+        progress=progress,
+    )
+    history = result.history
     card = {
-        "steps": step,
-        "train_seconds": round(seconds, 1),
-        "stop_reason": stop_reason,
+        **result.summary(),
         "parameters": sum(p.numel() for p in model.parameters()),
         "trainable_parameters": sum(p.numel() for p in trainable),
         "final_probes": history[-1].get("probes", {}) if history else {},

@@ -7,13 +7,12 @@ answer (and its closing ``[EOS]``) in the episode, demonstrations' answers inclu
 How long to train: the switch from copying any demonstration's answer to matching the query
 against the demonstrations is a phase change whose time varies by seed, so training stops
 when the held-out probes pass ``stop_accuracy`` (after ``min_steps``) or at ``max_seconds``.
-Progress is checkpointed every ``checkpoint_every`` steps (``drum.utils.checkpoint``) and a
-rerun resumes from it.
+Progress is checkpointed every ``checkpoint_every`` steps and a rerun resumes from it
+(``drum.utils.train_loop``).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
 from drum.builtin.embedder import preprocess_images
@@ -38,6 +36,7 @@ from drum.utils.checkpoint import Checkpointer
 from drum.utils.fingerprint import directory_digest
 from drum.utils.schedule import adamw_warmup_cosine, clipped_step
 from drum.utils.seed import seed_everything
+from drum.utils.train_loop import LoopConfig, run_training
 
 CARD_NAME = "drum_lvlm.json"
 IGNORE = -100
@@ -232,16 +231,11 @@ def _identity(world_dir: Path, embedder_dir: Path, config: BuiltinLVLMConfig) ->
     }
 
 
-def _checkpointer(
+def lvlm_checkpointer(
     out_dir: Path, world_dir: Path, embedder_dir: Path, config: BuiltinLVLMConfig
 ) -> Checkpointer:
+    """The run's checkpoints and card: ``.finished()`` says whether ``out_dir`` is current."""
     return Checkpointer(out_dir, _identity(world_dir, embedder_dir, config), CARD_NAME)
-
-
-def builtin_lvlm_is_current(
-    out_dir: Path, world_dir: Path, embedder_dir: Path, config: BuiltinLVLMConfig
-) -> bool:
-    return _checkpointer(out_dir, world_dir, embedder_dir, config).finished()
 
 
 def train_builtin_lvlm(
@@ -254,7 +248,7 @@ def train_builtin_lvlm(
     """Train the built-in LVLM and save it (model, processor, card) to ``out_dir``."""
     config = config or BuiltinLVLMConfig()
     world_dir, embedder_dir, out_dir = Path(world_dir), Path(embedder_dir), Path(out_dir)
-    checkpointer = _checkpointer(out_dir, world_dir, embedder_dir, config)
+    checkpointer = lvlm_checkpointer(out_dir, world_dir, embedder_dir, config)
     if checkpointer.finished():
         return out_dir
     seed_everything(config.seed)
@@ -274,73 +268,57 @@ def train_builtin_lvlm(
     optimizer, scheduler = adamw_warmup_cosine(
         trainable, config.lr, config.weight_decay, config.max_steps, config.warmup_steps
     )
-
-    objects = {"model": model, "optimizer": optimizer, "scheduler": scheduler}
     rng = np.random.default_rng(config.seed)
-    step, elapsed, history = checkpointer.resume(objects, generators={"episodes": rng})
-
     model.train()
-    started = time.perf_counter() - elapsed
-    bar = tqdm(
-        total=config.max_steps, initial=step, desc="training built-in LVLM", disable=not progress
-    )
-    losses: list[float] = []
-    stop_reason = "max_steps"
-    while step < config.max_steps:
-        n_demos = _shot_count(rng, step, config)
+
+    def step(index: int) -> float:
+        n_demos = _shot_count(rng, index, config)
         # VQA alone first: its one-word answers make copying from context, then matching,
         # quickest to discover; the other tasks reuse those skills once they exist.
-        task_mix = {"vqa": 1.0} if step < config.vqa_only_steps else None
+        task_mix = {"vqa": 1.0} if index < config.vqa_only_steps else None
         batch = [
             encoder.encode(sampler.sample(rng, n_demos, task_mix, config.plain_convention_share))
             for _ in range(config.batch_size)
         ]
         _, loss, _ = episode_logits_and_loss(model, train_features, batch, pad_id)
         clipped_step(loss, optimizer, scheduler, trainable)
-        step += 1
-        losses.append(loss.item())
-        bar.update()
-        if step % config.eval_every == 0 or step == config.max_steps:
-            probes = run_probes(
-                model, probe_features, probe_sampler, encoder, config.probe_episodes, config.seed
-            )
-            seconds = time.perf_counter() - started
-            history.append(
-                {
-                    "step": step,
-                    "seconds": round(seconds, 1),
-                    "loss": float(np.mean(losses[-config.eval_every :])),
-                    **probes,
-                }
-            )
-            bar.set_postfix(
-                loss=f"{history[-1]['loss']:.3f}", **{k: f"{probes[k]:.2f}" for k in STOP_PROBES}
-            )
-            if step >= config.min_steps and all(
-                probes[k] >= config.stop_accuracy for k in STOP_PROBES
-            ):
-                stop_reason = "probes_passed"
-                break
-            if seconds >= config.max_seconds:
-                stop_reason = "max_seconds"
-                break
-        if step % config.checkpoint_every == 0:
-            extra = {"elapsed": time.perf_counter() - started, "history": history}
-            checkpointer.save(step, objects, extra, generators={"episodes": rng})
-    bar.close()
-    seconds = time.perf_counter() - started
+        return loss.item()
 
-    final = history[-1] if history else {}
+    def probes(_: int) -> dict[str, float]:
+        return run_probes(
+            model, probe_features, probe_sampler, encoder, config.probe_episodes, config.seed
+        )
+
+    def passed(entry: dict[str, Any]) -> bool:
+        return entry["step"] >= config.min_steps and all(
+            entry[k] >= config.stop_accuracy for k in STOP_PROBES
+        )
+
+    result = run_training(
+        step,
+        checkpointer,
+        {"model": model, "optimizer": optimizer, "scheduler": scheduler},
+        LoopConfig(
+            max_steps=config.max_steps,
+            max_seconds=config.max_seconds,
+            checkpoint_every=config.checkpoint_every,
+            log_every=config.eval_every,
+        ),
+        generators={"episodes": rng},
+        evaluate=probes,
+        stop_when=passed,
+        stop_reason="probes_passed",
+        desc="training built-in LVLM",
+        progress=progress,
+        show=STOP_PROBES,
+    )
+    final = result.history[-1] if result.history else {}
     card = {
-        "steps": step,
-        "train_seconds": round(seconds, 1),
-        # Over all sessions of a resumed run: ``seconds`` includes the time before the resume.
-        "steps_per_second": round(step / max(seconds, 1e-9), 2),
-        "stop_reason": stop_reason,
+        **result.summary(),
         "parameters": sum(p.numel() for p in model.parameters()),
         "trainable_parameters": sum(p.numel() for p in trainable),
         "final_probes": {k: v for k, v in final.items() if k in PROBES},
-        "history": history,
+        "history": result.history,
     }
     with checkpointer.finish(card) as staging:
         model.save_pretrained(staging)

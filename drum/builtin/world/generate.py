@@ -40,6 +40,7 @@ from drum.builtin.world.language import (
 from drum.builtin.world.scene import Scene, render_scene, sample_scene
 from drum.data.example import TASK_TYPES, Example
 from drum.data.jsonl import write_examples
+from drum.utils.checkpoint import card_matches
 from drum.utils.io import atomic_directory, atomic_write_json
 
 TASKS = TASK_TYPES  # the world has one task of each type, named after it
@@ -141,13 +142,8 @@ def _world_card(config: WorldConfig, convention: Convention) -> dict[str, Any]:
 
 def world_is_current(out_dir: Path, config: WorldConfig) -> bool:
     """True when ``out_dir`` already holds the world that ``config`` describes."""
-    card_path = out_dir / "world.json"
-    if not card_path.is_file():
-        return False
-    card = json.loads(card_path.read_text(encoding="utf-8"))
-    return card.get("format_version") == WORLD_FORMAT_VERSION and card.get("config") == asdict(
-        config
-    )
+    expected = {"format_version": WORLD_FORMAT_VERSION, "config": asdict(config)}
+    return card_matches(out_dir / "world.json", expected)
 
 
 def load_world_card(world_dir: str | Path) -> dict[str, Any]:
