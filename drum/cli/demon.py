@@ -79,10 +79,12 @@ def _read_tasks(data: Path, names: list[str] | None) -> list[DemonTask]:
 
 def _categories(data: Path) -> dict[str, tuple[str, ...]] | None:
     """The built-in tasks' own category map when ``data`` is a built-in root (or split folder),
-    so they are aggregated by category; None (the reference's ``CATEGORIES``) otherwise."""
-    from drum.builtin.demon.card import builtin_categories
+    so they are aggregated by category; None (the reference's ``CATEGORIES``) otherwise. The
+    root's card also says which of its tasks are scored by image choice: registered here."""
+    from drum.builtin.demon.card import builtin_categories, register_card_scoring
 
     try:
+        register_card_scoring(data)
         return builtin_categories(data)
     except ValueError as error:
         fail(str(error))

@@ -89,10 +89,11 @@ def eval_command(
     device_map: DeviceMapOption = None,
 ) -> None:
     """In-context learning: tasks x strategies x shots x seeds -> metrics with 95% CIs."""
+    from drum.builtin.world.tasks import world_tasks
     from drum.eval.icl import ICLEvalConfig, check_eval, run_icl_eval
     from drum.eval.report import markdown_table
     from drum.eval.terminal import icl_tables
-    from drum.tasks.spec import TaskFileError, TaskSpec, load_task_file, world_tasks
+    from drum.tasks.spec import TaskFileError, TaskSpec, load_task_file
 
     tasks: list[TaskSpec] = []
     if world is not None:

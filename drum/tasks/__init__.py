@@ -1,11 +1,6 @@
-"""Evaluation tasks as data (``TaskSpec``): the built-in world's tasks and JSON task files."""
+"""Evaluation tasks as data (``TaskSpec``) and JSON task files; the built-in world's tasks are
+``drum.builtin.world.tasks``."""
 
-from drum.tasks.spec import (
-    DEFAULT_MAX_NEW_TOKENS,
-    TaskFileError,
-    TaskSpec,
-    load_task_file,
-    world_tasks,
-)
+from drum.tasks.spec import DEFAULT_MAX_NEW_TOKENS, TaskFileError, TaskSpec, load_task_file
 
-__all__ = ["DEFAULT_MAX_NEW_TOKENS", "TaskFileError", "TaskSpec", "load_task_file", "world_tasks"]
+__all__ = ["DEFAULT_MAX_NEW_TOKENS", "TaskFileError", "TaskSpec", "load_task_file"]
