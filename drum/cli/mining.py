@@ -20,7 +20,6 @@ from drum.cli.common import (
     check_scored_tasks,
     console,
     csv_ints,
-    default_of,
     dist_context,
     fail,
     load_lvlm,
@@ -28,6 +27,7 @@ from drum.cli.common import (
     show_tables,
     wrap_adapter,
 )
+from drum.cli.defaults import default_of
 
 MINING_CONFIG = "drum.train.config:MiningConfig"
 EXPERIMENT_CONFIG = "drum.pipelines.drum_experiments:DrumExperimentConfig"

@@ -167,9 +167,14 @@ def test_eval_errors_are_one_line_before_any_model_loads(
 
 
 def test_eval_defaults_are_the_librarys() -> None:
+    import typer
+
     from drum.demon import run
 
-    assert (demon_cli.BATCH_SIZE, demon_cli.MAX_NEW_TOKENS) == (run.BATCH_SIZE, run.MAX_NEW_TOKENS)
+    command = typer.main.get_command(app).commands["demon"].commands["eval"]  # type: ignore[attr-defined]
+    context = command.make_context("eval", ["-m", "x", "--data", "d", "--out", "o"])
+    assert context.params["batch_size"] == run.BATCH_SIZE
+    assert context.params["max_new_tokens"] == run.MAX_NEW_TOKENS
 
 
 @pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
