@@ -6,10 +6,28 @@ import os
 
 import typer
 
-from drum.cli import data, demo, demon, embed, index, lvlm, mining, report, retrieve, vpgc
+from drum.cli import (
+    data,
+    demo,
+    demon,
+    demon_builtin,
+    embed,
+    index,
+    lvlm,
+    mining,
+    report,
+    retrieve,
+    vpgc,
+)
 from drum.cli import eval as eval_cli
 
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+# drum demon: scoring and evaluation (drum.cli.demon), then the built-in benchmark's commands.
+demon.app.command("make-builtin")(demon_builtin.make_builtin_command)
+demon.app.command("train-base")(demon_builtin.train_base_command)
+demon.app.command("freeze-base")(demon_builtin.freeze_base_command)
+demon.app.command("benchmark")(demon_builtin.benchmark_command)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(data.app, name="data")

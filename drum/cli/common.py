@@ -1,21 +1,20 @@
-"""What the subcommands share: the console, ``fail``, option types, config defaults, and the
-up-front checks every command runs before slow work (datasets, model arguments, outputs)."""
+"""What the subcommands share: the console, ``fail``, option types, and the up-front checks
+every command runs before slow work (datasets, model arguments, outputs). Option defaults come
+from the library through ``drum.cli.defaults.default_of``."""
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import sys
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from drum.cli.defaults import default_of as default_of  # re-exported: drum.cli.vpgc reads it here
 
 if TYPE_CHECKING:
     from drum.data.example import Example
@@ -251,49 +250,6 @@ def csv_ints(value: str, option: str) -> tuple[int, ...]:
         return tuple(int(item) for item in value.split(",") if item.strip())
     except ValueError:
         fail(f"{option} must be comma-separated integers, got {value!r}")
-
-
-@cache
-def _field_default(config: str, name: str) -> Any:
-    module, _, qualname = config.partition(":")
-    cls = getattr(importlib.import_module(module), qualname)
-    head, *rest = name.split(".")
-    (field,) = [f for f in dataclasses.fields(cls) if f.name == head]
-    if field.default is not dataclasses.MISSING:
-        value = field.default
-    elif field.default_factory is not dataclasses.MISSING:
-        value = field.default_factory()
-    else:
-        raise TypeError(f"{qualname}.{head} has no default")
-    for part in rest:  # into a nested config's default, e.g. MiningConfig's "feedback.candidates"
-        value = getattr(value, part)
-    # Tuples are comma-separated lists on the command line.
-    return ",".join(map(str, value)) if isinstance(value, tuple) else value
-
-
-@dataclass(frozen=True)
-class ConfigDefault:
-    """An option default that is a config field's default, read when first needed.
-
-    Click calls it for an omitted option and the command's ``--help`` prints it (``str``), so
-    the value is the config's own, yet building the CLI (``drum --help``) imports no config
-    module, and with them no torch or transformers.
-    """
-
-    config: str  # "module:Class" of a dataclass
-    name: str  # a field, or a dotted path into a nested config's default ("feedback.candidates")
-
-    def __call__(self) -> Any:
-        return _field_default(self.config, self.name)
-
-    def __str__(self) -> str:
-        return str(self())
-
-
-def default_of(config: str, name: str) -> Any:
-    """The default of field ``name`` of the dataclass ``config`` (``"module:Class"``), as an
-    option default: ``seed: int = default_of(WORLD_CONFIG, "seed")``."""
-    return ConfigDefault(config, name)
 
 
 def limit_threads() -> None:

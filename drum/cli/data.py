@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from drum.cli import importers
-from drum.cli.common import console, default_of, read_dataset
+from drum.cli.common import console, read_dataset
+from drum.cli.defaults import default_of
 
 WORLD_CONFIG = "drum.builtin.world.generate:WorldConfig"
 
@@ -35,7 +36,10 @@ def make_world_command(
 
 
 @app.command("digits")
-def digits_command(out: Path = Path("data/digits"), seed: int = 0) -> None:
+def digits_command(
+    out: Path = Path("data/digits"),
+    seed: int = default_of("drum.data.bundled:make_digits_dataset", "seed"),
+) -> None:
     """Write scikit-learn's bundled 8x8 digits as a classification dataset."""
     from drum.data.bundled import make_digits_dataset
 

@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from drum.cli.common import limit_threads
+from drum.cli.defaults import default_of
+
+RUN_DEMO = "drum.pipelines.demo:run_demo"
 
 
 def demo_command(
@@ -16,10 +19,10 @@ def demo_command(
     ] = Path("runs/demo"),
     quick: Annotated[
         bool, typer.Option(help="A small world and short training (smoke run).")
-    ] = False,
+    ] = default_of(RUN_DEMO, "quick"),
     assets: Annotated[
         bool, typer.Option(help="Use the shipped built-in models when they match the world.")
-    ] = True,
+    ] = default_of(RUN_DEMO, "use_assets"),
 ) -> None:
     """The main job on the built-in default: world -> models -> retrieval -> ICL evaluation."""
     from drum.pipelines.demo import run_demo

@@ -16,12 +16,12 @@ from drum.cli.common import (
     check_model,
     check_out,
     console,
-    default_of,
     dist_context,
     load_embedder,
     parse_dtype,
     read_dataset,
 )
+from drum.cli.defaults import default_of
 
 EMBEDDER_CONFIG = "drum.builtin.embedder:BuiltinEmbedderConfig"
 

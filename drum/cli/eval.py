@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +18,6 @@ from drum.cli.common import (
     check_scored_tasks,
     console,
     csv_ints,
-    default_of,
     dist_context,
     fail,
     load_embedder,
@@ -25,8 +25,51 @@ from drum.cli.common import (
     show_tables,
     wrap_adapter,
 )
+from drum.cli.defaults import default_of
 
 ICL_EVAL_CONFIG = "drum.eval.icl:ICLEvalConfig"
+WORLD_TASKS = "drum.builtin.world.tasks:world_tasks"
+# ICLEvalConfig has no default strategies (a library caller always names them): the command's
+# own choice, the baselines that need one embedder.
+STRATEGIES = "random,fixed,image,text,concat"
+
+
+def embedder_paths(
+    values: Sequence[str], drum_embedder: str | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The embedders to serve, by the names strategy specs use (``StrategySpec.embedder``):
+    ``{name: path}`` and ``{name: the option that gave it}`` (for error messages).
+
+    Each ``--embedder`` value is ``NAME=PATH``, or a bare ``PATH`` for ``default`` (also a path
+    that exists and has ``=`` in it); ``--drum-embedder PATH`` is ``--embedder drum=PATH``.
+    Exits 2 on a malformed value, a name no registered strategy uses, or a name given twice.
+    """
+    from drum.retrieve.strategies import DEFAULT_EMBEDDER, STRATEGY_REGISTRY
+
+    given: list[tuple[str, str, str]] = []  # (option, name, path)
+    for value in values:
+        name, equals, path = value.partition("=")
+        if not equals or Path(value).exists():
+            given.append(("--embedder", DEFAULT_EMBEDDER, value))
+        elif not name or not path:
+            fail(f"--embedder takes PATH or NAME=PATH, got {value!r}")
+        else:
+            given.append((f"--embedder {name}=...", name, path))
+    if drum_embedder is not None:
+        given.append(("--drum-embedder", "drum", drum_embedder))
+    known = sorted({STRATEGY_REGISTRY.get(s).embedder for s in STRATEGY_REGISTRY.names()})
+    paths: dict[str, str] = {}
+    options: dict[str, str] = {}
+    for option, name, path in given:
+        if name not in known:
+            fail(
+                f"--embedder {name}={path}: no registered strategy uses an embedder named "
+                f"{name!r}; the names strategies use: {known}"
+            )
+        if name in paths:
+            fail(f"embedder {name!r} given twice ({options[name]} and {option})")
+        paths[name], options[name] = path, option
+    return paths, options
 
 
 def eval_command(
@@ -46,7 +89,7 @@ def eval_command(
     ] = None,
     strategy: Annotated[
         str, typer.Option(help="Comma-separated retrieval strategies.")
-    ] = "random,fixed,image,text,concat",
+    ] = STRATEGIES,
     shots: Annotated[
         str, typer.Option(help="Comma-separated shot counts (0: zero-shot).")
     ] = default_of(ICL_EVAL_CONFIG, "shots"),
@@ -54,7 +97,11 @@ def eval_command(
         str, typer.Option(help="Comma-separated seeds for the random / fixed strategies.")
     ] = default_of(ICL_EVAL_CONFIG, "seeds"),
     embedder: Annotated[
-        str | None, typer.Option(help="Dual encoder for the similarity strategies.")
+        list[str] | None,
+        typer.Option(
+            help="Dual encoder for the similarity strategies; NAME=PATH serves the embedder "
+            "NAME that a registered strategy names (repeatable; a bare PATH is 'default')."
+        ),
     ] = None,
     drum_embedder: Annotated[
         str | None,
@@ -64,7 +111,9 @@ def eval_command(
         Path | None,
         typer.Option(help="A VPG-C adapter directory (drum vpgc train) to put on the model."),
     ] = None,
-    split: Annotated[str, typer.Option(help="World query split: test or val.")] = "test",
+    split: Annotated[str, typer.Option(help="World query split: test or val.")] = default_of(
+        WORLD_TASKS, "split"
+    ),
     max_queries: Annotated[
         int | None, typer.Option(help="Evaluate only the first N queries of each task.")
     ] = None,
@@ -89,10 +138,11 @@ def eval_command(
     device_map: DeviceMapOption = None,
 ) -> None:
     """In-context learning: tasks x strategies x shots x seeds -> metrics with 95% CIs."""
+    from drum.builtin.world.tasks import world_tasks
     from drum.eval.icl import ICLEvalConfig, check_eval, run_icl_eval
     from drum.eval.report import markdown_table
     from drum.eval.terminal import icl_tables
-    from drum.tasks.spec import TaskFileError, TaskSpec, load_task_file, world_tasks
+    from drum.tasks.spec import TaskFileError, TaskSpec, load_task_file
 
     tasks: list[TaskSpec] = []
     if world is not None:
@@ -127,11 +177,9 @@ def eval_command(
             corpus_bootstrap_resamples=corpus_bootstrap_resamples,
             corpus_ci=corpus_ci,
         )
-        # Embedders by the names strategy specs use: --drum-embedder serves strategy 'drum'.
-        given = {"default": embedder, "drum": drum_embedder}
-        paths = {name: path for name, path in given.items() if path is not None}
     except ValueError as error:
         fail(str(error))
+    paths, options = embedder_paths(embedder or [], drum_embedder)
     # Every check that needs no model runs before the (slow) models load: the options, each
     # task's pool and queries (every image decoded), shots against pools, the output, and the
     # model arguments.
@@ -143,12 +191,11 @@ def eval_command(
     check_out(out, "directory")
     if feedback_cache is not None and not feedback_cache.is_file():
         fail(f"--feedback-cache {feedback_cache}: no such file; expected a feedback.jsonl")
-    options = {"default": "--embedder", "drum": "--drum-embedder"}
     check_model(model, "--model")
     if adapter is not None:
         check_adapter(adapter)
     for name in config.required_embedders:
-        check_model(paths[name], options.get(name, "--embedder"))
+        check_model(paths[name], options[name])
     from drum.embed.cache import EmbeddingCache
     from drum.eval.icl import FeedbackLookup
     from drum.feedback.cache import FeedbackCache
@@ -164,9 +211,7 @@ def eval_command(
     context = dist_context(device, device_map)
     device = context.device
     encoders = {
-        name: load_embedder(
-            paths[name], options.get(name, "--embedder"), device=device, dtype=dtype
-        )
+        name: load_embedder(paths[name], options[name], device=device, dtype=dtype)
         for name in config.required_embedders
     }
     lvlm = load_lvlm(model, device=device, dtype=dtype, device_map=device_map)

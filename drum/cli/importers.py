@@ -1,176 +1,43 @@
 """``drum data import FORMAT``: public benchmarks, in their official files, to DRUM JSONL.
 
 One subcommand per format (``drum.data.importers.FORMATS``). Split-wise inputs are repeated
-options, matched by position: the first ``--questions`` goes with the first ``--annotations``,
-``--images`` and ``--split``. Without ``--split`` the output splits are ``pool`` then
-``queries``. Every command writes ``<out>/<split>.jsonl`` and ``<out>/import_report.json`` and
-prints what it wrote and skipped.
+options, matched by position (``drum.cli.import_options``). Every command writes
+``<out>/<split>.jsonl`` and ``<out>/import_report.json`` and prints what it wrote and skipped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from drum.cli.common import check_out, console, default_of, fail, read_or_fail
+from drum.cli import import_vqa
+from drum.cli.common import fail
+from drum.cli.defaults import default_of
+from drum.cli.import_options import (
+    CopyOption,
+    OutOption,
+    SplitOption,
+    run_import,
+    same_count,
+    split_names,
+)
 
 CAPTIONS = "drum.data.importers.captions:CaptionOptions"
 FOLDERS = "drum.data.importers.classification:ImageFolderOptions"
 MEMES = "drum.data.importers.classification:HatefulMemesOptions"
 HF = "drum.data.importers.hf:HFOptions"
-DEFAULT_SPLITS = ("pool", "queries")
-NO_ANNOTATIONS = "none"  # --annotations value for a split without public answers
 
 app = typer.Typer(
     no_args_is_help=True,
     help="Import a public benchmark (official files or a Hugging Face dataset on disk) as DRUM "
     "JSONL: <out>/<split>.jsonl, images by relative path, and import_report.json.",
 )
-
-OutOption = Annotated[Path, typer.Option("--out", help="Directory to write (replaced as a whole).")]
-SplitOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--split", help="Output split of each input, in order (default: pool, then queries)."
-    ),
-]
-CopyOption = Annotated[
-    bool,
-    typer.Option(
-        "--copy-images/--no-copy-images",
-        help="Copy the images into <out>/images (default: point at them where they are).",
-    ),
-]
-
-
-def _split_names(names: Sequence[str] | None, count: int, inputs: str) -> list[str]:
-    """The output split of each of ``count`` inputs: ``--split`` as given, else the defaults."""
-    if names:
-        if len(names) != count:
-            fail(f"--split given {len(names)} times for {count} {inputs}; give one per input")
-        return list(names)
-    if count > len(DEFAULT_SPLITS):
-        fail(f"{count} {inputs}: name the output split of each with --split")
-    return list(DEFAULT_SPLITS[:count])
-
-
-def _same_count(option_values: dict[str, Sequence[Any]]) -> int:
-    """The common length of the per-split options; exit 2 naming them if they differ."""
-    counts = {name: len(values) for name, values in option_values.items()}
-    if len(set(counts.values())) != 1:
-        listed = ", ".join(f"{name} x{count}" for name, count in counts.items())
-        fail(f"per-split options must be given the same number of times: {listed}")
-    count = next(iter(counts.values()))
-    if count == 0:
-        fail(f"give at least one {' / '.join(counts)}")
-    return count
-
-
-def _run(name: str, make_options: Callable[[], Any], out: Path) -> None:
-    """Build the options (a ``ValueError`` exits 2), import, print the summary."""
-    from drum.data.importers import import_dataset
-    from drum.data.jsonl import DataError, DataWarning
-
-    check_out(out, "directory")
-    try:
-        options = make_options()
-    except ValueError as error:
-        fail(str(error))
-    report = read_or_fail(lambda: import_dataset(name, options, out), DataError, DataWarning)
-    console.print(report.summary(), markup=False, highlight=False, soft_wrap=True)
-
-
-def _vqa_command(name: str, title: str) -> Callable[..., None]:
-    def command(
-        questions: Annotated[
-            list[Path], typer.Option("--questions", help="Questions JSON, per split.")
-        ],
-        annotations: Annotated[
-            list[Path],
-            typer.Option(
-                "--annotations",
-                help="Annotations JSON, per split; 'none' for a split without public answers "
-                "(test-dev, test): its questions become queries without answers.",
-            ),
-        ],
-        images: Annotated[
-            list[Path], typer.Option("--images", help="COCO image folder, per split.")
-        ],
-        out: OutOption,
-        split: SplitOption = None,
-        coco_split: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--coco-split",
-                help="Image name part (COCO_<coco-split>_<id>.jpg), per split "
-                "(default: the questions file's data_subtype).",
-            ),
-        ] = None,
-        copy_images: CopyOption = False,
-    ) -> None:
-        from drum.data.importers.vqa import VQAOptions, VQASource
-
-        count = _same_count(
-            {"--questions": questions, "--annotations": annotations, "--images": images}
-        )
-        splits = _split_names(split, count, "question files")
-        subtypes: list[str | None] = list(coco_split) if coco_split else [None] * count
-        if len(subtypes) != count:
-            fail(f"--coco-split given {len(subtypes)} times for {count} question files")
-        # 'none' (a file of that name: ./none): no annotations, every question answerless.
-        answers: list[Path | None] = [None if str(a) == NO_ANNOTATIONS else a for a in annotations]
-        _run(
-            name,
-            lambda: VQAOptions(
-                sources=tuple(
-                    VQASource(*group)
-                    for group in zip(splits, questions, answers, images, subtypes, strict=True)
-                ),
-                copy_images=copy_images,
-            ),
-            out,
-        )
-
-    command.__doc__ = (
-        f"{title}: the official questions + annotations files and the COCO image folder; all "
-        "10 human answers kept; questions without annotations (test splits, --annotations "
-        "none) become queries without answers, counted as unanswered."
-    )
-    return command
-
-
-app.command("vqav2")(_vqa_command("vqav2", "VQAv2"))
-app.command("okvqa")(_vqa_command("okvqa", "OK-VQA (the VQAv2 layout)"))
-
-
-@app.command("vizwiz")
-def vizwiz_command(
-    annotations: Annotated[
-        list[Path], typer.Option("--annotations", help="Annotations JSON array, per split.")
-    ],
-    images: Annotated[list[Path], typer.Option("--images", help="Image folder, per split.")],
-    out: OutOption,
-    split: SplitOption = None,
-    copy_images: CopyOption = False,
-) -> None:
-    """VizWiz VQA: the annotations file ([{image, question, answers, ...}]) and image folder."""
-    from drum.data.importers.vqa import VizWizOptions, VizWizSource
-
-    count = _same_count({"--annotations": annotations, "--images": images})
-    splits = _split_names(split, count, "annotation files")
-    _run(
-        "vizwiz",
-        lambda: VizWizOptions(
-            sources=tuple(
-                VizWizSource(*group) for group in zip(splits, annotations, images, strict=True)
-            ),
-            copy_images=copy_images,
-        ),
-        out,
-    )
+# The VQA formats (drum.cli.import_vqa) first, then the others, as --help lists them.
+app.command("vqav2")(import_vqa.vqa_command("vqav2", "VQAv2"))
+app.command("okvqa")(import_vqa.vqa_command("okvqa", "OK-VQA (the VQAv2 layout)"))
+app.command("vizwiz")(import_vqa.vizwiz_command)
 
 
 @app.command("coco-captions")
@@ -220,13 +87,13 @@ def coco_captions_command(
             )
             return CaptionOptions(karpathy=source, prompt=prompt, copy_images=copy_images)
 
-        _run("coco-captions", make, out)
+        run_import("coco-captions", make, out)
         return
     if karpathy_split:
         fail("--karpathy-split needs --karpathy")
-    count = _same_count({"--captions": captions or [], "--images": images})
-    splits = _split_names(split, count, "captions files")
-    _run(
+    count = same_count({"--captions": captions or [], "--images": images})
+    splits = split_names(split, count, "captions files")
+    run_import(
         "coco-captions",
         lambda: CaptionOptions(
             sources=tuple(
@@ -253,9 +120,9 @@ def image_folder_command(
     """Class folders, as torchvision's ImageFolder: <root>/<class>/<image>; label = class."""
     from drum.data.importers.classification import FolderSource, ImageFolderOptions
 
-    count = _same_count({"--root": root})
-    splits = _split_names(split, count, "roots")
-    _run(
+    count = same_count({"--root": root})
+    splits = split_names(split, count, "roots")
+    run_import(
         "image-folder",
         lambda: ImageFolderOptions(
             sources=tuple(FolderSource(*group) for group in zip(splits, root, strict=True)),
@@ -289,12 +156,12 @@ def hateful_memes_command(
     skipped and reported)."""
     from drum.data.importers.classification import HatefulMemesOptions, MemeSource
 
-    count = _same_count({"--jsonl": jsonl})
-    splits = _split_names(split, count, "JSONL files")
+    count = same_count({"--jsonl": jsonl})
+    splits = split_names(split, count, "JSONL files")
     names = tuple(name.strip() for name in label_names.split(","))
     if len(names) != 2:
         fail(f"--labels must be two comma-separated names, got {label_names!r}")
-    _run(
+    run_import(
         "hateful-memes",
         lambda: HatefulMemesOptions(
             sources=tuple(MemeSource(*group) for group in zip(splits, jsonl, strict=True)),
@@ -344,7 +211,7 @@ def hf_command(
     from drum.data.importers.base import parse_split_map
     from drum.data.importers.hf import DEFAULT_HF_SPLIT_MAP, HFOptions
 
-    _run(
+    run_import(
         "hf",
         lambda: HFOptions(
             source=source,

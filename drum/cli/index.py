@@ -12,11 +12,11 @@ from drum.cli.common import (
     check_model,
     check_out,
     console,
-    default_of,
     fail,
     load_embedder,
     read_dataset,
 )
+from drum.cli.defaults import default_of
 
 RETRIEVAL_CONFIG = "drum.retrieve.strategies:RetrievalConfig"
 INDEX_CONFIG = "drum.index:IndexConfig"

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from drum.cli.common import console, default_of, limit_threads
+from drum.cli.common import console, limit_threads
+from drum.cli.defaults import default_of
 
 LVLM_CONFIG = "drum.builtin.lvlm.train:BuiltinLVLMConfig"
 

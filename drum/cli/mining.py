@@ -20,7 +20,6 @@ from drum.cli.common import (
     check_scored_tasks,
     console,
     csv_ints,
-    default_of,
     dist_context,
     fail,
     load_lvlm,
@@ -28,6 +27,7 @@ from drum.cli.common import (
     show_tables,
     wrap_adapter,
 )
+from drum.cli.defaults import default_of
 
 MINING_CONFIG = "drum.train.config:MiningConfig"
 EXPERIMENT_CONFIG = "drum.pipelines.drum_experiments:DrumExperimentConfig"
@@ -71,8 +71,8 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
         dtype: DtypeOption = "auto",
         device_map: DeviceMapOption = None,
     ) -> None:
+        from drum.builtin.world.tasks import world_tasks
         from drum.feedback.scorer import FeedbackConfig
-        from drum.tasks.spec import world_tasks
         from drum.train.config import MiningConfig, RetrieverTrainConfig
         from drum.train.mining import mine
 
@@ -141,9 +141,9 @@ def experiments_command(
     """DRUM vs the similarity strategies with ablations: the full table (resumable)."""
     from drum.builtin.assets import ensure_builtin_models
     from drum.builtin.world.generate import WorldConfig
+    from drum.builtin.world.tasks import world_tasks
     from drum.pipelines.demo import DEMO_LVLM
     from drum.pipelines.drum_experiments import DrumExperimentConfig, run_drum_experiments
-    from drum.tasks.spec import world_tasks
     from drum.train.config import MiningConfig
     from drum.train.mining import rounds_table
 

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from drum.cli.common import check_out, console, default_of, fail
+from drum.cli.common import check_out, console, fail
+from drum.cli.defaults import default_of
 
 REPORT_CONFIG = "drum.eval.query_report:ReportConfig"
 

@@ -8,15 +8,8 @@ from typing import Annotated
 
 import typer
 
-from drum.cli.common import (
-    check_model,
-    check_out,
-    console,
-    default_of,
-    fail,
-    load_embedder,
-    read_dataset,
-)
+from drum.cli.common import check_model, check_out, console, fail, load_embedder, read_dataset
+from drum.cli.defaults import default_of
 
 RETRIEVAL_CONFIG = "drum.retrieve.strategies:RetrievalConfig"
 

@@ -8,31 +8,13 @@ scoring, to the letter, with the reference's crashes fixed (see ``docs/demon.md`
 - ``score``: a predictions folder scored against a release -> ``demon_scores.json``.
 - ``report``: its markdown tables and bar plots, rendered from that JSON.
 - ``run``: an LVLM's greedy predictions per batch into ``pred.json`` (resumable), then scores.
+
+The names below load lazily (PEP 562), but for ``normalize``: it shares its name with its
+module, which would shadow a lazy name once imported, so it is imported here (it is light).
 """
 
-from drum.demon.categories import (
-    CATEGORIES,
-    METRIC_NAMES,
-    MULTI_CHOICE,
-    OPEN_ENDED,
-    TASK_QUESTION_TYPES,
-    aggregate,
-    category_score,
-    task_score,
-)
 from drum.demon.normalize import normalize
-from drum.demon.report import render_report
-from drum.demon.rouge import rouge_l_f
-from drum.demon.run import evaluate_demon
-from drum.demon.score import score_demon, score_tasks
-from drum.demon.scoring import (
-    IMAGE_CHOICE_TASKS,
-    DemonScoringError,
-    score_image_choice,
-    score_multiple_choice,
-    score_open_ended,
-    score_sample,
-)
+from drum.utils.lazy import lazy_exports
 
 __all__ = [
     "CATEGORIES",
@@ -46,6 +28,7 @@ __all__ = [
     "category_score",
     "evaluate_demon",
     "normalize",
+    "register_image_choice_task",
     "render_report",
     "rouge_l_f",
     "score_image_choice",
@@ -56,3 +39,29 @@ __all__ = [
     "score_tasks",
     "task_score",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "CATEGORIES": "drum.demon.categories",
+        "METRIC_NAMES": "drum.demon.categories",
+        "MULTI_CHOICE": "drum.demon.categories",
+        "OPEN_ENDED": "drum.demon.categories",
+        "TASK_QUESTION_TYPES": "drum.demon.categories",
+        "aggregate": "drum.demon.categories",
+        "category_score": "drum.demon.categories",
+        "task_score": "drum.demon.categories",
+        "render_report": "drum.demon.report",
+        "rouge_l_f": "drum.demon.rouge",
+        "evaluate_demon": "drum.demon.run",
+        "score_demon": "drum.demon.score",
+        "score_tasks": "drum.demon.score",
+        "IMAGE_CHOICE_TASKS": "drum.demon.scoring",
+        "DemonScoringError": "drum.demon.scoring",
+        "register_image_choice_task": "drum.demon.scoring",
+        "score_image_choice": "drum.demon.scoring",
+        "score_multiple_choice": "drum.demon.scoring",
+        "score_open_ended": "drum.demon.scoring",
+        "score_sample": "drum.demon.scoring",
+    },
+)

@@ -224,7 +224,9 @@ def score_demon(
     """Score ``<predictions_dir>/<Task>/pred.json`` against the release at ``data_root`` (the
     named tasks, or every one with predictions) into ``out_dir``; return the scores, with
     categories aggregated by ``categories`` (default the reference's ``CATEGORIES``; for a
-    built-in root, ``drum.builtin.demon.card.builtin_categories(data_root)``).
+    built-in root, ``drum.builtin.demon.card.builtin_categories(data_root)``, and its
+    image-choice tasks registered first with ``register_card_scoring(data_root)``, as
+    ``drum demon score`` does: ``score_sample`` routes image choice by registered name).
 
     Example::
 

@@ -24,13 +24,9 @@ through TF-IDF matching instead, where "image a".."image d" are all the single t
 (one-letter words are not tokens), every option ties, and only samples whose answer is the
 first option count as correct. Fixed here: VisualCloze is an image-choice task."""
 
-BUILTIN_IMAGE_CHOICE_TASKS: frozenset[str] = frozenset({"MissingPanel", "WhichImage"})
-"""DRUM's built-in DEMON-style tasks (``drum.builtin.demon``) in the image-choice form. The
-reference routes image choice by task name, so these names are routed the same way; they do not
-collide with any DEMON task name."""
-
-ROUTED_IMAGE_CHOICE_TASKS: frozenset[str] = IMAGE_CHOICE_TASKS | BUILTIN_IMAGE_CHOICE_TASKS
-"""What ``score_sample`` routes to ``score_image_choice`` by default."""
+_REGISTERED_IMAGE_CHOICE_TASKS: set[str] = set()
+"""Task names beyond the reference's that ``score_sample`` routes to image choice; filled by
+``register_image_choice_task`` (the built-in kit registers its own, ``drum.builtin.demon``)."""
 
 IMAGE_MENTIONS: tuple[str, ...] = ("image a", "image b", "image c", "image d")
 
@@ -40,6 +36,33 @@ Answer = str | int
 class DemonScoringError(ValueError):
     """A sample the reference cannot score (it would crash on it): the message names the task
     and sample when ``score_sample`` knows them."""
+
+
+def register_image_choice_task(name: str) -> None:
+    """Route the task ``name`` to ``score_image_choice`` ("Image B" answers), as the reference
+    routes its own ``IMAGE_CHOICE_TASKS`` by name. Registering a name twice is harmless.
+
+    Example::
+
+        register_image_choice_task("WhichImage")   # what drum.builtin.demon does on import
+        score_sample("WhichImage", "multi-choice", "image b", "Image B", choices)   # 1.0
+
+    Raises:
+        ValueError: ``name`` is one of DEMON's own tasks that the reference scores otherwise
+            (re-routing it would change the benchmark's scores).
+    """
+    if name in TASK_QUESTION_TYPES and name not in IMAGE_CHOICE_TASKS:
+        raise ValueError(
+            f"{name!r} is a DEMON task the reference does not score by image choice; "
+            "an image-choice task needs a name of its own"
+        )
+    _REGISTERED_IMAGE_CHOICE_TASKS.add(name)
+
+
+def routed_image_choice_tasks() -> frozenset[str]:
+    """What ``score_sample`` routes to ``score_image_choice`` by default: the reference's
+    ``IMAGE_CHOICE_TASKS`` and every registered name."""
+    return IMAGE_CHOICE_TASKS | frozenset(_REGISTERED_IMAGE_CHOICE_TASKS)
 
 
 def _text(value: Answer, what: str) -> str:
@@ -145,17 +168,17 @@ def score_sample(
     *,
     sample_id: object = None,
     exact_match_first: bool = False,
-    image_choice_tasks: Collection[str] = ROUTED_IMAGE_CHOICE_TASKS,
+    image_choice_tasks: Collection[str] | None = None,
 ) -> float:
     """Score one DEMON sample as ``evaluate.py`` routes it.
 
     ``question_type`` is the task's ``metadata.question_type``: ``"open-ended"`` ->
     ``score_open_ended``; ``"multi-choice"`` -> ``score_image_choice`` for the tasks in
-    ``image_choice_tasks`` (the reference's ``IMAGE_CHOICE_TASKS`` and DRUM's built-in
-    ``BUILTIN_IMAGE_CHOICE_TASKS``; pass your own for other image-choice tasks), else
-    ``score_multiple_choice`` over ``choices``. An empty question
-    type falls back to ``TASK_QUESTION_TYPES`` (ALFRED's release metadata has ``""``, which the
-    reference skips as "Dataset not supported"; it is scored open-ended here).
+    ``image_choice_tasks`` (default ``routed_image_choice_tasks()``: the reference's
+    ``IMAGE_CHOICE_TASKS`` and the registered ones), else ``score_multiple_choice`` over
+    ``choices``. An empty question type falls back to ``TASK_QUESTION_TYPES`` (ALFRED's release
+    metadata has ``""``, which the reference skips as "Dataset not supported"; it is scored
+    open-ended here).
 
     Raises:
         DemonScoringError: naming ``task`` and ``sample_id``, for a sample the reference would
@@ -168,7 +191,10 @@ def score_sample(
         if kind == OPEN_ENDED:
             return score_open_ended(prediction, response)
         if kind == MULTI_CHOICE:
-            if task in image_choice_tasks:
+            routed = (
+                routed_image_choice_tasks() if image_choice_tasks is None else image_choice_tasks
+            )
+            if task in routed:
                 return score_image_choice(prediction, response)
             if choices is None:
                 raise DemonScoringError("a multi-choice sample needs its choice list")

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drum.eval.icl_config import ZERO_SHOT
+from drum.retrieve.strategies import DEFAULT_EMBEDDER
 from drum.utils.io import atomic_write_text
 from drum.utils.plotting import new_figure, save_png
 
-ZERO_SHOT = "zero-shot"  # the strategy name of zero-shot rows (as drum.eval.icl writes them)
 MISSING = "–"
-DEFAULT_EMBEDDER = "default"  # as drum.retrieve.strategies names it (not imported: faiss)
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,30 @@
-"""Vector indexes over example embeddings: a thin FAISS wrapper with an id sidecar."""
+"""Vector indexes over example embeddings: a thin FAISS wrapper with an id sidecar.
 
-from drum.index.faiss_index import (
-    INDEX_FILE,
-    SIDECAR_FILE,
-    VECTORS_FILE,
-    IndexConfig,
-    IndexFileError,
-    VectorIndex,
-    brute_force_search,
-)
+The names below load lazily (PEP 562): importing the package imports none of its modules,
+so no FAISS until an index is used.
+"""
+
+from drum.utils.lazy import lazy_exports
 
 __all__ = [
     "INDEX_FILE",
-    "SIDECAR_FILE",
-    "VECTORS_FILE",
     "IndexConfig",
     "IndexFileError",
+    "SIDECAR_FILE",
+    "VECTORS_FILE",
     "VectorIndex",
     "brute_force_search",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "INDEX_FILE": "drum.index.faiss_index",
+        "SIDECAR_FILE": "drum.index.faiss_index",
+        "VECTORS_FILE": "drum.index.faiss_index",
+        "IndexConfig": "drum.index.config",
+        "IndexFileError": "drum.index.faiss_index",
+        "VectorIndex": "drum.index.faiss_index",
+        "brute_force_search": "drum.index.faiss_index",
+    },
+)

@@ -1,30 +1,10 @@
 """Training losses, one per module: each an ``nn.Module`` over a pure function.
 
-``RANKING_LOSSES`` maps a name to a list-wise ranking loss class whose
-``forward(scores_pred (B, K), feedback (B, K), mask (B, K) | None)`` returns a scalar;
-``feedback`` is the LVLM's score of each candidate, higher is better.
+``RANKING_LOSSES`` (``drum.losses.registry``) maps a name to a list-wise ranking loss class.
+The names below load lazily: ``import drum.losses`` imports no torch until one is used.
 """
 
-from torch import nn
-
-from drum.losses.contrastive import MultiPositiveContrastiveLoss, multi_positive_contrastive_loss
-from drum.losses.lambda_rank import (
-    LambdaMRRLoss,
-    UDRLoss,
-    UDRLossOutput,
-    feedback_to_relevance,
-    lambda_mrr_loss,
-    udr_loss,
-    udr_objective,
-)
-from drum.losses.listmle import ListMLELoss, listmle_loss
-from drum.losses.listnet import ListNetLoss, listnet_loss
-
-RANKING_LOSSES: dict[str, type[nn.Module]] = {
-    "lambda": LambdaMRRLoss,
-    "listnet": ListNetLoss,
-    "listmle": ListMLELoss,
-}
+from drum.utils.lazy import lazy_exports
 
 __all__ = [
     "RANKING_LOSSES",
@@ -42,3 +22,23 @@ __all__ = [
     "udr_loss",
     "udr_objective",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "RANKING_LOSSES": "drum.losses.registry",
+        "MultiPositiveContrastiveLoss": "drum.losses.contrastive",
+        "multi_positive_contrastive_loss": "drum.losses.contrastive",
+        "LambdaMRRLoss": "drum.losses.lambda_rank",
+        "UDRLoss": "drum.losses.lambda_rank",
+        "UDRLossOutput": "drum.losses.lambda_rank",
+        "feedback_to_relevance": "drum.losses.lambda_rank",
+        "lambda_mrr_loss": "drum.losses.lambda_rank",
+        "udr_loss": "drum.losses.lambda_rank",
+        "udr_objective": "drum.losses.lambda_rank",
+        "ListMLELoss": "drum.losses.listmle",
+        "listmle_loss": "drum.losses.listmle",
+        "ListNetLoss": "drum.losses.listnet",
+        "listnet_loss": "drum.losses.listnet",
+    },
+)

@@ -29,6 +29,7 @@ from drum.builtin.assets import ensure_builtin_models
 from drum.builtin.embedder import BuiltinEmbedderConfig
 from drum.builtin.lvlm.train import BuiltinLVLMConfig
 from drum.builtin.world.generate import WorldConfig, make_world
+from drum.builtin.world.tasks import world_tasks
 from drum.embed.cache import EmbeddingCache
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import FeedbackLookup, ICLEvalConfig, run_icl_eval
@@ -42,7 +43,6 @@ from drum.pipelines.retrieval_quality import (
     measure_retrieval_quality,
     quality_table_markdown,
 )
-from drum.tasks.spec import world_tasks
 from drum.train.config import MiningConfig, RetrieverTrainConfig
 from drum.train.mining import mine
 from drum.utils.io import atomic_write_json, atomic_write_text

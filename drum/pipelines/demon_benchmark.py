@@ -27,7 +27,7 @@ from drum.builtin.demon.assets import (
     reproduce_lines,
     shipped_demon_base,
 )
-from drum.builtin.demon.card import CARD, builtin_categories
+from drum.builtin.demon.card import CARD, builtin_categories, register_card_scoring
 from drum.builtin.demon.config import BuiltinDemonConfig
 from drum.builtin.demon.lvlm import BASE_CONFIG, CEILING_CONFIG, DemonLVLMConfig, train_demon_lvlm
 from drum.builtin.demon.tasks import TASKS
@@ -216,6 +216,7 @@ def run_demon_benchmark(
     data_root = ensure_data(out, config.data)
     card = json.loads((data_root / CARD).read_text(encoding="utf-8"))
     categories = builtin_categories(data_root)
+    register_card_scoring(data_root)  # its image-choice tasks, as the root's card records them
     timings["data_seconds"] = time.perf_counter() - started
 
     started = time.perf_counter()

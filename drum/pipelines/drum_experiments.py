@@ -24,13 +24,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from drum.builtin.world.tasks import world_tasks
 from drum.embed.cache import EmbeddingCache
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import ICLEvalConfig, evaluate_icl
 from drum.eval.report import render_report
 from drum.lvlm.hf import HFLVLM
 from drum.retrieve.strategies import DEFAULT_EMBEDDER, StrategySpec
-from drum.tasks.spec import world_tasks
 from drum.train.config import MiningConfig
 from drum.train.mining import mine
 from drum.utils.io import atomic_write_json

@@ -105,8 +105,8 @@ def _icl(
     out: Path,
     config: VPGCICLConfig,
 ) -> dict[str, Any]:
+    from drum.builtin.world.tasks import world_tasks
     from drum.eval.icl import RESULTS_FILE, ICLEvalConfig, run_icl_eval
-    from drum.tasks.spec import world_tasks
 
     path = out / "eval" / arm / RESULTS_FILE
     icl_config = ICLEvalConfig(

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drum.registry import Registry
+
 SIMILARITY_COMBINES = ("image", "text", "cross", "concat")
 RULES = ("random", "fixed")  # demonstrations chosen without comparing embeddings
 COMBINES = (*RULES, *SIMILARITY_COMBINES)
@@ -87,34 +89,37 @@ class StrategySpec:
         return self.combine in SIMILARITY_COMBINES
 
 
-_REGISTRY: dict[str, StrategySpec] = {}
+STRATEGY_REGISTRY = Registry("strategy")
+"""Strategy name -> ``StrategySpec``; fill it with ``register_strategy``."""
 
 
 def register_strategy(spec: StrategySpec) -> StrategySpec:
     """Make ``spec`` available by its name (``RetrievalConfig(strategy=name)``,
     ``ICLEvalConfig(strategies=(name, ...))``); another spec under a taken name is an error."""
-    if _REGISTRY.get(spec.name, spec) != spec:
-        raise ValueError(f"strategy {spec.name!r} is already registered as {_REGISTRY[spec.name]}")
-    _REGISTRY[spec.name] = spec
+    STRATEGY_REGISTRY.register(spec.name, spec)
     return spec
 
 
-for _spec in (
+_BUILTINS = (
     *(StrategySpec(name, name) for name in COMBINES),
     StrategySpec("drum", "concat", embedder="drum"),
-):
+)
+for _spec in _BUILTINS:
     register_strategy(_spec)
 
-STRATEGIES = tuple(_REGISTRY)  # the built-ins: random, fixed, image, text, cross, concat, drum
+# The built-ins, in order: random, fixed, image, text, cross, concat, drum.
+STRATEGIES = tuple(spec.name for spec in _BUILTINS)
 
 
 def get_strategy(strategy: str | StrategySpec) -> StrategySpec:
-    """``strategy`` itself when it is a spec, else the spec registered under that name."""
+    """``strategy`` itself when it is a spec, else the spec registered under that name.
+
+    Raises:
+        drum.registry.UnknownNameError: (a ``ValueError``) no strategy has that name.
+    """
     if isinstance(strategy, StrategySpec):
         return strategy
-    if strategy not in _REGISTRY:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {tuple(_REGISTRY)}")
-    return _REGISTRY[strategy]
+    return STRATEGY_REGISTRY.get(strategy)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Evaluation tasks as data: a demonstration pool, a query split, a prompt template, metrics.
 
 A ``TaskSpec`` names everything an ICL evaluation needs to know about one task and nothing
-about how it is run. The built-in world's three tasks come from ``world_tasks``; any other
-dataset (JSONL, see ``drum.data.jsonl``) is described by a small JSON task file::
+about how it is run. A dataset (JSONL, see ``drum.data.jsonl``) is described by a small JSON
+task file (the built-in world's tasks are ``drum.builtin.world.tasks.world_tasks``)::
 
     {
       "name": "my-vqa",
@@ -30,8 +30,6 @@ from drum.data.example import TASK_TYPES
 from drum.lvlm.prompt import PromptTemplate
 from drum.metrics.registry import METRICS, TASK_METRICS
 
-WORLD_TASKS = TASK_TYPES  # the built-in world has one task of each type, named after it
-QUERY_SPLITS = ("val", "test")
 # Long enough for the answer and nothing more: a VQA answer or a class label is a word or two,
 # a world caption about eight words. Shorter generation is faster and cannot ramble into a
 # second answer that the metrics would then have to strip.
@@ -128,31 +126,6 @@ class TaskSpec:
             "metrics": list(self.metrics),
             "max_new_tokens": self.max_new_tokens,
         }
-
-
-def world_tasks(world_dir: str | os.PathLike[str], split: str = "test") -> dict[str, TaskSpec]:
-    """The built-in world's tasks (``vqa``, ``caption``, ``classification``) by name.
-
-    Demonstrations come from each task's ``pool.jsonl``, queries from ``{split}.jsonl``.
-    """
-    if split not in QUERY_SPLITS:
-        raise ValueError(f"query split must be one of {QUERY_SPLITS}, got {split!r}")
-    world_dir = Path(world_dir)
-    tasks = {}
-    for name in WORLD_TASKS:
-        spec = TaskSpec(
-            name=name,
-            task_type=name,
-            pool=world_dir / name / "pool.jsonl",
-            queries=world_dir / name / f"{split}.jsonl",
-        )
-        for path in (spec.pool, spec.queries):
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"{path} not found: is {world_dir} a world (drum data make-world)?"
-                )
-        tasks[name] = spec
-    return tasks
 
 
 class TaskFileError(ValueError):

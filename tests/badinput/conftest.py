@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from drum.tasks.spec import QUERY_SPLITS, WORLD_TASKS
+from drum.builtin.world.tasks import QUERY_SPLITS, WORLD_TASKS
 
 CASES: dict[str, tuple[int | None, str]] = {
     "missing_file": (None, "not found"),

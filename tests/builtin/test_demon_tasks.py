@@ -460,3 +460,29 @@ def test_score_sample_routes_the_image_choice_tasks_to_image_choice() -> None:
         # TF-IDF would tie all four options and pick the first; image choice reads the answer.
         assert score_sample(name, "multi-choice", "image b", "Image B", choices) == 1.0
         assert score_sample(name, "multi-choice", "image a", "Image B", choices) == 0.0
+
+
+def test_register_card_scoring_routes_the_roots_image_choice_tasks(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from drum.builtin.demon.card import register_card_scoring
+    from drum.demon import scoring
+
+    monkeypatch.setattr(scoring, "_REGISTERED_IMAGE_CHOICE_TASKS", set())
+    assert register_card_scoring(tmp_path) == frozenset()  # no card: nothing registered
+    assert not IMAGE_CHOICE_BUILTIN_TASKS & scoring.routed_image_choice_tasks()
+    assert register_card_scoring(root / "test") == IMAGE_CHOICE_BUILTIN_TASKS
+    assert IMAGE_CHOICE_BUILTIN_TASKS <= scoring.routed_image_choice_tasks()
+
+
+def test_importing_the_kits_tasks_registers_them() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from drum.demon.scoring import routed_image_choice_tasks as r\n"
+        "assert 'WhichImage' not in r()\n"
+        "import drum.builtin.demon.tasks as t\n"
+        "assert t.IMAGE_CHOICE_BUILTIN_TASKS <= r()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

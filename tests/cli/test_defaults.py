@@ -1,4 +1,5 @@
-"""Every option of a config-backed command defaults to its config field's default.
+"""``drum.cli.defaults.default_of``, and: every option of a config-backed command defaults to
+its config field's default.
 
 The configs are read here with ``dataclasses.fields`` (independently of how the CLI gets its
 defaults): an option that names a field of its command's config must default to that field's
@@ -13,7 +14,52 @@ from typing import Any
 import pytest
 import typer
 
+from drum.cli.common import csv_ints
+from drum.cli.defaults import ConfigDefault, default_of
 from drum.cli.main import app
+
+
+def test_default_of_reads_the_dataclass_field() -> None:
+    from drum.builtin.world.generate import WorldConfig
+
+    default = default_of("drum.builtin.world.generate:WorldConfig", "n_pool")
+    assert isinstance(default, ConfigDefault)
+    assert default() == WorldConfig().n_pool
+    assert str(default) == str(WorldConfig().n_pool)  # what --help prints
+
+
+def test_default_of_follows_a_nested_config_default() -> None:
+    from drum.train.config import MiningConfig
+
+    # MiningConfig's own feedback default (30 candidates), not FeedbackConfig's (50).
+    assert default_of("drum.train.config:MiningConfig", "feedback.candidates")() == 30
+    assert MiningConfig().feedback.candidates == 30
+
+
+def test_default_of_writes_tuples_comma_separated() -> None:
+    assert default_of("drum.eval.icl:ICLEvalConfig", "shots")() == "0,1,2,4,8"
+    assert csv_ints(default_of("drum.eval.icl:ICLEvalConfig", "shots")(), "--shots") == (
+        0,
+        1,
+        2,
+        4,
+        8,
+    )
+
+
+def test_default_of_a_field_without_default_is_an_error() -> None:
+    with pytest.raises(TypeError, match="no default"):
+        default_of("drum.eval.icl:ICLEvalConfig", "strategies")()
+
+
+def test_default_of_reads_a_function_parameter() -> None:
+    from drum.demon import run
+
+    assert default_of("drum.demon.run:evaluate_demon", "batch_size")() == run.BATCH_SIZE == 8
+    assert default_of("drum.demon.run:evaluate_demon", "max_new_tokens")() == 300
+    assert default_of("drum.builtin.world.tasks:world_tasks", "split")() == "test"
+    with pytest.raises(TypeError, match="no default"):
+        default_of("drum.demon.run:evaluate_demon", "tasks")()
 
 
 def field_defaults(config: Any) -> dict[str, Any]:
@@ -166,3 +212,14 @@ def test_lvlm_time_cap_is_the_configs_not_a_retyped_one() -> None:
     max_seconds = next(p for p in command("lvlm train-builtin").params if p.name == "max_seconds")
     assert max_seconds.get_default(typer.Context(command("lvlm train-builtin"))) == 420.0
     assert BuiltinLVLMConfig().max_seconds == 420.0
+
+
+def test_a_flag_shows_its_library_default_in_help() -> None:
+    from typer.testing import CliRunner
+
+    # run_demo(quick=False, use_assets=True): --help must say so, not the default's truth.
+    assert not default_of("drum.pipelines.demo:run_demo", "quick")
+    assert default_of("drum.pipelines.demo:run_demo", "use_assets")
+    result = CliRunner().invoke(app, ["demo", "--help"], env={"COLUMNS": "200"})
+    assert "[default: no-quick]" in result.output
+    assert "[default: assets]" in result.output

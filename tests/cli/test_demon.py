@@ -167,9 +167,14 @@ def test_eval_errors_are_one_line_before_any_model_loads(
 
 
 def test_eval_defaults_are_the_librarys() -> None:
+    import typer
+
     from drum.demon import run
 
-    assert (demon_cli.BATCH_SIZE, demon_cli.MAX_NEW_TOKENS) == (run.BATCH_SIZE, run.MAX_NEW_TOKENS)
+    command = typer.main.get_command(app).commands["demon"].commands["eval"]  # type: ignore[attr-defined]
+    context = command.make_context("eval", ["-m", "x", "--data", "d", "--out", "o"])
+    assert context.params["batch_size"] == run.BATCH_SIZE
+    assert context.params["max_new_tokens"] == run.MAX_NEW_TOKENS
 
 
 @pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
@@ -224,10 +229,17 @@ def test_make_builtin_errors_are_one_line(tmp_path: Path) -> None:
     one_error_line(result.output)
 
 
-def test_score_on_the_builtin_tasks_aggregates_their_own_categories(tmp_path: Path) -> None:
+def test_score_on_the_builtin_tasks_aggregates_their_own_categories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from drum.demon import scoring
+
     root = tmp_path / "builtin"
     args = ["demon", "make-builtin", "--out", str(root), "--n-train", "2", "--n-test", "2"]
     assert runner.invoke(app, args).exit_code == 0
+    # As if the kit's tasks had never been imported: the root's card alone must route its
+    # image-choice tasks (TF-IDF would score "Image B" against Image A..D as Image A: 0%).
+    monkeypatch.setattr(scoring, "_REGISTERED_IMAGE_CHOICE_TASKS", set())
     results = tmp_path / "results"
     for task in read_demon_root(root / "test"):  # gold responses as predictions: 100%
         write_predictions(results, task, {s.sample_id: s.response for s in task.samples})

@@ -61,3 +61,87 @@ def test_eval_puts_a_vpgc_adapter_on_the_model(
 
     missing = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "x"), "--adapter", "nope"])
     assert missing.exit_code == 2 and "no such adapter directory" in missing.output
+
+
+# --- --embedder NAME=PATH
+
+
+def _exit_message(capsys: pytest.CaptureFixture[str], call) -> str:  # type: ignore[no-untyped-def]
+    import typer
+
+    with pytest.raises(typer.Exit) as raised:
+        call()
+    assert raised.value.exit_code == 2
+    return capsys.readouterr().err
+
+
+def test_embedder_paths_keep_the_old_spellings_and_take_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from drum.cli.eval import embedder_paths
+
+    assert embedder_paths([], None) == ({}, {})
+    assert embedder_paths(["org/clip"], "runs/drum") == (
+        {"default": "org/clip", "drum": "runs/drum"},
+        {"default": "--embedder", "drum": "--drum-embedder"},
+    )
+    paths, options = embedder_paths(["drum=runs/drum", "default=org/clip"], None)
+    assert paths == {"drum": "runs/drum", "default": "org/clip"}
+    assert options["drum"] == "--embedder drum=..."
+    odd = tmp_path / "lr=0.1"  # an existing path with '=' in it is a bare path
+    odd.mkdir()
+    assert embedder_paths([str(odd)], None)[0] == {"default": str(odd)}
+    for bad in ("=org/clip", "drum="):
+        message = _exit_message(capsys, lambda bad=bad: embedder_paths([bad], None))
+        assert "--embedder takes PATH or NAME=PATH" in message
+    message = _exit_message(capsys, lambda: embedder_paths(["siglip=org/siglip"], None))
+    assert "no registered strategy uses an embedder named 'siglip'" in message
+    assert "['default', 'drum']" in message
+    message = _exit_message(capsys, lambda: embedder_paths(["drum=a"], "b"))
+    assert "embedder 'drum' given twice (--embedder drum=... and --drum-embedder)" in message
+    message = _exit_message(capsys, lambda: embedder_paths(["a", "default=b"], None))
+    assert "given twice" in message
+
+
+def test_eval_serves_each_named_embedder_to_its_strategies(
+    tiny_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from drum.cli import eval as eval_cli
+    from drum.cli.main import app
+    from drum.eval import icl
+    from drum.registry import Registry
+    from drum.retrieve import strategies
+    from drum.retrieve.strategies import StrategySpec
+
+    registry = Registry("strategy")
+    for name in strategies.STRATEGY_REGISTRY.names():
+        registry.register(name, strategies.STRATEGY_REGISTRY.get(name))
+    registry.register("siglip-image", StrategySpec("siglip-image", "image", embedder="siglip"))
+    monkeypatch.setattr(strategies, "STRATEGY_REGISTRY", registry)
+    loaded: dict[str, tuple[str, str]] = {}
+    served: dict[str, object] = {}
+
+    class Stop(Exception):
+        pass
+
+    def load_embedder(path: str, option: str, **_: object) -> str:
+        loaded[path] = (path, option)
+        return f"encoder:{path}"
+
+    def run_icl_eval(tasks, lvlm, config, encoders, out, **_: object):  # type: ignore[no-untyped-def]
+        served.update(encoders)
+        raise Stop
+
+    monkeypatch.setattr(eval_cli, "check_model", lambda model, option: None)
+    monkeypatch.setattr(eval_cli, "load_embedder", load_embedder)
+    monkeypatch.setattr(eval_cli, "load_lvlm", lambda *args, **kwargs: "lvlm")
+    monkeypatch.setattr(icl, "run_icl_eval", run_icl_eval)
+    args = ["eval", "--world", str(tiny_world), "--model", "m", "--out", str(tmp_path / "out")]
+    args += ["--strategy", "image,drum,siglip-image", "--shots", "1"]
+    args += ["--embedder", "e0", "--embedder", "drum=e1", "--embedder", "siglip=e2"]
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, Stop), result.output
+    assert served == {"default": "encoder:e0", "drum": "encoder:e1", "siglip": "encoder:e2"}
+    assert loaded["e2"] == ("e2", "--embedder siglip=...")

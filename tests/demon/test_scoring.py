@@ -150,6 +150,35 @@ def test_visual_cloze_is_an_image_choice_task() -> None:
     assert score_multiple_choice("Image B", IMAGES, "Image B") == 0.0
 
 
+def test_a_registered_task_is_routed_to_image_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    from drum.demon import scoring
+
+    monkeypatch.setattr(scoring, "_REGISTERED_IMAGE_CHOICE_TASKS", set())
+    # Unregistered, TF-IDF ties the four "image x" options and picks the first.
+    assert score_sample("MyPanels", "multi-choice", "image b", "Image B", IMAGES) == 0.0
+    scoring.register_image_choice_task("MyPanels")
+    scoring.register_image_choice_task("MyPanels")  # twice is harmless
+    assert "MyPanels" in scoring.routed_image_choice_tasks()
+    assert scoring.IMAGE_CHOICE_TASKS <= scoring.routed_image_choice_tasks()
+    assert score_sample("MyPanels", "multi-choice", "image b", "Image B", IMAGES) == 1.0
+    # An explicit set overrides the registry.
+    assert (
+        score_sample(
+            "MyPanels", "multi-choice", "image b", "Image B", IMAGES, image_choice_tasks=()
+        )
+        == 0.0
+    )
+
+
+def test_a_demon_task_cannot_be_rerouted_to_image_choice() -> None:
+    from drum.demon.scoring import register_image_choice_task, routed_image_choice_tasks
+
+    with pytest.raises(ValueError, match="'TQA' is a DEMON task"):
+        register_image_choice_task("TQA")
+    assert "TQA" not in routed_image_choice_tasks()
+    register_image_choice_task("COMICS_Panel")  # already image choice: allowed, no change
+
+
 def test_alfred_with_empty_question_type_is_open_ended() -> None:
     assert score_sample("ALFRED", "", "turn left", "Turn left.") == f_of(1.0, 1.0)
 

@@ -22,9 +22,9 @@ def icl_run(
     """``drum eval``'s output folder for vqa + caption: zero-shot, random (seeds 0 and 1),
     concat (tiny CLIP) and drum (tiny SigLIP standing in for a DRUM-trained embedder, so the
     two differ), 1 and 2 shots, ten queries each."""
+    from drum.builtin.world.tasks import world_tasks
     from drum.embed.hf import HFDualEncoder
     from drum.eval.icl import ICLEvalConfig, run_icl_eval
-    from drum.tasks.spec import world_tasks
     from drum.testing import FakeLVLM
 
     tasks = world_tasks(tiny_world)

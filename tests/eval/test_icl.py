@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from drum.builtin.world.tasks import world_tasks
 from drum.cli.main import app
 from drum.data.example import Example
 from drum.data.jsonl import read_examples
@@ -26,7 +27,7 @@ from drum.eval.report import render_report
 from drum.metrics.registry import get_metric
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
 from drum.retrieve.strategies import RetrievalConfig, StrategySpec
-from drum.tasks.spec import TaskSpec, world_tasks
+from drum.tasks.spec import TaskSpec
 from drum.testing import FakeLVLM
 
 NO_DEMO_REPLY = "nothing"

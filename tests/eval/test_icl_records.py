@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from drum.builtin.world.tasks import world_tasks
 from drum.data.jsonl import read_examples
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import (
@@ -22,7 +23,6 @@ from drum.feedback.cache import FeedbackCache, FeedbackRecord
 from drum.lvlm.base import ScoreResult
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
 from drum.retrieve.strategies import RetrievalConfig
-from drum.tasks.spec import world_tasks
 from drum.testing import FakeLVLM
 
 

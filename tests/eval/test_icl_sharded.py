@@ -11,11 +11,11 @@ import pytest
 
 import drum.eval.icl as icl
 import drum.eval.report as report
+from drum.builtin.world.tasks import world_tasks
 from drum.embed.cache import EmbeddingCache
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import ICLEvalConfig, run_icl_eval
 from drum.lvlm.hf import HFLVLM
-from drum.tasks.spec import world_tasks
 from drum.testing import spawn_ranks
 from drum.utils.distributed import DistContext
 

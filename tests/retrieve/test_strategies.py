@@ -7,6 +7,7 @@ import pytest
 
 from drum.data.example import Example
 from drum.embed.base import l2_normalize
+from drum.registry import Registry
 from drum.retrieve import strategies
 from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
 from drum.retrieve.strategies import (
@@ -63,7 +64,10 @@ def test_spec_validation(kwargs: dict, message: str) -> None:
 
 
 def test_register_refuses_a_second_spec_under_a_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(strategies, "_REGISTRY", dict(strategies._REGISTRY))
+    fresh = Registry("strategy")  # the built-ins, without what this test registers
+    for name in strategies.STRATEGY_REGISTRY.names():
+        fresh.register(name, strategies.STRATEGY_REGISTRY.get(name))
+    monkeypatch.setattr(strategies, "STRATEGY_REGISTRY", fresh)
     spec = StrategySpec("lora-siglip", "concat", embedder="lora")
     assert register_strategy(spec) is spec
     register_strategy(StrategySpec("lora-siglip", "concat", embedder="lora"))  # the same: fine

@@ -1,4 +1,4 @@
-"""TaskSpec validation, the built-in world's tasks, and JSON task files."""
+"""TaskSpec validation and JSON task files."""
 
 from __future__ import annotations
 
@@ -8,28 +8,7 @@ from pathlib import Path
 import pytest
 
 from drum.lvlm.prompt import PromptTemplate
-from drum.tasks.spec import TaskFileError, TaskSpec, load_task_file, world_tasks
-
-
-def test_world_tasks_cover_the_three_task_types(tiny_world: Path) -> None:
-    tasks = world_tasks(tiny_world)
-    assert list(tasks) == ["vqa", "caption", "classification"]
-    assert {name: t.max_new_tokens for name, t in tasks.items()} == {
-        "vqa": 3,
-        "caption": 8,
-        "classification": 3,
-    }
-    assert tasks["vqa"].metrics == ("vqa_accuracy",)
-    assert tasks["caption"].primary_metric == "cider"
-    assert tasks["caption"].queries == tiny_world / "caption" / "test.jsonl"
-    assert world_tasks(tiny_world, split="val")["vqa"].queries.name == "val.jsonl"
-
-
-def test_world_tasks_reject_a_bad_split_or_directory(tiny_world: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="split"):
-        world_tasks(tiny_world, split="pool")
-    with pytest.raises(FileNotFoundError, match="make-world"):
-        world_tasks(tmp_path)
+from drum.tasks.spec import TaskFileError, TaskSpec, load_task_file
 
 
 @pytest.mark.parametrize(

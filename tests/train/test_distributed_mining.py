@@ -11,8 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from drum.builtin.world.tasks import world_tasks
 from drum.lvlm.hf import HFLVLM
-from drum.tasks.spec import world_tasks
 from drum.testing import spawn_ranks
 from drum.train.mining import mine
 from drum.utils.distributed import DistContext

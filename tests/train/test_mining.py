@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from drum.builtin.world.tasks import world_tasks
 from drum.feedback.scorer import FeedbackConfig
 from drum.lvlm.hf import HFLVLM
-from drum.tasks.spec import world_tasks
 from drum.train.config import MiningConfig, RetrieverTrainConfig
 from drum.train.mining import mine
 
