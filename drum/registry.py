@@ -17,6 +17,7 @@ first ``get``, so that listing the names (``names``, ``in``) imports nothing hea
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -79,3 +80,7 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._targets
+
+    def __iter__(self) -> Iterator[str]:
+        """The registered names, sorted (as ``names()``); iterating imports nothing."""
+        return iter(self.names())

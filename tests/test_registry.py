@@ -56,7 +56,7 @@ def test_listing_imports_nothing_and_get_imports_once() -> None:
         "from drum.registry import Registry\n"
         "r = Registry('module')\n"
         "r.register('parser', 'email.parser:Parser')\n"
-        "assert r.names() == ['parser'] and 'parser' in r\n"
+        "assert r.names() == ['parser'] == list(r) and 'parser' in r\n"
         "assert 'email.parser' not in sys.modules\n"
         "parser = r.get('parser')\n"
         "assert 'email.parser' in sys.modules and r.get('parser') is parser\n"
