@@ -62,6 +62,7 @@ from drum.data.example import Example
 from drum.data.jsonl import read_examples, require_references
 from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache
+from drum.embed.example_embeddings import ExampleEmbeddings
 from drum.eval.icl_config import (
     ZERO_SHOT,
     ICLEvalConfig,
@@ -77,7 +78,7 @@ from drum.lvlm.prompt import ICLPrompt, PromptTemplate, build_prompt
 from drum.lvlm.sharded import counts_over_ranks, generate_sharded
 from drum.metrics.registry import MetricSpec, get_metric
 from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus
-from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings, PoolExclusions
+from drum.retrieve.retriever import DemonstrationRetriever, PoolExclusions
 from drum.retrieve.strategies import RetrievalConfig
 from drum.tasks.spec import TaskSpec
 from drum.utils.distributed import DistContext
@@ -125,7 +126,7 @@ DemoSet = tuple[tuple[str, ...], tuple[float, ...]]  # demo ids, their retrieval
 def _demo_sets(
     retriever: DemonstrationRetriever,
     queries: Sequence[Example],
-    query_embeddings: PoolEmbeddings | None,
+    query_embeddings: ExampleEmbeddings | None,
     shots: Sequence[int],
     order: str,
 ) -> dict[int, list[DemoSet]]:
@@ -447,13 +448,13 @@ def evaluate_icl(
         return rows
     # (pool, queries) embeddings per embedder name, computed once for all its strategies.
     # Rank 0 embeds into the cache first; the other ranks then read the same vectors.
-    embeddings: dict[str, tuple[PoolEmbeddings, PoolEmbeddings]] = (
+    embeddings: dict[str, tuple[ExampleEmbeddings, ExampleEmbeddings]] = (
         context or DistContext()
     ).main_first(
         lambda: {
             name: (
-                PoolEmbeddings.compute(pool, embedders[name], cache, progress=progress),
-                PoolEmbeddings.compute(queries, embedders[name], cache, progress=progress),
+                ExampleEmbeddings.compute(pool, embedders[name], cache, progress=progress),
+                ExampleEmbeddings.compute(queries, embedders[name], cache, progress=progress),
             )
             for name in config.required_embedders
         }

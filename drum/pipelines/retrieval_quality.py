@@ -16,9 +16,10 @@ from drum.data.example import TASK_TYPES
 from drum.data.jsonl import read_examples
 from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache
+from drum.embed.example_embeddings import ExampleEmbeddings
 from drum.metrics.stats import bootstrap_ci
 from drum.retrieve.quality import answer_hit_rate, answer_precision
-from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+from drum.retrieve.retriever import DemonstrationRetriever
 from drum.retrieve.strategies import RetrievalConfig
 
 DEFAULT_STRATEGIES = ("random", "fixed", "image", "text", "cross", "concat")
@@ -58,8 +59,8 @@ def measure_retrieval_quality(
         queries = read_examples(
             world_dir / task / f"{config.query_split}.jsonl", verify_images=False
         )
-        pool_embeddings = PoolEmbeddings.compute(pool, embedder, cache, progress=progress)
-        query_embeddings = PoolEmbeddings.compute(queries, embedder, cache, progress=progress)
+        pool_embeddings = ExampleEmbeddings.compute(pool, embedder, cache, progress=progress)
+        query_embeddings = ExampleEmbeddings.compute(queries, embedder, cache, progress=progress)
         by_id = {example.id: example for example in pool}
         for strategy in config.strategies:
             retrieval_config = RetrievalConfig(

@@ -1,6 +1,6 @@
 """Demonstration retrieval: strategies by name over a pool, a sampler API, quality figures."""
 
-from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings, Retrieval
+from drum.retrieve.retriever import DemonstrationRetriever, Retrieval
 from drum.retrieve.strategies import (
     STRATEGIES,
     RetrievalConfig,
@@ -12,7 +12,6 @@ from drum.retrieve.strategies import (
 __all__ = [
     "STRATEGIES",
     "DemonstrationRetriever",
-    "PoolEmbeddings",
     "Retrieval",
     "RetrievalConfig",
     "StrategySpec",

@@ -14,10 +14,15 @@ import numpy as np
 
 from drum.data.example import Example
 from drum.data.images import image_key
-from drum.embed.base import Embedder, l2_normalize
+from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache
+from drum.embed.example_embeddings import ExampleEmbeddings
 from drum.index import IndexConfig, VectorIndex
 from drum.retrieve.strategies import RetrievalConfig, pool_vectors, query_vectors
+
+# The name before the class moved to drum.embed, for callers not yet updated
+# (drum.train.mining); new code imports ExampleEmbeddings from drum.embed.example_embeddings.
+PoolEmbeddings = ExampleEmbeddings
 
 
 @dataclass(frozen=True)
@@ -27,64 +32,6 @@ class Retrieval:
     query_id: str
     demo_ids: tuple[str, ...]
     scores: tuple[float, ...]
-
-
-@dataclass
-class PoolEmbeddings:
-    """Image and text embeddings of a list of examples, row ``i`` for ``examples[i]``.
-
-    An example with several images is represented by the mean of its images' L2-normalised
-    embeddings, L2-normalised again: ``normalize(mean_j e(image_j))``, a unit vector like any
-    other row (an example with one image keeps that image's embedding as it is).
-
-    Example::
-
-        pool = PoolEmbeddings.compute(examples, embedder, EmbeddingCache("runs/cache"))
-        pool.image.shape, pool.text.shape  # (len(examples), embedder.dim) each
-    """
-
-    examples: list[Example]
-    image: np.ndarray  # (N, D)
-    text: np.ndarray  # (N, D)
-
-    @classmethod
-    def compute(
-        cls,
-        examples: Sequence[Example],
-        embedder: Embedder,
-        cache: EmbeddingCache | None = None,
-        progress: bool = False,
-    ) -> PoolEmbeddings:
-        """Embed every example's images and text (through ``cache``: each distinct image or
-        text once, ever)."""
-        imageless = [example.id for example in examples if not example.images]
-        if imageless:
-            raise ValueError(f"Example {imageless[0]!r} has no image")
-        counts = [len(example.images) for example in examples]
-        images = [path for example in examples for path in example.images]
-        texts = [example.text for example in examples]
-        if cache is not None:
-            flat = cache.embed_images(embedder, images, progress=progress)
-            text = cache.embed_texts(embedder, texts, progress=progress)
-        else:
-            flat = embedder.embed_images(images, progress=progress)
-            text = embedder.embed_texts(texts, progress=progress)
-        return cls(list(examples), _mean_per_example(flat, counts), text)
-
-
-def _mean_per_example(flat: np.ndarray, counts: Sequence[int]) -> np.ndarray:
-    """Consecutive rows of ``flat``, ``counts[i]`` of them for example ``i`` -> one unit vector
-    per example (see ``PoolEmbeddings``). A single row is kept untouched: renormalising a unit
-    vector could move its last bits, and single-image examples must not change."""
-    if all(count == 1 for count in counts):
-        return flat
-    rows = np.empty((len(counts), flat.shape[1]), dtype=np.float32)  # (N, D)
-    start = 0
-    for row, count in enumerate(counts):
-        group = flat[start : start + count]  # (count, D)
-        rows[row] = group[0] if count == 1 else l2_normalize(group.mean(axis=0))
-        start += count
-    return rows
 
 
 def _content_key(example: Example) -> tuple[str, ...]:
@@ -155,7 +102,7 @@ class DemonstrationRetriever:
 
     Example::
 
-        pool = PoolEmbeddings.compute(read_examples("world/vqa/pool.jsonl"), embedder, cache)
+        pool = ExampleEmbeddings.compute(read_examples("world/vqa/pool.jsonl"), embedder, cache)
         retriever = DemonstrationRetriever(pool, RetrievalConfig("concat", k=4), embedder=embedder)
         [retrieval] = retriever.retrieve([query])
         retrieval.demo_ids  # 4 pool ids, most similar last
@@ -163,7 +110,7 @@ class DemonstrationRetriever:
 
     def __init__(
         self,
-        pool: PoolEmbeddings | Sequence[Example],
+        pool: ExampleEmbeddings | Sequence[Example],
         config: RetrievalConfig,
         index_config: IndexConfig | None = None,
         embedder: Embedder | None = None,
@@ -171,12 +118,14 @@ class DemonstrationRetriever:
     ) -> None:
         self.config = config
         self.embedder, self.cache = embedder, cache
-        if isinstance(pool, PoolEmbeddings):
-            self.pool_embeddings: PoolEmbeddings | None = pool
+        if isinstance(pool, ExampleEmbeddings):
+            self.pool_embeddings: ExampleEmbeddings | None = pool
             self.pool = pool.examples
         else:
             if config.uses_similarity:
-                raise ValueError(f"strategy {config.spec.name!r} needs PoolEmbeddings for the pool")
+                raise ValueError(
+                    f"strategy {config.spec.name!r} needs ExampleEmbeddings for the pool"
+                )
             self.pool_embeddings, self.pool = None, list(pool)
         if config.k > len(self.pool):
             raise ValueError(f"k={config.k} exceeds the pool size {len(self.pool)}")
@@ -205,7 +154,7 @@ class DemonstrationRetriever:
     def retrieve(
         self,
         queries: Sequence[Example],
-        query_embeddings: PoolEmbeddings | None = None,
+        query_embeddings: ExampleEmbeddings | None = None,
         k: int | None = None,
     ) -> list[Retrieval]:
         """Demonstrations for every query, exactly ``k`` (default ``config.k``) each.
@@ -226,7 +175,7 @@ class DemonstrationRetriever:
                     raise ValueError(
                         f"strategy {self.config.spec.name!r} needs query embeddings or an embedder"
                     )
-                query_embeddings = PoolEmbeddings.compute(queries, self.embedder, self.cache)
+                query_embeddings = ExampleEmbeddings.compute(queries, self.embedder, self.cache)
             ranked = self._search(queries, query_embeddings, k, excluded)
         else:
             ranked = [
@@ -241,7 +190,7 @@ class DemonstrationRetriever:
     def _search(
         self,
         queries: Sequence[Example],
-        query_embeddings: PoolEmbeddings,
+        query_embeddings: ExampleEmbeddings,
         k: int,
         excluded: Sequence[set[int]],
     ) -> list[list[tuple[int, float]]]:
@@ -296,7 +245,7 @@ class DemonstrationRetriever:
         )
 
     def sample(
-        self, n: int, query: Example, query_embeddings: PoolEmbeddings | None = None
+        self, n: int, query: Example, query_embeddings: ExampleEmbeddings | None = None
     ) -> list[Example]:
         """``n`` demonstrations for ``query`` in prompt order (the sampler interface)."""
         (retrieval,) = self.retrieve([query], query_embeddings, k=n)
