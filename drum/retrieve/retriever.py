@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -34,10 +35,6 @@ class Retrieval:
     scores: tuple[float, ...]
 
 
-def _content_key(example: Example) -> tuple[str, ...]:
-    return (example.text, *(image_key(path) for path in example.images))
-
-
 class PoolExclusions:
     """The pool rows each query must not see (``RetrievalConfig.exclude_self``): the pool
     example with the query's id, and every pool example with identical content (same text,
@@ -45,7 +42,9 @@ class PoolExclusions:
 
     A query drawn from the pool therefore has at most ``len(pool) - 1`` demonstrations to
     choose from, fewer when the pool holds copies of it. Content keys hash the image files,
-    once per pool example (lazily, at the first query).
+    each file once for the life of this object (the pool's lazily, at the first query; a
+    query's when it is first asked about), so one object shared by every retriever over the
+    same pool (``DemonstrationRetriever(exclusions=...)``) hashes each image once.
 
     Example::
 
@@ -57,14 +56,21 @@ class PoolExclusions:
         self.pool = list(pool)
         self._row_of = {example.id: row for row, example in enumerate(self.pool)}
         self._keys: dict[tuple[str, ...], list[int]] | None = None
+        self._image_keys: dict[Path, str] = {}  # image path -> its content key
+
+    def _content_key(self, example: Example) -> tuple[str, ...]:
+        for image in example.images:
+            if image not in self._image_keys:
+                self._image_keys[image] = image_key(image)
+        return (example.text, *(self._image_keys[image] for image in example.images))
 
     def rows(self, query: Example) -> set[int]:
         """Pool rows ``query`` must not see."""
         if self._keys is None:
             self._keys = {}
             for row, example in enumerate(self.pool):
-                self._keys.setdefault(_content_key(example), []).append(row)
-        rows = set(self._keys.get(_content_key(query), []))
+                self._keys.setdefault(self._content_key(example), []).append(row)
+        rows = set(self._keys.get(self._content_key(query), []))
         if query.id in self._row_of:
             rows.add(self._row_of[query.id])
         return rows
@@ -99,6 +105,8 @@ class DemonstrationRetriever:
         embedder: computes query embeddings that ``retrieve`` is not given; it should be the
             embedder of ``pool`` (the one the strategy spec names).
         cache: the embedding cache for those query embeddings.
+        exclusions: the ``PoolExclusions`` of this very pool, to share its image hashes with
+            other retrievers over it (default: its own).
 
     Example::
 
@@ -115,6 +123,7 @@ class DemonstrationRetriever:
         index_config: IndexConfig | None = None,
         embedder: Embedder | None = None,
         cache: EmbeddingCache | None = None,
+        exclusions: PoolExclusions | None = None,
     ) -> None:
         self.config = config
         self.embedder, self.cache = embedder, cache
@@ -133,7 +142,9 @@ class DemonstrationRetriever:
             raise ValueError("the demonstration pool is empty")
         self.by_id = {example.id: example for example in self.pool}
         self.row_of = {example.id: row for row, example in enumerate(self.pool)}
-        self._exclusions = PoolExclusions(self.pool)
+        if exclusions is not None and [e.id for e in exclusions.pool] != list(self.row_of):
+            raise ValueError("exclusions were built for another pool")
+        self._exclusions = exclusions or PoolExclusions(self.pool)
         self.index: VectorIndex | None = None
         if config.uses_similarity:
             assert self.pool_embeddings is not None
