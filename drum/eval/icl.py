@@ -1,14 +1,15 @@
 """In-context-learning evaluation: task x strategy x shots x seed -> metrics with 95% CIs.
 
-For every task the pool and query embeddings are computed once (and cached); for every
-strategy the retriever is built once and asked for the largest shot count once. Smaller shot
-counts are read off that deepest retrieval: with the default ``similar_last`` order a
-retrieval lists demonstrations least-similar first, so its last ``k`` are exactly the ``k``
-most similar, i.e. what a ``k``-shot retrieval returns (``similar_first``: the first ``k``).
-For ``fixed`` this is again exactly the ``k``-shot retrieval; for ``random`` it is a uniform
-``k``-subset of the same draw, so the shot counts of one seed see nested demonstration sets
-(less noise between shot counts, as in a paired design). ``order="random"`` has no nested
-subsets, so it retrieves per shot count.
+Every task's data is read and checked once (``drum.eval.task_data.TaskData``, which also keeps
+the pool's image hashes for every retriever); for every task the pool and query embeddings are
+computed once (and cached); for every strategy the retriever is built once and asked for the
+largest shot count once. Smaller shot counts are read off that deepest retrieval: with the
+default ``similar_last`` order a retrieval lists demonstrations least-similar first, so its
+last ``k`` are exactly the ``k`` most similar, i.e. what a ``k``-shot retrieval returns
+(``similar_first``: the first ``k``). For ``fixed`` this is again exactly the ``k``-shot
+retrieval; for ``random`` it is a uniform ``k``-subset of the same draw, so the shot counts of
+one seed see nested demonstration sets (less noise between shot counts, as in a paired design).
+``order="random"`` has no nested subsets, so it retrieves per shot count.
 
 Strategies are ``StrategySpec`` data (``drum.retrieve.strategies``): each names the embedder
 it compares with, and the embedders come as a mapping ``{"default": clip, "drum": drum_clip}``,
@@ -78,6 +79,7 @@ from drum.lvlm.prompt import ICLPrompt, PromptTemplate, build_prompt
 from drum.lvlm.sharded import counts_over_ranks, generate_sharded
 from drum.metrics.registry import MetricSpec, get_metric
 from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus
+from drum.results import Estimate
 from drum.retrieve.retriever import DemonstrationRetriever
 from drum.retrieve.strategies import RetrievalConfig
 from drum.tasks.spec import TaskSpec
@@ -231,7 +233,7 @@ def _score(
                 per_example, n_resamples=bootstrap_resamples, seed=BOOTSTRAP_SEED
             )
             scores[spec.name] = per_example
-        metrics[spec.name] = {"value": float(value), "ci95": [float(low), float(high)]}
+        metrics[spec.name] = Estimate(float(value), float(low), float(high)).to_json()
     return metrics, scores if per_query else {}
 
 
@@ -287,7 +289,7 @@ def _row(run: _TaskRun, plan: _RowPlan) -> dict[str, Any]:
         per_query=run.records is not None,
     )
     if run.records is not None:
-        feedback = run.feedback
+        feedback = run.feedback  # bound once: read per demonstration of every query
         for i, (query, reply) in enumerate(zip(queries, replies, strict=True)):
             ids, ranks = plan.demo_sets[i] if plan.demo_sets is not None else ((), ())
             run.records.append(
