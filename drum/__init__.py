@@ -6,7 +6,7 @@ neither torch nor transformers nor faiss; each name loads its module on first us
     import drum
 
     embedder = drum.HFDualEncoder("openai/clip-vit-base-patch32")
-    pool = drum.PoolEmbeddings.compute(drum.read_examples("world/vqa/pool.jsonl"), embedder)
+    pool = drum.ExampleEmbeddings.compute(drum.read_examples("world/vqa/pool.jsonl"), embedder)
     retriever = drum.DemonstrationRetriever(pool, drum.RetrievalConfig(), embedder=embedder)
 
 Each name's docstring has an ``Example:`` block; ``docs/architecture.md`` maps the packages.
@@ -27,7 +27,7 @@ _PUBLIC: dict[str, str] = {
     "HFDualEncoder": "drum.embed.hf",
     "EmbeddingCache": "drum.embed.cache",
     "RetrievalConfig": "drum.retrieve.strategies",
-    "PoolEmbeddings": "drum.retrieve.retriever",
+    "ExampleEmbeddings": "drum.embed.example_embeddings",
     "DemonstrationRetriever": "drum.retrieve.retriever",
     "HFLVLM": "drum.lvlm.hf",
     "build_prompt": "drum.lvlm.prompt",
@@ -46,7 +46,7 @@ __all__ = [
     "HFDualEncoder",
     "EmbeddingCache",
     "RetrievalConfig",
-    "PoolEmbeddings",
+    "ExampleEmbeddings",
     "DemonstrationRetriever",
     "HFLVLM",
     "build_prompt",
@@ -61,12 +61,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from drum.data.example import Example
     from drum.data.jsonl import read_examples, write_examples
     from drum.embed.cache import EmbeddingCache
+    from drum.embed.example_embeddings import ExampleEmbeddings
     from drum.embed.hf import HFDualEncoder
     from drum.eval.icl import run_icl_eval
     from drum.eval.icl_config import ICLEvalConfig
     from drum.lvlm.hf import HFLVLM
     from drum.lvlm.prompt import build_prompt
-    from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+    from drum.retrieve.retriever import DemonstrationRetriever
     from drum.retrieve.strategies import RetrievalConfig
     from drum.tasks.spec import TaskSpec
     from drum.train.config import MiningConfig

@@ -185,7 +185,7 @@ def eval_command(
     # model arguments.
     check_scored_tasks(tasks)
     try:
-        check_eval(tasks, config, paths)
+        loaded = check_eval(tasks, config, paths)  # each task read once, handed down
     except ValueError as error:
         fail(str(error))
     check_out(out, "directory")
@@ -218,7 +218,7 @@ def eval_command(
     if adapter is not None:
         lvlm = wrap_adapter(lvlm, adapter)
     results = run_icl_eval(
-        tasks,
+        loaded,
         lvlm,
         config,
         encoders,

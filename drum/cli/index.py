@@ -40,8 +40,8 @@ def index_build_command(
     import numpy as np
 
     from drum.embed.cache import EmbeddingCache
+    from drum.embed.example_embeddings import ExampleEmbeddings
     from drum.index.faiss_index import IndexConfig, VectorIndex, check_factory
-    from drum.retrieve.retriever import PoolEmbeddings
     from drum.retrieve.strategies import RetrievalConfig, pool_vectors
 
     # Cheap checks first (options, output, data, model argument), then the model, then the
@@ -67,7 +67,7 @@ def index_build_command(
         check_factory(dim, index_config, n_vectors=len(examples))
     except ValueError as error:
         fail(f"--factory: {error}")
-    embeddings = PoolEmbeddings.compute(examples, embedder, EmbeddingCache(cache), progress=True)
+    embeddings = ExampleEmbeddings.compute(examples, embedder, EmbeddingCache(cache), progress=True)
     vectors = pool_vectors(config, embeddings.image, embeddings.text)
     index = VectorIndex(dim, index_config)
     try:

@@ -30,7 +30,8 @@ def retrieve_command(
 ) -> None:
     """Choose k demonstrations per query and write them as JSONL (in prompt order)."""
     from drum.embed.cache import EmbeddingCache
-    from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+    from drum.embed.example_embeddings import ExampleEmbeddings
+    from drum.retrieve.retriever import DemonstrationRetriever
     from drum.retrieve.strategies import RetrievalConfig
     from drum.utils.io import atomic_open
 
@@ -48,15 +49,15 @@ def retrieve_command(
     pool_examples, query_examples = read_dataset(pool, pool=True), read_dataset(queries)
     if config.k > len(pool_examples):
         fail(f"--k {config.k} exceeds the {len(pool_examples)} examples of the pool {pool}")
-    pool_side: PoolEmbeddings | list = pool_examples
+    pool_side: ExampleEmbeddings | list = pool_examples
     query_embeddings = None
     if config.uses_similarity:
         assert model is not None
         check_model(model, "--model")
         embedder = load_embedder(model)
         store = EmbeddingCache(cache)
-        pool_side = PoolEmbeddings.compute(pool_examples, embedder, store, progress=True)
-        query_embeddings = PoolEmbeddings.compute(query_examples, embedder, store, progress=True)
+        pool_side = ExampleEmbeddings.compute(pool_examples, embedder, store, progress=True)
+        query_embeddings = ExampleEmbeddings.compute(query_examples, embedder, store, progress=True)
     retrievals = DemonstrationRetriever(pool_side, config).retrieve(
         query_examples, query_embeddings
     )

@@ -1,11 +1,12 @@
 """DEMON scores rendered from ``demon_scores.json``: a markdown table per category and a bar
 plot, one panel per category (never typed by hand: re-render any time from the JSON).
 
-Task scores (fractions in the JSON) are shown as percentages, like the category scores, with
-their 95% bootstrap interval. Tasks are grouped by the category map the JSON was aggregated
-by (its ``category_members``: the reference's ``CATEGORIES``, or the built-in tasks' own);
-a JSON without one (written before it was recorded) is grouped by ``CATEGORIES``. Tasks of no
-category are grouped under ``other``.
+Task scores (fractions in the JSON, ``{"score", "ci95"}`` as the reference scorer names a
+task's score; read as a ``drum.results.Estimate``) are shown as percentages, like the
+category scores, with their 95% bootstrap interval. Tasks are grouped by the category map the
+JSON was aggregated by (its ``category_members``: the reference's ``CATEGORIES``, or the
+built-in tasks' own); a JSON without one (written before it was recorded) is grouped by
+``CATEGORIES``. Tasks of no category are grouped under ``other``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from drum.demon.categories import CATEGORIES
+from drum.results import Estimate, markdown_table_lines
 from drum.utils.io import atomic_write_text
 from drum.utils.plotting import new_figure, percent_error_bars, save_png
 
@@ -47,10 +49,6 @@ def category_tasks(scores: dict[str, Any]) -> dict[str, list[str]]:
     return {name: members for name, members in groups.items() if members}
 
 
-def _percent(value: float) -> str:
-    return f"{100 * value:.1f}"
-
-
 def markdown_report(scores: dict[str, Any]) -> str:
     """The categories' scores, then one table per category of its tasks' scores."""
     lines = ["# DEMON scores", ""]
@@ -61,29 +59,23 @@ def markdown_report(scores: dict[str, Any]) -> str:
     sha = scores.get("provenance", {}).get("git_sha")
     if sha:
         lines.append(f"- git: {sha}")
-    lines += ["", "| category | score | tasks |", "|---|---|---|"]
     groups = category_tasks(scores)
+    categories = []
     for name, members in category_members(scores).items():
         if name in scores["categories"]:
             score = f"{scores['categories'][name]:.2f}"
         else:
             score = f"- (missing {', '.join(scores.get('missing', {}).get(name, []))})"
-        lines.append(f"| {name} | {score} | {len(groups.get(name, []))}/{len(members)} |")
+        categories.append([name, score, f"{len(groups.get(name, []))}/{len(members)}"])
+    lines += ["", *markdown_table_lines(["category", "score", "tasks"], categories)]
     for name, members in groups.items():
-        lines += [
-            "",
-            f"## {name}",
-            "",
-            "| task | metric | n | score | 95% CI |",
-            "|---|---|---|---|---|",
-        ]
+        rows = []
         for task in members:
             entry = scores["tasks"][task]
-            low, high = entry.get("ci95", (entry["score"], entry["score"]))
-            lines.append(
-                f"| {task} | {entry['metric']} | {entry['n']} | {_percent(entry['score'])} "
-                f"| [{_percent(low)}, {_percent(high)}] |"
-            )
+            score, interval = Estimate.from_json(entry).parts(decimals=1, scale=100)
+            rows.append([task, str(entry["metric"]), str(entry["n"]), score, interval])
+        header = ["task", "metric", "n", "score", "95% CI"]
+        lines += ["", f"## {name}", "", *markdown_table_lines(header, rows)]
     lines += ["", "Scores in %: task scores are means over samples (Rouge-L f or accuracy), a"]
     lines.append("category's the unweighted mean of its tasks (scored only when all are present).")
     return "\n".join(lines) + "\n"
@@ -96,7 +88,9 @@ def plot(scores: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     figure = new_figure((3.2 * max(1, len(groups)), 3.8))
     axes = figure.subplots(1, max(1, len(groups)), squeeze=False)[0]
     for ax, (name, members) in zip(axes, groups.items(), strict=False):
-        values, errors = percent_error_bars([scores["tasks"][task] for task in members])
+        values, errors = percent_error_bars(
+            [Estimate.from_json(scores["tasks"][task]) for task in members]
+        )
         ax.bar(range(len(members)), values, yerr=errors, capsize=3, color="tab:blue")
         if name in scores["categories"]:
             ax.axhline(scores["categories"][name], linestyle="--", color="0.3", label="category")

@@ -1,6 +1,6 @@
 """Embedding a dataset into the cache with N processes (``torchrun`` / ``accelerate launch``).
 
-With one process this is ``PoolEmbeddings.compute`` through the cache, as always. With N:
+With one process this is ``ExampleEmbeddings.compute`` through the cache, as always. With N:
 
 1. every rank lists the distinct image and text keys the cache lacks (the ones one process
    would embed, in the same first-seen order), then all wait (``barrier``) so nobody reads
@@ -36,6 +36,7 @@ from drum.data.example import Example
 from drum.data.images import image_key
 from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache, text_key
+from drum.embed.example_embeddings import ExampleEmbeddings
 from drum.utils.distributed import DistContext, parts_dir, read_parts, shard_bounds
 from drum.utils.io import atomic_write_bytes, remove_directory
 
@@ -109,9 +110,7 @@ def embed_dataset(
     images = [path for example in examples for path in example.images]
     texts = [example.text for example in examples]
     if not context.distributed:
-        from drum.retrieve.retriever import PoolEmbeddings
-
-        PoolEmbeddings.compute(examples, embedder, cache, progress=progress)
+        ExampleEmbeddings.compute(examples, embedder, cache, progress=progress)
         return EmbedStats(cache.hits, cache.misses, 0)
 
     fingerprint = embedder.fingerprint

@@ -1,14 +1,15 @@
 """In-context-learning evaluation: task x strategy x shots x seed -> metrics with 95% CIs.
 
-For every task the pool and query embeddings are computed once (and cached); for every
-strategy the retriever is built once and asked for the largest shot count once. Smaller shot
-counts are read off that deepest retrieval: with the default ``similar_last`` order a
-retrieval lists demonstrations least-similar first, so its last ``k`` are exactly the ``k``
-most similar, i.e. what a ``k``-shot retrieval returns (``similar_first``: the first ``k``).
-For ``fixed`` this is again exactly the ``k``-shot retrieval; for ``random`` it is a uniform
-``k``-subset of the same draw, so the shot counts of one seed see nested demonstration sets
-(less noise between shot counts, as in a paired design). ``order="random"`` has no nested
-subsets, so it retrieves per shot count.
+Every task's data is read and checked once (``drum.eval.task_data.TaskData``, which also keeps
+the pool's image hashes for every retriever); for every task the pool and query embeddings are
+computed once (and cached); for every strategy the retriever is built once and asked for the
+largest shot count once. Smaller shot counts are read off that deepest retrieval: with the
+default ``similar_last`` order a retrieval lists demonstrations least-similar first, so its
+last ``k`` are exactly the ``k`` most similar, i.e. what a ``k``-shot retrieval returns
+(``similar_first``: the first ``k``). For ``fixed`` this is again exactly the ``k``-shot
+retrieval; for ``random`` it is a uniform ``k``-subset of the same draw, so the shot counts of
+one seed see nested demonstration sets (less noise between shot counts, as in a paired design).
+``order="random"`` has no nested subsets, so it retrieves per shot count.
 
 Strategies are ``StrategySpec`` data (``drum.retrieve.strategies``): each names the embedder
 it compares with, and the embedders come as a mapping ``{"default": clip, "drum": drum_clip}``,
@@ -59,9 +60,9 @@ from pathlib import Path
 from typing import Any
 
 from drum.data.example import Example
-from drum.data.jsonl import read_examples, require_references
 from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache
+from drum.embed.example_embeddings import ExampleEmbeddings
 from drum.eval.icl_config import (
     ZERO_SHOT,
     ICLEvalConfig,
@@ -71,13 +72,15 @@ from drum.eval.records import (
     QUERIES_FILE,
     write_query_records,
 )
+from drum.eval.task_data import TaskData, load_task_data
 from drum.feedback.cache import FeedbackCache
 from drum.lvlm.base import LVLM
 from drum.lvlm.prompt import ICLPrompt, PromptTemplate, build_prompt
 from drum.lvlm.sharded import counts_over_ranks, generate_sharded
 from drum.metrics.registry import MetricSpec, get_metric
 from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus
-from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings, PoolExclusions
+from drum.results import Estimate
+from drum.retrieve.retriever import DemonstrationRetriever
 from drum.retrieve.strategies import RetrievalConfig
 from drum.tasks.spec import TaskSpec
 from drum.utils.distributed import DistContext
@@ -125,7 +128,7 @@ DemoSet = tuple[tuple[str, ...], tuple[float, ...]]  # demo ids, their retrieval
 def _demo_sets(
     retriever: DemonstrationRetriever,
     queries: Sequence[Example],
-    query_embeddings: PoolEmbeddings | None,
+    query_embeddings: ExampleEmbeddings | None,
     shots: Sequence[int],
     order: str,
 ) -> dict[int, list[DemoSet]]:
@@ -230,53 +233,66 @@ def _score(
                 per_example, n_resamples=bootstrap_resamples, seed=BOOTSTRAP_SEED
             )
             scores[spec.name] = per_example
-        metrics[spec.name] = {"value": float(value), "ci95": [float(low), float(high)]}
+        metrics[spec.name] = Estimate(float(value), float(low), float(high)).to_json()
     return metrics, scores if per_query else {}
 
 
-def _row(
-    task: TaskSpec,
-    strategy: str,
-    shots: int,
-    seed: int | None,
-    prompts: list[ICLPrompt],
-    queries: Sequence[Example],
-    lvlm: LVLM,
-    specs: Sequence[MetricSpec],
-    config: ICLEvalConfig,
-    progress: bool,
-    records: list[dict[str, Any]] | None = None,
-    demo_sets: Sequence[DemoSet] | None = None,
-    feedback: FeedbackLookup | None = None,
-    similarity: bool = False,
-    context: DistContext | None = None,
-) -> dict[str, Any]:
-    """Generate and score one row; with ``records`` (a list) append its per-query records
-    (module docstring), ``demo_sets`` aligned with ``queries`` (None at zero-shot)."""
+@dataclass(frozen=True)
+class _TaskRun:
+    """What every row of one task's evaluation shares."""
+
+    data: TaskData
+    lvlm: LVLM
+    config: ICLEvalConfig
+    specs: tuple[MetricSpec, ...]
+    progress: bool
+    records: list[dict[str, Any]] | None  # per-query records are appended here (None: none)
+    feedback: FeedbackLookup | None
+    context: DistContext | None
+
+
+@dataclass(frozen=True)
+class _RowPlan:
+    """One row to generate: its key and its prompts (aligned with the task's queries)."""
+
+    strategy: str
+    shots: int
+    seed: int | None
+    prompts: list[ICLPrompt]
+    demo_sets: Sequence[DemoSet] | None = None  # None at zero-shot
+    similarity: bool = False  # whether the demo sets' scores are similarities
+
+
+def _row(run: _TaskRun, plan: _RowPlan) -> dict[str, Any]:
+    """Generate and score one row; with ``run.records`` (a list) append its per-query records
+    (module docstring)."""
+    task, queries, lvlm, specs = run.data.spec, run.data.queries, run.lvlm, run.specs
+    strategy, shots, seed, prompts = plan.strategy, plan.shots, plan.seed, plan.prompts
     assert task.max_new_tokens is not None  # TaskSpec.__post_init__ resolves the default
     started = time.perf_counter()
     before = _context_counts(lvlm)
     # Under a launcher each rank generates its block of whole batches (drum.lvlm.sharded).
     replies = generate_sharded(
-        lvlm, prompts, task.max_new_tokens, config.batch_size, context, progress
+        lvlm, prompts, task.max_new_tokens, run.config.batch_size, run.context, run.progress
     )
     counts = None if before is None else _difference(_context_counts(lvlm), before)
-    truncated, dropped = counts_over_ranks(counts, context) or (None, None)
+    truncated, dropped = counts_over_ranks(counts, run.context) or (None, None)
     if len(replies) != len(prompts):
         raise RuntimeError(f"the LVLM returned {len(replies)} replies to {len(prompts)} prompts")
     metric, per_query = _score(
         {query.id: reply for query, reply in zip(queries, replies, strict=True)},
         {query.id: list(query.answers) for query in queries},
         specs,
-        config.bootstrap_resamples,
-        config.corpus_bootstrap_resamples,
-        config.corpus_ci,
-        per_query=records is not None,
+        run.config.bootstrap_resamples,
+        run.config.corpus_bootstrap_resamples,
+        run.config.corpus_ci,
+        per_query=run.records is not None,
     )
-    if records is not None:
+    if run.records is not None:
+        feedback = run.feedback  # bound once: read per demonstration of every query
         for i, (query, reply) in enumerate(zip(queries, replies, strict=True)):
-            ids, ranks = demo_sets[i] if demo_sets is not None else ((), ())
-            records.append(
+            ids, ranks = plan.demo_sets[i] if plan.demo_sets is not None else ((), ())
+            run.records.append(
                 {
                     "task": task.name,
                     "strategy": strategy,
@@ -284,7 +300,7 @@ def _row(
                     "seed": seed,
                     "query_id": query.id,
                     "demo_ids": list(ids),
-                    "similarity": [float(r) for r in ranks] if similarity else None,
+                    "similarity": [float(r) for r in ranks] if plan.similarity else None,
                     "feedback": [
                         feedback.score(lvlm, query, demo_id, task.template)
                         if feedback is not None
@@ -323,10 +339,9 @@ def _row(
 
 def _context_counts(lvlm: LVLM) -> tuple[int, int] | None:
     """The LVLM's running counts of prompts cut to fit its context and of demonstrations
-    dropped (``HFLVLM.truncated_prompts`` / ``dropped_demos``); None if it keeps none."""
-    truncated = getattr(lvlm, "truncated_prompts", None)
-    dropped = getattr(lvlm, "dropped_demos", None)
-    if not isinstance(truncated, int) or not isinstance(dropped, int):
+    dropped (``LVLM.truncated_prompts`` / ``dropped_demos``); None if it keeps none."""
+    truncated, dropped = lvlm.truncated_prompts, lvlm.dropped_demos
+    if truncated is None or dropped is None:
         return None
     return truncated, dropped
 
@@ -336,29 +351,13 @@ def _difference(after: tuple[int, int] | None, before: tuple[int, int]) -> tuple
     return after[0] - before[0], after[1] - before[1]
 
 
-def _read_task(task: TaskSpec, max_queries: int | None) -> tuple[list[Example], list[Example]]:
-    """The pool (every example answered: they are demonstrations; else a ``DataError`` naming
-    the line) and the first ``max_queries`` queries (every query of the file answered: scoring
-    needs references; else a ``DataError`` counting them)."""
-    pool = read_examples(task.pool, verify_images=False, require_answers=True)
-    queries = read_examples(task.queries, verify_images=False)
-    require_references(task.queries, queries)
-    queries = queries[:max_queries]
-    for name, examples in (("pool", pool), ("queries", queries)):
-        wrong = {example.task for example in examples} - {task.task_type}
-        if wrong:
-            raise ValueError(
-                f"task {task.name!r} is {task.task_type!r} but its {name} hold {sorted(wrong)}"
-            )
-    if not queries:
-        raise ValueError(f"task {task.name!r}: no queries in {task.queries}")
-    return pool, queries
-
-
 def check_eval(
-    tasks: Sequence[TaskSpec], config: ICLEvalConfig, embedders: Collection[str] = ()
-) -> None:
-    """Raise ``ValueError`` for a run that cannot succeed, before any model is loaded.
+    tasks: Sequence[TaskSpec | TaskData],
+    config: ICLEvalConfig,
+    embedders: Collection[str] = (),
+) -> list[TaskData]:
+    """Raise ``ValueError`` for a run that cannot succeed, before any model is loaded; return
+    every task's data, read and checked once (``load_task_data``), for ``run_icl_eval``.
 
     ``embedders``: the names of the embedders the run will get (a mapping's keys will do).
     """
@@ -368,33 +367,20 @@ def check_eval(
     if len(set(names)) != len(names):
         raise ValueError(f"task names repeat: {names}")
     check_embedders(config, embedders)
-    for task in tasks:
-        _check_shots(task, *_read_task(task, config.max_queries), config.max_shots)
+    return [_task_data(task, config) for task in tasks]
 
 
-def _check_shots(
-    task: TaskSpec, pool: Sequence[Example], queries: Sequence[Example], max_shots: int
-) -> None:
-    """``ValueError`` unless every query has ``max_shots`` pool examples to show once itself
-    and its identical copies are excluded (as the retriever excludes them)."""
-    if max_shots > len(pool):
-        raise ValueError(f"task {task.name!r}: {max_shots} shots exceed its pool of {len(pool)}")
-    if max_shots == 0:
-        return
-    exclusions = PoolExclusions(pool)
-    excluded = [len(exclusions.rows(query)) for query in queries]
-    worst = max(range(len(queries)), key=excluded.__getitem__)
-    if max_shots > len(pool) - excluded[worst]:
-        raise ValueError(
-            f"task {task.name!r}: {max_shots} shots exceed the {len(pool) - excluded[worst]} "
-            f"pool examples left for query {queries[worst].id!r} once the query itself and "
-            f"examples of identical content are excluded (pool of {len(pool)}, "
-            f"{excluded[worst]} excluded)"
-        )
+def _task_data(task: TaskSpec | TaskData, config: ICLEvalConfig) -> TaskData:
+    """``task`` as loaded for ``config``: as given when it was, else read and checked now."""
+    if isinstance(task, TaskData):
+        if task.fits(config):
+            return task
+        task = task.spec
+    return load_task_data(task, config)
 
 
 def evaluate_icl(
-    task: TaskSpec,
+    task: TaskSpec | TaskData,
     lvlm: LVLM,
     config: ICLEvalConfig,
     embedders: Mapping[str, Embedder] | None = None,
@@ -406,10 +392,12 @@ def evaluate_icl(
 ) -> list[dict[str, Any]]:
     """One task's result rows (conventions in the module docstring).
 
-    ``records``: a list to append the per-query records to (module docstring; none kept when
-    None); ``feedback``: where their feedback scores are looked up. ``context``: the ranks
-    of a ``torchrun`` job; each generates its share of every row's prompts and every rank
-    returns the rows (and records) one process returns (default: one process).
+    ``task``: a spec (read and checked here) or its ``TaskData`` (``check_eval`` returns
+    them; used as it is when loaded for ``config``). ``records``: a list to append the
+    per-query records to (module docstring; none kept when None); ``feedback``: where their
+    feedback scores are looked up. ``context``: the ranks of a ``torchrun`` job; each
+    generates its share of every row's prompts and every rank returns the rows (and records)
+    one process returns (default: one process).
 
     ``embedders``: name -> embedder; each similarity strategy uses the one its spec names
     (``"default"`` unless it says otherwise).
@@ -421,39 +409,25 @@ def evaluate_icl(
     """
     embedders = embedders or {}
     check_embedders(config, embedders)
-    pool, queries = _read_task(task, config.max_queries)
-    _check_shots(task, pool, queries, config.max_shots)
-    specs = [get_metric(name) for name in task.metrics]
+    data = _task_data(task, config)
+    pool, queries, template = data.pool, data.queries, data.spec.template
+    specs = tuple(get_metric(name) for name in data.spec.metrics)
+    run = _TaskRun(data, lvlm, config, specs, progress, records, feedback, context)
     rows = []
     if 0 in config.shots:
-        prompts = [build_prompt([], query, task.template) for query in queries]
-        rows.append(
-            _row(
-                task,
-                ZERO_SHOT,
-                0,
-                None,
-                prompts,
-                queries,
-                lvlm,
-                specs,
-                config,
-                progress,
-                records,
-                context=context,
-            )  # fmt: skip
-        )
+        prompts = [build_prompt([], query, template) for query in queries]
+        rows.append(_row(run, _RowPlan(ZERO_SHOT, 0, None, prompts)))
     if not config.demo_shots:
         return rows
     # (pool, queries) embeddings per embedder name, computed once for all its strategies.
     # Rank 0 embeds into the cache first; the other ranks then read the same vectors.
-    embeddings: dict[str, tuple[PoolEmbeddings, PoolEmbeddings]] = (
+    embeddings: dict[str, tuple[ExampleEmbeddings, ExampleEmbeddings]] = (
         context or DistContext()
     ).main_first(
         lambda: {
             name: (
-                PoolEmbeddings.compute(pool, embedders[name], cache, progress=progress),
-                PoolEmbeddings.compute(queries, embedders[name], cache, progress=progress),
+                ExampleEmbeddings.compute(pool, embedders[name], cache, progress=progress),
+                ExampleEmbeddings.compute(queries, embedders[name], cache, progress=progress),
             )
             for name in config.required_embedders
         }
@@ -475,39 +449,27 @@ def evaluate_icl(
             if strategy.uses_similarity:
                 pool_embeddings, query_embeddings = embeddings[strategy.embedder]
             retriever = DemonstrationRetriever(
-                pool if pool_embeddings is None else pool_embeddings, retrieval_config
+                pool if pool_embeddings is None else pool_embeddings,
+                retrieval_config,
+                exclusions=data.exclusions,  # the task's image hashes, computed once
             )
             demo_sets = _demo_sets(
                 retriever, queries, query_embeddings, config.demo_shots, config.order
             )
             for k in config.demo_shots:
                 prompts = [
-                    build_prompt([by_id[i] for i in ids], query, task.template)
+                    build_prompt([by_id[i] for i in ids], query, template)
                     for (ids, _), query in zip(demo_sets[k], queries, strict=True)
                 ]
-                rows.append(
-                    _row(
-                        task,
-                        strategy.name,
-                        k,
-                        seed,
-                        prompts,
-                        queries,
-                        lvlm,
-                        specs,
-                        config,
-                        progress,
-                        records,
-                        demo_sets[k],
-                        feedback,
-                        similarity=strategy.uses_similarity,
-                        context=context,
-                    )
+                plan = _RowPlan(
+                    strategy.name, k, seed, prompts, demo_sets[k], strategy.uses_similarity
                 )
+                rows.append(_row(run, plan))
     return rows
 
 
 def _model_record(model: LVLM | Embedder) -> dict[str, Any]:
+    # Embedders declare no name; an LVLM's is ``LVLM.name`` (its class name by default).
     return {
         "name": str(getattr(model, "name", type(model).__name__)),
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
@@ -516,7 +478,7 @@ def _model_record(model: LVLM | Embedder) -> dict[str, Any]:
 
 
 def run_icl_eval(
-    tasks: Sequence[TaskSpec],
+    tasks: Sequence[TaskSpec | TaskData],
     lvlm: LVLM,
     config: ICLEvalConfig,
     embedders: Mapping[str, Embedder] | None,
@@ -534,6 +496,7 @@ def run_icl_eval(
     is the same either way. ``context``: under a launcher every rank generates its share
     (``evaluate_icl``) and only rank 0 writes the files; every rank returns what rank 0 wrote.
 
+    ``tasks``: specs, or the ``TaskData`` that ``check_eval`` returned (not read again).
     ``embedders`` as in ``evaluate_icl``; the JSON records each under its name
     (``config.embedders``). Returns the results exactly as written (read back from the file).
 
@@ -549,25 +512,25 @@ def run_icl_eval(
     from drum.eval.report import render_report
 
     embedders = embedders or {}
-    check_eval(tasks, config, embedders)
+    loaded = check_eval(tasks, config, embedders)
     started = time.perf_counter()
     rows = []
     kept: list[dict[str, Any]] | None = [] if records else None
-    for task in tasks:
+    for data in loaded:
         rows.extend(
             evaluate_icl(
-                task, lvlm, config, embedders, cache, progress, kept, feedback, context=context
+                data, lvlm, config, embedders, cache, progress, kept, feedback, context=context
             )
         )
     results = {
         "config": {
             **config.to_dict(),
-            "tasks": [task.to_dict() for task in tasks],
+            "tasks": [data.spec.to_dict() for data in loaded],
             "lvlm": {
                 **_model_record(lvlm),
                 # How the LVLM treats prompts longer than its context (None: it does not say).
-                "context_length": getattr(lvlm, "context_length", None),
-                "context_overflow": getattr(lvlm, "context_overflow", None),
+                "context_length": lvlm.context_length,
+                "context_overflow": lvlm.context_overflow,
             },
             "embedders": {name: _model_record(model) for name, model in embedders.items()},
             "cache": str(cache.directory.resolve()) if cache is not None else None,

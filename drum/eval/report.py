@@ -17,21 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from drum.eval.icl_config import ZERO_SHOT
+from drum.results import MISSING, Estimate, markdown_table_lines
 from drum.retrieve.strategies import DEFAULT_EMBEDDER
 from drum.utils.io import atomic_write_text
 from drum.utils.plotting import new_figure, save_png
 
-MISSING = "–"
-
 
 @dataclass(frozen=True)
-class Cell:
+class Cell(Estimate):
     """One (task, strategy, shots) summary: mean over seeds and the 95% interval envelope."""
 
-    value: float
-    low: float
-    high: float
-    n_seeds: int
+    n_seeds: int = 1
 
 
 def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -60,21 +56,21 @@ def primary_metric(results: dict[str, Any], task: str) -> str:
 def summarize(results: dict[str, Any], task: str) -> dict[str, dict[int, Cell]]:
     """``{strategy: {shots: Cell}}`` for ``task``, zero-shot first, then in row order."""
     metric = primary_metric(results, task)
-    grouped: dict[str, dict[int, list[dict[str, Any]]]] = {}
     rows = [row for row in results["rows"] if row["task"] == task]
     rows.sort(key=lambda row: row["strategy"] != ZERO_SHOT)  # stable: keeps row order otherwise
+    grouped: dict[str, dict[int, list[Estimate]]] = {}
     for row in rows:
         grouped.setdefault(row["strategy"], {}).setdefault(int(row["shots"]), []).append(
-            row["metric"][metric]
+            Estimate.from_json(row["metric"][metric])
         )
     summary: dict[str, dict[int, Cell]] = {}
     for strategy, by_shots in grouped.items():
         summary[strategy] = {}
         for shots, values in sorted(by_shots.items()):
             summary[strategy][shots] = Cell(
-                value=sum(v["value"] for v in values) / len(values),
-                low=min(v["ci95"][0] for v in values),
-                high=max(v["ci95"][1] for v in values),
+                value=sum(v.value for v in values) / len(values),
+                low=min(v.low for v in values),
+                high=max(v.high for v in values),
                 n_seeds=len(values),
             )
     return summary
@@ -84,7 +80,7 @@ def format_cell(cell: Cell | None) -> str:
     """``0.512 [0.47, 0.55]``, or a dash for a combination that was not run."""
     if cell is None:
         return MISSING
-    return f"{cell.value:.3f} [{cell.low:.2f}, {cell.high:.2f}]"
+    return cell.format(decimals=3, bound_decimals=2)
 
 
 def all_shots(results: dict[str, Any], task: str | None = None) -> list[int]:
@@ -102,12 +98,14 @@ def markdown_table(results: dict[str, Any]) -> str:
         lines = [
             f"### {task} ({metric})",
             "",
-            "| strategy | " + " | ".join(f"{k}-shot" for k in shots) + " |",
-            "|---|" + "---|" * len(shots),
+            *markdown_table_lines(
+                ["strategy", *(f"{k}-shot" for k in shots)],
+                [
+                    [strategy, *(format_cell(cells.get(k)) for k in shots)]
+                    for strategy, cells in summary.items()
+                ],
+            ),
         ]
-        for strategy, cells in summary.items():
-            values = [format_cell(cells.get(k)) for k in shots]
-            lines.append(f"| {strategy} | " + " | ".join(values) + " |")
         seeded = {
             strategy: max(cell.n_seeds for cell in cells.values())
             for strategy, cells in summary.items()

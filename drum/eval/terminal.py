@@ -20,7 +20,6 @@ from rich.table import Table
 from rich.text import Text
 
 from drum.eval.report import (
-    MISSING,
     ZERO_SHOT,
     Cell,
     _header,
@@ -28,6 +27,7 @@ from drum.eval.report import (
     summarize,
     task_names,
 )
+from drum.results import MISSING, Estimate
 
 
 def _seeded(summary: dict[str, dict[int, Cell]]) -> dict[str, int]:
@@ -38,26 +38,11 @@ def _seeded(summary: dict[str, dict[int, Cell]]) -> dict[str, int]:
     return {strategy: n for strategy, n in seeds.items() if n > 1}
 
 
-def short_number(value: float, decimals: int = 2) -> str:
-    """``0.51`` -> ``.51``, ``-0.05`` -> ``-.05``; other values as ``f"{value:.{decimals}f}"``."""
-    text = f"{value:.{decimals}f}"
-    if text.startswith("0."):
-        return text[1:]
-    if text.startswith("-0."):
-        return "-" + text[2:]
-    return text
-
-
-def interval(low: float, high: float, decimals: int = 2) -> str:
-    """``[.51,.63]``: a 95% interval in as few columns as its numbers allow."""
-    return f"[{short_number(low, decimals)},{short_number(high, decimals)}]"
-
-
 def compact_cell(cell: Cell | None) -> tuple[str, str]:
     """A cell's value and interval (``report.format_cell``'s numbers), or a dash and nothing."""
     if cell is None:
         return MISSING, ""
-    return f"{cell.value:.3f}", interval(cell.low, cell.high)
+    return cell.parts(decimals=3, bound_decimals=2, compact=True)
 
 
 def _grid(first: list[str], columns: list[str]) -> Table:
@@ -140,8 +125,8 @@ def quality_tables(rows: list[dict[str, Any]]) -> RenderableType:
         for strategy in strategies:
             pairs = []
             for task in tasks:
-                metric = cell[(task, strategy)]
-                pairs.append((f"{metric['mean']:.3f}", interval(*metric["ci95"], decimals=3)))
+                estimate = Estimate.from_json(cell[(task, strategy)])
+                pairs.append(estimate.parts(decimals=3, compact=True))
             table.add_row(strategy, *_cells(pairs, stacked))
         return table
 

@@ -34,6 +34,7 @@ from drum.builtin.demon.tasks import TASKS
 from drum.demon.categories import category_score
 from drum.demon.format import DemonTask, read_demon_task
 from drum.metrics.stats import bootstrap_ci_of_means
+from drum.results import Estimate, markdown_table_lines
 from drum.utils.checkpoint import card_matches
 from drum.utils.io import atomic_write_json, atomic_write_text
 from drum.utils.plotting import new_figure, percent_error_bars, save_png
@@ -157,9 +158,18 @@ def _evaluate(
     return per_sample
 
 
-def _interval(scores: list[list[float]], resamples: int) -> dict[str, Any]:
-    mean, low, high = bootstrap_ci_of_means(scores, n_resamples=resamples)
-    return {"score": mean, "ci95": [low, high]}
+def _interval(scores: list[list[float]], resamples: int) -> Estimate:
+    return Estimate(*bootstrap_ci_of_means(scores, n_resamples=resamples))
+
+
+def _category(
+    scores: list[list[float]], task_values: list[float], resamples: int
+) -> dict[str, Any]:
+    """A category's estimate as JSON: the interval of its tasks' samples around the unweighted
+    mean of its tasks' values (``category_score``'s rounding)."""
+    interval = _interval(scores, resamples)
+    value = category_score(task_values) / 100
+    return Estimate(value, interval.low, interval.high).to_json()
 
 
 def summarise(
@@ -179,23 +189,21 @@ def summarise(
             "metric": entry["metric"],
             "n": len(base[name]),
             "chance": entry["chance"]["test"],
-            "base": _interval([base[name]], resamples),
+            "base": _interval([base[name]], resamples).to_json(),
         }
         if ceiling is not None:
-            tasks[name]["ceiling"] = _interval([ceiling[name]], resamples)
+            tasks[name]["ceiling"] = _interval([ceiling[name]], resamples).to_json()
     categories: dict[str, Any] = {}
     for category in dict.fromkeys(tasks[name]["category"] for name in names):
         members = [name for name in names if tasks[name]["category"] == category]
         row: dict[str, Any] = {
             "tasks": members,
             "chance": category_score([tasks[m]["chance"] for m in members]) / 100,
-            "base": _interval([base[m] for m in members], resamples),
         }
-        row["base"]["score"] = category_score([tasks[m]["base"]["score"] for m in members]) / 100
-        if ceiling is not None:
-            row["ceiling"] = _interval([ceiling[m] for m in members], resamples)
-            scores = [tasks[m]["ceiling"]["score"] for m in members]
-            row["ceiling"]["score"] = category_score(scores) / 100
+        for arm, per_sample in (("base", base), ("ceiling", ceiling)):
+            if per_sample is not None:
+                values = [tasks[m][arm]["value"] for m in members]
+                row[arm] = _category([per_sample[m] for m in members], values, resamples)
         categories[category] = row
     return {"tasks": tasks, "categories": categories}
 
@@ -269,8 +277,7 @@ def _percent(entry: dict[str, Any] | float | None) -> str:
         return "-"
     if isinstance(entry, float):
         return f"{100 * entry:.1f}"
-    low, high = entry["ci95"]
-    return f"{100 * entry['score']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+    return Estimate.from_json(entry).format(decimals=1, scale=100)
 
 
 def table_rows(results: dict[str, Any]) -> list[list[str]]:
@@ -305,9 +312,7 @@ HEADER = ["task", "category", "metric", "chance", "base zero-shot [95% CI]", "ce
 
 
 def markdown_table(results: dict[str, Any]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(markdown_table_lines(HEADER, table_rows(results))) + "\n"
 
 
 def plot_benchmark(results: dict[str, Any], path: Path) -> Path:
@@ -323,7 +328,7 @@ def plot_benchmark(results: dict[str, Any], path: Path) -> Path:
         entries = [results["tasks"][n].get(key) for n in names]
         if any(e is None for e in entries):
             continue
-        values, errors = percent_error_bars(entries)
+        values, errors = percent_error_bars([Estimate.from_json(e) for e in entries])
         label = "base zero-shot" if key == "base" else "supervised ceiling"
         ax.bar(x + offset, values, 0.27, yerr=errors, capsize=2, label=label)
     ax.set_xticks(x, names, rotation=45, ha="right", fontsize="small")

@@ -16,9 +16,11 @@ from drum.data.example import TASK_TYPES
 from drum.data.jsonl import read_examples
 from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache
+from drum.embed.example_embeddings import ExampleEmbeddings
 from drum.metrics.stats import bootstrap_ci
+from drum.results import Estimate, markdown_table_lines
 from drum.retrieve.quality import answer_hit_rate, answer_precision
-from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+from drum.retrieve.retriever import DemonstrationRetriever
 from drum.retrieve.strategies import RetrievalConfig
 
 DEFAULT_STRATEGIES = ("random", "fixed", "image", "text", "cross", "concat")
@@ -58,8 +60,8 @@ def measure_retrieval_quality(
         queries = read_examples(
             world_dir / task / f"{config.query_split}.jsonl", verify_images=False
         )
-        pool_embeddings = PoolEmbeddings.compute(pool, embedder, cache, progress=progress)
-        query_embeddings = PoolEmbeddings.compute(queries, embedder, cache, progress=progress)
+        pool_embeddings = ExampleEmbeddings.compute(pool, embedder, cache, progress=progress)
+        query_embeddings = ExampleEmbeddings.compute(queries, embedder, cache, progress=progress)
         by_id = {example.id: example for example in pool}
         for strategy in config.strategies:
             retrieval_config = RetrievalConfig(
@@ -74,10 +76,9 @@ def measure_retrieval_quality(
                 ("answer_hit_rate", answer_hit_rate(queries, retrievals, by_id)),
                 ("answer_precision", answer_precision(queries, retrievals, by_id)),
             ):
-                mean, low, high = bootstrap_ci(
-                    values, n_resamples=config.bootstrap_resamples, seed=config.seed
-                )
-                row[name] = {"mean": mean, "ci95": [low, high]}
+                row[name] = Estimate(
+                    *bootstrap_ci(values, n_resamples=config.bootstrap_resamples, seed=config.seed)
+                ).to_json()
             row["queries"] = len(queries)
             row["pool"] = len(pool)
             row["retrieval_seconds"] = round(seconds, 3)
@@ -90,15 +91,14 @@ def quality_table_markdown(rows: list[dict[str, Any]]) -> str:
     strategies = list(dict.fromkeys(row["strategy"] for row in rows))
     tasks = list(dict.fromkeys(row["task"] for row in rows))
     cell = {(row["task"], row["strategy"]): row for row in rows}
-    lines = [
-        "| task | " + " | ".join(strategies) + " |",
-        "|---|" + "---|" * len(strategies),
+    rows = [
+        [
+            task,
+            *(
+                Estimate.from_json(cell[(task, strategy)]["answer_hit_rate"]).format(decimals=3)
+                for strategy in strategies
+            ),
+        ]
+        for task in tasks
     ]
-    for task in tasks:
-        values = []
-        for strategy in strategies:
-            metric = cell[(task, strategy)]["answer_hit_rate"]
-            low, high = metric["ci95"]
-            values.append(f"{metric['mean']:.3f} [{low:.3f}, {high:.3f}]")
-        lines.append(f"| {task} | " + " | ".join(values) + " |")
-    return "\n".join(lines)
+    return "\n".join(markdown_table_lines(["task", *strategies], rows))

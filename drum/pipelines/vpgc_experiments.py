@@ -29,6 +29,7 @@ import numpy as np
 from drum.demon.categories import category_score
 from drum.metrics.stats import bootstrap_ci_of_means
 from drum.pipelines.demon_benchmark import DemonBenchmarkConfig
+from drum.results import Estimate, markdown_table_lines
 from drum.utils.io import atomic_write_json, atomic_write_text
 from drum.utils.plotting import new_figure, percent_error_bars, save_png
 
@@ -123,9 +124,8 @@ def _arm_lvlm(arm: VPGCArm, base_dir: Path, arm_dir: Path) -> Any:
     return HFLVLM(arm_dir)  # the baselines write whole models
 
 
-def _interval(scores: list[list[float]], resamples: int) -> dict[str, Any]:
-    mean, low, high = bootstrap_ci_of_means(scores, n_resamples=resamples)
-    return {"score": mean, "ci95": [low, high]}
+def _interval(scores: list[list[float]], resamples: int) -> Estimate:
+    return Estimate(*bootstrap_ci_of_means(scores, n_resamples=resamples))
 
 
 def summarise_groups(
@@ -152,13 +152,15 @@ def summarise_groups(
         averaged = {task: list(np.mean(by_task[task], axis=0)) for task in tasks}
         entry: dict[str, Any] = {"tasks": {}, "categories": {}}
         for task in tasks:
-            entry["tasks"][task] = _interval([averaged[task]], resamples)
-            entry["tasks"][task]["seeds"] = [float(np.mean(s)) for s in by_task[task]]
+            entry["tasks"][task] = {
+                **_interval([averaged[task]], resamples).to_json(),
+                "seeds": [float(np.mean(s)) for s in by_task[task]],
+            }
         for category in categories:
             members = [t for t in tasks if card["tasks"][t]["category"] == category]
-            row = _interval([averaged[t] for t in members], resamples)
-            row["score"] = category_score([entry["tasks"][t]["score"] for t in members]) / 100
-            entry["categories"][category] = row
+            interval = _interval([averaged[t] for t in members], resamples)
+            value = category_score([entry["tasks"][t]["value"] for t in members]) / 100
+            entry["categories"][category] = Estimate(value, interval.low, interval.high).to_json()
         results[name] = entry
     return results
 
@@ -246,27 +248,23 @@ def run_vpgc_experiments(
 
 
 def _cell(entry: dict[str, Any]) -> str:
-    low, high = entry["ci95"]
-    return f"{100 * entry['score']:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+    return Estimate.from_json(entry).format(decimals=1, scale=100)
 
 
 def markdown_table(results: dict[str, Any]) -> str:
     """Rows: tasks, then categories; columns: chance, then every column of the results."""
     names = list(results["columns"])
-    lines = [
-        "| task | chance | " + " | ".join(names) + " |",
-        "|---|---|" + "---|" * len(names),
-    ]
+    rows = []
     for task, chance in results["chance"].items():
         cells = [_cell(results["columns"][n]["tasks"][task]) for n in names]
-        lines.append(f"| {task} | {100 * chance:.1f} | " + " | ".join(cells) + " |")
+        rows.append([task, f"{100 * chance:.1f}", *cells])
     categories = dict.fromkeys(results["categories"].values())
     for category in categories:
         members = [t for t, c in results["categories"].items() if c == category]
         chance = category_score([results["chance"][t] for t in members])
         cells = [_cell(results["columns"][n]["categories"][category]) for n in names]
-        lines.append(f"| **{category}** | {chance:.1f} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([f"**{category}**", f"{chance:.1f}", *cells])
+    return "\n".join(markdown_table_lines(["task", "chance", *names], rows)) + "\n"
 
 
 def plot_vpgc_experiments(results: dict[str, Any], path: Path) -> Path:
@@ -279,7 +277,7 @@ def plot_vpgc_experiments(results: dict[str, Any], path: Path) -> Path:
     x = np.arange(len(categories))
     for i, name in enumerate(names):
         values, errors = percent_error_bars(
-            [results["columns"][name]["categories"][c] for c in categories]
+            [Estimate.from_json(results["columns"][name]["categories"][c]) for c in categories]
         )
         ax.bar(x + (i - len(names) / 2 + 0.5) * width, values, width, yerr=errors, label=name)
     ax.set_xticks(x, categories, rotation=30, ha="right", fontsize="small")
@@ -296,18 +294,18 @@ def render_vpgc_experiments(results_path: str | Path) -> tuple[Path, Path]:
     results = json.loads(results_path.read_text(encoding="utf-8"))
     png = plot_vpgc_experiments(results, results_path.with_suffix(".png"))
     lines = ["# VPG-C on the built-in DEMON-style tasks (zero-shot)", "", markdown_table(results)]
-    lines += [
-        "| arm | train s | steps/s | trained parameters | share of base |",
-        "|---|---|---|---|---|",
+    arms = [
+        [
+            name,
+            str(arm.get("train_seconds")),
+            str(arm.get("steps_per_second")),
+            f"{arm.get('trainable_parameters'):,}",
+            "-" if arm.get("share_of_base") is None else f"{100 * arm['share_of_base']:.2f}%",
+        ]
+        for name, arm in results["arms"].items()
     ]
-    for name, arm in results["arms"].items():
-        share = arm.get("share_of_base")
-        lines.append(
-            f"| {name} | {arm.get('train_seconds')} | {arm.get('steps_per_second')} | "
-            f"{arm.get('trainable_parameters'):,} | "
-            + ("-" if share is None else f"{100 * share:.2f}%")
-            + " |"
-        )
+    header = ["arm", "train s", "steps/s", "trained parameters", "share of base"]
+    lines += markdown_table_lines(header, arms)
     lines += [
         "",
         "Scores in % with 95% bootstrap intervals over the test samples (seed-averaged for "

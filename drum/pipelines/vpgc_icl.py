@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from drum.results import Estimate, markdown_table_lines
 from drum.utils.io import atomic_write_json, atomic_write_text
 
 RESULTS = "vpgc_icl.json"
@@ -70,7 +71,8 @@ def _interval(scores: list[float], resamples: int, seed: int = 0) -> dict[str, A
     from drum.metrics.stats import bootstrap_ci_of_means
 
     _, low, high = bootstrap_ci_of_means([scores], resamples, seed=seed)
-    return {"score": float(np.mean(scores)), "ci95": [float(low), float(high)], "n": len(scores)}
+    estimate = Estimate(float(np.mean(scores)), float(low), float(high))
+    return {**estimate.to_json(), "n": len(scores)}
 
 
 def _probe_rows(
@@ -136,7 +138,8 @@ def _icl_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             key = (row["task"], row["strategy"], int(row["shots"]))
             metric = row.get("primary_metric") or next(iter(row["metric"]))
             metric_of[row["task"]] = metric
-            table.setdefault(key, {}).setdefault(arm, []).append(row["metric"][metric]["value"])
+            value = Estimate.from_json(row["metric"][metric]).value
+            table.setdefault(key, {}).setdefault(arm, []).append(value)
     return [
         {
             "task": task,
@@ -240,7 +243,9 @@ def render_plot(results: dict[str, Any], path: Path) -> Path:
     suites = list(results["probes"])
     width = 0.38
     for offset, arm in zip((-width / 2, width / 2), ARMS, strict=True):
-        values, errors = percent_error_bars([results["probes"][s][arm] for s in suites])
+        values, errors = percent_error_bars(
+            [Estimate.from_json(results["probes"][s][arm]) for s in suites]
+        )
         positions = [i + offset for i in range(len(suites))]
         left.bar(positions, values, width, yerr=errors, capsize=3, label=arm)
     left.set_xticks(range(len(suites)), [s.replace("_", "\n") for s in suites], fontsize=8)
@@ -266,29 +271,33 @@ def _percent(value: float) -> str:
 
 def markdown_table(results: dict[str, Any]) -> str:
     """The probes (with 95% intervals) and the ICL rows, base beside adapter."""
-    lines = [
-        "| probe (exact match, %) | base [95% CI] | + VPG-C [95% CI] |",
-        "|---|---|---|",
+    probes = [
+        [suite, *(Estimate.from_json(arms[a]).format(decimals=1, scale=100) for a in ARMS)]
+        for suite, arms in results["probes"].items()
     ]
-    for suite, arms in results["probes"].items():
-        cells = [
-            f"{_percent(arms[a]['score'])} [{_percent(arms[a]['ci95'][0])}, "
-            f"{_percent(arms[a]['ci95'][1])}]"
-            for a in ARMS
+    icl = [
+        [
+            row["task"],
+            row["strategy"],
+            str(row["shots"]),
+            row["metric"],
+            _percent(row["base"]),
+            _percent(row["adapter"]),
+            f"{100 * (row['adapter'] - row['base']):+.1f}",
         ]
-        lines.append(f"| {suite} | {cells[0]} | {cells[1]} |")
-    lines += [
-        "",
-        "| task | strategy | shots | metric | base | + VPG-C | change |",
-        "|---|---|---|---|---|---|---|",
+        for row in results["icl"]
     ]
-    for row in results["icl"]:
-        change = row["adapter"] - row["base"]
-        lines.append(
-            f"| {row['task']} | {row['strategy']} | {row['shots']} | {row['metric']} | "
-            f"{_percent(row['base'])} | {_percent(row['adapter'])} | {100 * change:+.1f} |"
-        )
-    return "\n".join(lines)
+    return "\n".join(
+        [
+            *markdown_table_lines(
+                ["probe (exact match, %)", "base [95% CI]", "+ VPG-C [95% CI]"], probes
+            ),
+            "",
+            *markdown_table_lines(
+                ["task", "strategy", "shots", "metric", "base", "+ VPG-C", "change"], icl
+            ),
+        ]
+    )
 
 
 __all__ = ["VPGCICLConfig", "final_drum_embedder", "markdown_table", "render_plot", "run_vpgc_icl"]

@@ -8,7 +8,6 @@ from drum.utils.lazy import lazy_exports
 
 __all__ = [
     "DemonstrationRetriever",
-    "PoolEmbeddings",
     "Retrieval",
     "RetrievalConfig",
     "STRATEGIES",
@@ -22,7 +21,6 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "DemonstrationRetriever": "drum.retrieve.retriever",
-        "PoolEmbeddings": "drum.retrieve.retriever",
         "Retrieval": "drum.retrieve.retriever",
         "STRATEGIES": "drum.retrieve.strategies",
         "STRATEGY_REGISTRY": "drum.retrieve.strategies",

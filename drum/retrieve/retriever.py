@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from drum.data.example import Example
 from drum.data.images import image_key
-from drum.embed.base import Embedder, l2_normalize
+from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache
+from drum.embed.example_embeddings import ExampleEmbeddings
 from drum.index import IndexConfig, VectorIndex
 from drum.retrieve.strategies import RetrievalConfig, pool_vectors, query_vectors
 
@@ -29,68 +31,6 @@ class Retrieval:
     scores: tuple[float, ...]
 
 
-@dataclass
-class PoolEmbeddings:
-    """Image and text embeddings of a list of examples, row ``i`` for ``examples[i]``.
-
-    An example with several images is represented by the mean of its images' L2-normalised
-    embeddings, L2-normalised again: ``normalize(mean_j e(image_j))``, a unit vector like any
-    other row (an example with one image keeps that image's embedding as it is).
-
-    Example::
-
-        pool = PoolEmbeddings.compute(examples, embedder, EmbeddingCache("runs/cache"))
-        pool.image.shape, pool.text.shape  # (len(examples), embedder.dim) each
-    """
-
-    examples: list[Example]
-    image: np.ndarray  # (N, D)
-    text: np.ndarray  # (N, D)
-
-    @classmethod
-    def compute(
-        cls,
-        examples: Sequence[Example],
-        embedder: Embedder,
-        cache: EmbeddingCache | None = None,
-        progress: bool = False,
-    ) -> PoolEmbeddings:
-        """Embed every example's images and text (through ``cache``: each distinct image or
-        text once, ever)."""
-        imageless = [example.id for example in examples if not example.images]
-        if imageless:
-            raise ValueError(f"Example {imageless[0]!r} has no image")
-        counts = [len(example.images) for example in examples]
-        images = [path for example in examples for path in example.images]
-        texts = [example.text for example in examples]
-        if cache is not None:
-            flat = cache.embed_images(embedder, images, progress=progress)
-            text = cache.embed_texts(embedder, texts, progress=progress)
-        else:
-            flat = embedder.embed_images(images, progress=progress)
-            text = embedder.embed_texts(texts, progress=progress)
-        return cls(list(examples), _mean_per_example(flat, counts), text)
-
-
-def _mean_per_example(flat: np.ndarray, counts: Sequence[int]) -> np.ndarray:
-    """Consecutive rows of ``flat``, ``counts[i]`` of them for example ``i`` -> one unit vector
-    per example (see ``PoolEmbeddings``). A single row is kept untouched: renormalising a unit
-    vector could move its last bits, and single-image examples must not change."""
-    if all(count == 1 for count in counts):
-        return flat
-    rows = np.empty((len(counts), flat.shape[1]), dtype=np.float32)  # (N, D)
-    start = 0
-    for row, count in enumerate(counts):
-        group = flat[start : start + count]  # (count, D)
-        rows[row] = group[0] if count == 1 else l2_normalize(group.mean(axis=0))
-        start += count
-    return rows
-
-
-def _content_key(example: Example) -> tuple[str, ...]:
-    return (example.text, *(image_key(path) for path in example.images))
-
-
 class PoolExclusions:
     """The pool rows each query must not see (``RetrievalConfig.exclude_self``): the pool
     example with the query's id, and every pool example with identical content (same text,
@@ -98,7 +38,9 @@ class PoolExclusions:
 
     A query drawn from the pool therefore has at most ``len(pool) - 1`` demonstrations to
     choose from, fewer when the pool holds copies of it. Content keys hash the image files,
-    once per pool example (lazily, at the first query).
+    each file once for the life of this object (the pool's lazily, at the first query; a
+    query's when it is first asked about), so one object shared by every retriever over the
+    same pool (``DemonstrationRetriever(exclusions=...)``) hashes each image once.
 
     Example::
 
@@ -110,14 +52,21 @@ class PoolExclusions:
         self.pool = list(pool)
         self._row_of = {example.id: row for row, example in enumerate(self.pool)}
         self._keys: dict[tuple[str, ...], list[int]] | None = None
+        self._image_keys: dict[Path, str] = {}  # image path -> its content key
+
+    def _content_key(self, example: Example) -> tuple[str, ...]:
+        for image in example.images:
+            if image not in self._image_keys:
+                self._image_keys[image] = image_key(image)
+        return (example.text, *(self._image_keys[image] for image in example.images))
 
     def rows(self, query: Example) -> set[int]:
         """Pool rows ``query`` must not see."""
         if self._keys is None:
             self._keys = {}
             for row, example in enumerate(self.pool):
-                self._keys.setdefault(_content_key(example), []).append(row)
-        rows = set(self._keys.get(_content_key(query), []))
+                self._keys.setdefault(self._content_key(example), []).append(row)
+        rows = set(self._keys.get(self._content_key(query), []))
         if query.id in self._row_of:
             rows.add(self._row_of[query.id])
         return rows
@@ -152,10 +101,12 @@ class DemonstrationRetriever:
         embedder: computes query embeddings that ``retrieve`` is not given; it should be the
             embedder of ``pool`` (the one the strategy spec names).
         cache: the embedding cache for those query embeddings.
+        exclusions: the ``PoolExclusions`` of this very pool, to share its image hashes with
+            other retrievers over it (default: its own).
 
     Example::
 
-        pool = PoolEmbeddings.compute(read_examples("world/vqa/pool.jsonl"), embedder, cache)
+        pool = ExampleEmbeddings.compute(read_examples("world/vqa/pool.jsonl"), embedder, cache)
         retriever = DemonstrationRetriever(pool, RetrievalConfig("concat", k=4), embedder=embedder)
         [retrieval] = retriever.retrieve([query])
         retrieval.demo_ids  # 4 pool ids, most similar last
@@ -163,20 +114,23 @@ class DemonstrationRetriever:
 
     def __init__(
         self,
-        pool: PoolEmbeddings | Sequence[Example],
+        pool: ExampleEmbeddings | Sequence[Example],
         config: RetrievalConfig,
         index_config: IndexConfig | None = None,
         embedder: Embedder | None = None,
         cache: EmbeddingCache | None = None,
+        exclusions: PoolExclusions | None = None,
     ) -> None:
         self.config = config
         self.embedder, self.cache = embedder, cache
-        if isinstance(pool, PoolEmbeddings):
-            self.pool_embeddings: PoolEmbeddings | None = pool
+        if isinstance(pool, ExampleEmbeddings):
+            self.pool_embeddings: ExampleEmbeddings | None = pool
             self.pool = pool.examples
         else:
             if config.uses_similarity:
-                raise ValueError(f"strategy {config.spec.name!r} needs PoolEmbeddings for the pool")
+                raise ValueError(
+                    f"strategy {config.spec.name!r} needs ExampleEmbeddings for the pool"
+                )
             self.pool_embeddings, self.pool = None, list(pool)
         if config.k > len(self.pool):
             raise ValueError(f"k={config.k} exceeds the pool size {len(self.pool)}")
@@ -184,7 +138,9 @@ class DemonstrationRetriever:
             raise ValueError("the demonstration pool is empty")
         self.by_id = {example.id: example for example in self.pool}
         self.row_of = {example.id: row for row, example in enumerate(self.pool)}
-        self._exclusions = PoolExclusions(self.pool)
+        if exclusions is not None and [e.id for e in exclusions.pool] != list(self.row_of):
+            raise ValueError("exclusions were built for another pool")
+        self._exclusions = exclusions or PoolExclusions(self.pool)
         self.index: VectorIndex | None = None
         if config.uses_similarity:
             assert self.pool_embeddings is not None
@@ -205,7 +161,7 @@ class DemonstrationRetriever:
     def retrieve(
         self,
         queries: Sequence[Example],
-        query_embeddings: PoolEmbeddings | None = None,
+        query_embeddings: ExampleEmbeddings | None = None,
         k: int | None = None,
     ) -> list[Retrieval]:
         """Demonstrations for every query, exactly ``k`` (default ``config.k``) each.
@@ -226,7 +182,7 @@ class DemonstrationRetriever:
                     raise ValueError(
                         f"strategy {self.config.spec.name!r} needs query embeddings or an embedder"
                     )
-                query_embeddings = PoolEmbeddings.compute(queries, self.embedder, self.cache)
+                query_embeddings = ExampleEmbeddings.compute(queries, self.embedder, self.cache)
             ranked = self._search(queries, query_embeddings, k, excluded)
         else:
             ranked = [
@@ -241,7 +197,7 @@ class DemonstrationRetriever:
     def _search(
         self,
         queries: Sequence[Example],
-        query_embeddings: PoolEmbeddings,
+        query_embeddings: ExampleEmbeddings,
         k: int,
         excluded: Sequence[set[int]],
     ) -> list[list[tuple[int, float]]]:
@@ -296,7 +252,7 @@ class DemonstrationRetriever:
         )
 
     def sample(
-        self, n: int, query: Example, query_embeddings: PoolEmbeddings | None = None
+        self, n: int, query: Example, query_embeddings: ExampleEmbeddings | None = None
     ) -> list[Example]:
         """``n`` demonstrations for ``query`` in prompt order (the sampler interface)."""
         (retrieval,) = self.retrieve([query], query_embeddings, k=n)

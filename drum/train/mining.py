@@ -40,6 +40,7 @@ import numpy as np
 from drum.data.example import Example
 from drum.data.jsonl import read_examples, require_references
 from drum.embed.cache import EmbeddingCache
+from drum.embed.example_embeddings import ExampleEmbeddings
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import ICLEvalConfig, evaluate_icl
 from drum.feedback.cache import FeedbackCache
@@ -47,7 +48,7 @@ from drum.feedback.scorer import QueryFeedback
 from drum.feedback.sharded import score_feedback_sharded
 from drum.lvlm.base import LVLM
 from drum.retrieve.quality import answer_hit_rate, answer_precision
-from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+from drum.retrieve.retriever import DemonstrationRetriever
 from drum.retrieve.strategies import DEFAULT_EMBEDDER, RetrievalConfig
 from drum.tasks.spec import TaskSpec
 from drum.train.config import MiningConfig
@@ -77,15 +78,15 @@ def retrieve_candidates(
 ) -> tuple[dict[str, list[Example]], dict[str, list[float]]]:
     """Per query id, its ``m`` most similar pool examples (best first, itself excluded) and
     their ``concat`` scores."""
-    embeddings = PoolEmbeddings.compute(pool, embedder, cache)
+    embeddings = ExampleEmbeddings.compute(pool, embedder, cache)
     row = {example.id: i for i, example in enumerate(pool)}
     rows = [row[query.id] for query in queries] if all(q.id in row for q in queries) else None
     if rows is not None:
-        query_embeddings = PoolEmbeddings(
+        query_embeddings = ExampleEmbeddings(
             list(queries), embeddings.image[rows], embeddings.text[rows]
         )
     else:
-        query_embeddings = PoolEmbeddings.compute(queries, embedder, cache)
+        query_embeddings = ExampleEmbeddings.compute(queries, embedder, cache)
     config = RetrievalConfig(
         strategy="concat", k=m, order="similar_first", image_weight=image_weight
     )
@@ -143,8 +144,8 @@ def validate(
         # these embeddings instead of computing them again.
         pool_embeddings, query_embeddings = context.main_first(
             lambda pool=pool, queries=queries: (
-                PoolEmbeddings.compute(pool, embedder, cache),
-                PoolEmbeddings.compute(queries, embedder, cache),
+                ExampleEmbeddings.compute(pool, embedder, cache),
+                ExampleEmbeddings.compute(queries, embedder, cache),
             )
         )
         retriever = DemonstrationRetriever(pool_embeddings, retrieval)

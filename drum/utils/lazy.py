@@ -8,9 +8,9 @@ and a module imports a constant from the module that defines it instead of copyi
     # drum/retrieve/__init__.py
     from drum.utils.lazy import lazy_exports
 
-    __all__ = ["PoolEmbeddings", "RetrievalConfig"]
+    __all__ = ["DemonstrationRetriever", "RetrievalConfig"]
     __getattr__, __dir__ = lazy_exports(__name__, {
-        "PoolEmbeddings": "drum.retrieve.retriever",
+        "DemonstrationRetriever": "drum.retrieve.retriever",
         "RetrievalConfig": "drum.retrieve.strategies",
     })
 """

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drum.utils.io import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from drum.results import Estimate
 
 
 def new_figure(figsize: tuple[float, float]) -> Any:
@@ -35,13 +38,12 @@ def save_png(figure: Any, path: str | os.PathLike[str], dpi: int = 100) -> Path:
 
 
 def percent_error_bars(
-    entries: Sequence[Mapping[str, Any]],
+    estimates: Sequence[Estimate],
 ) -> tuple[list[float], list[list[float]]]:
-    """Scores in % and matplotlib's asymmetric ``yerr`` (``[below, above]``, never negative)
-    from entries ``{"score", "ci95": [low, high]}`` given as fractions; an entry without
-    ``ci95`` gets a zero-width bar."""
-    values = [100 * entry["score"] for entry in entries]
-    bounds = [entry.get("ci95", (entry["score"], entry["score"])) for entry in entries]
-    below = [max(0.0, v - 100 * low) for v, (low, _) in zip(values, bounds, strict=True)]
-    above = [max(0.0, 100 * high - v) for v, (_, high) in zip(values, bounds, strict=True)]
+    """Values in % and matplotlib's asymmetric ``yerr`` (``[below, above]``, never negative)
+    from estimates given as fractions (``Estimate.from_json`` reads an entry without ``ci95``
+    as a zero-width interval)."""
+    values = [100 * estimate.value for estimate in estimates]
+    below = [max(0.0, v - 100 * e.low) for v, e in zip(values, estimates, strict=True)]
+    above = [max(0.0, 100 * e.high - v) for v, e in zip(values, estimates, strict=True)]
     return values, [below, above]

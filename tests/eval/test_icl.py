@@ -12,6 +12,7 @@ from drum.builtin.world.tasks import world_tasks
 from drum.cli.main import app
 from drum.data.example import Example
 from drum.data.jsonl import read_examples
+from drum.embed.example_embeddings import ExampleEmbeddings
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import (
     RESULTS_FILE,
@@ -25,7 +26,7 @@ from drum.eval.icl import (
 from drum.eval.records import QUERIES_FILE, read_query_records
 from drum.eval.report import render_report
 from drum.metrics.registry import get_metric
-from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+from drum.retrieve.retriever import DemonstrationRetriever
 from drum.retrieve.strategies import RetrievalConfig, StrategySpec
 from drum.tasks.spec import TaskSpec
 from drum.testing import FakeLVLM
@@ -162,8 +163,8 @@ def test_last_k_of_the_deepest_retrieval_is_the_k_retrieval(
 ) -> None:
     task = world_tasks(tiny_world)["vqa"]
     pool, queries = read_examples(task.pool), read_examples(task.queries)
-    pool_embeddings = PoolEmbeddings.compute(pool, clip)
-    query_embeddings = PoolEmbeddings.compute(queries, clip)
+    pool_embeddings = ExampleEmbeddings.compute(pool, clip)
+    query_embeddings = ExampleEmbeddings.compute(queries, clip)
     for strategy in ("image", "text", "concat"):
         config = RetrievalConfig(strategy=strategy, k=8, order=order)
         retriever = DemonstrationRetriever(pool_embeddings, config)
@@ -197,9 +198,9 @@ def test_similarity_strategies_run_once_whatever_the_seeds(
     by_id = {e.id: e for e in pool}
     accuracy = get_metric("vqa_accuracy").fn
     retriever = DemonstrationRetriever(
-        PoolEmbeddings.compute(pool, clip), RetrievalConfig("image", k=2)
+        ExampleEmbeddings.compute(pool, clip), RetrievalConfig("image", k=2)
     )
-    retrievals = retriever.retrieve(queries, PoolEmbeddings.compute(queries, clip))
+    retrievals = retriever.retrieve(queries, ExampleEmbeddings.compute(queries, clip))
     # 2-shot, similar_last: the first demo shown is the second most similar.
     expected = [
         accuracy(by_id[r.demo_ids[0]].answer, q.answers)

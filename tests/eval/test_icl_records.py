@@ -9,6 +9,7 @@ import pytest
 
 from drum.builtin.world.tasks import world_tasks
 from drum.data.jsonl import read_examples
+from drum.embed.example_embeddings import ExampleEmbeddings
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import (
     RESULTS_FILE,
@@ -21,7 +22,7 @@ from drum.eval.icl import (
 from drum.eval.records import QUERIES_FILE, QUERY_RECORD_FIELDS, read_query_records
 from drum.feedback.cache import FeedbackCache, FeedbackRecord
 from drum.lvlm.base import ScoreResult
-from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+from drum.retrieve.retriever import DemonstrationRetriever
 from drum.retrieve.strategies import RetrievalConfig
 from drum.testing import FakeLVLM
 
@@ -84,10 +85,10 @@ def test_records_hold_demos_in_prompt_order_with_their_retrieval_scores(
     evaluate_icl(task, _lvlm(), config, {"default": clip}, progress=False, records=records)
     pool, queries = read_examples(task.pool), read_examples(task.queries)[:6]
     retriever = DemonstrationRetriever(
-        PoolEmbeddings.compute(pool, clip), RetrievalConfig("concat", k=3)
+        ExampleEmbeddings.compute(pool, clip), RetrievalConfig("concat", k=3)
     )
     expected = {
-        r.query_id: r for r in retriever.retrieve(queries, PoolEmbeddings.compute(queries, clip))
+        r.query_id: r for r in retriever.retrieve(queries, ExampleEmbeddings.compute(queries, clip))
     }
     answers = {q.id: list(q.answers) for q in queries}
     by_id = {e.id: e for e in pool}

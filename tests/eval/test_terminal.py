@@ -10,14 +10,7 @@ import pytest
 from rich.console import Console
 
 from drum.eval.report import format_cell, markdown_table, summarize
-from drum.eval.terminal import (
-    compact_cell,
-    icl_tables,
-    interval,
-    quality_tables,
-    rounds_tables,
-    short_number,
-)
+from drum.eval.terminal import compact_cell, icl_tables, quality_tables, rounds_tables
 
 DEMO_STRATEGIES = ("random", "fixed", "image", "text", "concat", "drum")
 EXPERIMENT_STRATEGIES = (
@@ -77,13 +70,6 @@ def row_lines(lines: list[str], strategy: str) -> list[str]:
     following = lines[start + 1] if start + 1 < len(lines) else ""
     stacked = following.startswith(" ") and following.strip().startswith("[")
     return lines[start : start + 2] if stacked else lines[start : start + 1]
-
-
-def test_short_numbers_and_intervals() -> None:
-    assert short_number(0.51) == ".51" and short_number(-0.049) == "-.05"
-    assert short_number(3.051) == "3.05" and short_number(0.9999) == "1.00"
-    assert interval(0.5149, 0.633) == "[.51,.63]"
-    assert interval(0.218, 0.2961, decimals=3) == "[.218,.296]"
 
 
 def test_compact_cells_carry_the_markdown_numbers() -> None:

@@ -48,11 +48,11 @@ def test_the_benchmark_writes_chance_base_and_ceiling_per_task_and_category(
         assert entry["n"] == 6
         for key in ("base", "ceiling"):
             low, high = entry[key]["ci95"]
-            assert 0.0 <= low <= entry[key]["score"] <= high <= 1.0
+            assert 0.0 <= low <= entry[key]["value"] <= high <= 1.0
     reasoning = results["categories"]["multi_image_reasoning"]
     assert reasoning["tasks"] == ["SameCount", "SamePlaces"]
-    expected = category_score([results["tasks"][t]["base"]["score"] for t in reasoning["tasks"]])
-    assert reasoning["base"]["score"] == pytest.approx(expected / 100)
+    expected = category_score([results["tasks"][t]["base"]["value"] for t in reasoning["tasks"]])
+    assert reasoning["base"]["value"] == pytest.approx(expected / 100)
     assert results["categories"]["visual_relation_inference"]["tasks"] == ["SpotTheEdit"]
     written = json.loads((tmp_path / "run" / RESULTS).read_text())
     assert written["tasks"] == results["tasks"]
@@ -83,10 +83,11 @@ def test_summarise_aggregates_by_category_with_intervals() -> None:
     result = summarise(card, ("A", "B", "C"), base, None, resamples=200)
     c1 = result["categories"]["c1"]
     assert c1["chance"] == pytest.approx(0.375)
-    assert c1["base"]["score"] == pytest.approx(0.75)  # mean of 0.5 and 1.0, not of 8 samples
+    assert c1["base"]["value"] == pytest.approx(0.75)  # mean of 0.5 and 1.0, not of 8 samples
     low, high = c1["base"]["ci95"]
     assert 0.5 <= low < 0.75 < high <= 1.0
-    assert result["tasks"]["C"]["base"]["score"] == pytest.approx(0.3)
+    assert set(result["tasks"]["C"]["base"]) == {"value", "ci95"}  # the one shape
+    assert result["tasks"]["C"]["base"]["value"] == pytest.approx(0.3)
     assert "ceiling" not in result["tasks"]["A"]
     rows = markdown_table({"tasks": result["tasks"], "categories": result["categories"]})
     assert "| **c1** | 2 task(s) | mean | 37.5 | 75.0 [" in rows

@@ -45,10 +45,11 @@ def test_groups_average_their_seeds_per_sample() -> None:
     result = summarise_groups(CARD, ("A", "B", "C"), per_arm, arms, {"base": base}, 200)
     assert list(result) == ["base", "vpgc-attention"]
     a = result["vpgc-attention"]["tasks"]["A"]
-    assert a["score"] == pytest.approx(0.75) and a["seeds"] == [0.5, 1.0]
+    assert a["value"] == pytest.approx(0.75) and a["seeds"] == [0.5, 1.0]
     c1 = result["vpgc-attention"]["categories"]["c1"]
-    assert c1["score"] == pytest.approx((0.75 + 0.5) / 2)
-    assert result["base"]["categories"]["c2"]["score"] == pytest.approx(1.0)
+    assert set(c1) == {"value", "ci95"}  # the one shape
+    assert c1["value"] == pytest.approx((0.75 + 0.5) / 2)
+    assert result["base"]["categories"]["c2"]["value"] == pytest.approx(1.0)
     table = markdown_table(
         {
             "chance": {"A": 0.5, "B": 0.5, "C": 0.25},

@@ -12,15 +12,15 @@ from PIL import Image
 
 from drum.data.example import Example
 from drum.embed.base import Embedder, l2_normalize
-from drum.embed.cache import EmbeddingCache
-from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+from drum.embed.example_embeddings import ExampleEmbeddings
+from drum.retrieve.retriever import DemonstrationRetriever
 from drum.retrieve.strategies import RetrievalConfig, pool_vectors, query_vectors
 
 N, D = 40, 8
 
 
 @pytest.fixture(scope="module")
-def pool(tmp_path_factory: pytest.TempPathFactory) -> PoolEmbeddings:
+def pool(tmp_path_factory: pytest.TempPathFactory) -> ExampleEmbeddings:
     directory = tmp_path_factory.mktemp("pool")
     rng = np.random.default_rng(0)
     examples = []
@@ -28,20 +28,20 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> PoolEmbeddings:
         path = directory / f"{i}.png"
         Image.new("RGB", (4, 4), (i, 2 * i, 3)).save(path)
         examples.append(Example(f"p{i}", (path,), f"question {i}", (f"a{i % 5}",), "vqa"))
-    return PoolEmbeddings(
+    return ExampleEmbeddings(
         examples, l2_normalize(rng.normal(size=(N, D))), l2_normalize(rng.normal(size=(N, D)))
     )
 
 
-def _queries(pool: PoolEmbeddings, rows: list[int]) -> PoolEmbeddings:
-    return PoolEmbeddings([pool.examples[r] for r in rows], pool.image[rows], pool.text[rows])
+def _queries(pool: ExampleEmbeddings, rows: list[int]) -> ExampleEmbeddings:
+    return ExampleEmbeddings([pool.examples[r] for r in rows], pool.image[rows], pool.text[rows])
 
 
-def _fresh_query(tmp_path: Path, rng: np.random.Generator) -> PoolEmbeddings:
+def _fresh_query(tmp_path: Path, rng: np.random.Generator) -> ExampleEmbeddings:
     path = tmp_path / "query.png"
     Image.new("RGB", (4, 4), (255, 0, 0)).save(path)
     query = Example("q", (path,), "a brand new question", ("a1",), "vqa")
-    return PoolEmbeddings(
+    return ExampleEmbeddings(
         [query], l2_normalize(rng.normal(size=(1, D))), l2_normalize(rng.normal(size=(1, D)))
     )
 
@@ -49,7 +49,7 @@ def _fresh_query(tmp_path: Path, rng: np.random.Generator) -> PoolEmbeddings:
 @pytest.mark.parametrize("strategy", ["image", "text", "cross", "concat"])
 @pytest.mark.parametrize("weight", [0.5, 0.8])
 def test_scores_match_the_formula_by_brute_force(
-    pool: PoolEmbeddings, strategy: str, weight: float, tmp_path: Path
+    pool: ExampleEmbeddings, strategy: str, weight: float, tmp_path: Path
 ) -> None:
     query = _fresh_query(tmp_path, np.random.default_rng(1))
     config = RetrievalConfig(strategy=strategy, k=5, image_weight=weight, order="similar_first")
@@ -66,7 +66,7 @@ def test_scores_match_the_formula_by_brute_force(
     np.testing.assert_allclose(retrieval.scores, expected[best], atol=1e-5)
 
 
-def test_combined_vectors_stay_unit_norm(pool: PoolEmbeddings) -> None:
+def test_combined_vectors_stay_unit_norm(pool: ExampleEmbeddings) -> None:
     for strategy in ("cross", "concat"):
         config = RetrievalConfig(strategy=strategy, image_weight=0.3)
         for vectors in (
@@ -76,7 +76,7 @@ def test_combined_vectors_stay_unit_norm(pool: PoolEmbeddings) -> None:
             np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_order_most_similar_last_by_default(pool: PoolEmbeddings) -> None:
+def test_order_most_similar_last_by_default(pool: ExampleEmbeddings) -> None:
     queries = _queries(pool, [0, 1, 2])
     first = DemonstrationRetriever(pool, RetrievalConfig("concat", k=4, order="similar_first"))
     last = DemonstrationRetriever(pool, RetrievalConfig("concat", k=4))
@@ -90,7 +90,7 @@ def test_order_most_similar_last_by_default(pool: PoolEmbeddings) -> None:
 
 
 @pytest.mark.parametrize("strategy", ["random", "fixed", "image", "concat"])
-def test_query_in_pool_never_sees_itself(pool: PoolEmbeddings, strategy: str) -> None:
+def test_query_in_pool_never_sees_itself(pool: ExampleEmbeddings, strategy: str) -> None:
     queries = _queries(pool, list(range(N)))
     retriever = DemonstrationRetriever(pool, RetrievalConfig(strategy, k=N - 1))
     for query, retrieval in zip(
@@ -100,10 +100,10 @@ def test_query_in_pool_never_sees_itself(pool: PoolEmbeddings, strategy: str) ->
         assert len(set(retrieval.demo_ids)) == N - 1
 
 
-def test_exact_duplicates_of_the_query_are_excluded(pool: PoolEmbeddings) -> None:
+def test_exact_duplicates_of_the_query_are_excluded(pool: ExampleEmbeddings) -> None:
     original = pool.examples[3]
     duplicate = Example("dup-of-p3", original.images, original.text, original.answers, "vqa")
-    with_duplicate = PoolEmbeddings(
+    with_duplicate = ExampleEmbeddings(
         [*pool.examples, duplicate],
         np.vstack([pool.image, pool.image[3:4]]),
         np.vstack([pool.text, pool.text[3:4]]),
@@ -120,7 +120,7 @@ def test_exact_duplicates_of_the_query_are_excluded(pool: PoolEmbeddings) -> Non
 
 
 def test_random_is_seeded_per_query_and_fixed_is_shared(
-    pool: PoolEmbeddings, tmp_path: Path
+    pool: ExampleEmbeddings, tmp_path: Path
 ) -> None:
     queries = [_fresh_query(tmp_path, np.random.default_rng(s)).examples[0] for s in range(1)]
     other = Example("q2", queries[0].images, "another question", ("a0",), "vqa")
@@ -137,7 +137,7 @@ def test_random_is_seeded_per_query_and_fixed_is_shared(
     assert fixed[0].demo_ids == fixed[1].demo_ids
 
 
-def test_sample_returns_examples_for_any_n(pool: PoolEmbeddings) -> None:
+def test_sample_returns_examples_for_any_n(pool: ExampleEmbeddings) -> None:
     queries = _queries(pool, [5])
     retriever = DemonstrationRetriever(pool, RetrievalConfig("concat", k=4))
     for n in (0, 1, 4, 7):
@@ -148,10 +148,10 @@ def test_sample_returns_examples_for_any_n(pool: PoolEmbeddings) -> None:
     ]
 
 
-def test_clear_errors(pool: PoolEmbeddings) -> None:
+def test_clear_errors(pool: ExampleEmbeddings) -> None:
     with pytest.raises(ValueError, match="unknown strategy"):
         RetrievalConfig("nearest")
-    with pytest.raises(ValueError, match="needs PoolEmbeddings"):
+    with pytest.raises(ValueError, match="needs ExampleEmbeddings"):
         DemonstrationRetriever(pool.examples, RetrievalConfig("image"))
     with pytest.raises(ValueError, match="exceeds the pool size"):
         DemonstrationRetriever(pool, RetrievalConfig("image", k=N + 1))
@@ -169,7 +169,7 @@ def test_end_to_end_on_the_tiny_world_with_an_hf_embedder(
     embedder = HFDualEncoder(tiny_clip_dir)
     pool_examples = read_examples(tiny_world / "vqa" / "pool.jsonl")
     queries = read_examples(tiny_world / "vqa" / "val.jsonl")
-    pool_embeddings = PoolEmbeddings.compute(pool_examples, embedder)
+    pool_embeddings = ExampleEmbeddings.compute(pool_examples, embedder)
     retriever = DemonstrationRetriever(
         pool_embeddings, RetrievalConfig("concat", k=3), embedder=embedder
     )
@@ -185,7 +185,7 @@ def test_end_to_end_on_the_tiny_world_with_an_hf_embedder(
         Example(f"pair{i}", (a.image, b.image), a.text, a.answers, "vqa")
         for i, (a, b) in enumerate(zip(pool_examples[::2], pool_examples[1::2], strict=True))
     ]
-    paired_embeddings = PoolEmbeddings.compute(paired, embedder)
+    paired_embeddings = ExampleEmbeddings.compute(paired, embedder)
     np.testing.assert_allclose(np.linalg.norm(paired_embeddings.image, axis=1), 1.0, atol=1e-5)
     query = Example("q", paired[0].images, "another text", ("x",), "vqa")
     best = DemonstrationRetriever(
@@ -241,43 +241,9 @@ def _multi_pool(paths: list[Path]) -> list[Example]:
     ]
 
 
-def test_a_multi_image_example_is_the_normalised_mean_of_its_images(
-    image_paths: list[Path], tmp_path: Path
-) -> None:
-    examples = _multi_pool(image_paths)
-    embedder = HashEmbedder()
-    single = {p.name: embedder.embed_images([p])[0] for p in image_paths}
-    embedder.images_embedded.clear()
-    cache = EmbeddingCache(tmp_path / "cache")
-    embeddings = PoolEmbeddings.compute(examples, embedder, cache)
-    for example, row in zip(examples, embeddings.image, strict=True):
-        vectors = [single[p.name] for p in example.images]
-        if len(vectors) == 1:
-            assert np.array_equal(row, vectors[0])  # bit for bit: no averaging path
-        else:
-            expected = np.mean(vectors, axis=0)
-            np.testing.assert_allclose(row, expected / np.linalg.norm(expected), atol=1e-6)
-        assert np.linalg.norm(row) == pytest.approx(1.0, abs=1e-6)
-    # Through the cache every distinct image is embedded once, a second call none at all.
-    assert sorted(embedder.images_embedded) == sorted(p.name for p in image_paths)
-    again = PoolEmbeddings.compute(examples, embedder, cache)
-    assert len(embedder.images_embedded) == len(image_paths)
-    np.testing.assert_array_equal(again.image, embeddings.image)
-    np.testing.assert_array_equal(PoolEmbeddings.compute(examples, embedder).image, again.image)
-
-
-def test_single_image_examples_embed_exactly_their_image(image_paths: list[Path]) -> None:
-    examples = [Example(f"s{i}", (p,), f"t{i}", ("a",), "vqa") for i, p in enumerate(image_paths)]
-    embedder = HashEmbedder()
-    embeddings = PoolEmbeddings.compute(examples, embedder)
-    assert np.array_equal(embeddings.image, embedder.embed_images(image_paths))
-    with pytest.raises(ValueError, match="has no image"):
-        PoolEmbeddings.compute([Example("none", (), "t", ("a",), "vqa")], embedder)
-
-
 def test_retrieval_over_a_multi_image_pool(image_paths: list[Path]) -> None:
     embedder = HashEmbedder()
-    pool = PoolEmbeddings.compute(_multi_pool(image_paths), embedder)
+    pool = ExampleEmbeddings.compute(_multi_pool(image_paths), embedder)
     # A query showing images 4, 5 and 6 (another text): its best image match is m3.
     query = Example("q", (image_paths[4], image_paths[5], image_paths[6]), "new", ("a",), "vqa")
     for strategy in ("image", "concat"):
@@ -285,7 +251,7 @@ def test_retrieval_over_a_multi_image_pool(image_paths: list[Path]) -> None:
             pool, RetrievalConfig(strategy, k=3, order="similar_first"), embedder=embedder
         )
         (retrieval,) = retriever.retrieve([query])
-        query_vector = PoolEmbeddings.compute([query], embedder)
+        query_vector = ExampleEmbeddings.compute([query], embedder)
         expected = pool.image @ query_vector.image[0]
         if strategy == "concat":
             expected = 0.5 * expected + 0.5 * (pool.text @ query_vector.text[0])
@@ -303,18 +269,18 @@ def test_retrieval_over_a_multi_image_pool(image_paths: list[Path]) -> None:
 STRATEGIES_UNDER_TEST = ("random", "fixed", "image", "text", "cross", "concat")
 
 
-def _pool_with_a_copy_of_p3(pool: PoolEmbeddings) -> PoolEmbeddings:
+def _pool_with_a_copy_of_p3(pool: ExampleEmbeddings) -> ExampleEmbeddings:
     """The pool plus an exact copy of p3 under another id: query p3 loses two rows (N - 1 left)."""
     original = pool.examples[3]
     copy = Example("copy-of-p3", original.images, original.text, original.answers, "vqa")
-    return PoolEmbeddings(
+    return ExampleEmbeddings(
         [*pool.examples, copy],
         np.vstack([pool.image, pool.image[3:4]]),
         np.vstack([pool.text, pool.text[3:4]]),
     )
 
 
-def _retriever(pool: PoolEmbeddings, strategy: str, k: int) -> DemonstrationRetriever:
+def _retriever(pool: ExampleEmbeddings, strategy: str, k: int) -> DemonstrationRetriever:
     config = RetrievalConfig(strategy, k=k)
     return DemonstrationRetriever(
         pool.examples if strategy in ("random", "fixed") else pool, config
@@ -323,7 +289,7 @@ def _retriever(pool: PoolEmbeddings, strategy: str, k: int) -> DemonstrationRetr
 
 @pytest.mark.parametrize("strategy", STRATEGIES_UNDER_TEST)
 def test_k_equal_to_the_pool_left_after_exclusions_gives_exactly_k(
-    pool: PoolEmbeddings, strategy: str
+    pool: ExampleEmbeddings, strategy: str
 ) -> None:
     extended = _pool_with_a_copy_of_p3(pool)  # N + 1 examples, N - 1 of them left for p3
     available = len(extended.examples) - 2
@@ -341,7 +307,7 @@ def test_k_equal_to_the_pool_left_after_exclusions_gives_exactly_k(
 
 @pytest.mark.parametrize("strategy", STRATEGIES_UNDER_TEST)
 def test_k_above_the_pool_left_after_exclusions_is_a_clear_error(
-    pool: PoolEmbeddings, strategy: str
+    pool: ExampleEmbeddings, strategy: str
 ) -> None:
     extended = _pool_with_a_copy_of_p3(pool)
     available = len(extended.examples) - 2
@@ -357,7 +323,7 @@ def test_k_above_the_pool_left_after_exclusions_is_a_clear_error(
     assert len(p4.demo_ids) == available + 1
 
 
-def test_the_check_comes_before_any_query_is_embedded(pool: PoolEmbeddings) -> None:
+def test_the_check_comes_before_any_query_is_embedded(pool: ExampleEmbeddings) -> None:
     embedder = HashEmbedder()
     retriever = DemonstrationRetriever(pool, RetrievalConfig("concat", k=N), embedder=embedder)
     with pytest.raises(ValueError, match="query 'p0'"):
@@ -365,7 +331,7 @@ def test_the_check_comes_before_any_query_is_embedded(pool: PoolEmbeddings) -> N
     assert embedder.images_embedded == []
 
 
-def test_enough_demonstrations_left_picks_as_before(pool: PoolEmbeddings) -> None:
+def test_enough_demonstrations_left_picks_as_before(pool: ExampleEmbeddings) -> None:
     """fixed: the first k of the seeded permutation that are not excluded; random: a seeded
     choice among the rows left (the picks of the code before the k-checks, by hand)."""
     import drum.retrieve.retriever as retriever_module
@@ -384,7 +350,7 @@ def test_enough_demonstrations_left_picks_as_before(pool: PoolEmbeddings) -> Non
     assert random_.demo_ids == tuple(f"p{int(r)}" for r in drawn)
 
 
-def test_an_approximate_index_short_of_k_hits_is_an_error(pool: PoolEmbeddings) -> None:
+def test_an_approximate_index_short_of_k_hits_is_an_error(pool: ExampleEmbeddings) -> None:
     from drum.index import IndexConfig
 
     # 4 IVF lists probed one at a time: a query reaches about a quarter of the pool.

@@ -7,9 +7,10 @@ import pytest
 
 from drum.data.example import Example
 from drum.embed.base import l2_normalize
+from drum.embed.example_embeddings import ExampleEmbeddings
 from drum.registry import Registry
 from drum.retrieve import strategies
-from drum.retrieve.retriever import DemonstrationRetriever, PoolEmbeddings
+from drum.retrieve.retriever import DemonstrationRetriever
 from drum.retrieve.strategies import (
     STRATEGIES,
     RetrievalConfig,
@@ -22,16 +23,16 @@ N, D = 30, 6
 
 
 @pytest.fixture(scope="module")
-def pool() -> PoolEmbeddings:
+def pool() -> ExampleEmbeddings:
     rng = np.random.default_rng(0)
     examples = [Example(f"p{i}", (), f"question {i}", ("a",), "vqa") for i in range(N)]
-    return PoolEmbeddings(
+    return ExampleEmbeddings(
         examples, l2_normalize(rng.normal(size=(N, D))), l2_normalize(rng.normal(size=(N, D)))
     )
 
 
-def _ids(pool: PoolEmbeddings, config: RetrievalConfig) -> list[tuple[str, ...]]:
-    queries = PoolEmbeddings(pool.examples[:5], pool.image[:5], pool.text[:5])
+def _ids(pool: ExampleEmbeddings, config: RetrievalConfig) -> list[tuple[str, ...]]:
+    queries = ExampleEmbeddings(pool.examples[:5], pool.image[:5], pool.text[:5])
     retriever = DemonstrationRetriever(pool, config)
     return [r.demo_ids for r in retriever.retrieve(queries.examples, queries)]
 
@@ -78,7 +79,7 @@ def test_register_refuses_a_second_spec_under_a_name(monkeypatch: pytest.MonkeyP
         register_strategy(StrategySpec("concat", "concat", embedder="other"))
 
 
-def test_a_spec_retrieves_as_its_combination_does(pool: PoolEmbeddings) -> None:
+def test_a_spec_retrieves_as_its_combination_does(pool: ExampleEmbeddings) -> None:
     for combine in ("image", "text", "cross", "concat", "fixed"):
         by_name = _ids(pool, RetrievalConfig(combine, k=4))
         spec = StrategySpec(f"my-{combine}", combine, embedder="other")
@@ -87,7 +88,7 @@ def test_a_spec_retrieves_as_its_combination_does(pool: PoolEmbeddings) -> None:
     assert _ids(pool, RetrievalConfig("drum", k=4)) == _ids(pool, RetrievalConfig("concat", k=4))
 
 
-def test_a_specs_image_weight_replaces_the_configs(pool: PoolEmbeddings) -> None:
+def test_a_specs_image_weight_replaces_the_configs(pool: ExampleEmbeddings) -> None:
     spec = StrategySpec("image only", "concat", image_weight=1.0)
     config = RetrievalConfig(spec, k=4, image_weight=0.5)
     assert config.image_weight == 1.0

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from drum.results import Estimate
 from drum.utils.plotting import new_figure, percent_error_bars, save_png
 
 
 def test_error_bars_are_the_distances_to_the_interval_in_percent() -> None:
     values, (below, above) = percent_error_bars(
-        [{"score": 0.5, "ci95": [0.4, 0.7]}, {"score": 0.25}, {"score": 0.3, "ci95": [0.31, 0.4]}]
+        [Estimate(0.5, 0.4, 0.7), Estimate(0.25, 0.25, 0.25), Estimate(0.3, 0.31, 0.4)]
     )
     assert values == pytest.approx([50.0, 25.0, 30.0])
     assert below == pytest.approx([10.0, 0.0, 0.0])  # never negative, even off-centre

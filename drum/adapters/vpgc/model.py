@@ -28,7 +28,7 @@ from torch import nn
 
 from drum.adapters.vpgc.config import VPGCConfig, VPGCConfigError
 from drum.adapters.vpgc.layer import PREFIX, ProjectorVPGC, QFormerVPGC, VPGCError, images_of
-from drum.lvlm.base import LVLM, ScoreResult
+from drum.lvlm.base import ScoreResult, WrappedLVLM
 from drum.lvlm.families import family_of, module_at
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.hooks import VisualPositions, decoder_layers
@@ -77,7 +77,7 @@ class ParameterCount:
         return f"VPG-C: {self.adapter:,} parameters, {percent:.4f}% of the base's {self.base:,}"
 
 
-class VPGCLVLM(LVLM):
+class VPGCLVLM(WrappedLVLM):
     """``base`` (frozen) with a VPG-C adapter; an ``LVLM`` like any other.
 
     Args:
