@@ -15,13 +15,13 @@ from drum.cli.common import (
     check_adapter,
     check_model,
     check_out,
-    check_scored_tasks,
     console,
     csv_ints,
     dist_context,
     fail,
     load_embedder,
     load_lvlm,
+    read_or_fail,
     show_tables,
     wrap_adapter,
 )
@@ -183,11 +183,11 @@ def eval_command(
     # Every check that needs no model runs before the (slow) models load: the options, each
     # task's pool and queries (every image decoded), shots against pools, the output, and the
     # model arguments.
-    check_scored_tasks(tasks)
-    try:
-        loaded = check_eval(tasks, config, paths)  # each task read once, handed down
-    except ValueError as error:
-        fail(str(error))
+    from drum.data.jsonl import DataWarning
+
+    loaded = read_or_fail(  # each task read once (every image decoded), handed down
+        lambda: check_eval(tasks, config, paths, verify_images=True), ValueError, DataWarning
+    )
     check_out(out, "directory")
     if feedback_cache is not None and not feedback_cache.is_file():
         fail(f"--feedback-cache {feedback_cache}: no such file; expected a feedback.jsonl")

@@ -355,11 +355,13 @@ def check_eval(
     tasks: Sequence[TaskSpec | TaskData],
     config: ICLEvalConfig,
     embedders: Collection[str] = (),
+    verify_images: bool = False,
 ) -> list[TaskData]:
     """Raise ``ValueError`` for a run that cannot succeed, before any model is loaded; return
     every task's data, read and checked once (``load_task_data``), for ``run_icl_eval``.
 
     ``embedders``: the names of the embedders the run will get (a mapping's keys will do).
+    ``verify_images``: decode every image while reading (``load_task_data``).
     """
     names = [task.name for task in tasks]
     if not tasks:
@@ -367,16 +369,18 @@ def check_eval(
     if len(set(names)) != len(names):
         raise ValueError(f"task names repeat: {names}")
     check_embedders(config, embedders)
-    return [_task_data(task, config) for task in tasks]
+    return [_task_data(task, config, verify_images) for task in tasks]
 
 
-def _task_data(task: TaskSpec | TaskData, config: ICLEvalConfig) -> TaskData:
+def _task_data(
+    task: TaskSpec | TaskData, config: ICLEvalConfig, verify_images: bool = False
+) -> TaskData:
     """``task`` as loaded for ``config``: as given when it was, else read and checked now."""
     if isinstance(task, TaskData):
         if task.fits(config):
             return task
         task = task.spec
-    return load_task_data(task, config)
+    return load_task_data(task, config, verify_images)
 
 
 def evaluate_icl(

@@ -1,10 +1,10 @@
 """``TaskData``: one task's data as an evaluation uses it, read and checked once.
 
-``load_task_data(spec, config)`` reads the pool and the queries (images are not decoded:
-the CLI validates the files first), checks them against the task and the evaluation's largest
-shot count, and keeps the pool's ``PoolExclusions``, so every retriever of the run shares one
-set of image hashes. ``drum.eval.icl.check_eval`` loads every task this way before any model
-runs, and the evaluation is handed the records it returned.
+``load_task_data(spec, config)`` reads the pool and the queries (with ``verify_images``, as
+``drum eval`` asks, every image decoded too, so its files are read once), checks them against
+the task and the evaluation's largest shot count, and keeps the pool's ``PoolExclusions``, so
+every retriever of the run shares one set of image hashes. ``drum.eval.icl.check_eval`` loads
+every task this way before any model runs, and the evaluation is handed the records it returned.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from drum.data.example import Example
-from drum.data.jsonl import read_examples, require_references
+from drum.data.jsonl import read_examples, require_references, validate_dataset
 from drum.eval.icl_config import ICLEvalConfig
 from drum.retrieve.retriever import PoolExclusions
 from drum.tasks.spec import TaskSpec
@@ -45,13 +45,20 @@ class TaskData:
         return self.max_queries == config.max_queries and self.max_shots == config.max_shots
 
 
-def load_task_data(spec: TaskSpec, config: ICLEvalConfig) -> TaskData:
+def load_task_data(spec: TaskSpec, config: ICLEvalConfig, verify_images: bool = False) -> TaskData:
     """Read and check ``spec``'s data for ``config`` (``ValueError`` for data the run cannot
     use: ``DataError`` naming the line of a pool example without answers, or counting the
     queries without references; examples of another task type; no queries; more shots than
-    some query has pool examples to show once itself and its copies are excluded)."""
-    pool = read_examples(spec.pool, verify_images=False, require_answers=True)
-    queries = read_examples(spec.queries, verify_images=False)
+    some query has pool examples to show once itself and its copies are excluded).
+
+    ``verify_images``: read each file as ``validate_dataset`` does (every image decoded, an
+    empty file a ``DataError``), the checks every CLI command runs before a model loads."""
+    if verify_images:
+        pool = validate_dataset(spec.pool, require_answers=True)
+        queries = validate_dataset(spec.queries)
+    else:
+        pool = read_examples(spec.pool, verify_images=False, require_answers=True)
+        queries = read_examples(spec.queries, verify_images=False)
     require_references(spec.queries, queries)
     queries = queries[: config.max_queries]
     for name, examples in (("pool", pool), ("queries", queries)):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import drum.data.images
+import drum.data.jsonl
 import drum.eval.task_data
 from drum.builtin.world.tasks import world_tasks
 from drum.eval.icl import ICLEvalConfig, check_eval, evaluate_icl, run_icl_eval
@@ -104,3 +105,33 @@ def test_a_wrapped_lvlm_is_recorded_by_its_bases_facts(tiny_world: Path, tmp_pat
         (1, 0, 0),
         (2, 4, 4),
     ]
+
+
+def test_verify_images_reads_each_file_once_and_names_a_broken_image(
+    tiny_world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # drum eval's one read: every image decoded while loading, no second pass over the files.
+    import shutil
+
+    from drum.data.jsonl import DataError, read_examples
+
+    task = world_tasks(tiny_world)["vqa"]
+    reads: list[Path] = []
+
+    def counted_read(path, *args, **kwargs):
+        reads.append(Path(path))
+        return read_examples(path, *args, **kwargs)
+
+    monkeypatch.setattr(drum.data.jsonl, "read_examples", counted_read)
+    loaded = check_eval([task], CONFIG, verify_images=True)
+    assert sorted(reads) == sorted([task.pool, task.queries])
+    assert loaded[0].queries == load_task_data(task, CONFIG).queries
+
+    world = tmp_path / "world"
+    shutil.copytree(tiny_world, world)
+    broken = world_tasks(world)["vqa"]
+    image = read_examples(broken.queries)[0].images[0]
+    Path(image).write_bytes(b"not a png")
+    with pytest.raises(DataError, match=r"test\.jsonl:1: unreadable or corrupt image"):
+        check_eval([broken], CONFIG, verify_images=True)
+    check_eval([broken], CONFIG)  # without verify_images the bytes are not decoded
