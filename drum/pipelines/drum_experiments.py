@@ -33,6 +33,7 @@ from drum.lvlm.hf import HFLVLM
 from drum.retrieve.strategies import DEFAULT_EMBEDDER, StrategySpec
 from drum.train.config import MiningConfig
 from drum.train.mining import mine
+from drum.utils.checkpoint import card_matches
 from drum.utils.io import atomic_write_json
 from drum.utils.provenance import provenance
 
@@ -166,12 +167,10 @@ def run_drum_experiments(
         "order": eval_config.order,
     }
     path = out / RESULTS_NAME
-    if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        # Compared as JSON: the saved config went through it (tuples became lists).
-        if previous["config"] == json.loads(json.dumps(resolved, default=str)):
-            render_report(path)
-            return previous
+    # Paths and other non-JSON values are recorded as their strings (``default=str``).
+    if card_matches(path, {"config": json.loads(json.dumps(resolved, default=str))}):
+        render_report(path)
+        return json.loads(path.read_text(encoding="utf-8"))
 
     started = time.perf_counter()
     cache = EmbeddingCache(out / "cache")

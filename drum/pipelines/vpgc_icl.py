@@ -158,11 +158,13 @@ def run_vpgc_icl(
     """Train (or reuse) the adapter, evaluate both arms, write ``vpgc_icl.json`` / ``.md``."""
     from drum.adapters import load_adapter
     from drum.builtin.assets import ensure_builtin_models
+    from drum.builtin.vpgc.episodes import CARD_NAME as EPISODES_CARD
     from drum.builtin.vpgc.episodes import TwinEpisodeConfig, make_twin_episodes
     from drum.builtin.vpgc.sources import train_on_synthetic
     from drum.builtin.world.generate import WorldConfig
     from drum.embed.hf import HFDualEncoder
     from drum.lvlm.hf import HFLVLM
+    from drum.utils.checkpoint import card_matches
 
     config = config or VPGCICLConfig()
     out, demo_dir = Path(out), Path(demo_dir)
@@ -184,7 +186,8 @@ def run_vpgc_icl(
     heldout_config = TwinEpisodeConfig(
         n_train=config.heldout_episodes, seed=config.train.seed + 1000, region=config.data.region
     )
-    if not (heldout / "twin_episodes.json").is_file():
+    expected = {"config": asdict(heldout_config), "base": base.fingerprint}
+    if not card_matches(heldout / EPISODES_CARD, expected):
         make_twin_episodes(heldout, heldout_config, base)
 
     embedders = {

@@ -260,20 +260,6 @@ class Checkpointer:
         payload = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
         return Checkpoint(meta["step"], payload["state_dicts"], meta["extra"], payload["rng"])
 
-    def resume(
-        self,
-        objects: Mapping[str, Stateful],
-        generators: Mapping[str, RandomGenerator] | None = None,
-    ) -> tuple[int, float, list[Any]]:
-        """Restore the newest checkpoint into ``objects`` and ``generators`` and return its
-        ``(step, elapsed, history)`` (from ``extra["elapsed"]`` / ``extra["history"]``, as the
-        step-based trainers save them); ``(0, 0.0, [])`` when there is none."""
-        resumed = self.latest()
-        if resumed is None:
-            return 0, 0.0, []
-        resumed.restore(objects, generators=generators)
-        return resumed.step, resumed.extra["elapsed"], resumed.extra["history"]
-
     def save(
         self,
         step: int,

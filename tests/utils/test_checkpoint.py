@@ -74,20 +74,6 @@ def test_resume_restores_weights_optimiser_and_every_generator(tmp_path: Path) -
     assert resumed.scheduler.last_epoch == uninterrupted.scheduler.last_epoch == 5
 
 
-def test_resume_returns_step_elapsed_and_history_of_the_newest_checkpoint(tmp_path: Path) -> None:
-    checkpointer = _checkpointer(tmp_path)
-    fresh = Run()
-    assert checkpointer.resume(fresh.objects, fresh.generators) == (0, 0.0, [])
-    run = Run()
-    for _ in range(2):
-        run.step()
-    checkpointer.save(2, run.objects, {"elapsed": 4.5, "history": [{"step": 2}]}, run.generators)
-    expected = [run.step() for _ in range(2)]
-    resumed = Run()
-    assert checkpointer.resume(resumed.objects, resumed.generators) == (2, 4.5, [{"step": 2}])
-    assert [resumed.step() for _ in range(2)] == expected
-
-
 def test_restore_refuses_other_objects(tmp_path: Path) -> None:
     run = Run()
     checkpointer = _checkpointer(tmp_path)

@@ -8,10 +8,12 @@
    prompt, encoded exactly as evaluation encodes it (``HFLVLM.answer_loss``); every step
    draws ``batch_size`` samples uniformly over all samples; AdamW under warmup-cosine,
    gradients clipped to norm 1;
-2. checkpoints (``Checkpointer``: the trained parameters, optimizer, scheduler and every RNG)
-   every ``checkpoint_every`` steps, so a killed run resumes and ends with the same weights;
+2. runs the one training loop (``run_training``): at most ``max_steps`` steps and
+   ``max_seconds``, a loss-history entry every ``log_every`` steps, a checkpoint (the trained
+   parameters, optimizer, scheduler and every RNG) every ``checkpoint_every`` steps, so a
+   killed run resumes and ends with the same weights;
 3. writes ``out_dir`` atomically with the card ``vpgc_train.json`` (identity, steps, seconds,
-   steps/s, parameter count and share of the base, loss history).
+   steps/s, stop reason, parameter count and share of the base, loss history).
 
 ``method``:
 
@@ -27,7 +29,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -35,7 +36,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from drum.adapters.vpgc.config import VPGCConfig
 from drum.adapters.vpgc.model import VPGCLVLM
@@ -45,6 +45,7 @@ from drum.lvlm.prompt import ICLPrompt
 from drum.utils.checkpoint import Checkpointer
 from drum.utils.schedule import adamw_warmup_cosine, clipped_step
 from drum.utils.seed import seed_everything
+from drum.utils.train_loop import LoopConfig, run_training
 
 TRAIN_CARD = "vpgc_train.json"
 METHODS = ("vpgc", "projector", "lora")
@@ -206,54 +207,41 @@ def train_vpgc(
     )
     objects = {"trained": trained, "optimizer": optimizer, "scheduler": scheduler}
     rng = np.random.default_rng(config.seed)
-    step, elapsed, history = checkpointer.resume(objects, generators={"samples": rng})
     pairs = samples.pairs
 
-    started = time.perf_counter() - elapsed
-    bar = tqdm(
-        total=config.max_steps, initial=step, desc=f"training {config.method}", disable=not progress
-    )
-    losses: list[float] = []
-    stop_reason = "max_steps"
-    while step < config.max_steps:
+    def train_step(index: int) -> float:  # draws and steps; the loop does the rest
         batch = [pairs[int(i)] for i in rng.integers(len(pairs), size=config.batch_size)]
         loss = loss_of([p for p, _ in batch], [a for _, a in batch])
         clipped_step(loss, optimizer, scheduler, parameters)
-        step += 1
-        losses.append(loss.item())
-        bar.update()
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        seconds = time.perf_counter() - started
-        out_of_time = seconds >= config.max_seconds
-        if step % config.log_every == 0 or step == config.max_steps or out_of_time:
-            window = losses[-config.log_every :] or [losses[-1]]
-            history.append(
-                {"step": step, "seconds": round(seconds, 2), "loss": float(np.mean(window))}
-            )
-        if out_of_time:
-            stop_reason = "max_seconds"
-            break
-        if step % config.checkpoint_every == 0 and step < config.max_steps:
-            extra = {"elapsed": time.perf_counter() - started, "history": history}
-            checkpointer.save(step, objects, extra, generators={"samples": rng})
-        if on_step is not None:
-            on_step(step)
-    bar.close()
-    seconds = time.perf_counter() - started
+        return loss.item()
+
+    loop = LoopConfig(
+        max_steps=config.max_steps,
+        max_seconds=config.max_seconds,
+        checkpoint_every=config.checkpoint_every,
+        log_every=config.log_every,
+    )
+    result = run_training(
+        train_step,
+        checkpointer,
+        objects,
+        loop,
+        generators={"samples": rng},
+        on_step=on_step,
+        desc=f"training {config.method}",
+        progress=progress,
+    )
     trained_count = sum(p.numel() for p in parameters)
     card = {
         "method": config.method,
-        "steps": step,
-        "train_seconds": round(seconds, 2),
-        "steps_per_second": round(step / seconds, 3) if seconds > 0 else None,
-        "stop_reason": stop_reason,
+        **result.summary(),
         "trainable_parameters": trained_count,
         "base_parameters": base_parameters,
         "share_of_base": trained_count / base_parameters,
         "vpgc_parameters": vpgc_parameters,
         "data_dir": None if samples.data_dir is None else str(samples.data_dir),
         "source": samples.source,
-        "history": history,
+        "history": result.history,
     }
     with checkpointer.finish(card) as staging:
         if config.method == "vpgc":

@@ -47,7 +47,6 @@ draws from ``task_rng(seed, split, name)``; written like the world data
 from __future__ import annotations
 
 import io
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -76,6 +75,7 @@ from drum.demon.categories import MULTI_CHOICE
 from drum.demon.format import IMAGES_DIR, DemonTask
 from drum.lvlm.attention import least_attended_blocks, patch_grid_attention
 from drum.lvlm.prompt import ICLPrompt, ImagePart, TextPart, Turn
+from drum.utils.checkpoint import card_matches
 
 if TYPE_CHECKING:
     from drum.lvlm.hf import HFLVLM
@@ -485,11 +485,6 @@ def photo_training_data(
     """The training task folders of photo data for ``lvlm`` in ``data_dir``: reused when its
     card is the one this config and base would write, else written (``make_photo_vpgc``)."""
     data_dir = Path(data_dir)
-    card_path = data_dir / CARD_NAME
-    expected = json.loads(json.dumps(photo_card(config, lvlm)))
-    if card_path.is_file():
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        if {k: card.get(k) for k in expected} == expected:
-            return sorted(p for p in (data_dir / "train").iterdir() if p.is_dir())
-    make_photo_vpgc(data_dir, config, lvlm)
+    if not card_matches(data_dir / CARD_NAME, photo_card(config, lvlm)):
+        make_photo_vpgc(data_dir, config, lvlm)
     return sorted(p for p in (data_dir / "train").iterdir() if p.is_dir())

@@ -16,7 +16,6 @@ whole run: load and freeze the base, make the samples, ``train_vpgc``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from drum.builtin.vpgc.photos import PhotoVPGCConfig, photo_training_data
 from drum.demon.format import read_demon_task
 from drum.demon.prompt import demon_prompt
 from drum.lvlm.hf import HFLVLM
+from drum.utils.checkpoint import card_matches
 from drum.utils.seed import seed_everything
 
 SOURCES = ("auto", "world", "photos", "episodes")
@@ -74,13 +74,6 @@ def default_source(lvlm: HFLVLM) -> str:
     return "world" if size is not None and int(size) <= WORLD_IMAGE_SIZE else PHOTOS
 
 
-def _card_matches(card_path: Path, expected: dict[str, object]) -> bool:
-    if not card_path.is_file():
-        return False
-    card = json.loads(card_path.read_text(encoding="utf-8"))
-    return {k: card.get(k) for k in expected} == expected
-
-
 def training_samples(
     base: HFLVLM, data_dir: str | Path, config: VPGCDataConfig, seed: int
 ) -> TrainingSamples:
@@ -92,7 +85,7 @@ def training_samples(
     if source == "episodes":
         episodes = TwinEpisodeConfig(n_train=config.n_train, seed=seed, region=config.region)
         expected = {"config": asdict(episodes), "base": base.fingerprint}
-        if not _card_matches(data_dir / EPISODES_CARD, expected):
+        if not card_matches(data_dir / EPISODES_CARD, expected):
             make_twin_episodes(data_dir, episodes, base)
         pairs = load_twin_samples(data_dir)
         return TrainingSamples(pairs, episodes_digest(data_dir), source, data_dir)
@@ -102,7 +95,7 @@ def training_samples(
     else:
         world = SyntheticVPGCConfig(n_train=config.n_train, seed=seed, region=config.region)
         expected = {"config": asdict(world), "base": base.fingerprint}
-        if not _card_matches(data_dir / DATA_CARD, expected):
+        if not card_matches(data_dir / DATA_CARD, expected):
             make_synthetic_vpgc(data_dir, world, base)
         folders = sorted(p for p in (data_dir / "train").iterdir() if p.is_dir())
     from drum.builtin.demon.lvlm import tasks_digest  # the DEMON base's trainer, lazily
