@@ -38,11 +38,12 @@ from typing import Any
 import numpy as np
 
 from drum.data.example import Example
-from drum.data.jsonl import read_examples, require_references
+from drum.data.jsonl import read_examples
 from drum.embed.cache import EmbeddingCache
 from drum.embed.example_embeddings import ExampleEmbeddings
 from drum.embed.hf import HFDualEncoder
-from drum.eval.icl import ICLEvalConfig, evaluate_icl
+from drum.eval.icl import ICLEvalConfig, check_eval, evaluate_icl
+from drum.eval.task_data import TaskData
 from drum.feedback.cache import FeedbackCache
 from drum.feedback.scorer import QueryFeedback
 from drum.feedback.sharded import score_feedback_sharded
@@ -54,6 +55,7 @@ from drum.tasks.spec import TaskSpec
 from drum.train.config import MiningConfig
 from drum.train.lists import RankedList, ranked_lists
 from drum.train.trainer import train_retriever
+from drum.utils.checkpoint import card_matches
 from drum.utils.distributed import DistContext
 from drum.utils.io import atomic_write_json
 from drum.utils.provenance import provenance
@@ -114,10 +116,23 @@ def feedback_statistics(feedback: Sequence[QueryFeedback]) -> dict[str, float]:
     }
 
 
+def validation_config(config: MiningConfig) -> ICLEvalConfig:
+    """The ICL evaluation each round's validation runs: ``concat`` at ``val_shots`` on the
+    first ``val_queries`` queries."""
+    return ICLEvalConfig(
+        strategies=("concat",),
+        shots=(config.val_shots,),
+        image_weight=config.train.image_weight,
+        max_queries=config.val_queries,
+        bootstrap_resamples=200,
+        corpus_ci="fixed_statistics",
+    )
+
+
 def validate(
     embedder: HFDualEncoder,
     lvlm: LVLM | None,
-    tasks: Sequence[TaskSpec],
+    tasks: Sequence[TaskSpec | TaskData],
     config: MiningConfig,
     progress: bool,
     cache: EmbeddingCache | None = None,
@@ -126,17 +141,18 @@ def validate(
     """Per task: answer hit rate and precision of ``val_shots`` retrieved demonstrations,
     and (with an LVLM) its ICL metric with them, on the first ``val_queries`` queries.
 
+    ``tasks``: specs, or their data as ``load_task_data(spec, validation_config(config))``
+    read them (``mine`` reads each task once for all its rounds).
     ``context``: the ranks of a ``torchrun`` job, all of which call this (rank 0 embeds into
     ``cache`` first, each rank generates its share of the ICL prompts); every rank returns
     what one process returns."""
     context = context or DistContext()
     image_weight = config.train.image_weight
+    eval_config = validation_config(config)
     results: dict[str, Any] = {}
-    for task in tasks:
-        pool = read_examples(task.pool, verify_images=False, require_answers=True)
-        queries = read_examples(task.queries, verify_images=False)
-        require_references(task.queries, queries)  # hit@k and the ICL metric compare answers
-        queries = queries[: config.val_queries]
+    # Read and checked once (unless given so); the one embedder is the one being validated.
+    for task in check_eval(tasks, eval_config, (DEFAULT_EMBEDDER,)):
+        pool, queries = task.pool, task.queries  # hit@k and the ICL metric compare answers
         retrieval = RetrievalConfig(
             strategy="concat", k=config.val_shots, image_weight=image_weight
         )
@@ -158,14 +174,6 @@ def validate(
             ),
         }
         if lvlm is not None:
-            eval_config = ICLEvalConfig(
-                strategies=("concat",),
-                shots=(config.val_shots,),
-                image_weight=image_weight,
-                max_queries=config.val_queries,
-                bootstrap_resamples=200,
-                corpus_ci="fixed_statistics",
-            )
             (icl_row,) = evaluate_icl(
                 task,
                 lvlm,
@@ -175,7 +183,8 @@ def validate(
                 progress and context.is_main,
                 context=context,
             )
-            row[task.primary_metric] = icl_row["metric"][task.primary_metric]["value"]
+            metric = task.spec.primary_metric
+            row[metric] = icl_row["metric"][metric]["value"]
         results[task.name] = row
     return results
 
@@ -259,13 +268,11 @@ def mine(
         "lvlm": lvlm.fingerprint,
         "base_embedder": str(Path(base_embedder).resolve()),
     }
-    if summary_path.is_file():
-        previous = json.loads(summary_path.read_text(encoding="utf-8"))
-        if previous["config"] != resolved:
-            raise ValueError(
-                f"{summary_path} belongs to a run with another config; use a new output "
-                "directory (or delete this one) to mine with this config"
-            )
+    if summary_path.is_file() and not card_matches(summary_path, {"config": resolved}):
+        raise ValueError(
+            f"{summary_path} belongs to a run with another config; use a new output "
+            "directory (or delete this one) to mine with this config"
+        )
     embedding_cache = EmbeddingCache(out_dir / "cache")
     device = context.device
     rounds: list[dict[str, Any]] = []
@@ -283,13 +290,14 @@ def mine(
             },
         )
 
+    validation_tasks = check_eval(tasks, validation_config(config), (DEFAULT_EMBEDDER,))
     baseline_path = out_dir / "round_0" / ROUND_NAME
     # Rank 0's view decides (it writes the file), so every rank takes the same branch.
     if not context.all_gather_object(baseline_path.is_file())[0]:
         started = time.perf_counter()
         embedder = HFDualEncoder(base_embedder, device=device)
         validation = validate(
-            embedder, lvlm, tasks, config, progress, embedding_cache, context
+            embedder, lvlm, validation_tasks, config, progress, embedding_cache, context
         )  # every rank: the evaluation is shared
         if context.is_main:
             atomic_write_json(
@@ -344,7 +352,7 @@ def mine(
             validation = validate(
                 HFDualEncoder(embedder_dir, device=device),
                 lvlm,
-                tasks,
+                validation_tasks,
                 config,
                 progress,
                 embedding_cache,
