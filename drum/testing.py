@@ -25,7 +25,7 @@ import numpy as np
 
 from drum.data.images import ImageInput, load_image
 from drum.embed.base import Embedder, l2_normalize
-from drum.lvlm.base import LVLM, ScoreResult
+from drum.lvlm.base import LVLM, ScoreResult, WrappedLVLM
 from drum.lvlm.prompt import ICLPrompt
 
 ReplyRule = Callable[[ICLPrompt], str]
@@ -197,8 +197,10 @@ class FakeLVLM(_RecordingLVLM):
         return [self._reply(prompt) for prompt in prompts]
 
 
-class SpyLVLM(_RecordingLVLM):
-    """Forwards every call, batch for batch, to ``inner``, recording it like ``FakeLVLM``.
+class SpyLVLM(_RecordingLVLM, WrappedLVLM):
+    """Forwards every call, batch for batch, to ``inner``, recording it like ``FakeLVLM``;
+    what evaluation records of a model (``name``, context length, truncation counts) is
+    ``inner``'s (``WrappedLVLM``).
 
     ``fingerprint`` defaults to ``inner``'s (give another to stand for another model);
     ``fail_on_call`` makes the n-th call (1-based) raise ``RuntimeError("killed")`` before
@@ -209,7 +211,7 @@ class SpyLVLM(_RecordingLVLM):
         self, inner: LVLM, fingerprint: str | None = None, fail_on_call: int | None = None
     ) -> None:
         super().__init__(fail_on_call)
-        self.inner = inner
+        self.inner = self.base = inner
         self._fingerprint = fingerprint
 
     @property

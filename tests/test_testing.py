@@ -123,6 +123,13 @@ def test_spy_forwards_batches_and_records_them() -> None:
     assert SpyLVLM(inner, fingerprint="other").fingerprint == "other"
 
 
+def test_spy_reports_what_evaluation_records_of_its_inner_model() -> None:
+    inner = FakeLVLM()
+    inner.name, inner.context_length, inner.truncated_prompts = "inner-model", 77, 3
+    spy = SpyLVLM(inner)
+    assert (spy.name, spy.context_length, spy.truncated_prompts) == ("inner-model", 77, 3)
+
+
 def test_spy_fail_on_call_forwards_nothing() -> None:
     inner = FakeLVLM()
     spy = SpyLVLM(inner, fail_on_call=1)
