@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 import drum.eval.icl as icl
 import drum.eval.report as report
@@ -90,7 +91,16 @@ def test_two_ranks_give_every_metric_of_one_process_and_only_rank_0_writes(
     monkeypatch.setattr(report, "render_report", lambda path: None)
     # Both runs through an embedding cache (it embeds distinct keys only, so its float32
     # rounding of the similarities can differ from a cacheless run's).
-    one = _evaluate(tiny_world, tiny_clip_dir, tiny_llava_dir, tmp_path / "one", tmp_path / "c1")
+    # One thread, as each rank runs (spawn_ranks): float32 sums of another thread count may
+    # round the similarities differently, and the suite's thread count depends on what ran first.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = _evaluate(
+            tiny_world, tiny_clip_dir, tiny_llava_dir, tmp_path / "one", tmp_path / "c1"
+        )
+    finally:
+        torch.set_num_threads(threads)
     assert len(one["rows"]) == 2 and all(r["n_queries"] == 5 for r in one["rows"])
     out, record = tmp_path / "two" / "out", tmp_path / "record"
     record.mkdir()
