@@ -1,5 +1,7 @@
-"""The toolkit does not import its kit: outside ``drum/builtin/``, ``drum/pipelines/`` and
-``drum/cli/`` no module imports ``drum.builtin``, at module level or lazily inside a function.
+"""The layering rules docs/architecture.md states: the toolkit does not import its kit
+(outside ``drum/builtin/``, ``drum/pipelines/`` and ``drum/cli/`` no module imports
+``drum.builtin``, at module level or lazily inside a function), and no module of
+``drum.data``, ``drum.metrics`` or ``drum.tasks`` loads torch, transformers or FAISS.
 
 Every module under ``drum/`` is parsed with ``ast`` (nothing is imported), so a lazy import in a
 function body counts as much as one at the top.
@@ -73,3 +75,24 @@ def test_nothing_outside_builtin_pipelines_and_cli_imports_the_kit() -> None:
         str(path.relative_to(PACKAGE.parent)) for path in library_modules() if imports_kit(path)
     ]
     assert offenders == [], f"{offenders} import {KIT}; only {ALLOWED} may"
+
+
+def test_data_metrics_and_tasks_modules_import_no_heavy_library() -> None:
+    # Every module of these three, not only their packages: task files, datasets and metrics
+    # are usable without torch, transformers or FAISS.
+    import subprocess
+    import sys
+
+    names = [
+        ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        for folder in ("data", "metrics", "tasks")
+        for path in sorted((PACKAGE / folder).rglob("*.py"))
+    ]
+    code = (
+        "import importlib, sys\n"
+        f"for name in {names!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(','.join(m for m in ('torch', 'transformers', 'faiss') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert len(names) > 10 and out.stdout.strip() == ""
