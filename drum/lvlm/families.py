@@ -9,7 +9,8 @@ target modules in one mapping), read by everything that treats families differen
 * the layer hooks (``drum.lvlm.hooks.decoder_layers``): where the decoder layers are;
 * VPG-C (``drum.adapters.vpgc.model``): which module's input or output is the patch features
   (``patch_features``, ``patch_features_at``) and how wide they are (``vision_width``), and
-  whether the base is a Q-Former one (``qformer``: BLIP-2);
+  whether the base is a Q-Former one (``qformer``: BLIP-2); its trainer's projector-tuning
+  baseline: which module maps visual features into the LLM (``projector``);
 * the attention reader (``drum.lvlm.attention``): Q-Former cross-attention or the prompt's
   attention to visual tokens (``qformer``), and how many patches per side one visual token
   covers (``token_merge``).
@@ -62,6 +63,8 @@ class LVLMFamily:
             ``"input"`` or ``"output"``) is the patch features VPG-C re-attends over: the
             projector's input, or the vision tower's output that BLIP-2's Q-Former reads.
         patch_features_at: ``"input"`` or ``"output"``.
+        projector: attribute path of the module that maps visual features into the LLM's
+            embedding space (what VPG-C's projector-tuning baseline trains).
         vision_width: the width of those patch features, from the model's config.
         token_merge: how many patches per side one visual token covers, from the config.
         qformer: a Q-Former base (the LLM sees query outputs, not patches).
@@ -78,6 +81,7 @@ class LVLMFamily:
     decoder_layers: str
     patch_features: str
     patch_features_at: str
+    projector: str
     vision_width: Callable[[Any], int]
     token_merge: Callable[[Any], int]
     qformer: bool = False
@@ -141,6 +145,7 @@ _QWEN = {
     "decoder_layers": "model.language_model.layers",
     "patch_features": "model.visual.merger",
     "patch_features_at": "input",
+    "projector": "model.visual.merger",
     "token_merge": _spatial_merge,
 }
 
@@ -153,6 +158,7 @@ FAMILIES: dict[str, LVLMFamily] = {
             decoder_layers="model.language_model.layers",
             patch_features="model.multi_modal_projector",
             patch_features_at="input",
+            projector="model.multi_modal_projector",
             vision_width=_llava_vision_width,
             token_merge=_one_patch,
             feature_cache=True,
@@ -163,6 +169,7 @@ FAMILIES: dict[str, LVLMFamily] = {
             decoder_layers="model.text_model.layers",
             patch_features="model.connector",
             patch_features_at="input",
+            projector="model.connector",
             vision_width=_vision_hidden_size,
             token_merge=_pixel_shuffle,
         ),
@@ -174,6 +181,7 @@ FAMILIES: dict[str, LVLMFamily] = {
             decoder_layers="language_model.model.layers",
             patch_features="vision_model",
             patch_features_at="output",
+            projector="language_projection",
             vision_width=_blip2_vision_width,
             token_merge=_one_patch,
             qformer=True,
@@ -223,6 +231,7 @@ def served_family(model_type: str) -> LVLMFamily:
         decoder_layers="",
         patch_features="",
         patch_features_at="input",
+        projector="",
         vision_width=unsupported,
         token_merge=unsupported,
         recorded=False,

@@ -29,6 +29,7 @@ def test_every_tiny_family_has_a_complete_record(lvlm: HFLVLM) -> None:
     config = lvlm.model.config
     assert decoder_layers(lvlm.model) is module_at(lvlm.model, family.decoder_layers)
     assert isinstance(module_at(lvlm.model, family.patch_features), torch.nn.Module)
+    assert isinstance(module_at(lvlm.model, family.projector), torch.nn.Module)
     assert family.vision_width(config) > 0 and family.token_merge(config) >= 1
 
 

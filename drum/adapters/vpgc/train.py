@@ -19,8 +19,8 @@
 
 * ``"vpgc"``: the VPG-C adapter alone (the base frozen); ``out_dir`` is an adapter directory
   (``adapter_config.json`` + ``adapter_model.safetensors``) for ``load_adapter``;
-* ``"projector"``: the base's ``multi_modal_projector`` alone; ``out_dir`` is a full model
-  directory (model + processor) for ``HFLVLM``;
+* ``"projector"``: the base's projector alone (its family record's ``projector``); ``out_dir``
+  is a full model directory (model + processor) for ``HFLVLM``;
 * ``"lora"``: ``peft``'s LoRA (``B`` zero-init, ``alpha = r``) on the query and value
   projections of every LLM layer, rank chosen so its parameter count is the closest to the
   VPG-C adapter's; merged into the weights at the end (``merge_and_unload``), so ``out_dir`` is
@@ -39,6 +39,7 @@ from torch import nn
 
 from drum.adapters.vpgc.config import VPGCConfig
 from drum.adapters.vpgc.model import VPGCLVLM
+from drum.lvlm.families import module_at
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.hooks import decoder_layers
 from drum.lvlm.prompt import ICLPrompt
@@ -189,7 +190,7 @@ def train_vpgc(
 
     else:
         if config.method == "projector":
-            trained = base.model.model.multi_modal_projector
+            trained = module_at(base.model, base.family.projector)
             trained.requires_grad_(True)
         else:
             rank = lora_rank_for(base.model, vpgc_parameters)
