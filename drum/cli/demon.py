@@ -89,8 +89,8 @@ def _categories(data: Path) -> dict[str, tuple[str, ...]] | None:
 
 
 def _report(out: Path, scores: dict[str, Any]) -> None:
+    from drum.demon.evaluate import SCORES_FILE
     from drum.demon.report import markdown_report, render_report
-    from drum.demon.score import SCORES_FILE
 
     render_report(out / SCORES_FILE)
     typer.echo(markdown_report(scores))
@@ -110,9 +110,9 @@ def demon_score_command(
     tasks: TasksOption = None,
 ) -> None:
     """Score <predictions>/<Task>/pred.json (every task that has one, or --tasks)."""
+    from drum.demon.evaluate import score_tasks, with_predictions
     from drum.demon.format import DemonFormatError
-    from drum.demon.score import score_tasks, with_predictions
-    from drum.demon.scoring import DemonScoringError
+    from drum.demon.scorers import DemonScoringError
 
     _check_data(data)
     names = task_names(tasks)
@@ -161,7 +161,7 @@ def demon_eval_command(
     """Generate greedily into <out>/<Task>/pred.json (a killed run resumes), then score."""
     from drum.demon.format import DemonFormatError
     from drum.demon.run import DemonRunError, evaluate_demon, pending_samples
-    from drum.demon.scoring import DemonScoringError
+    from drum.demon.scorers import DemonScoringError
 
     _check_data(data)
     names = task_names(tasks)

@@ -137,8 +137,8 @@ def _evaluate(
     progress: bool,
 ) -> dict[str, list[float]]:
     """Per task, its per-sample scores of ``model_dir`` on ``tasks`` (written under ``out``)."""
+    from drum.demon.evaluate import SAMPLE_SCORES_FILE
     from drum.demon.run import evaluate_demon
-    from drum.demon.score import SAMPLE_SCORES_FILE
     from drum.lvlm.hf import HFLVLM
 
     lvlm = HFLVLM(model_dir)

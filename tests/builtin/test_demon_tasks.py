@@ -30,7 +30,7 @@ from drum.builtin.world.scene import Scene, render_scene
 from drum.demon.categories import CATEGORIES, MULTI_CHOICE, OPEN_ENDED
 from drum.demon.format import PLACEHOLDER, DemonTask, read_demon_task
 from drum.demon.prompt import demon_text
-from drum.demon.scoring import (
+from drum.demon.scorers import (
     IMAGE_CHOICE_TASKS,
     score_image_choice,
     score_multiple_choice,
@@ -453,7 +453,7 @@ def test_prompts_show_every_image_once_in_order(root: Path) -> None:
 
 
 def test_score_sample_routes_the_image_choice_tasks_to_image_choice() -> None:
-    from drum.demon.scoring import score_sample
+    from drum.demon.scorers import score_sample
 
     for name in IMAGE_CHOICE_BUILTIN_TASKS:
         choices = ["Image A", "Image B", "Image C", "Image D"]
@@ -466,13 +466,13 @@ def test_register_card_scoring_routes_the_roots_image_choice_tasks(
     root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from drum.builtin.demon.card import register_card_scoring
-    from drum.demon import scoring
+    from drum.demon import scorers
 
-    monkeypatch.setattr(scoring, "_REGISTERED_IMAGE_CHOICE_TASKS", set())
+    monkeypatch.setattr(scorers, "_REGISTERED_IMAGE_CHOICE_TASKS", set())
     assert register_card_scoring(tmp_path) == frozenset()  # no card: nothing registered
-    assert not IMAGE_CHOICE_BUILTIN_TASKS & scoring.routed_image_choice_tasks()
+    assert not IMAGE_CHOICE_BUILTIN_TASKS & scorers.routed_image_choice_tasks()
     assert register_card_scoring(root / "test") == IMAGE_CHOICE_BUILTIN_TASKS
-    assert IMAGE_CHOICE_BUILTIN_TASKS <= scoring.routed_image_choice_tasks()
+    assert IMAGE_CHOICE_BUILTIN_TASKS <= scorers.routed_image_choice_tasks()
 
 
 def test_importing_the_kits_tasks_registers_them() -> None:
@@ -480,7 +480,7 @@ def test_importing_the_kits_tasks_registers_them() -> None:
     import sys
 
     code = (
-        "from drum.demon.scoring import routed_image_choice_tasks as r\n"
+        "from drum.demon.scorers import routed_image_choice_tasks as r\n"
         "assert 'WhichImage' not in r()\n"
         "import drum.builtin.demon.tasks as t\n"
         "assert t.IMAGE_CHOICE_BUILTIN_TASKS <= r()\n"

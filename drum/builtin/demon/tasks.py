@@ -37,7 +37,7 @@ from drum.builtin.demon.scenes import (
 from drum.builtin.world.language import NONSENSE_WORDS, PLURALS
 from drum.builtin.world.scene import GRID, SHAPES, Scene
 from drum.demon.categories import MULTI_CHOICE, OPEN_ENDED
-from drum.demon.scoring import register_image_choice_task
+from drum.demon.scorers import register_image_choice_task
 
 
 @dataclass(frozen=True)
@@ -365,7 +365,7 @@ TASKS: dict[str, TaskSpec] = {
 """Task name -> (DEMON category, question type, generator)."""
 
 IMAGE_CHOICE_BUILTIN_TASKS: frozenset[str] = frozenset({"MissingPanel", "WhichImage"})
-"""The built-in tasks scored by ``drum.demon.scoring.score_image_choice`` ("Image B"). The
+"""The built-in tasks scored by ``drum.demon.scorers.score_image_choice`` ("Image B"). The
 reference routes image choice by task name, so these are registered with ``score_sample``'s
 routing below (and recorded in every built-in root's card, ``image_choice_tasks``, which
 ``drum.builtin.demon.card.register_card_scoring`` registers from); they collide with no DEMON
