@@ -30,7 +30,7 @@ from drum.builtin.demon.assets import (
 from drum.builtin.demon.card import CARD, builtin_categories, register_card_scoring
 from drum.builtin.demon.config import BuiltinDemonConfig
 from drum.builtin.demon.lvlm import BASE_CONFIG, CEILING_CONFIG, DemonLVLMConfig, train_demon_lvlm
-from drum.builtin.demon.tasks import TASKS
+from drum.builtin.demon.tasks import DEMON_TASKS
 from drum.demon.categories import category_score
 from drum.demon.format import DemonTask, read_demon_task
 from drum.metrics.stats import bootstrap_ci_of_means
@@ -59,16 +59,18 @@ class DemonBenchmarkConfig:
     )
     base: DemonLVLMConfig = BASE_CONFIG
     ceiling: DemonLVLMConfig = CEILING_CONFIG
-    tasks: tuple[str, ...] = tuple(TASKS)
+    tasks: tuple[str, ...] = tuple(DEMON_TASKS)
     with_ceiling: bool = True
     batch_size: int = 32
     max_new_tokens: int = 24
     bootstrap_resamples: int = 1000
 
     def __post_init__(self) -> None:
-        unknown = [name for name in self.tasks if name not in TASKS]
+        unknown = [name for name in self.tasks if name not in DEMON_TASKS]
         if unknown or not self.tasks:
-            raise ValueError(f"unknown built-in DEMON task(s) {unknown}; known: {list(TASKS)}")
+            raise ValueError(
+                f"unknown built-in DEMON task(s) {unknown}; known: {list(DEMON_TASKS)}"
+            )
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ValueError("batch_size and max_new_tokens must be >= 1")
 

@@ -267,13 +267,13 @@ def test_score_on_the_builtin_tasks_aggregates_their_own_categories(
 def test_builtin_categories_finds_the_card_from_the_root_or_a_split(
     tmp_path: Path, scoring_root: Path
 ) -> None:
-    from drum.builtin.demon import TASKS, builtin_categories
+    from drum.builtin.demon import DEMON_TASKS, builtin_categories
 
     root = tmp_path / "builtin"
     args = ["demon", "make-builtin", "--out", str(root), "--n-train", "2", "--n-test", "2"]
     assert runner.invoke(app, args).exit_code == 0
     expected: dict[str, list[str]] = {}
-    for name, spec in TASKS.items():
+    for name, spec in DEMON_TASKS.items():
         expected.setdefault(spec.category, []).append(name)
     expected_map = {name: tuple(members) for name, members in expected.items()}
     assert builtin_categories(root) == expected_map

@@ -41,10 +41,10 @@ def _read_card(path: Path) -> dict[str, Any]:
 
 
 def builtin_categories(data_root: str | os.PathLike[str]) -> dict[str, tuple[str, ...]] | None:
-    """Category -> its built-in tasks, in the card's order (``TASKS``'s, which wrote it), for
+    """Category -> its built-in tasks, in the card's order (``DEMON_TASKS``'s, which wrote it), for
     a built-in root or one of its split folders; None for any other root (a DEMON release).
 
-    Read from the card rather than ``TASKS``, so a root written by another version of the
+    Read from the card rather than ``DEMON_TASKS``, so a root written by another version of the
     tasks is grouped as it was written.
 
     Raises:

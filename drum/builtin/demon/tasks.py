@@ -1,4 +1,4 @@
-"""The built-in DEMON-style tasks: one generator per task, registered in ``TASKS``.
+"""The built-in DEMON-style tasks: one generator per task, registered in ``DEMON_TASKS``.
 
 Each generator draws one item from ``rng``: the scenes to render (an image each), the context
 with its ``{image#k}`` placeholders, the choices (None for open-ended tasks), the response and
@@ -56,7 +56,10 @@ class Item:
 Generator = Callable[[np.random.Generator, str], Item]
 
 
-class TaskSpec(NamedTuple):
+class TaskGenerator(NamedTuple):
+    """A built-in task: its DEMON category, its question type and the generator of its items
+    (not a ``drum.tasks.spec.TaskSpec``, which names the files of an evaluation task)."""
+
     category: str
     question_type: str
     generator: Generator
@@ -349,18 +352,18 @@ def which_image(rng: np.random.Generator, split: str) -> Item:
     )
 
 
-TASKS: dict[str, TaskSpec] = {
-    "ShapeChat": TaskSpec("multi_modal_dialogue", OPEN_ENDED, shape_chat),
-    "ShapeStory": TaskSpec("visual_story_telling_list", OPEN_ENDED, shape_story),
-    "SpotTheEdit": TaskSpec("visual_relation_inference", OPEN_ENDED, spot_the_edit),
-    "MovedObject": TaskSpec("visual_relation_inference", OPEN_ENDED, moved_object),
-    "MissingPanel": TaskSpec("multi_modal_cloze", MULTI_CHOICE, missing_panel),
-    "CaptionCloze": TaskSpec("multi_modal_cloze", MULTI_CHOICE, caption_cloze),
-    "ShapeFacts": TaskSpec("knowledge_grounded_qa", MULTI_CHOICE, shape_facts),
-    "DigitBoard": TaskSpec("text_rich_images_qa", MULTI_CHOICE, digit_board),
-    "SameCount": TaskSpec("multi_image_reasoning", MULTI_CHOICE, same_count),
-    "SamePlaces": TaskSpec("multi_image_reasoning", MULTI_CHOICE, same_places),
-    "WhichImage": TaskSpec("multi_image_reasoning", MULTI_CHOICE, which_image),
+DEMON_TASKS: dict[str, TaskGenerator] = {
+    "ShapeChat": TaskGenerator("multi_modal_dialogue", OPEN_ENDED, shape_chat),
+    "ShapeStory": TaskGenerator("visual_story_telling_list", OPEN_ENDED, shape_story),
+    "SpotTheEdit": TaskGenerator("visual_relation_inference", OPEN_ENDED, spot_the_edit),
+    "MovedObject": TaskGenerator("visual_relation_inference", OPEN_ENDED, moved_object),
+    "MissingPanel": TaskGenerator("multi_modal_cloze", MULTI_CHOICE, missing_panel),
+    "CaptionCloze": TaskGenerator("multi_modal_cloze", MULTI_CHOICE, caption_cloze),
+    "ShapeFacts": TaskGenerator("knowledge_grounded_qa", MULTI_CHOICE, shape_facts),
+    "DigitBoard": TaskGenerator("text_rich_images_qa", MULTI_CHOICE, digit_board),
+    "SameCount": TaskGenerator("multi_image_reasoning", MULTI_CHOICE, same_count),
+    "SamePlaces": TaskGenerator("multi_image_reasoning", MULTI_CHOICE, same_places),
+    "WhichImage": TaskGenerator("multi_image_reasoning", MULTI_CHOICE, which_image),
 }
 """Task name -> (DEMON category, question type, generator)."""
 
