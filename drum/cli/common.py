@@ -96,15 +96,6 @@ def read_dataset(path: Path, pool: bool = False) -> list[Example]:
     )
 
 
-def check_datasets(paths: Iterable[Path]) -> None:
-    """``read_dataset`` on each file once (a world's tasks share none, task files may)."""
-    seen: set[Path] = set()
-    for path in paths:
-        if path.resolve() not in seen:
-            seen.add(path.resolve())
-            read_dataset(path)
-
-
 def check_scored_tasks(tasks: Iterable[TaskSpec]) -> None:
     """Each task's data as a scored run needs it (``read_dataset`` on each file once): a pool
     whose every example has answers (they are shown as demonstrations), and queries whose every

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -366,8 +366,3 @@ def render_benchmark(results_path: str | Path) -> tuple[Path, Path]:
     markdown = results_path.with_suffix(".md")
     atomic_write_text(markdown, "\n".join(lines) + "\n")
     return markdown, png
-
-
-def with_overrides(config: DemonBenchmarkConfig, **changes: Any) -> DemonBenchmarkConfig:
-    """``config`` with the non-None ``changes`` applied."""
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})
