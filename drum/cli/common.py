@@ -61,9 +61,14 @@ def warn(message: str) -> None:
     console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
 
 
-def read_or_fail(read: Callable[[], T], error: type[Exception], warning: type[Warning]) -> T:
-    """``read()``, with an ``error`` ending the command (exit 2) and each ``warning`` printed
-    as one line; other warnings are shown as Python would have shown them."""
+def read_or_fail(
+    read: Callable[[], T],
+    error: type[Exception] | tuple[type[Exception], ...],
+    warning: type[Warning],
+) -> T:
+    """``read()``, with an ``error`` (or one of a tuple of them) ending the command (exit 2) and
+    each ``warning`` printed as one line; other warnings are shown as Python would have shown
+    them."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", warning)
         try:

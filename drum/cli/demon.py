@@ -110,8 +110,8 @@ def demon_score_command(
     tasks: TasksOption = None,
 ) -> None:
     """Score <predictions>/<Task>/pred.json (every task that has one, or --tasks)."""
-    from drum.demon.evaluate import score_tasks, with_predictions
-    from drum.demon.format import DemonFormatError
+    from drum.demon.evaluate import score_demon
+    from drum.demon.format import DemonFormatError, DemonFormatWarning
     from drum.demon.scorers import DemonScoringError
 
     _check_data(data)
@@ -119,15 +119,12 @@ def demon_score_command(
     if not predictions.is_dir():
         fail(f"--predictions {predictions}: no such directory; expected <Task>/pred.json")
     check_out(out, "directory")
-    found = _read_tasks(data, names)
     categories = _categories(data)
-    try:
-        selected = with_predictions(found, predictions, required=names is not None)
-        scores = score_tasks(
-            selected, predictions, out, config={"data": str(data)}, categories=categories
-        )
-    except (DemonFormatError, DemonScoringError) as error:
-        fail(str(error))
+    scores = read_or_fail(
+        lambda: score_demon(data, predictions, out, names, categories=categories),
+        (DemonFormatError, DemonScoringError),
+        DemonFormatWarning,
+    )
     _report(out, scores)
 
 
