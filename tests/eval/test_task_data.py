@@ -10,11 +10,11 @@ import pytest
 
 import drum.data.images
 import drum.eval.task_data
+from drum.builtin.world.tasks import world_tasks
 from drum.eval.icl import ICLEvalConfig, check_eval, evaluate_icl, run_icl_eval
 from drum.eval.task_data import TaskData, load_task_data
 from drum.lvlm.prompt import ICLPrompt
 from drum.retrieve import retriever
-from drum.tasks.spec import world_tasks
 from drum.testing import FakeLVLM
 from tests.lvlm.test_base import Wrapper
 
