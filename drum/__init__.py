@@ -34,8 +34,8 @@ _PUBLIC: dict[str, str] = {
     "TaskSpec": "drum.tasks.spec",
     "ICLEvalConfig": "drum.eval.icl_config",
     "run_icl_eval": "drum.eval.icl",
-    "MiningConfig": "drum.train.config",
-    "mine": "drum.train.mining",
+    "MiningConfig": "drum.finetune.config",
+    "mine": "drum.finetune.mining",
 }
 
 __all__ = [
@@ -65,13 +65,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from drum.embed.hf import HFDualEncoder
     from drum.eval.icl import run_icl_eval
     from drum.eval.icl_config import ICLEvalConfig
+    from drum.finetune.config import MiningConfig
+    from drum.finetune.mining import mine
     from drum.lvlm.hf import HFLVLM
     from drum.lvlm.prompt import build_prompt
     from drum.retrieve.retriever import DemonstrationRetriever
     from drum.retrieve.strategies import RetrievalConfig
     from drum.tasks.spec import TaskSpec
-    from drum.train.config import MiningConfig
-    from drum.train.mining import mine
 
 
 def __getattr__(name: str) -> Any:

@@ -61,9 +61,14 @@ def warn(message: str) -> None:
     console.print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)
 
 
-def read_or_fail(read: Callable[[], T], error: type[Exception], warning: type[Warning]) -> T:
-    """``read()``, with an ``error`` ending the command (exit 2) and each ``warning`` printed
-    as one line; other warnings are shown as Python would have shown them."""
+def read_or_fail(
+    read: Callable[[], T],
+    error: type[Exception] | tuple[type[Exception], ...],
+    warning: type[Warning],
+) -> T:
+    """``read()``, with an ``error`` (or one of a tuple of them) ending the command (exit 2) and
+    each ``warning`` printed as one line; other warnings are shown as Python would have shown
+    them."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", warning)
         try:
@@ -94,15 +99,6 @@ def read_dataset(path: Path, pool: bool = False) -> list[Example]:
     return read_or_fail(
         lambda: validate_dataset(path, require_answers=pool), DataError, DataWarning
     )
-
-
-def check_datasets(paths: Iterable[Path]) -> None:
-    """``read_dataset`` on each file once (a world's tasks share none, task files may)."""
-    seen: set[Path] = set()
-    for path in paths:
-        if path.resolve() not in seen:
-            seen.add(path.resolve())
-            read_dataset(path)
 
 
 def check_scored_tasks(tasks: Iterable[TaskSpec]) -> None:

@@ -89,8 +89,8 @@ def _categories(data: Path) -> dict[str, tuple[str, ...]] | None:
 
 
 def _report(out: Path, scores: dict[str, Any]) -> None:
+    from drum.demon.evaluate import SCORES_FILE
     from drum.demon.report import markdown_report, render_report
-    from drum.demon.score import SCORES_FILE
 
     render_report(out / SCORES_FILE)
     typer.echo(markdown_report(scores))
@@ -110,24 +110,21 @@ def demon_score_command(
     tasks: TasksOption = None,
 ) -> None:
     """Score <predictions>/<Task>/pred.json (every task that has one, or --tasks)."""
-    from drum.demon.format import DemonFormatError
-    from drum.demon.score import score_tasks, with_predictions
-    from drum.demon.scoring import DemonScoringError
+    from drum.demon.evaluate import score_demon
+    from drum.demon.format import DemonFormatError, DemonFormatWarning
+    from drum.demon.scorers import DemonScoringError
 
     _check_data(data)
     names = task_names(tasks)
     if not predictions.is_dir():
         fail(f"--predictions {predictions}: no such directory; expected <Task>/pred.json")
     check_out(out, "directory")
-    found = _read_tasks(data, names)
     categories = _categories(data)
-    try:
-        selected = with_predictions(found, predictions, required=names is not None)
-        scores = score_tasks(
-            selected, predictions, out, config={"data": str(data)}, categories=categories
-        )
-    except (DemonFormatError, DemonScoringError) as error:
-        fail(str(error))
+    scores = read_or_fail(
+        lambda: score_demon(data, predictions, out, names, categories=categories),
+        (DemonFormatError, DemonScoringError),
+        DemonFormatWarning,
+    )
     _report(out, scores)
 
 
@@ -161,7 +158,7 @@ def demon_eval_command(
     """Generate greedily into <out>/<Task>/pred.json (a killed run resumes), then score."""
     from drum.demon.format import DemonFormatError
     from drum.demon.run import DemonRunError, evaluate_demon, pending_samples
-    from drum.demon.scoring import DemonScoringError
+    from drum.demon.scorers import DemonScoringError
 
     _check_data(data)
     names = task_names(tasks)

@@ -28,7 +28,7 @@ from drum.cli.common import (
 from drum.cli.defaults import default_of
 
 ICL_EVAL_CONFIG = "drum.eval.icl:ICLEvalConfig"
-WORLD_TASKS = "drum.builtin.world.tasks:world_tasks"
+WORLD_TASKS_FACTORY = "drum.builtin.world.tasks:world_tasks"
 # ICLEvalConfig has no default strategies (a library caller always names them): the command's
 # own choice, the baselines that need one embedder.
 STRATEGIES = "random,fixed,image,text,concat"
@@ -112,7 +112,7 @@ def eval_command(
         typer.Option(help="A VPG-C adapter directory (drum vpgc train) to put on the model."),
     ] = None,
     split: Annotated[str, typer.Option(help="World query split: test or val.")] = default_of(
-        WORLD_TASKS, "split"
+        WORLD_TASKS_FACTORY, "split"
     ),
     max_queries: Annotated[
         int | None, typer.Option(help="Evaluate only the first N queries of each task.")

@@ -29,7 +29,7 @@ from drum.cli.common import (
 )
 from drum.cli.defaults import default_of
 
-MINING_CONFIG = "drum.train.config:MiningConfig"
+MINING_CONFIG = "drum.finetune.config:MiningConfig"
 EXPERIMENT_CONFIG = "drum.pipelines.drum_experiments:DrumExperimentConfig"
 
 WorldOption = Annotated[Path, typer.Option(help="A world directory (drum data make-world).")]
@@ -73,8 +73,8 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
     ) -> None:
         from drum.builtin.world.tasks import world_tasks
         from drum.feedback.scorer import FeedbackConfig
-        from drum.train.config import MiningConfig, RetrieverTrainConfig
-        from drum.train.mining import mine
+        from drum.finetune.config import MiningConfig, RetrieverTrainConfig
+        from drum.finetune.mining import mine
 
         check_device(device)
         parse_dtype(dtype)
@@ -142,10 +142,10 @@ def experiments_command(
     from drum.builtin.assets import ensure_builtin_models
     from drum.builtin.world.generate import WorldConfig
     from drum.builtin.world.tasks import world_tasks
+    from drum.finetune.config import MiningConfig
+    from drum.finetune.mining import rounds_table
     from drum.pipelines.demo import DEMO_LVLM
     from drum.pipelines.drum_experiments import DrumExperimentConfig, run_drum_experiments
-    from drum.train.config import MiningConfig
-    from drum.train.mining import rounds_table
 
     try:
         config = DrumExperimentConfig(

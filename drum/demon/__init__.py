@@ -3,9 +3,9 @@ scoring, to the letter, with the reference's crashes fixed (see ``docs/demon.md`
 
 - ``normalize``: the reference's answer normalisation (``normalize``).
 - ``rouge``: ROUGE-L F of the ``rouge==1.0.1`` package, computed iteratively.
-- ``scoring``: the three per-sample scorers and ``score_sample``'s routing.
+- ``scorers``: the three per-sample scorers and ``score_sample``'s routing.
 - ``categories``: the 7 categories of 29 tasks and ``aggregate``.
-- ``score``: a predictions folder scored against a release -> ``demon_scores.json``.
+- ``evaluate``: a predictions folder scored against a release -> ``demon_scores.json``.
 - ``report``: its markdown tables and bar plots, rendered from that JSON.
 - ``run``: an LVLM's greedy predictions per batch into ``pred.json`` (resumable), then scores.
 
@@ -54,14 +54,14 @@ __getattr__, __dir__ = lazy_exports(
         "render_report": "drum.demon.report",
         "rouge_l_f": "drum.demon.rouge",
         "evaluate_demon": "drum.demon.run",
-        "score_demon": "drum.demon.score",
-        "score_tasks": "drum.demon.score",
-        "IMAGE_CHOICE_TASKS": "drum.demon.scoring",
-        "DemonScoringError": "drum.demon.scoring",
-        "register_image_choice_task": "drum.demon.scoring",
-        "score_image_choice": "drum.demon.scoring",
-        "score_multiple_choice": "drum.demon.scoring",
-        "score_open_ended": "drum.demon.scoring",
-        "score_sample": "drum.demon.scoring",
+        "score_demon": "drum.demon.evaluate",
+        "score_tasks": "drum.demon.evaluate",
+        "IMAGE_CHOICE_TASKS": "drum.demon.scorers",
+        "DemonScoringError": "drum.demon.scorers",
+        "register_image_choice_task": "drum.demon.scorers",
+        "score_image_choice": "drum.demon.scorers",
+        "score_multiple_choice": "drum.demon.scorers",
+        "score_open_ended": "drum.demon.scorers",
+        "score_sample": "drum.demon.scorers",
     },
 )

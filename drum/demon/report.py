@@ -26,7 +26,7 @@ OTHER = "other"
 
 
 def load_scores(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """``demon_scores.json`` as written by ``drum.demon.score``."""
+    """``demon_scores.json`` as written by ``drum.demon.evaluate``."""
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 

@@ -1,5 +1,5 @@
 """Run an LVLM on DEMON: greedy predictions into ``<out>/<Task>/pred.json``, resumable, then
-scores (``drum.demon.score``).
+scores (``drum.demon.evaluate``).
 
 Each task's pending samples (its first ``max_per_task`` in core.json's order, minus those
 ``pred.json`` already holds) are prompted zero-shot (``demon_prompt``) in batches of
@@ -23,10 +23,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from drum.demon.evaluate import SCORES_FILE, first_samples, score_tasks
 from drum.demon.format import DemonSample, DemonTask
 from drum.demon.predictions import append_predictions, predictions_path, read_predictions
 from drum.demon.prompt import demon_prompt
-from drum.demon.score import SCORES_FILE, first_samples, score_tasks
 from drum.demon.sharded import finish_leftovers, rank_block, rank_part_dir
 from drum.lvlm.base import LVLM
 from drum.utils.distributed import DistContext

@@ -185,31 +185,11 @@ def score_predictions(
     bootstrap_resamples: int = 1000,
     corpus_bootstrap_resamples: int = 200,
     corpus_ci: str = "rescore",
-) -> dict[str, dict[str, Any]]:
-    """``{metric: {"value": v, "ci95": [low, high]}}`` for every spec, in spec order."""
-    metrics, _ = _score(
-        predictions,
-        references,
-        specs,
-        bootstrap_resamples,
-        corpus_bootstrap_resamples,
-        corpus_ci,
-        per_query=False,
-    )
-    return metrics
-
-
-def _score(
-    predictions: Mapping[str, str],
-    references: Mapping[str, Sequence[str]],
-    specs: Sequence[MetricSpec],
-    bootstrap_resamples: int,
-    corpus_bootstrap_resamples: int,
-    corpus_ci: str,
-    per_query: bool,
+    per_query: bool = False,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, list[float]]]:
-    """``score_predictions``'s summaries and, when ``per_query``, ``{metric: per-query scores
-    in the key order of predictions}`` (``MetricSpec.score_corpus``'s per-example scores)."""
+    """``{metric: {"value": v, "ci95": [low, high]}}`` for every spec, in spec order, and, when
+    ``per_query``, ``{metric: per-query scores in the key order of predictions}``
+    (``MetricSpec.score_corpus``'s per-example scores; ``{}`` otherwise)."""
     metrics: dict[str, dict[str, Any]] = {}
     scores: dict[str, list[float]] = {}
     for spec in specs:
@@ -279,7 +259,7 @@ def _row(run: _TaskRun, plan: _RowPlan) -> dict[str, Any]:
     truncated, dropped = counts_over_ranks(counts, run.context) or (None, None)
     if len(replies) != len(prompts):
         raise RuntimeError(f"the LVLM returned {len(replies)} replies to {len(prompts)} prompts")
-    metric, per_query = _score(
+    metric, per_query = score_predictions(
         {query.id: reply for query, reply in zip(queries, replies, strict=True)},
         {query.id: list(query.answers) for query in queries},
         specs,

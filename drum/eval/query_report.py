@@ -73,8 +73,8 @@ RIGHT_AT: dict[str, float] = {
 DEFAULT_RIGHT_AT = 0.5
 DEFAULT_COMPARE = ("drum", "concat")
 ICL_RESULTS = "icl_results.json"
-DEMON_SCORES = "demon_scores.json"  # drum.demon.score.SCORES_FILE
-DEMON_RECORDS = "sample_records.jsonl"  # drum.demon.score.SAMPLE_RECORDS_FILE
+DEMON_SCORES = "demon_scores.json"  # drum.demon.evaluate.SCORES_FILE
+DEMON_RECORDS = "sample_records.jsonl"  # drum.demon.evaluate.SAMPLE_RECORDS_FILE
 
 
 @dataclass(frozen=True)

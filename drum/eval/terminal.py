@@ -135,7 +135,7 @@ def quality_tables(rows: list[dict[str, Any]]) -> RenderableType:
 
 def rounds_tables(runs: Mapping[str, dict[str, Any]]) -> RenderableType:
     """Per mining run, the validation metrics of every task: a row per (task, metric), a column
-    per round (``drum.train.mining.rounds_table``'s numbers, transposed)."""
+    per round (``drum.finetune.mining.rounds_table``'s numbers, transposed)."""
     parts: list[RenderableType] = []
     for name, summary in runs.items():
         rounds = summary["rounds"]

@@ -13,7 +13,6 @@ __all__ = [
     "SIDECAR_FILE",
     "VECTORS_FILE",
     "VectorIndex",
-    "brute_force_search",
 ]
 
 __getattr__, __dir__ = lazy_exports(
@@ -25,6 +24,5 @@ __getattr__, __dir__ = lazy_exports(
         "IndexConfig": "drum.index.config",
         "IndexFileError": "drum.index.faiss_index",
         "VectorIndex": "drum.index.faiss_index",
-        "brute_force_search": "drum.index.faiss_index",
     },
 )

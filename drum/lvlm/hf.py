@@ -12,7 +12,7 @@ and batches (an LRU cache keyed by image content). With that cache on, ``score``
 processor's image work altogether for images already encoded (``_encode_rows``: placeholders
 expanded by the encodings' lengths, the same ids as the processor's), and sorts each window of
 batches by length to cut padding; results keep the prompts' order. That path also runs the
-last decoder layer's MLP at the answer positions alone (``drum.lvlm.pruning``). Scoring
+last decoder layer's MLP at the answer positions alone (``drum.lvlm.last_layer_mlp``). Scoring
 forwards build no KV cache (``use_cache=False``: nothing is decoded after them).
 
 ``layer_hook`` rewrites a decoder layer's output in scoring and in generation's prefill, with
@@ -59,8 +59,8 @@ from drum.lvlm.context import ContextOverflowError as ContextOverflowError  # re
 from drum.lvlm.families import served_family
 from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
 from drum.lvlm.image_features import ImageFeatureCache
+from drum.lvlm.last_layer_mlp import last_layer_mlp, only_at_positions
 from drum.lvlm.prompt import ICLPrompt
-from drum.lvlm.pruning import last_layer_mlp, only_at_positions
 from drum.lvlm.qwen_processor import Qwen2VLImageOnlyProcessor
 from drum.utils import allocator
 from drum.utils.fingerprint import directory_digest
@@ -242,7 +242,7 @@ class HFLVLM(LVLM):
         # image's encoding has rows), so cached encodings let scoring skip the processor's
         # image work (``_encode_from_features``); a subclass might expand otherwise.
         self._expands_like_llava = type(self.processor).__name__ == "LlavaProcessor"
-        # The fast path runs it only where logits are read (``drum.lvlm.pruning``).
+        # The fast path runs it only where logits are read (``drum.lvlm.last_layer_mlp``).
         self._last_mlp = last_layer_mlp(self.model)
         self.context_length = context_length(self.model.config, self.tokenizer)
         self._hooks = LayerHooks(self.model)
@@ -707,7 +707,7 @@ class HFLVLM(LVLM):
         """One forward pass over ``inputs``: each row's answer log-likelihood.
 
         ``prune_last_mlp``: run the last decoder layer's MLP only at the kept logit positions
-        (``drum.lvlm.pruning``); only where no hook reads hidden states (the fast path)."""
+        (``drum.lvlm.last_layer_mlp``); only where no hook reads hidden states (the fast path)."""
         keep = inputs.extra.get("logits_to_keep")
         pruned = (
             only_at_positions(self._last_mlp, keep)

@@ -15,7 +15,6 @@ __all__ = [
     "bootstrap_ci",
     "bootstrap_ci_corpus",
     "get_metric",
-    "task_metrics",
 ]
 
 __getattr__, __dir__ = lazy_exports(
@@ -25,7 +24,6 @@ __getattr__, __dir__ = lazy_exports(
         "TASK_METRICS": "drum.metrics.registry",
         "MetricSpec": "drum.metrics.registry",
         "get_metric": "drum.metrics.registry",
-        "task_metrics": "drum.metrics.registry",
         "bootstrap_ci": "drum.metrics.stats",
         "bootstrap_ci_corpus": "drum.metrics.stats",
     },

@@ -28,18 +28,6 @@ def classification_accuracy(prediction: str, references: Sequence[str]) -> float
     return float(any(pred == normalize_label(r) for r in references))
 
 
-def classification_accuracy_corpus(
-    predictions: Sequence[str], references: Sequence[Sequence[str]]
-) -> float:
-    """Mean ``classification_accuracy`` over aligned predictions and reference lists."""
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
-    if not predictions:
-        raise ValueError("classification_accuracy_corpus needs at least one example")
-    scores = [classification_accuracy(p, r) for p, r in zip(predictions, references, strict=True)]
-    return sum(scores) / len(scores)
-
-
 ACCURACY_SPEC = MetricSpec(
     name="accuracy", fn=classification_accuracy, higher_is_better=True, level="example"
 )

@@ -87,10 +87,3 @@ def get_metric(name: str) -> MetricSpec:
     if not isinstance(spec, MetricSpec):
         raise TypeError(f"metric {name!r} is registered to a {type(spec).__name__}, not MetricSpec")
     return spec
-
-
-def task_metrics(task: str) -> list[MetricSpec]:
-    """The specs reported for a task type (one of ``drum.data.example.TASK_TYPES``)."""
-    if task not in TASK_METRICS:
-        raise KeyError(f"unknown task {task!r}; choose one of {sorted(TASK_METRICS)}")
-    return [get_metric(name) for name in TASK_METRICS[task]]

@@ -230,25 +230,6 @@ def vqa_accuracy_always(prediction: str, references: Sequence[str]) -> float:
     return vqa_accuracy(prediction, references, normalization="always")
 
 
-def vqa_accuracy_corpus(
-    predictions: Sequence[str],
-    references: Sequence[Sequence[str]],
-    *,
-    normalization: VQANormalization = "official",
-) -> float:
-    """Mean ``vqa_accuracy`` over aligned predictions and reference lists (the official
-    "overall" number, as a fraction rather than a percentage)."""
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
-    if not predictions:
-        raise ValueError("vqa_accuracy_corpus needs at least one example")
-    scores = [
-        vqa_accuracy(p, r, normalization=normalization)
-        for p, r in zip(predictions, references, strict=True)
-    ]
-    return sum(scores) / len(scores)
-
-
 VQA_ACCURACY_SPEC = MetricSpec(
     name="vqa_accuracy", fn=vqa_accuracy, higher_is_better=True, level="example"
 )

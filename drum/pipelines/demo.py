@@ -37,14 +37,14 @@ from drum.eval.query_report import build_report
 from drum.eval.terminal import icl_tables, quality_tables, rounds_tables
 from drum.feedback.cache import FeedbackCache
 from drum.feedback.scorer import FeedbackConfig
+from drum.finetune.config import MiningConfig, RetrieverTrainConfig
+from drum.finetune.mining import mine
 from drum.lvlm.hf import HFLVLM
 from drum.pipelines.retrieval_quality import (
     RetrievalQualityConfig,
     measure_retrieval_quality,
     quality_table_markdown,
 )
-from drum.train.config import MiningConfig, RetrieverTrainConfig
-from drum.train.mining import mine
 from drum.utils.io import atomic_write_json, atomic_write_text
 from drum.utils.provenance import provenance
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from drum.builtin.demon.assets import (
 from drum.builtin.demon.card import CARD, builtin_categories, register_card_scoring
 from drum.builtin.demon.config import BuiltinDemonConfig
 from drum.builtin.demon.lvlm import BASE_CONFIG, CEILING_CONFIG, DemonLVLMConfig, train_demon_lvlm
-from drum.builtin.demon.tasks import TASKS
+from drum.builtin.demon.tasks import DEMON_TASKS
 from drum.demon.categories import category_score
 from drum.demon.format import DemonTask, read_demon_task
 from drum.metrics.stats import bootstrap_ci_of_means
@@ -59,16 +59,18 @@ class DemonBenchmarkConfig:
     )
     base: DemonLVLMConfig = BASE_CONFIG
     ceiling: DemonLVLMConfig = CEILING_CONFIG
-    tasks: tuple[str, ...] = tuple(TASKS)
+    tasks: tuple[str, ...] = tuple(DEMON_TASKS)
     with_ceiling: bool = True
     batch_size: int = 32
     max_new_tokens: int = 24
     bootstrap_resamples: int = 1000
 
     def __post_init__(self) -> None:
-        unknown = [name for name in self.tasks if name not in TASKS]
+        unknown = [name for name in self.tasks if name not in DEMON_TASKS]
         if unknown or not self.tasks:
-            raise ValueError(f"unknown built-in DEMON task(s) {unknown}; known: {list(TASKS)}")
+            raise ValueError(
+                f"unknown built-in DEMON task(s) {unknown}; known: {list(DEMON_TASKS)}"
+            )
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ValueError("batch_size and max_new_tokens must be >= 1")
 
@@ -137,8 +139,8 @@ def _evaluate(
     progress: bool,
 ) -> dict[str, list[float]]:
     """Per task, its per-sample scores of ``model_dir`` on ``tasks`` (written under ``out``)."""
+    from drum.demon.evaluate import SAMPLE_SCORES_FILE
     from drum.demon.run import evaluate_demon
-    from drum.demon.score import SAMPLE_SCORES_FILE
     from drum.lvlm.hf import HFLVLM
 
     lvlm = HFLVLM(model_dir)
@@ -364,8 +366,3 @@ def render_benchmark(results_path: str | Path) -> tuple[Path, Path]:
     markdown = results_path.with_suffix(".md")
     atomic_write_text(markdown, "\n".join(lines) + "\n")
     return markdown, png
-
-
-def with_overrides(config: DemonBenchmarkConfig, **changes: Any) -> DemonBenchmarkConfig:
-    """``config`` with the non-None ``changes`` applied."""
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})

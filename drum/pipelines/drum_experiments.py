@@ -1,6 +1,6 @@
 """DRUM's claims, measured: the trained retriever vs the similarity strategies, and ablations.
 
-1. Mining (``drum.train.mining``) on each task's pool with validation on ``val``: ``R`` rounds
+1. Mining (``drum.finetune.mining``) on each task's pool with validation on ``val``: ``R`` rounds
    per training seed. Round 1 of the same run is the "without mining (R = 1)" ablation.
 2. Ablations, each mined for ``ablation_rounds`` rounds with training seed 0:
    ``no_concat`` (image embeddings only, trained and retrieved with ``image_weight = 1``) and
@@ -29,10 +29,10 @@ from drum.embed.cache import EmbeddingCache
 from drum.embed.hf import HFDualEncoder
 from drum.eval.icl import ICLEvalConfig, evaluate_icl
 from drum.eval.report import render_report
+from drum.finetune.config import MiningConfig
+from drum.finetune.mining import mine
 from drum.lvlm.hf import HFLVLM
 from drum.retrieve.strategies import DEFAULT_EMBEDDER, StrategySpec
-from drum.train.config import MiningConfig
-from drum.train.mining import mine
 from drum.utils.checkpoint import card_matches
 from drum.utils.io import atomic_write_json
 from drum.utils.provenance import provenance

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drum.data.example import TASK_TYPES
+from drum.builtin.world.tasks import WORLD_TASKS
 from drum.data.jsonl import read_examples
 from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache
@@ -24,14 +24,13 @@ from drum.retrieve.retriever import DemonstrationRetriever
 from drum.retrieve.strategies import RetrievalConfig
 
 DEFAULT_STRATEGIES = ("random", "fixed", "image", "text", "cross", "concat")
-TASKS = TASK_TYPES  # the world has one task of each type, named after it
 
 
 @dataclass(frozen=True)
 class RetrievalQualityConfig:
     """Which tasks, strategies, shot count and query split to measure."""
 
-    tasks: tuple[str, ...] = TASKS
+    tasks: tuple[str, ...] = WORLD_TASKS
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     k: int = 4
     query_split: str = "val"

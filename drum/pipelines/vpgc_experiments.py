@@ -108,7 +108,7 @@ class VPGCExperimentConfig:
 
 
 def _sample_scores(eval_dir: Path, task: str) -> list[float]:
-    from drum.demon.score import SAMPLE_SCORES_FILE
+    from drum.demon.evaluate import SAMPLE_SCORES_FILE
 
     lines = (eval_dir / task / SAMPLE_SCORES_FILE).read_text(encoding="utf-8").splitlines()
     return [json.loads(line)["score"] for line in lines]

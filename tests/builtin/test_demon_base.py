@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from drum.builtin.demon import TASKS, BuiltinDemonConfig, make_builtin_demon
+from drum.builtin.demon import DEMON_TASKS, BuiltinDemonConfig, make_builtin_demon
 from drum.builtin.demon.assets import (
     DemonAssetError,
     base_identity,
@@ -86,7 +86,9 @@ def test_the_base_vocabulary_knows_every_prompt_and_answer_word(
 ) -> None:
     model, processor = build_builtin_lvlm(TINY, DEFAULT_EMBEDDER, base_vocabulary())
     unk = processor.tokenizer.unk_token_id
-    tasks = _tasks(generic_root, "train", list(GENERIC_TASKS)) + _tasks(bench_root, "test", TASKS)
+    tasks = _tasks(generic_root, "train", list(GENERIC_TASKS)) + _tasks(
+        bench_root, "test", DEMON_TASKS
+    )
     for task in tasks:
         for sample in task.samples:
             for text in (demon_text(task, sample), str(sample.response)):

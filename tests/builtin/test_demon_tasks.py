@@ -15,8 +15,8 @@ from PIL import Image
 from scipy import ndimage
 
 from drum.builtin.demon import (
+    DEMON_TASKS,
     IMAGE_CHOICE_BUILTIN_TASKS,
-    TASKS,
     BuiltinDemonConfig,
     make_builtin_demon,
 )
@@ -30,7 +30,7 @@ from drum.builtin.world.scene import Scene, render_scene
 from drum.demon.categories import CATEGORIES, MULTI_CHOICE, OPEN_ENDED
 from drum.demon.format import PLACEHOLDER, DemonTask, read_demon_task
 from drum.demon.prompt import demon_text
-from drum.demon.scoring import (
+from drum.demon.scorers import (
     IMAGE_CHOICE_TASKS,
     score_image_choice,
     score_multiple_choice,
@@ -74,7 +74,7 @@ def _attrs(scene: dict[str, Any]) -> tuple:
 
 def test_every_category_is_covered_with_enough_tasks() -> None:
     by_category: dict[str, list[str]] = {}
-    for name, spec in TASKS.items():
+    for name, spec in DEMON_TASKS.items():
         by_category.setdefault(spec.category, []).append(name)
     assert set(by_category) == set(CATEGORIES)
     assert len(by_category["multi_modal_cloze"]) >= 2
@@ -83,19 +83,19 @@ def test_every_category_is_covered_with_enough_tasks() -> None:
 
 def test_task_names_are_our_own() -> None:
     real = {task for tasks in CATEGORIES.values() for task in tasks}
-    assert not set(TASKS) & real
-    assert not set(TASKS) & IMAGE_CHOICE_TASKS
+    assert not set(DEMON_TASKS) & real
+    assert not set(DEMON_TASKS) & IMAGE_CHOICE_TASKS
 
 
 def test_ten_instructions_each_and_both_question_types() -> None:
-    assert set(INSTRUCTIONS) == set(TASKS)
-    for name in TASKS:
+    assert set(INSTRUCTIONS) == set(DEMON_TASKS)
+    for name in DEMON_TASKS:
         assert len(INSTRUCTIONS[name]) == 10
         assert len(set(INSTRUCTIONS[name])) == 10
-    assert {spec.question_type for spec in TASKS.values()} == {OPEN_ENDED, MULTI_CHOICE}
-    assert IMAGE_CHOICE_BUILTIN_TASKS and IMAGE_CHOICE_BUILTIN_TASKS <= set(TASKS)
+    assert {spec.question_type for spec in DEMON_TASKS.values()} == {OPEN_ENDED, MULTI_CHOICE}
+    assert IMAGE_CHOICE_BUILTIN_TASKS and IMAGE_CHOICE_BUILTIN_TASKS <= set(DEMON_TASKS)
     for name in IMAGE_CHOICE_BUILTIN_TASKS:
-        assert TASKS[name].question_type == MULTI_CHOICE
+        assert DEMON_TASKS[name].question_type == MULTI_CHOICE
 
 
 def test_config_is_validated() -> None:
@@ -112,7 +112,7 @@ def test_config_is_validated() -> None:
 
 def test_written_root_reads_back_in_the_release_format(root: Path) -> None:
     for split, n in CONFIG.split_sizes().items():
-        for name, spec in TASKS.items():
+        for name, spec in DEMON_TASKS.items():
             task, metas = _task(root, name, split)
             assert (task.name, task.split, task.question_type) == (name, split, spec.question_type)
             assert task.instructions == INSTRUCTIONS[name]
@@ -147,7 +147,7 @@ def test_image_choice_tasks_use_the_image_labels(root: Path) -> None:
 
 def test_every_word_is_in_the_vocabulary(root: Path) -> None:
     words = set(vocabulary())
-    for name in TASKS:
+    for name in DEMON_TASKS:
         task, _ = _task(root, name)
         for sample in task.samples:
             text = PLACEHOLDER.sub(" ", demon_text(task, sample))
@@ -162,7 +162,7 @@ def test_every_word_is_in_the_vocabulary(root: Path) -> None:
 
 
 def test_the_true_answer_scores_one_and_a_wrong_choice_zero(root: Path) -> None:
-    for name, spec in TASKS.items():
+    for name, spec in DEMON_TASKS.items():
         task, _ = _task(root, name)
         for sample in task.samples:
             if spec.question_type == OPEN_ENDED:
@@ -190,7 +190,7 @@ def test_same_seed_gives_byte_identical_files(root: Path, tmp_path: Path) -> Non
     again = tmp_path / "again"
     folders = make_builtin_demon(None, again, CONFIG)
     assert _digest(again) == _digest(root)
-    assert folders == [again / split / name for split in ("train", "test") for name in TASKS]
+    assert folders == [again / split / name for split in ("train", "test") for name in DEMON_TASKS]
     other = tmp_path / "other"
     make_builtin_demon(None, other, BuiltinDemonConfig(seed=4, n_train=12, n_test=30))
     assert _digest(other) != _digest(root)
@@ -205,7 +205,9 @@ def test_failed_run_leaves_the_old_root(tmp_path: Path, monkeypatch: pytest.Monk
     def broken(rng: np.random.Generator, split: str) -> None:
         raise RuntimeError("killed")
 
-    monkeypatch.setitem(TASKS, "WhichImage", TASKS["WhichImage"]._replace(generator=broken))
+    monkeypatch.setitem(
+        DEMON_TASKS, "WhichImage", DEMON_TASKS["WhichImage"]._replace(generator=broken)
+    )
     with pytest.raises(RuntimeError, match="killed"):
         make_builtin_demon(None, out, BuiltinDemonConfig(seed=1, n_train=2, n_test=2))
     assert _digest(out) == before
@@ -217,9 +219,9 @@ def test_card_records_config_and_chance_levels(root: Path) -> None:
     assert card["config"]["seed"] == 3 and card["config"]["image_size"] == 32
     assert card["splits"] == {"train": 12, "test": 30}
     assert card["world"] is None
-    assert set(card["tasks"]) == set(TASKS)
+    assert set(card["tasks"]) == set(DEMON_TASKS)
     for name, entry in card["tasks"].items():
-        assert entry["category"] == TASKS[name].category
+        assert entry["category"] == DEMON_TASKS[name].category
         assert entry["image_choice"] == (name in IMAGE_CHOICE_BUILTIN_TASKS)
         for split in ("train", "test"):
             task, _ = _task(root, name, split)
@@ -421,7 +423,7 @@ def test_which_image_has_exactly_one_match(root: Path) -> None:
 
 def test_every_scene_shows_its_count(root: Path) -> None:
     # Objects never sit side by side, so even large diamonds stay apart in the pixels.
-    for name in TASKS:
+    for name in DEMON_TASKS:
         _, metas = _task(root, name)
         for meta in metas:
             for scene in meta["scenes"]:
@@ -435,7 +437,7 @@ def test_docs_table_gives_the_default_chance_levels(tmp_path: Path) -> None:
     docs = (Path(__file__).parents[2] / "docs" / "demon.md").read_text()
     section = docs.split("## Built-in tasks", 1)[1]
     rows = dict(re.findall(r"^\| (\w+) \|.* \| ([0-9.]+) \|$", section, flags=re.M))
-    assert set(rows) == set(TASKS)
+    assert set(rows) == set(DEMON_TASKS)
     for name, quoted in rows.items():
         assert float(quoted) == pytest.approx(card["tasks"][name]["chance"]["test"], abs=0.005)
 
@@ -444,7 +446,7 @@ def test_prompts_show_every_image_once_in_order(root: Path) -> None:
     from drum.demon.prompt import demon_prompt
     from drum.lvlm.prompt import ImagePart
 
-    for name in TASKS:
+    for name in DEMON_TASKS:
         task, _ = _task(root, name)
         for sample in task.samples[:5]:
             parts = demon_prompt(task, sample).query.parts
@@ -453,7 +455,7 @@ def test_prompts_show_every_image_once_in_order(root: Path) -> None:
 
 
 def test_score_sample_routes_the_image_choice_tasks_to_image_choice() -> None:
-    from drum.demon.scoring import score_sample
+    from drum.demon.scorers import score_sample
 
     for name in IMAGE_CHOICE_BUILTIN_TASKS:
         choices = ["Image A", "Image B", "Image C", "Image D"]
@@ -466,13 +468,13 @@ def test_register_card_scoring_routes_the_roots_image_choice_tasks(
     root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from drum.builtin.demon.card import register_card_scoring
-    from drum.demon import scoring
+    from drum.demon import scorers
 
-    monkeypatch.setattr(scoring, "_REGISTERED_IMAGE_CHOICE_TASKS", set())
+    monkeypatch.setattr(scorers, "_REGISTERED_IMAGE_CHOICE_TASKS", set())
     assert register_card_scoring(tmp_path) == frozenset()  # no card: nothing registered
-    assert not IMAGE_CHOICE_BUILTIN_TASKS & scoring.routed_image_choice_tasks()
+    assert not IMAGE_CHOICE_BUILTIN_TASKS & scorers.routed_image_choice_tasks()
     assert register_card_scoring(root / "test") == IMAGE_CHOICE_BUILTIN_TASKS
-    assert IMAGE_CHOICE_BUILTIN_TASKS <= scoring.routed_image_choice_tasks()
+    assert IMAGE_CHOICE_BUILTIN_TASKS <= scorers.routed_image_choice_tasks()
 
 
 def test_importing_the_kits_tasks_registers_them() -> None:
@@ -480,7 +482,7 @@ def test_importing_the_kits_tasks_registers_them() -> None:
     import sys
 
     code = (
-        "from drum.demon.scoring import routed_image_choice_tasks as r\n"
+        "from drum.demon.scorers import routed_image_choice_tasks as r\n"
         "assert 'WhichImage' not in r()\n"
         "import drum.builtin.demon.tasks as t\n"
         "assert t.IMAGE_CHOICE_BUILTIN_TASKS <= r()\n"

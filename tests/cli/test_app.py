@@ -50,7 +50,7 @@ def test_help_imports_no_torch_nor_config_modules() -> None:
         "import sys; from typer.testing import CliRunner; from drum.cli.main import app; "
         "assert CliRunner().invoke(app, ['--help']).exit_code == 0; "
         "assert CliRunner().invoke(app, ['lvlm', '--help']).exit_code == 0; "
-        "heavy = {'torch', 'transformers', 'drum.train.config', 'drum.builtin.lvlm.train'}; "
+        "heavy = {'torch', 'transformers', 'drum.finetune.config', 'drum.builtin.lvlm.train'}; "
         "print(sorted(heavy & set(sys.modules)))"
     )
     result = _python(["-c", code])

@@ -29,10 +29,10 @@ def test_default_of_reads_the_dataclass_field() -> None:
 
 
 def test_default_of_follows_a_nested_config_default() -> None:
-    from drum.train.config import MiningConfig
+    from drum.finetune.config import MiningConfig
 
     # MiningConfig's own feedback default (30 candidates), not FeedbackConfig's (50).
-    assert default_of("drum.train.config:MiningConfig", "feedback.candidates")() == 30
+    assert default_of("drum.finetune.config:MiningConfig", "feedback.candidates")() == 30
     assert MiningConfig().feedback.candidates == 30
 
 
@@ -90,12 +90,12 @@ def backing_configs() -> dict[str, dict[str, Any]]:
     from drum.data.importers.vqa import VizWizOptions, VQAOptions
     from drum.eval.icl import ICLEvalConfig
     from drum.eval.query_report import ReportConfig
+    from drum.finetune.config import MiningConfig
     from drum.index import IndexConfig
     from drum.pipelines.demon_benchmark import DemonBenchmarkConfig
     from drum.pipelines.drum_experiments import DrumExperimentConfig
     from drum.pipelines.vpgc_icl import VPGCICLConfig
     from drum.retrieve.strategies import RetrievalConfig
-    from drum.train.config import MiningConfig
 
     mining = MiningConfig()
     mine = {

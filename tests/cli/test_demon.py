@@ -232,14 +232,14 @@ def test_make_builtin_errors_are_one_line(tmp_path: Path) -> None:
 def test_score_on_the_builtin_tasks_aggregates_their_own_categories(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from drum.demon import scoring
+    from drum.demon import scorers
 
     root = tmp_path / "builtin"
     args = ["demon", "make-builtin", "--out", str(root), "--n-train", "2", "--n-test", "2"]
     assert runner.invoke(app, args).exit_code == 0
     # As if the kit's tasks had never been imported: the root's card alone must route its
     # image-choice tasks (TF-IDF would score "Image B" against Image A..D as Image A: 0%).
-    monkeypatch.setattr(scoring, "_REGISTERED_IMAGE_CHOICE_TASKS", set())
+    monkeypatch.setattr(scorers, "_REGISTERED_IMAGE_CHOICE_TASKS", set())
     results = tmp_path / "results"
     for task in read_demon_root(root / "test"):  # gold responses as predictions: 100%
         write_predictions(results, task, {s.sample_id: s.response for s in task.samples})
@@ -267,13 +267,13 @@ def test_score_on_the_builtin_tasks_aggregates_their_own_categories(
 def test_builtin_categories_finds_the_card_from_the_root_or_a_split(
     tmp_path: Path, scoring_root: Path
 ) -> None:
-    from drum.builtin.demon import TASKS, builtin_categories
+    from drum.builtin.demon import DEMON_TASKS, builtin_categories
 
     root = tmp_path / "builtin"
     args = ["demon", "make-builtin", "--out", str(root), "--n-train", "2", "--n-test", "2"]
     assert runner.invoke(app, args).exit_code == 0
     expected: dict[str, list[str]] = {}
-    for name, spec in TASKS.items():
+    for name, spec in DEMON_TASKS.items():
         expected.setdefault(spec.category, []).append(name)
     expected_map = {name: tuple(members) for name, members in expected.items()}
     assert builtin_categories(root) == expected_map

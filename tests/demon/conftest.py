@@ -222,7 +222,7 @@ SCORING_RELEASE: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {
     ),
 }
 
-# Predictions for SCORING_RELEASE and each sample's score by hand (see tests/demon/test_score.py).
+# Predictions for SCORING_RELEASE and each sample's score by hand (see test_evaluate.py).
 SCORING_PREDICTIONS: dict[str, dict[Any, str]] = {
     "MMCoQA": {0: "Madjid Bougherra.", 1: "a red bus"},
     "ALFRED": {0: "place the soap"},

@@ -8,8 +8,8 @@ from pathlib import Path
 from PIL import Image
 
 from drum.demon.categories import CATEGORIES
+from drum.demon.evaluate import SCORES_FILE, score_demon
 from drum.demon.report import OTHER, category_tasks, markdown_report, render_report
-from drum.demon.score import SCORES_FILE, score_demon
 from tests.demon.conftest import write_scoring_predictions
 
 

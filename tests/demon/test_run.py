@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from drum.demon.evaluate import SAMPLE_SCORES_FILE, SCORES_FILE
 from drum.demon.format import read_demon_root
 from drum.demon.predictions import read_predictions
 from drum.demon.run import RUN_FILE, DemonRunError, evaluate_demon, pending_samples
-from drum.demon.score import SAMPLE_SCORES_FILE, SCORES_FILE
 from drum.lvlm.prompt import ICLPrompt
 from drum.testing import FakeLVLM, SpyLVLM
 

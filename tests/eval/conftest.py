@@ -51,7 +51,7 @@ def icl_run(
 @pytest.fixture
 def demon_run(tmp_path: Path) -> Path:
     """A scored DEMON output (``drum demon score``) of the four scoring tasks."""
-    from drum.demon.score import score_demon
+    from drum.demon.evaluate import score_demon
     from tests.demon.conftest import (
         SCORING_RELEASE,
         write_release_task,

@@ -458,8 +458,12 @@ def test_fixed_statistics_ci_bootstraps_per_example_cider() -> None:
         k: (refs[0] if int(k) % 2 else "two blue squares") for k, refs in references.items()
     }
     specs = [get_metric("cider")]
-    rescored = score_predictions(predictions, references, specs, 200, 50, "rescore")["cider"]
-    fixed = score_predictions(predictions, references, specs, 200, 50, "fixed_statistics")["cider"]
+    rescored = score_predictions(predictions, references, specs, 200, 50, "rescore")[0]["cider"]
+    fixed_scores, per_query = score_predictions(
+        predictions, references, specs, 200, 50, "fixed_statistics", per_query=True
+    )
+    fixed = fixed_scores["cider"]
+    assert len(per_query["cider"]) == len(predictions)
     assert fixed["value"] == rescored["value"]  # the point estimate does not change
     low, high = fixed["ci95"]
     assert low < fixed["value"] < high

@@ -17,8 +17,8 @@ from drum.index import (
     IndexConfig,
     IndexFileError,
     VectorIndex,
-    brute_force_search,
 )
+from tests.index.exact import brute_force_search
 from tests.index.vectors import clustered
 
 DIM = 32

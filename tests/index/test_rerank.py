@@ -16,8 +16,8 @@ from drum.index import (
     IndexConfig,
     IndexFileError,
     VectorIndex,
-    brute_force_search,
 )
+from tests.index.exact import brute_force_search
 from tests.index.vectors import clustered
 
 DIM, N = 32, 5000

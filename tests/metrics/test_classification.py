@@ -7,12 +7,8 @@ import sys
 
 import pytest
 
-from drum.metrics import METRICS, TASK_METRICS, MetricSpec, get_metric, task_metrics
-from drum.metrics.classification import (
-    classification_accuracy,
-    classification_accuracy_corpus,
-    normalize_label,
-)
+from drum.metrics import METRICS, TASK_METRICS, MetricSpec, get_metric
+from drum.metrics.classification import classification_accuracy, normalize_label
 
 
 @pytest.mark.parametrize(
@@ -40,12 +36,14 @@ def test_classification_accuracy() -> None:
         classification_accuracy("cat", [])
 
 
-def test_classification_accuracy_corpus() -> None:
-    preds = ["cat", "dog", "bird"]
-    refs = [["cat"], ["Dog!"], ["fish"]]
-    assert classification_accuracy_corpus(preds, refs) == pytest.approx(2 / 3)
-    with pytest.raises(ValueError):
-        classification_accuracy_corpus(preds, refs[:2])
+def test_accuracy_over_a_corpus_is_the_mean() -> None:
+    preds = {"a": "cat", "b": "dog", "c": "bird"}
+    refs = {"a": ["cat"], "b": ["Dog!"], "c": ["fish"]}
+    value, per_example = get_metric("accuracy").score_corpus(preds, refs)
+    assert per_example == [1.0, 1.0, 0.0]
+    assert value == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="same ids"):
+        get_metric("accuracy").score_corpus(preds, {"a": ["cat"], "b": ["dog"]})
 
 
 # --- registry -----------------------------------------------------------------------------------
@@ -70,12 +68,10 @@ def test_registry_names_and_tasks() -> None:
         assert isinstance(spec, MetricSpec)
         assert spec.name == name
         assert spec.higher_is_better
-    assert [s.level for s in task_metrics("caption")] == ["corpus"] * 3
+    assert [get_metric(name).level for name in TASK_METRICS["caption"]] == ["corpus"] * 3
     assert get_metric("vqa_accuracy").level == "example"
     with pytest.raises(KeyError):
         get_metric("meteor")
-    with pytest.raises(KeyError):
-        task_metrics("retrieval")
 
 
 def test_score_corpus_handles_both_levels() -> None:

@@ -13,7 +13,6 @@ from drum.metrics.vqa import (
     process_digit_article,
     process_punctuation,
     vqa_accuracy,
-    vqa_accuracy_corpus,
 )
 
 
@@ -132,8 +131,9 @@ def test_official_unanimous_references_are_compared_untouched() -> None:
 def test_official_is_the_default_everywhere() -> None:
     assert get_metric("vqa_accuracy").fn("WHITE", ["white"] * 10) == 0.0
     assert get_metric("vqa_accuracy_always").fn("WHITE", ["white"] * 10) == 1.0
-    assert vqa_accuracy_corpus(["WHITE"], [["white"] * 10]) == 0.0
-    assert vqa_accuracy_corpus(["WHITE"], [["white"] * 10], normalization="always") == 1.0
+    one = ({"q": "WHITE"}, {"q": ["white"] * 10})
+    assert get_metric("vqa_accuracy").score_corpus(*one) == (0.0, [0.0])
+    assert get_metric("vqa_accuracy_always").score_corpus(*one) == (1.0, [1.0])
 
 
 def test_digits_are_ascii_as_in_python_2() -> None:
@@ -170,9 +170,11 @@ def test_official_matches_a_literal_port_of_the_loop() -> None:
 
 
 def test_corpus_is_the_mean() -> None:
-    preds = ["dog", "cat"]
-    refs = [["dog"] * 3 + ["cat"] * 7, ["dog"] * 10]
-    assert vqa_accuracy_corpus(preds, refs) == pytest.approx((0.9 + 0.0) / 2)
+    preds = {"a": "dog", "b": "cat"}
+    refs = {"a": ["dog"] * 3 + ["cat"] * 7, "b": ["dog"] * 10}
+    value, per_example = get_metric("vqa_accuracy").score_corpus(preds, refs)
+    assert per_example == pytest.approx([0.9, 0.0])
+    assert value == pytest.approx((0.9 + 0.0) / 2)
 
 
 def test_errors() -> None:
@@ -180,7 +182,7 @@ def test_errors() -> None:
         vqa_accuracy("dog", [])
     with pytest.raises(ValueError, match="normalization must be one of"):
         vqa_accuracy("dog", ["dog"], normalization="never")  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
-        vqa_accuracy_corpus(["dog"], [])
-    with pytest.raises(ValueError):
-        vqa_accuracy_corpus([], [])
+    with pytest.raises(ValueError, match="same ids"):
+        get_metric("vqa_accuracy").score_corpus({"a": "dog"}, {})
+    with pytest.raises(ValueError, match="nothing to score"):
+        get_metric("vqa_accuracy").score_corpus({}, {})

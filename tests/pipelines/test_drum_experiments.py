@@ -10,6 +10,8 @@ import pytest
 
 import drum.pipelines.drum_experiments as experiments
 from drum.feedback.scorer import FeedbackConfig
+from drum.finetune.config import MiningConfig, RetrieverTrainConfig
+from drum.finetune.mining import rounds_table
 from drum.pipelines.drum_experiments import (
     ABLATION_LABELS,
     R1_LABEL,
@@ -17,8 +19,6 @@ from drum.pipelines.drum_experiments import (
     DrumExperimentConfig,
     run_drum_experiments,
 )
-from drum.train.config import MiningConfig, RetrieverTrainConfig
-from drum.train.mining import rounds_table
 
 CONFIG = DrumExperimentConfig(
     mining=MiningConfig(

@@ -7,13 +7,13 @@ Nine tasks covering DEMON's seven categories, written in the release layout
 from drum.builtin.demon.card import builtin_categories
 from drum.builtin.demon.config import BuiltinDemonConfig
 from drum.builtin.demon.make import make_builtin_demon
-from drum.builtin.demon.tasks import IMAGE_CHOICE_BUILTIN_TASKS, TASKS, TaskSpec
+from drum.builtin.demon.tasks import DEMON_TASKS, IMAGE_CHOICE_BUILTIN_TASKS, TaskGenerator
 
 __all__ = [
     "IMAGE_CHOICE_BUILTIN_TASKS",
-    "TASKS",
+    "DEMON_TASKS",
     "BuiltinDemonConfig",
-    "TaskSpec",
+    "TaskGenerator",
     "builtin_categories",
     "make_builtin_demon",
 ]

@@ -4,7 +4,7 @@
 ``builtin_categories`` gives the built-in tasks' own category map, so that ``drum demon score``
 and ``drum demon eval`` aggregate them by category: they are outside the reference's 29 tasks,
 so the reference's ``CATEGORIES`` would leave every one under "other". ``register_card_scoring``
-registers the card's image-choice tasks with ``drum.demon.scoring``, so that a root is scored
+registers the card's image-choice tasks with ``drum.demon.scorers``, so that a root is scored
 as it was written whatever has been imported (the kit's ``tasks`` registers its own on import).
 """
 
@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from drum.demon.scoring import register_image_choice_task
+from drum.demon.scorers import register_image_choice_task
 
 CARD = "builtin_demon.json"
 
@@ -41,10 +41,10 @@ def _read_card(path: Path) -> dict[str, Any]:
 
 
 def builtin_categories(data_root: str | os.PathLike[str]) -> dict[str, tuple[str, ...]] | None:
-    """Category -> its built-in tasks, in the card's order (``TASKS``'s, which wrote it), for
+    """Category -> its built-in tasks, in the card's order (``DEMON_TASKS``'s, which wrote it), for
     a built-in root or one of its split folders; None for any other root (a DEMON release).
 
-    Read from the card rather than ``TASKS``, so a root written by another version of the
+    Read from the card rather than ``DEMON_TASKS``, so a root written by another version of the
     tasks is grouped as it was written.
 
     Raises:
@@ -68,7 +68,7 @@ def builtin_categories(data_root: str | os.PathLike[str]) -> dict[str, tuple[str
 
 def register_card_scoring(data_root: str | os.PathLike[str]) -> frozenset[str]:
     """Register the image-choice tasks that the card of a built-in root (or of one of its split
-    folders) records with ``drum.demon.scoring.register_image_choice_task``, and return them;
+    folders) records with ``drum.demon.scorers.register_image_choice_task``, and return them;
     nothing for any other root.
 
     Raises:

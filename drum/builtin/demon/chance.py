@@ -16,7 +16,7 @@ from collections import Counter
 from drum.demon.categories import OPEN_ENDED
 from drum.demon.format import DemonTask
 from drum.demon.normalize import normalize
-from drum.demon.scoring import score_image_choice, score_multiple_choice, score_open_ended
+from drum.demon.scorers import score_image_choice, score_multiple_choice, score_open_ended
 
 _WORD = re.compile(r"\w\w+")
 

@@ -40,7 +40,7 @@ from drum.builtin.demon.scenes import (
     value_of,
     word,
 )
-from drum.builtin.demon.tasks import Item, TaskSpec, _image_choices, _images, _pick
+from drum.builtin.demon.tasks import Item, TaskGenerator, _image_choices, _images, _pick
 from drum.builtin.world.language import PLURALS
 from drum.demon.categories import MULTI_CHOICE, OPEN_ENDED
 
@@ -135,13 +135,13 @@ def pick_of_two(rng: np.random.Generator, split: str) -> Item:
     )
 
 
-GENERIC_TASKS: dict[str, TaskSpec] = {
-    "Describe": TaskSpec(GENERIC_CATEGORY, OPEN_ENDED, describe),
-    "AskOne": TaskSpec(GENERIC_CATEGORY, OPEN_ENDED, ask_one),
-    "AskOneChoice": TaskSpec(GENERIC_CATEGORY, MULTI_CHOICE, ask_one_choice),
-    "AskOfTwo": TaskSpec(GENERIC_CATEGORY, OPEN_ENDED, ask_of_two),
-    "CompareTwo": TaskSpec(GENERIC_CATEGORY, MULTI_CHOICE, compare_two),
-    "PickOfTwo": TaskSpec(GENERIC_CATEGORY, MULTI_CHOICE, pick_of_two),
+GENERIC_TASKS: dict[str, TaskGenerator] = {
+    "Describe": TaskGenerator(GENERIC_CATEGORY, OPEN_ENDED, describe),
+    "AskOne": TaskGenerator(GENERIC_CATEGORY, OPEN_ENDED, ask_one),
+    "AskOneChoice": TaskGenerator(GENERIC_CATEGORY, MULTI_CHOICE, ask_one_choice),
+    "AskOfTwo": TaskGenerator(GENERIC_CATEGORY, OPEN_ENDED, ask_of_two),
+    "CompareTwo": TaskGenerator(GENERIC_CATEGORY, MULTI_CHOICE, compare_two),
+    "PickOfTwo": TaskGenerator(GENERIC_CATEGORY, MULTI_CHOICE, pick_of_two),
 }
 """The base LVLM's training formats (see the module docstring); not benchmark tasks."""
 

@@ -34,7 +34,7 @@ from drum.builtin.demon.chance import chance_level
 from drum.builtin.demon.config import SPLITS, BuiltinDemonConfig
 from drum.builtin.demon.instructions import INSTRUCTIONS
 from drum.builtin.demon.scenes import draw_digit
-from drum.builtin.demon.tasks import IMAGE_CHOICE_BUILTIN_TASKS, TASKS, Item, TaskSpec
+from drum.builtin.demon.tasks import DEMON_TASKS, IMAGE_CHOICE_BUILTIN_TASKS, Item, TaskGenerator
 from drum.builtin.world.scene import render_scene
 from drum.demon.categories import METRIC_NAMES
 from drum.demon.format import IMAGES_DIR, DemonSample, DemonTask, write_demon_task
@@ -91,7 +91,10 @@ def generate_task(
     split: str,
     config: BuiltinDemonConfig,
     split_root: Path,
-    registry: tuple[dict[str, TaskSpec], dict[str, tuple[str, ...]]] = (TASKS, INSTRUCTIONS),
+    registry: tuple[dict[str, TaskGenerator], dict[str, tuple[str, ...]]] = (
+        DEMON_TASKS,
+        INSTRUCTIONS,
+    ),
 ) -> tuple[DemonTask, list[dict[str, Any]]]:
     """Draw and render one task's split under ``split_root/<name>/``; return the task (its
     images already in place) and its per-sample metadata. ``registry`` holds the generators
@@ -129,7 +132,7 @@ def make_builtin_demon(
     out_root: str | os.PathLike[str],
     config: BuiltinDemonConfig | None = None,
 ) -> list[Path]:
-    """Write every task of ``TASKS`` for both splits under ``out_root`` (layout in the module
+    """Write every task of ``DEMON_TASKS`` for both splits under ``out_root`` (layout in the module
     docstring) and return the task folders, ``<out_root>/<split>/<Task>``, train first.
 
     ``world_dir`` (a ``make_world`` output, or None) sets the image size and noise unless the
@@ -151,12 +154,12 @@ def make_builtin_demon(
             "n_instructions": len(INSTRUCTIONS[name]),
             "chance": {},
         }
-        for name, spec in TASKS.items()
+        for name, spec in DEMON_TASKS.items()
     }
     folders = []
     with atomic_directory(out_root) as staging:
         for split in SPLITS:
-            for name in TASKS:
+            for name in DEMON_TASKS:
                 task, metas = generate_task(name, split, config, staging / split)
                 task_dir = write_demon_task(task, staging / split)
                 lines = [json.dumps(record, sort_keys=True) + "\n" for record in metas]

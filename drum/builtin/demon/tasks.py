@@ -1,4 +1,4 @@
-"""The built-in DEMON-style tasks: one generator per task, registered in ``TASKS``.
+"""The built-in DEMON-style tasks: one generator per task, registered in ``DEMON_TASKS``.
 
 Each generator draws one item from ``rng``: the scenes to render (an image each), the context
 with its ``{image#k}`` placeholders, the choices (None for open-ended tasks), the response and
@@ -37,7 +37,7 @@ from drum.builtin.demon.scenes import (
 from drum.builtin.world.language import NONSENSE_WORDS, PLURALS
 from drum.builtin.world.scene import GRID, SHAPES, Scene
 from drum.demon.categories import MULTI_CHOICE, OPEN_ENDED
-from drum.demon.scoring import register_image_choice_task
+from drum.demon.scorers import register_image_choice_task
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,10 @@ class Item:
 Generator = Callable[[np.random.Generator, str], Item]
 
 
-class TaskSpec(NamedTuple):
+class TaskGenerator(NamedTuple):
+    """A built-in task: its DEMON category, its question type and the generator of its items
+    (not a ``drum.tasks.spec.TaskSpec``, which names the files of an evaluation task)."""
+
     category: str
     question_type: str
     generator: Generator
@@ -349,23 +352,23 @@ def which_image(rng: np.random.Generator, split: str) -> Item:
     )
 
 
-TASKS: dict[str, TaskSpec] = {
-    "ShapeChat": TaskSpec("multi_modal_dialogue", OPEN_ENDED, shape_chat),
-    "ShapeStory": TaskSpec("visual_story_telling_list", OPEN_ENDED, shape_story),
-    "SpotTheEdit": TaskSpec("visual_relation_inference", OPEN_ENDED, spot_the_edit),
-    "MovedObject": TaskSpec("visual_relation_inference", OPEN_ENDED, moved_object),
-    "MissingPanel": TaskSpec("multi_modal_cloze", MULTI_CHOICE, missing_panel),
-    "CaptionCloze": TaskSpec("multi_modal_cloze", MULTI_CHOICE, caption_cloze),
-    "ShapeFacts": TaskSpec("knowledge_grounded_qa", MULTI_CHOICE, shape_facts),
-    "DigitBoard": TaskSpec("text_rich_images_qa", MULTI_CHOICE, digit_board),
-    "SameCount": TaskSpec("multi_image_reasoning", MULTI_CHOICE, same_count),
-    "SamePlaces": TaskSpec("multi_image_reasoning", MULTI_CHOICE, same_places),
-    "WhichImage": TaskSpec("multi_image_reasoning", MULTI_CHOICE, which_image),
+DEMON_TASKS: dict[str, TaskGenerator] = {
+    "ShapeChat": TaskGenerator("multi_modal_dialogue", OPEN_ENDED, shape_chat),
+    "ShapeStory": TaskGenerator("visual_story_telling_list", OPEN_ENDED, shape_story),
+    "SpotTheEdit": TaskGenerator("visual_relation_inference", OPEN_ENDED, spot_the_edit),
+    "MovedObject": TaskGenerator("visual_relation_inference", OPEN_ENDED, moved_object),
+    "MissingPanel": TaskGenerator("multi_modal_cloze", MULTI_CHOICE, missing_panel),
+    "CaptionCloze": TaskGenerator("multi_modal_cloze", MULTI_CHOICE, caption_cloze),
+    "ShapeFacts": TaskGenerator("knowledge_grounded_qa", MULTI_CHOICE, shape_facts),
+    "DigitBoard": TaskGenerator("text_rich_images_qa", MULTI_CHOICE, digit_board),
+    "SameCount": TaskGenerator("multi_image_reasoning", MULTI_CHOICE, same_count),
+    "SamePlaces": TaskGenerator("multi_image_reasoning", MULTI_CHOICE, same_places),
+    "WhichImage": TaskGenerator("multi_image_reasoning", MULTI_CHOICE, which_image),
 }
 """Task name -> (DEMON category, question type, generator)."""
 
 IMAGE_CHOICE_BUILTIN_TASKS: frozenset[str] = frozenset({"MissingPanel", "WhichImage"})
-"""The built-in tasks scored by ``drum.demon.scoring.score_image_choice`` ("Image B"). The
+"""The built-in tasks scored by ``drum.demon.scorers.score_image_choice`` ("Image B"). The
 reference routes image choice by task name, so these are registered with ``score_sample``'s
 routing below (and recorded in every built-in root's card, ``image_choice_tasks``, which
 ``drum.builtin.demon.card.register_card_scoring`` registers from); they collide with no DEMON

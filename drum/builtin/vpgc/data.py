@@ -534,22 +534,3 @@ def write_synthetic_tasks(
                 folders.append(out_root / split / name)
         atomic_write_json(staging / CARD_NAME, card)
     return folders
-
-
-def synthetic_words() -> set[str]:
-    """Every word the synthetic tasks can write (contexts, instructions, answers, choices),
-    lowercased as the word tokenizer reads them."""
-    words: set[str] = set()
-    for texts in SYNTHETIC_INSTRUCTIONS.values():
-        for text in texts:
-            words.update(text.split())
-    for _, template in SYNTHETIC_TASKS.values():
-        words.update(w for w in template.split() if not w.startswith("{"))
-    for answer in WHAT_DIFFERS_ANSWERS.values():
-        words.update(answer.split())
-    values = ["objects", "a", "same", "different", "image", *LETTERS]
-    values += [word("count", c) for c in VALUES["count"]]
-    values += [str(v) for a in ("colour", "shape", "size") for v in VALUES[a]]
-    values += list(PLURALS.values())
-    words.update(values)
-    return {w.lower() for w in words}

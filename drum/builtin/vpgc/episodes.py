@@ -74,7 +74,6 @@ if TYPE_CHECKING:
 
 CARD_NAME = "twin_episodes.json"
 EPISODES_FILE = "episodes.jsonl"
-TASKS = ("vqa", "caption", "classification")
 TASK_MIX = {"vqa": 0.5, "caption": 0.25, "classification": 0.25}
 # Share of the non-twin, non-match demonstrations that ask the query's question with another
 # answer; the rest are random examples of the task.

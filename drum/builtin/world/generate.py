@@ -38,12 +38,12 @@ from drum.builtin.world.language import (
     sample_convention,
 )
 from drum.builtin.world.scene import Scene, render_scene, sample_scene
-from drum.data.example import TASK_TYPES, Example
+from drum.builtin.world.tasks import WORLD_TASKS
+from drum.data.example import Example
 from drum.data.jsonl import write_examples
 from drum.utils.checkpoint import card_matches
 from drum.utils.io import atomic_directory, atomic_write_json
 
-TASKS = TASK_TYPES  # the world has one task of each type, named after it
 EVAL_SPLITS = ("pool", "val", "test")
 WORLD_FORMAT_VERSION = 1
 # Captioning references: the full caption twice, then with size, count, or both left out.
@@ -136,7 +136,7 @@ def _world_card(config: WorldConfig, convention: Convention) -> dict[str, Any]:
         "config": asdict(config),
         "convention": convention.to_dict(),
         "splits": config.split_sizes(),
-        "tasks": list(TASKS),
+        "tasks": list(WORLD_TASKS),
     }
 
 
@@ -207,7 +207,7 @@ def make_world(
             )
         ]
         write_examples(staging / "train.jsonl", train)
-        for task in TASKS:
+        for task in WORLD_TASKS:
             for split in EVAL_SPLITS:
                 examples = _task_examples(
                     task,

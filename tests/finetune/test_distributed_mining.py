@@ -12,11 +12,11 @@ import torch
 from safetensors.torch import load_file
 
 from drum.builtin.world.tasks import world_tasks
+from drum.finetune.mining import mine
 from drum.lvlm.hf import HFLVLM
 from drum.testing import spawn_ranks
-from drum.train.mining import mine
 from drum.utils.distributed import DistContext
-from tests.train.test_mining import TINY
+from tests.finetune.test_mining import TINY
 
 ONE_ROUND = replace(TINY, rounds=1)
 

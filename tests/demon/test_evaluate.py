@@ -1,4 +1,4 @@
-"""``drum.demon.score``: a predictions folder scored against a release, by hand-computed values."""
+"""``drum.demon.evaluate``: a predictions folder scored against a release, by hand."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from drum.demon.categories import CATEGORIES
+from drum.demon.evaluate import SAMPLE_RECORDS_FILE, SAMPLE_SCORES_FILE, SCORES_FILE, score_demon
 from drum.demon.format import DemonFormatError, read_demon_task
 from drum.demon.predictions import write_predictions
-from drum.demon.score import SAMPLE_RECORDS_FILE, SAMPLE_SCORES_FILE, SCORES_FILE, score_demon
-from drum.demon.scoring import DemonScoringError
+from drum.demon.scorers import DemonScoringError
 from tests.demon.conftest import SCORING_PREDICTIONS, write_scoring_predictions
 
 # By hand (docs/demon.md, "Scoring"): F = 2 * P * R / (P + R + 1e-8) over distinct words.

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from drum.data.jsonl import read_examples
-from drum.train.lists import RankedList
+from drum.finetune.lists import RankedList
 
 
 def answer_ranked_lists(world: Path, queries: int) -> list[RankedList]:

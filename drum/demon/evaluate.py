@@ -38,7 +38,7 @@ from typing import Any
 from drum.demon.categories import aggregate
 from drum.demon.format import DemonTask, SampleId, read_demon_root
 from drum.demon.predictions import predictions_path, read_predictions
-from drum.demon.scoring import DemonScoringError, score_sample
+from drum.demon.scorers import DemonScoringError, score_sample
 from drum.utils.io import atomic_write_json, atomic_write_text
 
 SCORES_FILE = "demon_scores.json"

@@ -9,12 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from drum.train import trainer as trainer_module
-from drum.train.config import RetrieverTrainConfig
-from drum.train.dual_encoder import TrainableDualEncoder
-from drum.train.lists import RankedList
-from drum.train.trainer import CARD_NAME, train_retriever
-from tests.train.ranked import answer_ranked_lists
+from drum.finetune import trainer as trainer_module
+from drum.finetune.config import RetrieverTrainConfig
+from drum.finetune.dual_encoder import TrainableDualEncoder
+from drum.finetune.lists import RankedList
+from drum.finetune.trainer import CARD_NAME, train_retriever
+from tests.finetune.ranked import answer_ranked_lists
 
 CONFIG = RetrieverTrainConfig(epochs=2, batch_size=8, candidates_per_query=4, lr=1e-3)
 

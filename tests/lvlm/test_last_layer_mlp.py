@@ -1,4 +1,4 @@
-"""``only_at_positions`` and the fast scoring path's pruned last-layer MLP."""
+"""``only_at_positions`` and the fast scoring path's last-layer MLP run only at kept positions."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.hooks import decoder_layers
+from drum.lvlm.last_layer_mlp import last_layer_mlp, only_at_positions
 from drum.lvlm.prompt import ICLPrompt
-from drum.lvlm.pruning import last_layer_mlp, only_at_positions
 from drum.utils import allocator
 
 

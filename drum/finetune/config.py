@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from drum.feedback.scorer import FeedbackConfig
-from drum.train.dual_encoder import TRAINABLE_MODES
+from drum.finetune.dual_encoder import TRAINABLE_MODES
 
 RANKING_LOSS_NAMES = ("lambda", "listnet", "listmle")
 RELEVANCE_SOURCES = ("feedback", "similarity")

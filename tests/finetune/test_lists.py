@@ -9,7 +9,7 @@ import pytest
 
 from drum.data.example import Example
 from drum.feedback.scorer import QueryFeedback
-from drum.train.lists import RankedList, ranked_lists, sample_positions
+from drum.finetune.lists import RankedList, ranked_lists, sample_positions
 
 
 def _example(i: int) -> Example:

@@ -1,7 +1,7 @@
 """Fine-tuning the embedder so that its ``concat`` similarity reproduces the LVLM's ranking.
 
 Each step takes ``batch_size`` ranked lists, samples ``candidates_per_query`` candidates of
-each (``drum.train.lists.sample_positions``), embeds queries and candidates with the same dual
+each (``drum.finetune.lists.sample_positions``), embeds queries and candidates with the same dual
 encoder, and minimises::
 
     loss = list_weight * L_list(scale * sim(q, c_1..K), relevance)
@@ -27,10 +27,10 @@ import torch
 
 from drum.data.example import Example
 from drum.data.images import load_image
+from drum.finetune.config import RetrieverTrainConfig
+from drum.finetune.dual_encoder import TrainableDualEncoder
+from drum.finetune.lists import RankedList, sample_positions
 from drum.losses import RANKING_LOSSES, udr_objective
-from drum.train.config import RetrieverTrainConfig
-from drum.train.dual_encoder import TrainableDualEncoder
-from drum.train.lists import RankedList, sample_positions
 from drum.utils.checkpoint import Checkpointer
 from drum.utils.distributed import DistContext, shard_bounds
 from drum.utils.fingerprint import directory_digest

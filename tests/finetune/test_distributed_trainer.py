@@ -10,13 +10,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from drum.finetune import trainer as trainer_module
+from drum.finetune.config import RetrieverTrainConfig
+from drum.finetune.lists import RankedList
+from drum.finetune.trainer import CARD_NAME, train_retriever
 from drum.testing import spawn_ranks
-from drum.train import trainer as trainer_module
-from drum.train.config import RetrieverTrainConfig
-from drum.train.lists import RankedList
-from drum.train.trainer import CARD_NAME, train_retriever
 from drum.utils.distributed import DistContext
-from tests.train.ranked import answer_ranked_lists
+from tests.finetune.ranked import answer_ranked_lists
 
 # 25 lists in global batches of 8: 8, 8, 8, 1, so the ranks' blocks are 4 + 4 and, in the
 # short last batch, 0 + 1 (rank 0 then only joins the all-reduce).

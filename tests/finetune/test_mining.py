@@ -10,9 +10,9 @@ import pytest
 
 from drum.builtin.world.tasks import world_tasks
 from drum.feedback.scorer import FeedbackConfig
+from drum.finetune.config import MiningConfig, RetrieverTrainConfig
+from drum.finetune.mining import mine
 from drum.lvlm.hf import HFLVLM
-from drum.train.config import MiningConfig, RetrieverTrainConfig
-from drum.train.mining import mine
 
 TINY = MiningConfig(
     rounds=2,
@@ -99,7 +99,7 @@ def test_validation_refuses_examples_without_answers_before_embedding(
     tiny_world: Path, tmp_path: Path, side: str
 ) -> None:
     from drum.data.jsonl import DataError
-    from drum.train.mining import validate
+    from drum.finetune.mining import validate
     from tests.data.importers.fixtures import write_answerless
 
     task = world_tasks(tiny_world, split="val")["vqa"]

@@ -1,4 +1,4 @@
-"""``drum.demon.scoring``: the three scorers by hand, the routing, the fixed crashes, and the
+"""``drum.demon.scorers``: the three scorers by hand, the routing, the fixed crashes, and the
 reference's own outputs (``fixtures/reference_outputs.json``)."""
 
 from __future__ import annotations
@@ -151,15 +151,15 @@ def test_visual_cloze_is_an_image_choice_task() -> None:
 
 
 def test_a_registered_task_is_routed_to_image_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    from drum.demon import scoring
+    from drum.demon import scorers
 
-    monkeypatch.setattr(scoring, "_REGISTERED_IMAGE_CHOICE_TASKS", set())
+    monkeypatch.setattr(scorers, "_REGISTERED_IMAGE_CHOICE_TASKS", set())
     # Unregistered, TF-IDF ties the four "image x" options and picks the first.
     assert score_sample("MyPanels", "multi-choice", "image b", "Image B", IMAGES) == 0.0
-    scoring.register_image_choice_task("MyPanels")
-    scoring.register_image_choice_task("MyPanels")  # twice is harmless
-    assert "MyPanels" in scoring.routed_image_choice_tasks()
-    assert scoring.IMAGE_CHOICE_TASKS <= scoring.routed_image_choice_tasks()
+    scorers.register_image_choice_task("MyPanels")
+    scorers.register_image_choice_task("MyPanels")  # twice is harmless
+    assert "MyPanels" in scorers.routed_image_choice_tasks()
+    assert scorers.IMAGE_CHOICE_TASKS <= scorers.routed_image_choice_tasks()
     assert score_sample("MyPanels", "multi-choice", "image b", "Image B", IMAGES) == 1.0
     # An explicit set overrides the registry.
     assert (
@@ -171,7 +171,7 @@ def test_a_registered_task_is_routed_to_image_choice(monkeypatch: pytest.MonkeyP
 
 
 def test_a_demon_task_cannot_be_rerouted_to_image_choice() -> None:
-    from drum.demon.scoring import register_image_choice_task, routed_image_choice_tasks
+    from drum.demon.scorers import register_image_choice_task, routed_image_choice_tasks
 
     with pytest.raises(ValueError, match="'TQA' is a DEMON task"):
         register_image_choice_task("TQA")

@@ -47,14 +47,14 @@ from drum.eval.task_data import TaskData
 from drum.feedback.cache import FeedbackCache
 from drum.feedback.scorer import QueryFeedback
 from drum.feedback.sharded import score_feedback_sharded
+from drum.finetune.config import MiningConfig
+from drum.finetune.lists import RankedList, ranked_lists
+from drum.finetune.trainer import train_retriever
 from drum.lvlm.base import LVLM
 from drum.retrieve.quality import answer_hit_rate, answer_precision
 from drum.retrieve.retriever import DemonstrationRetriever
 from drum.retrieve.strategies import DEFAULT_EMBEDDER, RetrievalConfig
 from drum.tasks.spec import TaskSpec
-from drum.train.config import MiningConfig
-from drum.train.lists import RankedList, ranked_lists
-from drum.train.trainer import train_retriever
 from drum.utils.checkpoint import card_matches
 from drum.utils.distributed import DistContext
 from drum.utils.io import atomic_write_json
