@@ -1,7 +1,8 @@
 """The layering rules docs/architecture.md states: the toolkit does not import its kit
 (outside ``drum/builtin/``, ``drum/pipelines/`` and ``drum/cli/`` no module imports
 ``drum.builtin``, at module level or lazily inside a function), and no module of
-``drum.data``, ``drum.metrics`` or ``drum.tasks`` loads torch, transformers or FAISS.
+``drum.data``, ``drum.metrics`` or ``drum.tasks`` loads torch, transformers or FAISS; and
+every trainer runs the one training loop (``drum.utils.train_loop.run_training``).
 
 Every module under ``drum/`` is parsed with ``ast`` (nothing is imported), so a lazy import in a
 function body counts as much as one at the top.
@@ -96,3 +97,29 @@ def test_data_metrics_and_tasks_modules_import_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert len(names) > 10 and out.stdout.strip() == ""
+
+
+def _calls(tree: ast.AST, name: str) -> bool:
+    return any(
+        isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Name) and node.func.id == name)
+            or (isinstance(node.func, ast.Attribute) and node.func.attr == name)
+        )
+        for node in ast.walk(tree)
+    )
+
+
+def test_every_trainer_runs_the_one_training_loop() -> None:
+    # A module that trains into a Checkpointer does so through run_training: one loop for the
+    # budget, resume, progress, history, checkpoint cadence and finish.
+    trainers, offenders = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.parent.name == "utils" and path.stem in ("checkpoint", "train_loop"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        if _calls(tree, "Checkpointer"):
+            trainers.append(path.relative_to(PACKAGE).as_posix())
+            if not _calls(tree, "run_training"):
+                offenders.append(trainers[-1])
+    assert len(trainers) >= 5 and offenders == [], offenders

@@ -150,7 +150,10 @@ def demon_eval_command(
     device: DeviceOption = "cpu",
     adapter: Annotated[
         Path | None,
-        typer.Option(help="A VPG-C adapter directory (drum vpgc train) to put on the model."),
+        typer.Option(
+            help="An adapter directory (any registered adapter_type, e.g. drum vpgc train) to "
+            "put on the model."
+        ),
     ] = None,
     dtype: DtypeOption = "auto",
     device_map: DeviceMapOption = None,

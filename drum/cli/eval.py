@@ -109,7 +109,10 @@ def eval_command(
     ] = None,
     adapter: Annotated[
         Path | None,
-        typer.Option(help="A VPG-C adapter directory (drum vpgc train) to put on the model."),
+        typer.Option(
+            help="An adapter directory (any registered adapter_type, e.g. drum vpgc train) to "
+            "put on the model."
+        ),
     ] = None,
     split: Annotated[str, typer.Option(help="World query split: test or val.")] = default_of(
         WORLD_TASKS_FACTORY, "split"

@@ -65,7 +65,10 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
         seed: int = default_of(MINING_CONFIG, "train.seed"),
         adapter: Annotated[
             Path | None,
-            typer.Option(help="A VPG-C adapter (drum vpgc train) on the LVLM that scores."),
+            typer.Option(
+                help="An adapter directory (any registered adapter_type, e.g. drum vpgc "
+                "train) on the LVLM that scores."
+            ),
         ] = None,
         device: DeviceOption = "cpu",
         dtype: DtypeOption = "auto",
