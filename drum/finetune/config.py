@@ -7,8 +7,8 @@ from typing import Any
 
 from drum.feedback.scorer import FeedbackConfig
 from drum.finetune.dual_encoder import TRAINABLE_MODES
+from drum.losses.registry import RANKING_LOSSES
 
-RANKING_LOSS_NAMES = ("lambda", "listnet", "listmle")
 RELEVANCE_SOURCES = ("feedback", "similarity")
 
 
@@ -49,8 +49,8 @@ class RetrieverTrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.loss not in RANKING_LOSS_NAMES:
-            raise ValueError(f"unknown loss {self.loss!r}; choose one of {RANKING_LOSS_NAMES}")
+        if self.loss not in RANKING_LOSSES:  # a registered loss (drum.losses.registry)
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {RANKING_LOSSES.names()}")
         if self.trainable not in TRAINABLE_MODES:
             raise ValueError(f"trainable must be one of {TRAINABLE_MODES}, got {self.trainable!r}")
         if not 0.0 <= self.image_weight <= 1.0:
