@@ -81,3 +81,17 @@ def tiny_llava_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.lvlm.tiny_lvlms import build_tiny_llava
 
     return build_tiny_llava(tmp_path_factory.mktemp("tiny_llava")).path
+
+
+@pytest.fixture(scope="session")
+def image_paths(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Twelve 4 x 4 PNGs of distinct colours (``tests.multi_image.multi_image_pool`` groups
+    them into examples of one to three images)."""
+    from PIL import Image
+
+    directory = tmp_path_factory.mktemp("images")
+    paths = []
+    for i in range(12):
+        paths.append(directory / f"{i}.png")
+        Image.new("RGB", (4, 4), (20 * i, 255 - 20 * i, 7)).save(paths[-1])
+    return paths

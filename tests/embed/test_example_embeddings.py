@@ -9,37 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from drum.data.example import Example
 from drum.embed.cache import EmbeddingCache
 from drum.embed.example_embeddings import ExampleEmbeddings
 from drum.testing import FakeEmbedder
-
-
-@pytest.fixture(scope="module")
-def image_paths(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    directory = tmp_path_factory.mktemp("images")
-    paths = []
-    for i in range(12):
-        paths.append(directory / f"{i}.png")
-        Image.new("RGB", (4, 4), (20 * i, 255 - 20 * i, 7)).save(paths[-1])
-    return paths
-
-
-def _multi_pool(paths: list[Path]) -> list[Example]:
-    """Examples of one, two and three images, sharing some images between them."""
-    groups = [(0,), (1, 2), (3,), (4, 5, 6), (2, 7), (8,), (9, 10), (11,), (0, 9)]
-    return [
-        Example(f"m{i}", tuple(paths[j] for j in group), f"text {i}", ("a",), "vqa")
-        for i, group in enumerate(groups)
-    ]
+from tests.multi_image import multi_image_pool
 
 
 def test_a_multi_image_example_is_the_normalised_mean_of_its_images(
     image_paths: list[Path], tmp_path: Path
 ) -> None:
-    examples = _multi_pool(image_paths)
+    examples = multi_image_pool(image_paths)
     embedder = FakeEmbedder(dim=8)
     single = {p.name: embedder.embed_images([p])[0] for p in image_paths}
     embedder.images_seen.clear()

@@ -15,6 +15,7 @@ from drum.embed.base import Embedder, l2_normalize
 from drum.embed.example_embeddings import ExampleEmbeddings
 from drum.retrieve.retriever import DemonstrationRetriever
 from drum.retrieve.strategies import RetrievalConfig, pool_vectors, query_vectors
+from tests.multi_image import multi_image_pool
 
 N, D = 40, 8
 
@@ -222,28 +223,9 @@ class HashEmbedder(Embedder):
         return np.stack([self._vector(t.encode()) for t in texts]).reshape(-1, D)
 
 
-@pytest.fixture(scope="module")
-def image_paths(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    directory = tmp_path_factory.mktemp("images")
-    paths = []
-    for i in range(12):
-        paths.append(directory / f"{i}.png")
-        Image.new("RGB", (4, 4), (20 * i, 255 - 20 * i, 7)).save(paths[-1])
-    return paths
-
-
-def _multi_pool(paths: list[Path]) -> list[Example]:
-    """Examples of one, two and three images, sharing some images between them."""
-    groups = [(0,), (1, 2), (3,), (4, 5, 6), (2, 7), (8,), (9, 10), (11,), (0, 9)]
-    return [
-        Example(f"m{i}", tuple(paths[j] for j in group), f"text {i}", ("a",), "vqa")
-        for i, group in enumerate(groups)
-    ]
-
-
 def test_retrieval_over_a_multi_image_pool(image_paths: list[Path]) -> None:
     embedder = HashEmbedder()
-    pool = ExampleEmbeddings.compute(_multi_pool(image_paths), embedder)
+    pool = ExampleEmbeddings.compute(multi_image_pool(image_paths), embedder)
     # A query showing images 4, 5 and 6 (another text): its best image match is m3.
     query = Example("q", (image_paths[4], image_paths[5], image_paths[6]), "new", ("a",), "vqa")
     for strategy in ("image", "concat"):
