@@ -21,6 +21,7 @@ from drum.builtin.embedder import (
 )
 from drum.embed.hf import HFDualEncoder
 from drum.utils.checkpoint import Checkpointer
+from tests.killed import killed_after_checkpoint
 
 TINY = BuiltinEmbedderConfig(
     vision_hidden=32, vision_layers=2, vision_heads=2, text_hidden=32, projection_dim=16
@@ -60,27 +61,25 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(
         tiny_world, tmp_path / "a", config, progress=False, checkpoint_every=2
     )
 
-    calls = {"n": 0}
-    original = Checkpointer.save
-
-    def save_then_die(*args, **kwargs):  # type: ignore[no-untyped-def]
-        folder = original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 2:  # killed right after the step-4 checkpoint
-            raise KeyboardInterrupt
-        return folder
-
-    monkeypatch.setattr(Checkpointer, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    # Killed right after the step-4 checkpoint.
+    with pytest.raises(KeyboardInterrupt), killed_after_checkpoint(2):
         train_builtin_embedder(
             tiny_world, tmp_path / "b", config, progress=False, checkpoint_every=2
         )
     assert [p.name for p in (tmp_path / ".b.checkpoint").iterdir()] == ["step_4"]
-    monkeypatch.setattr(Checkpointer, "save", original)
+    saved: list[int] = []
+    save = Checkpointer.save
+
+    def recording_save(self: Checkpointer, step: int, *args, **kwargs):  # type: ignore[no-untyped-def]
+        saved.append(step)
+        return save(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(Checkpointer, "save", recording_save)
     resumed = train_builtin_embedder(
         tiny_world, tmp_path / "b", config, progress=False, checkpoint_every=2
     )
-    assert calls["n"] == 2  # the resumed run went on from step 4: no checkpoint at step 2
+    # Went on from step 4 (the last step is not checkpointed); a restart would save 2 and 4.
+    assert saved == []
     a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys()
     for name in a:

@@ -35,7 +35,7 @@ from drum.data.images import load_image
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.hooks import VisualPositions
 from drum.lvlm.prompt import ICLPrompt, Turn
-from drum.utils.checkpoint import Checkpointer
+from tests.killed import killed_after_checkpoint
 from tests.lvlm.prompts import interleaved_prompts
 
 TINY = BuiltinLVLMArchitecture(hidden=32, layers=2, heads=2, intermediate=64)
@@ -183,21 +183,10 @@ def test_training_resumes_from_a_checkpoint(
         tiny_world, tiny_clip_dir, tmp_path / "a", config, progress=False
     )
 
-    calls = {"n": 0}
-    original = Checkpointer.save
-
-    def save_then_die(*args, **kwargs):
-        folder = original(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 2:  # killed right after the step-4 checkpoint
-            raise KeyboardInterrupt
-        return folder
-
-    monkeypatch.setattr(Checkpointer, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    # Killed right after the step-4 checkpoint.
+    with pytest.raises(KeyboardInterrupt), killed_after_checkpoint(2):
         train_builtin_lvlm(tiny_world, tiny_clip_dir, tmp_path / "b", config, progress=False)
     assert [p.name for p in (tmp_path / ".b.checkpoint").iterdir()] == ["step_4"]
-    monkeypatch.setattr(Checkpointer, "save", original)
     resumed = train_builtin_lvlm(tiny_world, tiny_clip_dir, tmp_path / "b", config, progress=False)
 
     from safetensors.torch import load_file
