@@ -76,10 +76,15 @@ FULL_ARMS = _arms((0, 1, 2), (1, 3))
 """``make vpgc-full``: three seeds for VPG-C with attention and with random regions."""
 
 
+# Every arm trains its full max_steps: the trainer's default 300 s budget made the measured
+# numbers depend on the machine's load (the slowest arm took 299 s alone on 2 cores).
+TRAIN_SECONDS = 3600.0
+
+
 def _default_train() -> Any:
     from drum.adapters.vpgc.train import VPGCTrainConfig
 
-    return VPGCTrainConfig()
+    return VPGCTrainConfig(max_seconds=TRAIN_SECONDS)
 
 
 def _default_data() -> Any:
