@@ -195,16 +195,20 @@ def supported_model_types() -> list[str]:
     return sorted(FAMILIES)
 
 
+def _unsupported(model_type: str) -> UnsupportedFamilyError:
+    return UnsupportedFamilyError(
+        f"model_type {model_type!r} is not a supported LVLM family; supported: "
+        f"{', '.join(supported_model_types())} (a new one is a record in "
+        "drum.lvlm.families.FAMILIES)"
+    )
+
+
 def family_of(model_type: str) -> LVLMFamily:
     """The record of ``model_type``; ``UnsupportedFamilyError`` naming the supported ones."""
     try:
         return FAMILIES[model_type]
     except KeyError:
-        raise UnsupportedFamilyError(
-            f"model_type {model_type!r} is not a supported LVLM family; supported: "
-            f"{', '.join(supported_model_types())} (a new one is a record in "
-            "drum.lvlm.families.FAMILIES)"
-        ) from None
+        raise _unsupported(model_type) from None
 
 
 # Where the decoder layers of a family without a record are looked for, in this order.
@@ -222,8 +226,7 @@ def served_family(model_type: str) -> LVLMFamily:
         return FAMILIES[model_type]
 
     def unsupported(config: Any) -> int:
-        family_of(model_type)  # raises UnsupportedFamilyError, naming the supported ones
-        raise AssertionError("unreachable")
+        raise _unsupported(model_type)
 
     return LVLMFamily(
         model_type=model_type,
