@@ -18,6 +18,7 @@ from drum.cli import (
     report,
     retrieve,
     vpgc,
+    vpgc_blip2,
 )
 from drum.cli import eval as eval_cli
 
@@ -28,6 +29,11 @@ demon.app.command("make-builtin")(demon_builtin.make_builtin_command)
 demon.app.command("train-base")(demon_builtin.train_base_command)
 demon.app.command("freeze-base")(demon_builtin.freeze_base_command)
 demon.app.command("benchmark")(demon_builtin.benchmark_command)
+
+# drum vpgc: the adapter's commands (drum.cli.vpgc), then the built-in BLIP-2's.
+vpgc.app.command("train-blip2")(vpgc_blip2.train_blip2_command)
+vpgc.app.command("freeze-blip2")(vpgc_blip2.freeze_blip2_command)
+vpgc.app.command("bottleneck")(vpgc_blip2.bottleneck_command)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(data.app, name="data")

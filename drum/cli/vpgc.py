@@ -42,7 +42,7 @@ def vpgc_train_command(
         typer.Option(help="Base LVLM directory (default: the shipped DEMON base)."),
     ] = None,
     method: Annotated[
-        str, typer.Option(help="vpgc (the adapter), projector or lora (baselines).")
+        str, typer.Option(help="vpgc (the adapter); projector, lora or queries (baselines).")
     ] = default_of(TRAIN_CONFIG, "method"),
     region: Annotated[
         str, typer.Option(help="Where edits go: attention (least attended) or random.")

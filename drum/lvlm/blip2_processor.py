@@ -53,6 +53,12 @@ class Blip2InterleavedProcessor:
             image_token,
         )
 
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write the tokenizer (with its chat template) and the image processor, what
+        ``from_pretrained`` reads back beside the model's config."""
+        self.tokenizer.save_pretrained(directory)
+        self.image_processor.save_pretrained(directory)
+
     def apply_chat_template(self, conversation: list[dict[str, Any]], **kwargs: Any) -> Any:
         return self.tokenizer.apply_chat_template(
             conversation, chat_template=self.chat_template, **kwargs

@@ -46,6 +46,10 @@ class VPGCConfig:
             Q-Former base ignores it: its width is its Q-Former's (``resolve``).
         num_heads: attention heads of the re-attention; must divide the resolved width.
         num_queries: query tokens (BLIP-2: the Q-Former's; ``None`` for projector bases).
+        query_copies: Q-Former bases: trainable copies of the query tokens, each run through
+            the frozen Q-Former; the outputs of query ``j``'s copies, concatenated, map to the
+            image's ``j``-th visual token. More copies, more capacity at the same positions
+            (on the built-in BLIP-2, 4 copies carried what 1 could not). Projector bases: 1.
         seed: seeds the non-zero initial weights (the zero-init maps start at zero anyway).
         base_kind: ``"projector"`` or ``"qformer"``; ``None``: from the base's model type.
         model_type: the base's ``model_type`` (filled by ``resolve``).
@@ -59,6 +63,7 @@ class VPGCConfig:
     hidden_size: int | None = 16
     num_heads: int = 2
     num_queries: int | None = None
+    query_copies: int = 1
     seed: int = 0
     base_kind: str | None = None
     model_type: str | None = None
@@ -97,6 +102,10 @@ class VPGCConfig:
         if self.num_heads < 1 or self.hidden_size < 1 or self.hidden_size % self.num_heads:
             raise VPGCConfigError(
                 f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})"
+            )
+        if self.query_copies < 1 or (self.base_kind == "projector" and self.query_copies != 1):
+            raise VPGCConfigError(
+                f"query_copies must be >= 1, and 1 on a projector base; got {self.query_copies}"
             )
         if self.base_kind == "qformer" and not self.num_queries:
             raise VPGCConfigError("a Q-Former VPG-C needs num_queries")

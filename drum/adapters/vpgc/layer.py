@@ -181,7 +181,8 @@ class QFormerVPGC(nn.Module):
     """VPG-C for BLIP-2 (module docstring): a trainable copy of the Q-Former's query tokens,
     plus a zero-init map of the guidance, through the base's frozen Q-Former over the image's
     patch features; a zero-init map to the LLM width, added at the image's query tokens (query
-    ``j``'s output to the image's ``j``-th visual token)."""
+    ``j``'s output to the image's ``j``-th visual token; with ``query_copies`` > 1, query ``j``'s
+    copies' outputs side by side)."""
 
     def __init__(self, config: VPGCConfig, qformer: nn.Module, query_tokens: torch.Tensor) -> None:
         super().__init__()
@@ -190,11 +191,11 @@ class QFormerVPGC(nn.Module):
         self.config = config
         # Kept out of the state dict and the parameters: the base's, frozen.
         self._qformer = (qformer,)
-        self.vpgc_query_tokens = nn.Parameter(
-            query_tokens.detach().clone().reshape(config.num_queries, config.hidden_size)
-        )
+        self.copies = config.query_copies
+        queries = query_tokens.detach().clone().reshape(config.num_queries, config.hidden_size)
+        self.vpgc_query_tokens = nn.Parameter(queries.repeat(self.copies, 1))
         self.vpgc_guidance_proj = nn.Linear(config.llm_hidden_size, config.hidden_size)
-        self.vpgc_out_proj = nn.Linear(config.hidden_size, config.llm_hidden_size)
+        self.vpgc_out_proj = nn.Linear(self.copies * config.hidden_size, config.llm_hidden_size)
         for zero in (self.vpgc_guidance_proj, self.vpgc_out_proj):
             nn.init.zeros_(zero.weight)
             nn.init.zeros_(zero.bias)
@@ -229,4 +230,11 @@ class QFormerVPGC(nn.Module):
             ),
             return_dict=True,
         ).last_hidden_state
+        # (N, copies * Q, w) -> (N, Q, copies * w): query j's copies side by side.
+        n, _, width = output.shape
+        output = (
+            output.view(n, self.copies, -1, width)
+            .transpose(1, 2)
+            .reshape(n, -1, self.copies * width)
+        )
         return layout.add(hidden, self.vpgc_out_proj(output.to(self.vpgc_out_proj.weight.dtype)))

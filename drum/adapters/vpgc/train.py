@@ -21,6 +21,8 @@
   (``adapter_config.json`` + ``adapter_model.safetensors``) for ``load_adapter``;
 * ``"projector"``: the base's projector alone (its family record's ``projector``); ``out_dir``
   is a full model directory (model + processor) for ``HFLVLM``;
+* ``"queries"``: a Q-Former base's query tokens alone (BLIP-2: what its pre-training tuned
+  last); ``out_dir`` is a full model directory;
 * ``"lora"``: ``peft``'s LoRA (``B`` zero-init, ``alpha = r``) on the query and value
   projections of every LLM layer, rank chosen so its parameter count is the closest to the
   VPG-C adapter's; merged into the weights at the end (``merge_and_unload``), so ``out_dir`` is
@@ -49,7 +51,7 @@ from drum.utils.seed import seed_everything
 from drum.utils.train_loop import LoopConfig, run_training
 
 TRAIN_CARD = "vpgc_train.json"
-METHODS = ("vpgc", "projector", "lora")
+METHODS = ("vpgc", "projector", "lora", "queries")
 LORA_TARGETS = ("q_proj", "v_proj")
 
 
@@ -74,7 +76,8 @@ class VPGCTrainConfig:
     """One training run.
 
     Attributes:
-        method: ``"vpgc"`` (the adapter), ``"projector"`` or ``"lora"`` (baselines).
+        method: ``"vpgc"`` (the adapter), ``"projector"``, ``"queries"`` or ``"lora"``
+            (baselines).
         adapter: the VPG-C adapter (``VPGCConfig``; its ``seed`` is replaced by ``seed``);
             the baselines use it to size themselves (LoRA's rank) and for the card.
         lr, weight_decay, warmup: AdamW under warmup-cosine (``warmup`` steps).
@@ -191,6 +194,12 @@ def train_vpgc(
     else:
         if config.method == "projector":
             trained = module_at(base.model, base.family.projector)
+            trained.requires_grad_(True)
+        elif config.method == "queries":
+            if not base.family.qformer:
+                raise ValueError(f"{base.name}: method 'queries' needs a Q-Former base (BLIP-2)")
+            trained = nn.Module()
+            trained.query_tokens = base.model.query_tokens  # the base's own parameter, shared
             trained.requires_grad_(True)
         else:
             rank = lora_rank_for(base.model, vpgc_parameters)

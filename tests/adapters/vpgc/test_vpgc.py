@@ -200,6 +200,30 @@ def test_blip2_regenerates_its_query_tokens_per_image(
     assert not any(p.requires_grad for p in base.model.qformer.parameters())
 
 
+def test_blip2_query_copies_start_as_the_base_and_map_side_by_side(
+    fresh_base: Base, vpgc_prompts: Prompts
+) -> None:
+    base = fresh_base("blip2")
+    prompts, answers = vpgc_prompts[0][:4], vpgc_prompts[1][:4]
+    scores = _sums(base.score(prompts, answers))
+    model = VPGCLVLM(base, VPGCConfig(seed=1, query_copies=3))
+    adapter = model.adapter
+    assert adapter.vpgc_query_tokens.shape == (3 * 4, 32)
+    assert adapter.vpgc_out_proj.in_features == 3 * 32
+    assert torch.allclose(_sums(model.score(prompts, answers)), scores, rtol=0, atol=1e-6)
+    # Every copy starts as the base's queries; a non-zero map of one copy moves the scores,
+    # batched as one at a time.
+    assert torch.equal(adapter.vpgc_query_tokens[8:], base.model.query_tokens[0])
+    with torch.no_grad():
+        adapter.vpgc_out_proj.weight[:, 64:].normal_(generator=torch.Generator().manual_seed(0))
+    changed = _sums(model.score(prompts, answers))
+    assert all(abs(changed - scores) > 1e-5)
+    alone = torch.cat([_sums(model.score([p], [a])) for p, a in zip(prompts, answers, strict=True)])
+    assert torch.allclose(alone, changed, rtol=0, atol=1e-4)
+    with pytest.raises(VPGCConfigError, match="query_copies"):
+        VPGCLVLM(fresh_base("llava"), VPGCConfig(query_copies=2))
+
+
 def test_config_json_round_trip(tmp_path: Path) -> None:
     config = VPGCConfig(layer=3, hidden_size=64, num_heads=4, seed=7, model_type="llava")
     assert VPGCConfig.from_json(config.to_json()) == config
@@ -245,7 +269,7 @@ def test_an_adapter_config_saved_before_loads(tmp_path: Path) -> None:
              "num_queries": None, "seed": 0, "vision_hidden_size": 64}  # fmt: skip
     (tmp_path / CONFIG_NAME).write_text(json.dumps(saved))
     config = VPGCConfig.load(tmp_path)
-    assert config.to_dict() == saved and config.resolved
+    assert config.to_dict() == {**saved, "query_copies": 1} and config.resolved
 
 
 @pytest.mark.parametrize("layer", [0, 2, -1, 10])
