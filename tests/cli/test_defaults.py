@@ -78,6 +78,7 @@ def field_defaults(config: Any) -> dict[str, Any]:
 def backing_configs() -> dict[str, dict[str, Any]]:
     """Per command, the defaults of the configs it builds (first config wins on a name)."""
     from drum.adapters.vpgc.train import VPGCTrainConfig
+    from drum.builtin.blip2.train import BuiltinBlip2Config
     from drum.builtin.demon.config import BuiltinDemonConfig
     from drum.builtin.demon.lvlm import DemonLVLMConfig
     from drum.builtin.embedder import BuiltinEmbedderConfig
@@ -131,6 +132,7 @@ def backing_configs() -> dict[str, dict[str, Any]]:
             **field_defaults(VPGCDataConfig),
         },
         "vpgc icl": field_defaults(VPGCICLConfig),
+        "vpgc train-blip2": field_defaults(BuiltinBlip2Config),
         "demon train-base": {
             **field_defaults(DemonLVLMConfig),
             **field_defaults(DemonBenchmarkConfig().generic),
@@ -202,6 +204,8 @@ def test_every_command_with_a_config_is_covered() -> None:
         "demon eval",  # its defaults are drum.demon.run's (tests/cli/test_demon.py)
         "demon freeze-base",
         "vpgc experiments",  # arms from drum.pipelines.vpgc_experiments (REDUCED/FULL_ARMS)
+        "vpgc freeze-blip2",
+        "vpgc bottleneck",  # arms and recipe from drum.pipelines.vpgc_bottleneck
     }
     assert names == set(backing_configs()) | without_config
 
