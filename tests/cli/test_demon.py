@@ -354,3 +354,50 @@ def test_score_reads_what_looks_wrong_and_says_so_once_per_task(
     assert report["tasks"]["COMICS_Panel"]["problems"]["response_not_in_choices"]["sample_ids"] == [
         1
     ]
+
+
+def test_eval_decodes_the_images_before_the_model_loads(
+    scoring_root: Path, tmp_path: Path, fake: list[FakeLVLM]
+) -> None:
+    # Issue 22: a 0-byte image crashed the run after part of its predictions.
+    empty = scoring_root / "TQA" / "core" / "images" / "3.png"
+    empty.write_bytes(b"")
+    args = ["demon", "eval", "--model", "fake/lvlm", "--data", str(scoring_root)]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    one_error_line(result.output, str(empty), "sample_id 'q1'", "unreadable or corrupt image")
+    assert fake == [] and not (tmp_path / "run").exists()
+
+
+def test_eval_on_an_out_in_use_names_the_holder_before_the_model_loads(
+    scoring_root: Path, tmp_path: Path, fake: list[FakeLVLM]
+) -> None:
+    # Issue 22: two runs on one --out lost each other's predictions.
+    import os
+    import subprocess
+    import sys
+
+    from tests.demon.test_lock import HOLD, REPO
+
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        args = ["demon", "eval", "--model", "fake/lvlm", "--data", str(scoring_root)]
+        result = runner.invoke(app, [*args, "--out", str(out)])
+        assert result.exit_code == 2
+        one_error_line(result.output, f"in use by another DEMON run (pid {holder.pid} on host")
+        assert fake == []
+    finally:
+        holder.kill()
+        holder.wait()
+    result = runner.invoke(app, [*args, "--out", str(out)])  # the holder was killed: taken over
+    assert result.exit_code == 0, result.output
+    assert len(fake) == 1
