@@ -6,11 +6,11 @@ so ``drum.demon.format`` reads them too and this module lists them, per task, be
 scores. Reasons (``REASONS``):
 
 - ``response_not_in_choices``: the sample has a ``choice_list`` and its response is none of
-  them, neither as written (stripped, or the label a choice starts with: ``Image B`` of
-  ``Image B: {image#6}``) nor after the reference's normalisation. The image-choice tasks
-  never read the list (scored as the reference scores them); a task scored by TF-IDF stops at
-  the reference's ``assert gt_ans in choice_list`` (``score_multiple_choice`` refuses it, with
-  that reason);
+  them after the reference's normalisation, nor (outside the tasks scored by TF-IDF) as
+  written, stripped, or as the label a choice starts with (``Image B`` of ``Image B:
+  {image#6}``). The image-choice tasks never read the list (scored as the reference scores
+  them); a task scored by TF-IDF stops at the reference's ``assert gt_ans in choice_list``
+  (``score_multiple_choice`` refuses it, with that reason);
 - ``placeholder_out_of_range``: an ``{image#k}`` / ``{table#k}`` in the context or a choice
   with no image (``k`` outside ``1..len(images_path)``); the prompt keeps it as text, as the
   reference's does;
@@ -37,9 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drum.demon.categories import OPEN_ENDED, TASK_QUESTION_TYPES
+from drum.demon.categories import MULTI_CHOICE, OPEN_ENDED, TASK_QUESTION_TYPES
 from drum.demon.format import DemonFormatWarning, DemonSample, DemonTask, placeholder_problem
 from drum.demon.normalize import normalize
+from drum.demon.scorers import routed_image_choice_tasks
 from drum.utils.io import atomic_write_json
 
 DATA_REPORT_FILE = "data_report.json"
@@ -62,14 +63,24 @@ def _choice_matches(choice: str, response: str) -> bool:
     return choice == response or choice.startswith(response + ":")
 
 
-def sample_problems(sample: DemonSample) -> list[str]:
-    """The reasons (``REASONS``) for which ``sample`` looks wrong, in ``REASONS`` order."""
+def _tfidf_routed(task: DemonTask) -> bool:
+    """Whether ``score_sample`` scores ``task`` by TF-IDF over the choice list (and the
+    reference asserts the response is in it): multi-choice, not image choice."""
+    return task.question_type == MULTI_CHOICE and task.name not in routed_image_choice_tasks()
+
+
+def sample_problems(sample: DemonSample, tfidf: bool = False) -> list[str]:
+    """The reasons (``REASONS``) for which ``sample`` looks wrong, in ``REASONS`` order.
+
+    ``tfidf``: its task is scored by TF-IDF, where only the reference's own comparison (both
+    sides normalised) counts; elsewhere an image-choice label (``Image B`` of ``Image B:
+    {image#6}``) or the stripped text is in its list too."""
     problems: list[str] = []
     if sample.choices is not None:
-        listed = any(_choice_matches(choice, sample.response) for choice in sample.choices)
         # What the reference's assert compares: both sides normalised.
         normalised = normalize(sample.response) in {normalize(c) for c in sample.choices}
-        if not (listed or normalised):
+        listed = any(_choice_matches(choice, sample.response) for choice in sample.choices)
+        if not (normalised or (listed and not tfidf)):
             problems.append(RESPONSE_NOT_IN_CHOICES)
     texts = (sample.context, *(sample.choices or ()))
     if any(placeholder_problem(text, len(sample.images)) for text in texts):
@@ -140,10 +151,12 @@ class TaskDataReport:
 
 
 def task_data_report(task: DemonTask) -> TaskDataReport:
-    """What looks wrong in ``task`` (every sample it holds)."""
+    """What looks wrong in ``task`` (every sample it holds), with the image-choice tasks
+    registered so far (``drum.demon.scorers``) routed as ``score_sample`` routes them."""
     problems: dict[str, list[Any]] = {}
+    tfidf = _tfidf_routed(task)
     for sample in task.samples:
-        for reason in sample_problems(sample):
+        for reason in sample_problems(sample, tfidf):
             problems.setdefault(reason, []).append(sample.sample_id)
     notes = {EMPTY_QUESTION_TYPE: _empty_type_note(task)} if task.question_type_empty else {}
     ordered = {reason: problems[reason] for reason in REASONS if reason in problems}

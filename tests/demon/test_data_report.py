@@ -127,3 +127,10 @@ def test_a_multi_choice_task_with_an_empty_type_says_how_it_is_scored(
     core.write_text(json.dumps(record))
     note = task_data_report(read_demon_task(scoring_root / "TQA")).notes["empty_question_type"]
     assert "scored as open-ended (ROUGE-L); DEMON lists TQA as multi-choice" in note
+
+
+def test_in_a_tfidf_task_only_the_references_comparison_counts(demon_root: Path) -> None:
+    # MultiModalQA is scored by TF-IDF: "Image B" is not "image b: image#2" once normalised, so
+    # the reference's assert fails there; as an image-choice label it would be in the list.
+    task = read_demon_task(demon_root / "MultiModalQA")
+    assert task_data_report(task).problems == {"response_not_in_choices": [1]}
