@@ -10,6 +10,8 @@ categories, the reference's release by the reference's.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -35,6 +37,7 @@ from drum.cli.defaults import default_of
 
 if TYPE_CHECKING:
     from drum.demon.format import DemonTask
+    from drum.utils.distributed import DistContext
 
 app = typer.Typer(no_args_is_help=True, help="The DEMON benchmark: score predictions, or evaluate.")
 
@@ -86,6 +89,19 @@ def _categories(data: Path) -> dict[str, tuple[str, ...]] | None:
         return builtin_categories(data)
     except ValueError as error:
         fail(str(error))
+
+
+@contextmanager
+def _output_locked(out: Path, context: DistContext) -> Iterator[None]:
+    """``output_lock(out)`` (rank 0's), exit 2 naming its holder when another run has it."""
+    from drum.demon.lock import OutputLockedError, output_lock
+
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(output_lock(out, context))
+        except OutputLockedError as error:
+            fail(str(error))
+        yield
 
 
 def _report(out: Path, scores: dict[str, Any]) -> None:
@@ -159,7 +175,9 @@ def demon_eval_command(
     device_map: DeviceMapOption = None,
 ) -> None:
     """Generate greedily into <out>/<Task>/pred.json (a killed run resumes), then score."""
-    from drum.demon.format import DemonFormatError
+    from drum.demon.format import DemonFormatError, DemonFormatWarning
+    from drum.demon.images import decode_images
+    from drum.demon.lock import OutputLockedError
     from drum.demon.run import DemonRunError, evaluate_demon, pending_samples
     from drum.demon.scorers import DemonScoringError
 
@@ -176,32 +194,34 @@ def demon_eval_command(
         check_adapter(adapter)
     selected = _read_tasks(data, names)
     categories = _categories(data)
-    try:  # the pred.json files of a run to resume, before the model loads
-        for task in selected:
-            pending_samples(task, out, max_per_task)
-    except DemonFormatError as error:
-        fail(str(error))
     # Under torchrun: each rank generates its share of every task (docs/scale.md).
     context = dist_context(device, device_map)
-    placement = {"dtype": dtype} if dtype != "auto" else {}
-    if device_map is not None:
-        placement["device_map"] = device_map
-    lvlm: Any = load_lvlm(model, device=context.device, **placement)
-    if adapter is not None:
-        lvlm = wrap_adapter(lvlm, adapter)
-    try:
-        scores = evaluate_demon(
-            lvlm,
-            selected,
-            out,
-            max_per_task,
-            batch_size,
-            max_new_tokens,
-            progress=context.is_main,
-            categories=categories,
-            context=context,
+    with _output_locked(out, context):  # a second run on --out says who holds it, exits 2
+        try:  # a run's pred.json files to resume and the images it will show, before the model
+            for task in selected:
+                decode_images(task, pending_samples(task, out, max_per_task))
+        except DemonFormatError as error:
+            fail(str(error))
+        placement = {"dtype": dtype} if dtype != "auto" else {}
+        if device_map is not None:
+            placement["device_map"] = device_map
+        lvlm: Any = load_lvlm(model, device=context.device, **placement)
+        if adapter is not None:
+            lvlm = wrap_adapter(lvlm, adapter)
+        scores = read_or_fail(
+            lambda: evaluate_demon(
+                lvlm,
+                selected,
+                out,
+                max_per_task,
+                batch_size,
+                max_new_tokens,
+                progress=context.is_main,
+                categories=categories,
+                context=context,
+            ),
+            (DemonFormatError, DemonScoringError, DemonRunError, OutputLockedError),
+            DemonFormatWarning,
         )
-    except (DemonFormatError, DemonScoringError, DemonRunError) as error:
-        fail(str(error))
     if context.is_main:
         _report(out, scores)

@@ -6,8 +6,12 @@ scoring, to the letter, with the reference's crashes fixed (see ``docs/demon.md`
 - ``scorers``: the three per-sample scorers and ``score_sample``'s routing.
 - ``categories``: the 7 categories of 29 tasks and ``aggregate``.
 - ``evaluate``: a predictions folder scored against a release -> ``demon_scores.json``.
+- ``data_report``: what looks wrong in the data (read and scored as the reference does),
+  listed in ``data_report.json``.
 - ``report``: its markdown tables and bar plots, rendered from that JSON.
+- ``images``: a run's images decoded before any model work.
 - ``run``: an LVLM's greedy predictions per batch into ``pred.json`` (resumable), then scores.
+- ``lock``: one run per output folder (``demon.lock``).
 
 The names below load lazily (PEP 562), but for ``normalize``: it shares its name with its
 module, which would shadow a lazy name once imported, so it is imported here (it is light).

@@ -13,6 +13,8 @@
     <out>/<Task>/sample_records.jsonl {"sample_id", "images", "instruction", "context",
                                       "choices", "prediction", "references", "score"} per
                                       line, same order (what ``drum report`` shows)
+    <out>/data_report.json           what looks wrong in each scored task's samples
+                                      (``drum.demon.data_report``), never refused
 
 ``tasks`` and ``categories`` are what ``aggregate`` returns (a task's ``score`` is a fraction,
 a category's a percentage, as the reference has them); ``ci95`` (a task's 95% percentile
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from drum.demon.categories import aggregate
+from drum.demon.data_report import data_report, write_data_report
 from drum.demon.format import DemonTask, SampleId, read_demon_root
 from drum.demon.predictions import predictions_path, read_predictions
 from drum.demon.scorers import DemonScoringError, score_sample
@@ -152,8 +155,9 @@ def score_tasks(
     categories: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Score each task's ``pred.json`` under ``predictions_dir``, write the per-sample JSONL
-    files (scores and records) and ``demon_scores.json`` under ``out_dir``, and return the
-    scores.
+    files (scores and records), ``data_report.json`` and ``demon_scores.json`` under
+    ``out_dir``, and return the scores. Each task whose data looks wrong is one
+    ``DemonDataWarning`` (``drum.demon.data_report``); it is scored all the same.
 
     Predictions are read against the whole task (one made for another version of it is
     refused), then its first ``max_per_task`` samples are scored. ``config`` is recorded
@@ -168,12 +172,14 @@ def score_tasks(
     selected: list[tuple[DemonTask, Mapping[SampleId, str]]] = []
     for task in tasks:
         predictions = read_predictions(predictions_dir, task)
-        part = first_samples(task, max_per_task)
-        per_sample[task.name] = score_task(part, predictions)
-        types[task.name] = task.question_type
-        selected.append((part, predictions))
+        selected.append((first_samples(task, max_per_task), predictions))
     if not selected:
         raise DemonScoringError("no DEMON task to score")
+    # Said (one warning a task) before a sample the reference cannot score stops the scoring.
+    report = data_report(part for part, _ in selected)
+    for part, predictions in selected:
+        per_sample[part.name] = score_task(part, predictions)
+        types[part.name] = part.question_type
     for task, predictions in selected:
         write_sample_scores(out_dir, task, per_sample[task.name])
         write_sample_records(out_dir, task, predictions, per_sample[task.name])
@@ -185,6 +191,7 @@ def score_tasks(
         **(config or {}),
     }
     result["provenance"] = provenance()
+    write_data_report(out_dir, report)
     atomic_write_json(out_dir / SCORES_FILE, result)
     return result
 

@@ -24,7 +24,8 @@ module accepts:
   integer so that the file writes back as it was;
 - ``images_path`` may name one file twice (MMCoQA's ``{table#1}`` and ``{table#2}``);
 - ``question_type`` is ``open-ended`` or ``multi-choice``, or empty (ALFRED), read here as
-  ``open-ended`` (the reference ``evaluate.py`` answers "Dataset not supported" for it);
+  ``open-ended`` (the reference ``evaluate.py`` answers "Dataset not supported" for it; the
+  data report says so for each such task);
 - in every README example the choices are written into ``context`` itself ("Choice
   List:['a', 'b'] Your answer is:") and there is no ``choice_list`` field; the reference
   inference script appends ``choice_list`` when a sample has one, and the reference
@@ -43,7 +44,7 @@ import re
 import shutil
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -87,13 +88,6 @@ def placeholder_problem(text: str, n_images: int) -> str | None:
     return None
 
 
-def _choice_matches(choice: str, response: str) -> bool:
-    # Exact, or the image-choice layout of COMICS_Panel and RecipeQA_*: the response is the
-    # label ("Image B") and the choice the label and its image ("Image B: {image#6}").
-    choice, response = choice.strip(), response.strip()
-    return choice == response or choice.startswith(response + ":")
-
-
 @dataclass(frozen=True)
 class DemonSample:
     """One DEMON item: its task instruction (by index), context, images and answer.
@@ -101,11 +95,12 @@ class DemonSample:
     ``images`` are the files to show, in ``images_path`` order (a path may repeat);
     ``image_names`` are their names in the release (``images_path``; default each file's name),
     what the writer names the copies. ``choices`` is ``choice_list`` (None when the item has
-    none); the response must be one of them, after stripping, or the label a choice starts
-    with (``Image B`` of ``Image B: {image#6}``, the image-choice tasks' layout). ``response``
-    is the answer's text; ``response_raw`` the value as the file holds it (a string, or an
-    integer for Fashion200K; default ``response``). Every ``{image#k}`` / ``{table#k}`` in the
-    context and the choices must have its image, ``1 <= k <= len(images)``.
+    none), a list of strings. ``response`` is the answer's text; ``response_raw`` the value as
+    the file holds it (a string, or an integer for Fashion200K; default ``response``).
+
+    What the reference reads and scores is accepted here even when it looks wrong: a response
+    that is not among its choices, an ``{image#k}`` / ``{table#k}`` with no image (the prompt
+    keeps it as text, as the reference does). ``drum.demon.data_report`` lists such samples.
 
     Example::
 
@@ -164,20 +159,12 @@ class DemonSample:
         object.__setattr__(self, "image_names", names)
         if self.choices is not None:
             choices = tuple(self.choices)
-            if not choices or not all(isinstance(choice, str) for choice in choices):
-                raise ValueError(
-                    f"choice_list must be a non-empty list of strings, got {self.choices!r}"
-                )
+            # The reference's inference script joins the choices as text: anything else stops it.
+            # A response outside its choices, or a placeholder with no image, does not stop it:
+            # read here, reported by drum.demon.data_report.
+            if not all(isinstance(choice, str) for choice in choices):
+                raise ValueError(f"choice_list must be a list of strings, got {self.choices!r}")
             object.__setattr__(self, "choices", choices)
-            if not any(_choice_matches(choice, self.response) for choice in choices):
-                raise ValueError(
-                    f"response {self.response!r} is not among its choices: expected one of "
-                    f"{list(choices)!r}"
-                )
-        for text in (self.context, *(self.choices or ())):
-            problem = placeholder_problem(text, len(self.images))
-            if problem:
-                raise ValueError(problem)
 
 
 def _instruction_problem(sample: DemonSample, n_instructions: int) -> str | None:
@@ -194,7 +181,7 @@ class DemonTask:
     """One DEMON task: ``name`` is its folder (what the reference scripts call the dataset),
     ``dataset`` and ``split`` its metadata, ``instructions`` the task instructions a sample
     picks by index, ``question_type`` ``open-ended`` or ``multi-choice`` (an empty one is read
-    as ``open-ended``).
+    as ``open-ended``, and ``question_type_empty`` says so: the data report names it).
 
     Example::
 
@@ -208,6 +195,9 @@ class DemonTask:
     instructions: tuple[str, ...]
     question_type: str
     samples: tuple[DemonSample, ...]
+    # The metadata's question_type was "": scored as question_type, which the reference does not
+    # (it skips the task). Not compared: a task written back has its type spelled out.
+    question_type_empty: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         for label, value in (("name", self.name), ("dataset", self.dataset)):
@@ -314,9 +304,11 @@ def _parse_sample(item: Any, index: int, images_dir: Path, path: Path) -> DemonS
 def read_demon_task(task_dir: str | os.PathLike[str], verify_images: bool = True) -> DemonTask:
     """Read ``<task_dir>/core/core.json``; the task's name is the folder's.
 
-    Every sample is checked (placeholders, instruction index, choices) and, with
-    ``verify_images``, every image file must exist under ``core/images/`` (existence only: the
-    images are not decoded).
+    Refused, as the reference cannot process them: a malformed file or field, an instruction
+    index out of range, a sample_id twice and, with ``verify_images``, an image file missing
+    from ``core/images/`` (existence only: ``decode_images`` decodes them). What only looks
+    wrong (a response outside its choices, a placeholder with no image, an empty question
+    type) is read as the reference reads it; ``drum.demon.data_report`` lists it.
 
     Example::
 
@@ -386,6 +378,7 @@ def read_demon_task(task_dir: str | os.PathLike[str], verify_images: bool = True
             instructions=tuple(instructions),
             question_type=question_type or "open-ended",
             samples=tuple(samples),
+            question_type_empty=question_type == "",
         )
     except ValueError as error:
         raise DemonFormatError(path, str(error)) from None

@@ -10,7 +10,8 @@ generated twice.
 
 ``<out>/demon_run.json`` records the model's fingerprint and ``max_new_tokens``; resuming into
 the same folder with another model or length is refused (``DemonRunError``) rather than
-mixing two models' predictions in one score.
+mixing two models' predictions in one score. Two runs at once on one folder are refused too:
+the first holds ``<out>/demon.lock`` (``drum.demon.lock``) until its scores are written.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 
 from drum.demon.evaluate import SCORES_FILE, first_samples, score_tasks
 from drum.demon.format import DemonSample, DemonTask
+from drum.demon.lock import output_lock
 from drum.demon.predictions import append_predictions, predictions_path, read_predictions
 from drum.demon.prompt import demon_prompt
 from drum.demon.sharded import finish_leftovers, rank_block, rank_part_dir
@@ -82,14 +84,32 @@ def generate_predictions(
     return how many samples were generated (by all ranks).
 
     ``context``: under a launcher each rank generates a contiguous block of whole batches of
-    each task into its own part and rank 0 merges them (``drum.demon.sharded``)."""
+    each task into its own part and rank 0 merges them (``drum.demon.sharded``).
+
+    Raises:
+        OutputLockedError: another run holds ``out_dir`` (``drum.demon.lock``)."""
     context = context or DistContext()
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive integer, got {max_new_tokens}")
     out_dir = Path(out_dir)
+    with output_lock(out_dir, context):  # one run per folder; its ranks share it
+        return _generate(
+            lvlm, tasks, out_dir, max_per_task, batch_size, max_new_tokens, progress, context
+        )
 
+
+def _generate(
+    lvlm: LVLM,
+    tasks: Sequence[DemonTask],
+    out_dir: Path,
+    max_per_task: int | None,
+    batch_size: int,
+    max_new_tokens: int,
+    progress: bool,
+    context: DistContext,
+) -> int:
     def prepare() -> None:  # rank 0 first: it writes the record and merges leftover parts
         check_run(out_dir, {"model": lvlm.fingerprint, "max_new_tokens": max_new_tokens})
         if context.is_main:
@@ -160,6 +180,31 @@ def evaluate_demon(
     if not tasks:
         raise ValueError("no DEMON task to evaluate")
     context = context or DistContext()
+    with output_lock(out_dir, context):  # held through generation and scoring
+        return _evaluate(
+            lvlm,
+            tasks,
+            out_dir,
+            max_per_task,
+            batch_size,
+            max_new_tokens,
+            progress,
+            categories,
+            context,
+        )
+
+
+def _evaluate(
+    lvlm: LVLM,
+    tasks: Sequence[DemonTask],
+    out_dir: str | os.PathLike[str],
+    max_per_task: int | None,
+    batch_size: int,
+    max_new_tokens: int,
+    progress: bool,
+    categories: Mapping[str, Sequence[str]] | None,
+    context: DistContext,
+) -> dict[str, Any]:
     generated = generate_predictions(
         lvlm, tasks, out_dir, max_per_task, batch_size, max_new_tokens, progress, context
     )

@@ -124,7 +124,8 @@ def score_multiple_choice(
 
     Raises:
         DemonScoringError: the response is not among the choices after normalisation (the
-            reference's ``assert gt_ans in choice_list``).
+            reference's ``assert gt_ans in choice_list``, reached for every sample it routes
+            here: it stops the reference's whole task, so it stops this task's scoring too).
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.metrics.pairwise import cosine_similarity
@@ -133,7 +134,11 @@ def score_multiple_choice(
     options = [normalize(_text(choice, "a choice")) for choice in choices]
     pred = normalize(prediction)
     if gold not in options:
-        raise DemonScoringError(f"the response {gold!r} is not among the choices {options!r}")
+        raise DemonScoringError(
+            f"the response {gold!r} is not among the choices {options!r} after normalisation: "
+            "the reference's evaluate.py stops at its assert gt_ans in choice_list and scores "
+            "no sample of the task"
+        )
     if exact_match_first and pred in options:
         return float(pred == gold)
     try:
@@ -178,7 +183,8 @@ def score_sample(
     ``IMAGE_CHOICE_TASKS`` and the registered ones), else ``score_multiple_choice`` over
     ``choices``. An empty question type falls back to ``TASK_QUESTION_TYPES`` (ALFRED's release
     metadata has ``""``, which the reference skips as "Dataset not supported"; it is scored
-    open-ended here).
+    open-ended here). ``read_demon_task`` reads an empty type as ``open-ended`` already, and
+    ``drum.demon.data_report`` says so once per task; this fallback serves direct callers.
 
     Raises:
         DemonScoringError: naming ``task`` and ``sample_id``, for a sample the reference would

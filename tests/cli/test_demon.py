@@ -327,3 +327,77 @@ def test_train_base_then_freeze_ships_a_base_the_benchmark_recognises(tmp_path: 
     assert "--max-steps 2" in manifest["reproduce"][0]
     missing = runner.invoke(app, ["demon", "freeze-base", "--base", str(tmp_path / "nope")])
     assert missing.exit_code == 2
+
+
+def test_score_reads_what_looks_wrong_and_says_so_once_per_task(
+    scoring_root: Path, tmp_path: Path
+) -> None:
+    # Issue 22: an answer outside its choice list stopped the whole command.
+    core = scoring_root / "COMICS_Panel" / "core" / "core.json"
+    record = json.loads(core.read_text())
+    record["data"][1]["response"] = "Image E"
+    core.write_text(json.dumps(record))
+    results = tmp_path / "results"
+    write_predictions(results, read_demon_task(core.parent.parent), {0: "Image B", 1: "Image E"})
+    write_scoring_predictions(scoring_root, results, ["ALFRED"])
+    out = tmp_path / "scores"
+    args = ["demon", "score", "--data", str(scoring_root), "--predictions", str(results)]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2, result.output
+    assert warnings[0].startswith("warning: DEMON task 'ALFRED': metadata.question_type is empty")
+    assert "'COMICS_Panel': 1 of 2 samples look wrong (response_not_in_choices" in warnings[1]
+    scores = json.loads((out / "demon_scores.json").read_text())
+    assert scores["tasks"]["COMICS_Panel"]["score"] == 1.0
+    report = json.loads((out / "data_report.json").read_text())
+    assert report["tasks"]["COMICS_Panel"]["problems"]["response_not_in_choices"]["sample_ids"] == [
+        1
+    ]
+
+
+def test_eval_decodes_the_images_before_the_model_loads(
+    scoring_root: Path, tmp_path: Path, fake: list[FakeLVLM]
+) -> None:
+    # Issue 22: a 0-byte image crashed the run after part of its predictions.
+    empty = scoring_root / "TQA" / "core" / "images" / "3.png"
+    empty.write_bytes(b"")
+    args = ["demon", "eval", "--model", "fake/lvlm", "--data", str(scoring_root)]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    one_error_line(result.output, str(empty), "sample_id 'q1'", "unreadable or corrupt image")
+    assert fake == [] and not (tmp_path / "run").exists()
+
+
+def test_eval_on_an_out_in_use_names_the_holder_before_the_model_loads(
+    scoring_root: Path, tmp_path: Path, fake: list[FakeLVLM]
+) -> None:
+    # Issue 22: two runs on one --out lost each other's predictions.
+    import os
+    import subprocess
+    import sys
+
+    from tests.demon.test_lock import HOLD, REPO
+
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        args = ["demon", "eval", "--model", "fake/lvlm", "--data", str(scoring_root)]
+        result = runner.invoke(app, [*args, "--out", str(out)])
+        assert result.exit_code == 2
+        one_error_line(result.output, f"in use by another DEMON run (pid {holder.pid} on host")
+        assert fake == []
+    finally:
+        holder.kill()
+        holder.wait()
+    result = runner.invoke(app, [*args, "--out", str(out)])  # the holder was killed: taken over
+    assert result.exit_code == 0, result.output
+    assert len(fake) == 1
