@@ -23,6 +23,7 @@ from pathlib import Path
 from drum.data.example import Example
 from drum.data.importers.base import (
     IMAGE_EXTENSIONS,
+    OUTSIDE_IMAGE_ROOT,
     ImageChecker,
     ImportLog,
     ImportReport,
@@ -31,6 +32,7 @@ from drum.data.importers.base import (
     check_split_name,
     read_jsonl,
     require,
+    source_image,
     write_import,
 )
 
@@ -170,7 +172,10 @@ def _collect_memes(
         label = require(record, "label", int, where)
         if label not in (0, 1):
             raise where.error(f"field 'label' must be 0 or 1, got {label!r}")
-        path = root / image
+        path = source_image(root, image)
+        if path is None:
+            log.skip(OUTSIDE_IMAGE_ROOT, f"{where} ({image})")
+            continue
         problem = images.problem(path)
         if problem is not None:
             log.skip(problem, f"{where} ({path})")
