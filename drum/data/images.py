@@ -34,10 +34,9 @@ class ImageTooLarge(ValueError):
     """An image with more pixels than ``MAX_IMAGE_PIXELS`` (not corrupt: too large to use)."""
 
 
-def _too_large(name: object, size: tuple[int, int] | None) -> ImageTooLarge:
-    shape = f"{size[0]} x {size[1]} = {size[0] * size[1]} pixels" if size else "its size"
+def _too_large(name: object, size: str) -> ImageTooLarge:
     return ImageTooLarge(
-        f"image too large: {name}: {shape} is over the limit of {MAX_IMAGE_PIXELS} pixels "
+        f"image too large: {name}: {size} is over the limit of {MAX_IMAGE_PIXELS} pixels "
         "(8192 x 8192, drum.data.images.MAX_IMAGE_PIXELS)"
     )
 
@@ -55,12 +54,14 @@ def open_image(image: str | os.PathLike[str] | IO[bytes]) -> Iterator[Image.Imag
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             opened = Image.open(image)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise _too_large(name, None) from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            # PIL's message: "Image size (400000000 pixels) exceeds limit of ...".
+            size = str(error).partition("(")[2].partition(")")[0] or "its size"
+            raise _too_large(name, size) from None
     with opened:
         width, height = opened.size
         if width * height > MAX_IMAGE_PIXELS:
-            raise _too_large(name, (width, height))
+            raise _too_large(name, f"{width} x {height} = {width * height} pixels")
         yield opened
 
 
