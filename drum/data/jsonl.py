@@ -1,5 +1,8 @@
 """JSONL datasets: one example per line, images by path relative to the JSONL file.
 
+An image path may point anywhere, relative (``../images/a.png``, as the built-in world's task
+folders share one image folder) or absolute: it is read where it points and never written.
+
 Line format (``meta`` optional; ``answers`` may be a single string)::
 
     {"id": "q1", "images": ["images/00001.png"], "text": "what colour is the circle?",
@@ -13,7 +16,8 @@ line, ``require_references`` counts them in a query split.
 Every problem in a file is reported as a ``DataError`` that names the file and the line; a
 UTF-8 byte-order mark at the start of the file is accepted, and fields other than those above
 are ignored with one ``DataWarning`` per file. ``validate_dataset`` is the check every command
-runs on its data before any slow work: every field, every image decoded in full, at least one
+runs on its data before any slow work: every field, every image decoded in full (within
+``drum.data.images.MAX_IMAGE_PIXELS``; one over it is "too large", not corrupt), at least one
 example.
 """
 
