@@ -50,6 +50,7 @@ def open_image(image: str | os.PathLike[str] | IO[bytes]) -> Iterator[Image.Imag
     ``MAX_IMAGE_PIXELS`` (which is lower), so both become ``ImageTooLarge`` here.
     """
     name = image if isinstance(image, str | os.PathLike) else "<bytes>"
+    # catch_warnings is process-wide state: fine, DRUM reads images from one thread at a time.
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
