@@ -1,5 +1,8 @@
 """JSONL datasets: one example per line, images by path relative to the JSONL file.
 
+An image path may point anywhere, relative (``../images/a.png``, as the built-in world's task
+folders share one image folder) or absolute: it is read where it points and never written.
+
 Line format (``meta`` optional; ``answers`` may be a single string)::
 
     {"id": "q1", "images": ["images/00001.png"], "text": "what colour is the circle?",
@@ -13,7 +16,8 @@ line, ``require_references`` counts them in a query split.
 Every problem in a file is reported as a ``DataError`` that names the file and the line; a
 UTF-8 byte-order mark at the start of the file is accepted, and fields other than those above
 are ignored with one ``DataWarning`` per file. ``validate_dataset`` is the check every command
-runs on its data before any slow work: every field, every image decoded in full, at least one
+runs on its data before any slow work: every field, every image decoded in full (within
+``drum.data.images.MAX_IMAGE_PIXELS``; one over it is "too large", not corrupt), at least one
 example.
 """
 
@@ -26,9 +30,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from drum.data.example import TASK_TYPES, Example
+from drum.data.images import ImageTooLarge, decode_image
 from drum.utils.io import atomic_open
 
 REQUIRED_FIELDS = ("id", "images", "text", "answers", "task")
@@ -116,17 +119,16 @@ def _parse_line(
 
 
 def verify_image(image_path: Path, source: Path, line: int | None) -> None:
-    """Raise a ``DataError`` unless ``image_path`` is an image that decodes in full.
-
-    A full decode, not PIL's ``verify()``: that checks a PNG's chunk CRCs only, so a broken
-    compressed stream under a valid CRC passes it and fails later, mid-run.
-    """
+    """Raise a ``DataError`` unless ``image_path`` is an image that decodes in full within
+    ``MAX_IMAGE_PIXELS`` (``drum.data.images.decode_image``): one over the limit is reported
+    as too large, not as corrupt."""
     if not image_path.is_file():
         raise DataError(source, line, f"image not found: {image_path}")
     try:
-        with Image.open(image_path) as image:
-            image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        decode_image(image_path)
+    except ImageTooLarge as error:
+        raise DataError(source, line, str(error)) from None
+    except (OSError, SyntaxError, ValueError) as error:
         # UnidentifiedImageError and "image file is truncated" are OSErrors.
         raise DataError(
             source, line, f"unreadable or corrupt image {image_path}: {error}"

@@ -3,6 +3,13 @@
 Every writer goes to a temporary file in the destination's directory (same file system, so the
 final ``os.replace`` is atomic) and renames it over the destination only after a flush + fsync.
 
+A temporary file is named ``.<name>.<pid>-<host>.<random>.tmp`` (``<host>``: 8 hex digits of
+the host name's SHA-1), so the writer that owns it can be told. A kill leaves it behind; the next
+``atomic_open`` of the same target removes the temporaries of that target whose writer is gone:
+those of this host whose process no longer exists, and any other (another host's, or one named
+before the pid was in the name) whose file was last written over ``STALE_TEMP_AGE`` ago. A live
+writer's temporary is never removed (a reused pid only keeps a dead one's temporary longer).
+
 Directories (``atomic_directory``, ``remove_directory``) are never deleted in place: a
 directory to delete is first renamed aside, so a kill mid-delete leaves a half-deleted folder
 under a recognisable leftover name (``.<name>.<random>.<kind>``, kind ``staging``, ``old`` or
@@ -13,13 +20,16 @@ the next ``atomic_directory(path)`` runs it first.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
+import socket
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -37,17 +47,79 @@ def _plain_open_mode(path: Path) -> int:
     return 0o666 & ~umask
 
 
+# A temporary file whose writer cannot be checked (another host's, or named without its pid) is
+# taken as abandoned when it was last written this long ago: no DRUM write takes a day.
+STALE_TEMP_AGE = 24 * 3600.0
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+# .<target>.<pid>-<host>.<random>.tmp, or .<target>.<random>.tmp (before the pid was named).
+_TEMP = re.compile(r"\.(?P<target>.+?)\.(?:(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.)?[a-z0-9_]{8}\.tmp")
+# Per directory, the stale temporaries found by this process's first write there, by target:
+# one listing per directory, not one per write (an import writes thousands of images into one).
+_STALE: dict[str, dict[str, list[str]]] = {}
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _stale_temps(directory: Path) -> dict[str, list[str]]:
+    """The temporaries in ``directory`` whose writer is gone, by the name of their target."""
+    stale: dict[str, list[str]] = {}
+    now = time.time()
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            match = _TEMP.fullmatch(entry.name)
+            if match is None or not entry.is_file(follow_symlinks=False):
+                continue
+            gone = False
+            if match["pid"] is not None and match["host"] == _HOST:
+                gone = not _alive(int(match["pid"]))
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    gone = now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_AGE
+            if gone:
+                stale.setdefault(match["target"], []).append(entry.name)
+    return stale
+
+
+def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporaries of target ``path`` left by killed writers (see the module
+    docstring for the rule); returns what was removed. ``atomic_open`` calls it."""
+    path = Path(path)
+    key = os.path.abspath(path.parent)
+    if key not in _STALE:
+        _STALE[key] = _stale_temps(path.parent)
+    removed = []
+    for name in _STALE[key].pop(path.name, []):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path.parent / name)
+            removed.append(path.parent / name)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temporary sibling of ``path`` for writing; rename it onto ``path`` on success.
 
-    On an exception the temporary file is removed and ``path`` keeps its previous content.
+    On an exception the temporary file is removed and ``path`` keeps its previous content;
+    temporaries of ``path`` left by killed writers are removed first (``remove_stale_temps``).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports modes 'w' and 'wb', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}-{_HOST}.", suffix=".tmp", dir=path.parent
+    )
     try:
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding) as handle:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from drum.builtin.world.tasks import QUERY_SPLITS, WORLD_TASKS
+from tests.data.big_png import write_big_png
 
 CASES: dict[str, tuple[int | None, str]] = {
     "missing_file": (None, "not found"),
@@ -29,6 +30,8 @@ CASES: dict[str, tuple[int | None, str]] = {
     "missing_image": (2, "image not found"),
     "corrupt_png": (2, "corrupt image"),  # broken deflate stream under a valid CRC
     "truncated_png": (2, "corrupt image"),
+    # 20000 x 20000 (a few KB on disk): over MAX_IMAGE_PIXELS and PIL's own bomb limit.
+    "huge_png": (2, "image too large"),
     "empty_answers": (2, "field 'answers' must hold non-empty answers"),
     "duplicate_id": (5, "duplicate id"),
 }
@@ -92,7 +95,7 @@ def _broken(case: str, good: list[dict[str, Any]], images: Path) -> list[Any] | 
         second["images"] = []
     elif case == "missing_image":
         second["images"] = [str(images / "nowhere.png")]
-    elif case in ("corrupt_png", "truncated_png"):
+    elif case in ("corrupt_png", "truncated_png", "huge_png"):
         second["images"] = [str(images / f"{case}.png")]
     elif case == "empty_answers":
         second["answers"] = ""
@@ -110,6 +113,7 @@ def bad_inputs(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Ba
     png = Path(good[1]["images"][0]).read_bytes()
     (images / "corrupt_png.png").write_bytes(broken_deflate_png(png))
     (images / "truncated_png.png").write_bytes(png[: len(png) // 2])
+    write_big_png(images / "huge_png.png", 20000, 20000)
     files = {}
     for case in CASES:
         records = _broken(case, good, images)

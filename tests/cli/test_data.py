@@ -7,6 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from drum.cli.main import app
+from tests.data.big_png import write_big_png
 from tests.data.importers.fixtures import write_answerless
 
 runner = CliRunner()
@@ -37,3 +38,15 @@ def test_data_check_counts_examples_without_answers_and_refuses_them_in_a_pool(
     full = tiny_world / "vqa" / "pool.jsonl"
     result = runner.invoke(app, ["data", "check", "--pool", str(full)])
     assert result.exit_code == 0 and "without answers" not in result.output
+
+
+def test_data_check_reports_a_decompression_bomb_as_too_large(tmp_path: Path) -> None:
+    write_big_png(tmp_path / "big.png", 20000, 20000)
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"id": "a", "images": ["big.png"], "text": "t", "answers": ["x"], '
+                    '"task": "vqa"}\n')  # fmt: skip
+    result = runner.invoke(app, ["data", "check", str(data)])
+    assert result.exit_code == 2
+    assert "data.jsonl:1: image too large" in result.output
+    assert "400000000 pixels is over the limit of 67108864" in " ".join(result.output.split())
+    assert "corrupt" not in result.output and "Traceback" not in result.output

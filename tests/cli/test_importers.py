@@ -4,19 +4,22 @@ the output, one test per format family."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from drum.cli.main import app
-from drum.data.importers.base import REPORT_NAME
+from drum.data.importers.base import OUTSIDE_IMAGE_ROOT, REPORT_NAME
+from drum.data.importers.classification import DIRECTORY_LINK, NOT_UTF8_NAME
 from tests.data.importers.fixtures import (
     write_coco_captions,
     write_image_folder,
     write_json,
     write_karpathy,
     write_memes,
+    write_photo,
     write_vizwiz,
     write_vqa,
 )
@@ -190,3 +193,33 @@ def test_imported_data_runs_through_drum_eval_unchanged(
          "random", "--shots", "0,1", "--seeds", "0", "--out", str(tmp_path / "eval")])  # fmt: skip
     results = json.loads((tmp_path / "eval" / "icl_results.json").read_text())
     assert {row["task"] for row in results["rows"]} == {"vqav2"}
+
+
+def test_image_folder_with_a_link_loop_and_a_name_not_utf8_exits_0_and_says_so(
+    tmp_path: Path,
+) -> None:
+    root = write_image_folder(tmp_path / "train")
+    (root / "cat" / "loop").symlink_to(root)
+    write_photo(Path(os.fsdecode(os.fsencode(root / "dog") + b"/caf\xe9.jpg")), 3)
+    out = tmp_path / "out"
+    output = _ok(["data", "import", "image-folder", "--root", str(root), "--out", str(out),
+                  "--copy-images"])  # fmt: skip
+    assert "pool: 3 examples" in output
+    assert f"skipped 1: {DIRECTORY_LINK}" in output and f"skipped 1: {NOT_UTF8_NAME}" in output
+    _check(out, "pool")
+
+
+def test_copy_images_never_writes_outside_out(tmp_path: Path) -> None:
+    files = write_vizwiz(tmp_path / "s1" / "s2" / "s3")
+    records = json.loads(files["annotations"].read_text())
+    records.append(dict(records[1], image="../../../escape.jpg"))
+    write_json(files["annotations"], records)
+    write_photo(tmp_path / "s1" / "escape.jpg", 3)
+    out = tmp_path / "o1" / "o2" / "o3" / "out"
+    before = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    annotations, images = str(files["annotations"]), str(files["images"])
+    output = _ok(["data", "import", "vizwiz", "--annotations", annotations, "--images", images,
+                  "--out", str(out), "--copy-images"])  # fmt: skip
+    assert f"skipped 1: {OUTSIDE_IMAGE_ROOT}" in output
+    after = sorted(p for p in tmp_path.rglob("*") if p.is_file() and out not in p.parents)
+    assert after == before  # every file the import wrote is inside --out

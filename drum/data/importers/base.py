@@ -9,7 +9,8 @@ An import turns a public benchmark's own files into DRUM JSONL (``drum.data.json
   JSON, the wrong top-level type, a record without a required field or with one of the wrong
   type. The message names the file, the line (JSONL) or the record (``questions[3]``) and what
   was expected.
-* **skips**: a well-formed record DRUM cannot use: its image file is missing or unreadable, an
+* **skips**: a well-formed record DRUM cannot use: its image file is missing, unreadable or too
+  large (``drum.data.images.MAX_IMAGE_PIXELS``), its image path leaves its image folder, an
   annotation names an unknown question, a duplicate id. Each is counted by reason, the first
   few are listed with where they are, and all of it is printed and written to
   ``import_report.json``; nothing is dropped silently.
@@ -17,6 +18,14 @@ An import turns a public benchmark's own files into DRUM JSONL (``drum.data.json
 Questions without answers (test splits, whose answers are not public) are written, where the
 importer supports it (VQAv2, OK-VQA), as queries without references (``"answers": []``) and
 counted per split as ``unanswered`` in the report: not skips.
+
+What an import reads and writes: it reads an image only inside the image folder the user gives
+for it (``source_image``: a path from the annotations that is absolute or climbs out with
+``..`` is skipped as ``OUTSIDE_IMAGE_ROOT``, with or without ``--copy-images``; links inside the
+folder are followed, since data sets are often linked in), and writes only inside ``out``
+(``ImageChecker.place`` refuses a copy name that would leave the copy folder). The JSONL it
+writes points at the images by paths relative to ``out``, which may climb out of it
+(``../raw/val2014/...``) when the images are not copied: that is a read, never a write.
 
 The output directory is written as a whole (``atomic_directory``): a failed import leaves the
 previous one, or nothing. Every written split is then checked as ``drum data check`` checks it
@@ -35,16 +44,22 @@ from pathlib import Path
 from typing import Any
 
 from drum.data.example import Example
+from drum.data.images import MAX_IMAGE_PIXELS, ImageTooLarge, decode_image
 from drum.data.jsonl import (
     DataError,
     text_lines,
     validate_dataset,
-    verify_image,
     write_examples,
 )
 from drum.utils.io import atomic_directory, atomic_write_json
 
 REPORT_NAME = "import_report.json"
+# The skip reason of an image path from the annotations that leaves its image folder.
+OUTSIDE_IMAGE_ROOT = "image path outside its image folder ('..' or absolute); not read"
+# The skip reasons of an image that cannot be used.
+IMAGE_NOT_FOUND = "image file not found"
+IMAGE_CORRUPT = "image file unreadable or corrupt"
+IMAGE_TOO_LARGE = f"image too large (over {MAX_IMAGE_PIXELS} pixels, MAX_IMAGE_PIXELS)"
 # How many skipped records the report lists one by one, per split and reason.
 SKIP_SAMPLES = 5
 # What torchvision's ImageFolder accepts (IMG_EXTENSIONS), lowercase.
@@ -241,6 +256,19 @@ class ImportLog:
         return self.splits.setdefault(name, SplitLog())
 
 
+def _leaves(name: str) -> bool:
+    """Whether the relative path ``name`` is absolute or climbs above its folder (``a/../..``)."""
+    normal = os.path.normpath(name)
+    return os.path.isabs(name) or normal == ".." or normal.startswith(".." + os.sep)
+
+
+def source_image(root: Path, name: str) -> Path | None:
+    """``root / name``: the image a record names under its image folder ``root``; ``None`` when
+    ``name`` leaves ``root`` (absolute, or ``..`` above it), which the caller skips as
+    ``OUTSIDE_IMAGE_ROOT``. The check is on the name, so links inside ``root`` are followed."""
+    return None if _leaves(name) else root / name
+
+
 class ImageChecker:
     """Decides whether an image can be used: the file exists and decodes in full.
 
@@ -258,20 +286,26 @@ class ImageChecker:
         image = image.resolve()
         if image not in self._seen:
             if not image.is_file():
-                self._seen[image] = "image file not found"
+                self._seen[image] = IMAGE_NOT_FOUND
             else:
                 try:
-                    verify_image(image, image, None)
+                    decode_image(image)
                     self._seen[image] = None
-                except DataError:
-                    self._seen[image] = "image file unreadable or corrupt"
+                except ImageTooLarge:
+                    self._seen[image] = IMAGE_TOO_LARGE
+                except (OSError, SyntaxError, ValueError):
+                    # UnidentifiedImageError and "image file is truncated" are OSErrors.
+                    self._seen[image] = IMAGE_CORRUPT
         return self._seen[image]
 
     def place(self, image: Path, name: str) -> Path:
         """Where the example's image is: ``image`` itself, or its copy under ``copy_to``."""
         if self.copy_to is None:
             return image.resolve()
-        target = self.copy_to / name
+        if _leaves(name):
+            # Every importer skips such names first (source_image); this keeps a new one honest.
+            raise DataError(image, None, f"copy name {name!r} is outside {self.copy_to}")
+        target = self.copy_to / os.path.normpath(name)
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(image, target)  # inside the staging directory: atomic as a whole

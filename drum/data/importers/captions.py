@@ -23,6 +23,7 @@ from typing import Any
 from drum.data.bundled import PHOTOS_PROMPT
 from drum.data.example import Example
 from drum.data.importers.base import (
+    OUTSIDE_IMAGE_ROOT,
     ImageChecker,
     ImportLog,
     ImportReport,
@@ -33,6 +34,7 @@ from drum.data.importers.base import (
     read_json,
     require,
     require_dir,
+    source_image,
     write_import,
 )
 
@@ -168,11 +170,15 @@ def _collect_official(
         captions.setdefault(image_id, []).append(caption)
     for image_id, (where, record) in by_id.items():
         name = record["file_name"]
+        image = source_image(source.images, name)
+        if image is None:
+            log.skip(OUTSIDE_IMAGE_ROOT, f"{where} ({name})")
+            continue
         _add_caption_example(
             log,
             images,
             where,
-            source.images / name,
+            image,
             f"{source.images.name}/{name}",
             str(image_id),
             captions.get(image_id, []),
@@ -216,11 +222,15 @@ def _collect_karpathy(
             if key in record:
                 meta[key] = record[key]
         relative = Path(filepath) / filename
+        image = source_image(source.images, str(relative))
+        if image is None:
+            log.split(source.split_map[split]).skip(OUTSIDE_IMAGE_ROOT, f"{where} ({relative})")
+            continue
         _add_caption_example(
             log.split(source.split_map[split]),
             images,
             where,
-            source.images / relative,
+            image,
             relative.as_posix(),
             str(identifier),
             answer_strings(sentences, "raw", where, name="sentences"),

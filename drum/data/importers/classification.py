@@ -3,8 +3,13 @@ Hateful Memes JSONL files.
 
 * ``image-folder``: ``<root>/<class>/**/<image>``, one root per split (e.g. ``train/`` and
   ``val/``). As ``ImageFolder``: the classes are the sub-folders of the root, images are found
-  under each class folder recursively (symlinks followed), by extension (``IMAGE_EXTENSIONS``,
-  any case). Other files are skipped and reported. ``id`` is the image's path under the root.
+  under each class folder recursively, by extension (``IMAGE_EXTENSIONS``, any case). Other
+  files are skipped and reported. ``id`` is the image's path under the root. Each real folder is
+  read once: a class folder may be a link from elsewhere, but not to the root, into it or above
+  it; directory links inside a class folder are not followed (``os.walk`` would loop on one
+  pointing back up); links to image files are read. A name that is not UTF-8 cannot be a JSONL
+  path or a label: it is skipped and listed with its bytes escaped. Each skip is counted by
+  reason in the report.
 * ``hateful-memes``: ``{"id", "img", "label", "text"}`` per line (``img`` relative to the
   dataset folder, e.g. ``img/42953.png``; ``label`` 0 or 1, absent from the test files).
 
@@ -23,6 +28,7 @@ from pathlib import Path
 from drum.data.example import Example
 from drum.data.importers.base import (
     IMAGE_EXTENSIONS,
+    OUTSIDE_IMAGE_ROOT,
     ImageChecker,
     ImportLog,
     ImportReport,
@@ -31,12 +37,20 @@ from drum.data.importers.base import (
     check_split_name,
     read_jsonl,
     require,
+    source_image,
     write_import,
 )
 
 CLASSIFICATION_PROMPT = "what is this?"
 MEME_PROMPT = 'is this meme hateful? its text: "{text}"'
 MEME_LABELS = ("not hateful", "hateful")
+# Skip reasons of the image-folder walk.
+DIRECTORY_LINK = "a directory link inside a class folder (not followed: it could loop or repeat)"
+CLASS_LINK_INSIDE = (
+    "a class folder linking to the root, into it, above it or to another class link's target "
+    "(not followed: its images would be read twice or under two labels)"
+)
+NOT_UTF8_NAME = "a file or folder name that is not UTF-8 (JSONL paths and labels are UTF-8 text)"
 
 
 @dataclass(frozen=True)
@@ -104,25 +118,79 @@ class HatefulMemesOptions:
             raise ValueError(f"meme_prompt must contain {{text}}, got {self.meme_prompt!r}")
 
 
+def _shown(path: Path | str) -> str:
+    """``path`` as text that prints and saves as JSON: bytes that are not UTF-8 escaped
+    (``caf\\xe9.jpg``) instead of the lone surrogates Python decodes them to."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a byte that is not UTF-8, decoded as a lone surrogate
+        return False
+    return True
+
+
+def _within(path: str, folder: str) -> bool:
+    """Whether the real path ``path`` is ``folder`` or inside it."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _class_folders(root: Path, log: SplitLog) -> list[str]:
+    """The class names: the root's sub-folders, each real folder read once.
+
+    A class folder may be a link (a class linked in from elsewhere), unless its target is the
+    root, a folder in it or above it, or an earlier class link's: its images would be read
+    twice, under two labels, or without end.
+    """
+    entries = sorted(os.scandir(root), key=lambda entry: entry.name)
+    for entry in entries:
+        if entry.is_file():
+            log.skip("a file beside the class folders (not in any class)", _shown(entry.path))
+    real_root = os.path.realpath(root)
+    read = [real_root]
+    classes = []
+    for entry in entries:
+        if not entry.is_dir():
+            continue
+        if not _is_utf8(entry.name):
+            log.skip(NOT_UTF8_NAME, _shown(entry.path))
+            continue
+        if entry.is_symlink():
+            real = os.path.realpath(entry.path)
+            if any(_within(real, done) or _within(done, real) for done in read):
+                log.skip(CLASS_LINK_INSIDE, _shown(entry.path))
+                continue
+            read.append(real)
+        classes.append(entry.name)
+    return classes
+
+
 def _collect_folder(source: FolderSource, log: SplitLog, images: ImageChecker, prompt: str) -> None:
     root = source.root
     if not root.is_dir():
         raise Where(root).error("not a directory; expected one sub-folder per class")
-    classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
-    if not classes:
+    if not any(entry.is_dir() for entry in os.scandir(root)):
         raise Where(root).error("no class folder; expected <root>/<class>/<image> (ImageFolder)")
-    for name in sorted(entry.name for entry in os.scandir(root) if entry.is_file()):
-        log.skip("a file beside the class folders (not in any class)", Where(root / name))
-    for label in classes:
+    for label in _class_folders(root, log):
         found = 0
-        for folder, _, files in sorted(os.walk(root / label, followlinks=True)):
+        # Directory links inside a class folder are not followed (a link back up loops: four
+        # images once became 164 examples); each is reported.
+        for folder, folders, files in sorted(os.walk(root / label)):
+            for name in sorted(folders):
+                if os.path.islink(os.path.join(folder, name)):
+                    log.skip(DIRECTORY_LINK, _shown(os.path.join(folder, name)))
             for file_name in sorted(files):
                 path = Path(folder) / file_name
                 where = Where(path)
+                relative = path.relative_to(root).as_posix()
+                if not _is_utf8(relative):
+                    log.skip(NOT_UTF8_NAME, _shown(path))
+                    continue
                 if path.suffix.lower() not in IMAGE_EXTENSIONS:
                     log.skip(f"not an image file extension ({', '.join(IMAGE_EXTENSIONS)})", where)
                     continue
-                relative = path.relative_to(root).as_posix()
                 problem = images.problem(path)
                 if problem is not None:
                     log.skip(problem, where)
@@ -170,7 +238,10 @@ def _collect_memes(
         label = require(record, "label", int, where)
         if label not in (0, 1):
             raise where.error(f"field 'label' must be 0 or 1, got {label!r}")
-        path = root / image
+        path = source_image(root, image)
+        if path is None:
+            log.skip(OUTSIDE_IMAGE_ROOT, f"{where} ({image})")
+            continue
         problem = images.problem(path)
         if problem is not None:
             log.skip(problem, f"{where} ({path})")

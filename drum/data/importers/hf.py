@@ -34,11 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
-
 from drum.data.bundled import PHOTOS_PROMPT
 from drum.data.example import TASK_TYPES, Example
+from drum.data.images import ImageTooLarge, open_image
 from drum.data.importers.base import (
+    IMAGE_TOO_LARGE,
+    OUTSIDE_IMAGE_ROOT,
     ImageChecker,
     ImportLog,
     ImportReport,
@@ -46,6 +47,7 @@ from drum.data.importers.base import (
     Where,
     check_split_name,
     most_common_first,
+    source_image,
     write_import,
 )
 from drum.data.importers.classification import CLASSIFICATION_PROMPT
@@ -230,14 +232,16 @@ def _answers(
     )
 
 
-def _image_bytes_file(data: bytes, directory: Path, row: int) -> Path | None:
-    """Write ``data`` as ``directory/<row:07d>.<ext>``; ``None`` if it does not decode."""
+def _image_bytes_file(data: bytes, directory: Path, row: int) -> Path | str:
+    """Write ``data`` as ``directory/<row:07d>.<ext>``; the skip reason if it is not usable."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data)) as image:
             image_format = image.format
             image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return None
+    except ImageTooLarge:
+        return IMAGE_TOO_LARGE
+    except (OSError, SyntaxError, ValueError):
+        return "image bytes that do not decode as an image"
     extension = _EXTENSIONS.get(image_format or "", f".{(image_format or 'img').lower()}")
     path = directory / f"{row:07d}{extension}"
     atomic_write_bytes(path, data)
@@ -296,15 +300,18 @@ def _collect_split(
         image = row[options.image_column]
         if isinstance(image, dict) and image.get("bytes"):
             path = _image_bytes_file(image["bytes"], bytes_dir, row_index)
-            if path is None:
-                log.skip("image bytes that do not decode as an image", where)
+            if isinstance(path, str):
+                log.skip(path, where)
                 continue
         else:
             name = image.get("path") if isinstance(image, dict) else image
             if not name:
                 log.skip("no image (null)", where)
                 continue
-            source_path = image_root / name
+            source_path = source_image(image_root, name)
+            if source_path is None:
+                log.skip(OUTSIDE_IMAGE_ROOT, f"{where} ({name})")
+                continue
             problem = images.problem(source_path)
             if problem is not None:
                 log.skip(problem, f"{where} ({source_path})")

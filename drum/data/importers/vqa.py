@@ -35,6 +35,7 @@ from typing import Any
 
 from drum.data.example import Example
 from drum.data.importers.base import (
+    OUTSIDE_IMAGE_ROOT,
     ImageChecker,
     ImportLog,
     ImportReport,
@@ -46,6 +47,7 @@ from drum.data.importers.base import (
     read_json,
     require,
     require_dir,
+    source_image,
     write_import,
 )
 
@@ -139,6 +141,11 @@ def _coco_split(source: VQASource, questions: dict[str, Any]) -> str:
         raise Where(source.questions).error(
             "no 'data_subtype' (e.g. \"train2014\") to name the images COCO_<data_subtype>_"
             "<image_id:012d>.jpg; give it with --coco-split"
+        )
+    if any(c in subtype for c in "/\\") or subtype.startswith("."):
+        # It names every image and copy: a path in it would lead them out of their folders.
+        raise Where(source.questions).error(
+            f"'data_subtype' must be a plain name such as \"val2014\", got {subtype!r}"
         )
     return subtype
 
@@ -289,11 +296,15 @@ def _collect_vizwiz_split(source: VizWizSource, log: SplitLog, images: ImageChec
         for name in ("answerable", "answer_type"):
             if name in record:
                 meta[name] = record[name]
+        path = source_image(source.images, image)
+        if path is None:
+            log.skip(OUTSIDE_IMAGE_ROOT, f"{where} ({image})")
+            continue
         _image_example(
             log,
             images,
             where,
-            source.images / image,
+            path,
             f"{source.images.name}/{image}",
             id=Path(image).stem,
             text=question,

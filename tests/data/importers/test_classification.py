@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 
 from drum.data.importers import import_dataset
 from drum.data.importers.classification import (
+    CLASS_LINK_INSIDE,
     CLASSIFICATION_PROMPT,
+    DIRECTORY_LINK,
+    NOT_UTF8_NAME,
     FolderSource,
     HatefulMemesOptions,
     ImageFolderOptions,
     MemeSource,
 )
 from drum.data.jsonl import DataError, validate_dataset
-from tests.data.importers.fixtures import write_image_folder, write_memes
+from tests.data.importers.fixtures import write_image_folder, write_memes, write_photo
 
 
 def test_image_folder_classes_are_the_sub_folders(tmp_path: Path) -> None:
@@ -87,3 +92,55 @@ def test_hateful_memes_malformed_lines(tmp_path: Path) -> None:
     assert report.samples["pool"]["image file not found"][0].startswith(f"{train}:2 ")
     with pytest.raises(ValueError, match="must contain"):
         HatefulMemesOptions(sources=options.sources, meme_prompt="no placeholder")
+
+
+def test_image_folder_follows_no_directory_link_and_reports_each(tmp_path: Path) -> None:
+    root = tmp_path / "train"
+    write_photo(root / "cat" / "a.jpg", 0)
+    write_photo(root / "cat" / "more" / "b.png", 1)
+    write_photo(root / "dog" / "c.jpg", 2)
+    write_photo(root / "dog" / "d.jpg", 3)
+    (root / "cat" / "loop").symlink_to(root)  # a loop through the root: every class again
+    (root / "dog" / "self").symlink_to(root / "dog")  # a loop in place
+    (root / "cat" / "more" / "dogs").symlink_to(root / "dog")  # another class's images
+    (root / "kitty").symlink_to(root / "cat")  # a class folder that is another class
+    (root / "up").symlink_to(tmp_path)  # a class folder above the root
+    write_photo(tmp_path / "elsewhere" / "e.jpg", 4)
+    (root / "bird").symlink_to(tmp_path / "elsewhere")  # linked in from outside: a class
+    options = ImageFolderOptions(sources=(FolderSource("pool", root),))
+    report = import_dataset("image-folder", options, tmp_path / "out")
+    assert report.written == {"pool": 5}
+    assert report.skipped["pool"] == {DIRECTORY_LINK: 3, CLASS_LINK_INSIDE: 2}
+    examples = {e.id: e.answer for e in validate_dataset(tmp_path / "out" / "pool.jsonl")}
+    assert examples == {
+        "cat/a.jpg": "cat",
+        "cat/more/b.png": "cat",
+        "dog/c.jpg": "dog",
+        "dog/d.jpg": "dog",
+        "bird/e.jpg": "bird",
+    }
+    samples = report.samples["pool"]
+    assert sorted(samples[DIRECTORY_LINK]) == sorted(
+        str(p)
+        for p in (root / "cat" / "loop", root / "dog" / "self", root / "cat" / "more" / "dogs")
+    )
+    assert sorted(samples[CLASS_LINK_INSIDE]) == [str(root / "kitty"), str(root / "up")]
+
+
+def test_image_folder_skips_a_name_that_is_not_utf8_showing_it_escaped(tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "train")
+    raw = os.fsencode(root / "cat") + b"/caf\xe9.jpg"
+    write_photo(Path(os.fsdecode(raw)), 3)
+    raw_class = os.fsencode(root) + b"/b\xffrd/x.jpg"
+    write_photo(Path(os.fsdecode(raw_class)), 4)
+    options = ImageFolderOptions(sources=(FolderSource("pool", root),), copy_images=True)
+    report = import_dataset("image-folder", options, tmp_path / "out")
+    assert report.written == {"pool": 3}
+    assert report.skipped["pool"][NOT_UTF8_NAME] == 2
+    assert sorted(report.samples["pool"][NOT_UTF8_NAME]) == [
+        f"{root}/b\\xffrd",
+        f"{root}/cat/caf\\xe9.jpg",
+    ]
+    report.summary().encode("utf-8")  # printable: no lone surrogate left in a name
+    saved = json.loads((tmp_path / "out" / "import_report.json").read_text())
+    assert saved["skipped"]["pool"][NOT_UTF8_NAME] == 2
