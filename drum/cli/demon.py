@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from drum.cli.common import (
+    AllowOtherBaseOption,
     DeviceMapOption,
     DeviceOption,
     DtypeOption,
@@ -155,6 +156,7 @@ def demon_eval_command(
             "put on the model."
         ),
     ] = None,
+    allow_other_base: AllowOtherBaseOption = False,
     dtype: DtypeOption = "auto",
     device_map: DeviceMapOption = None,
 ) -> None:
@@ -188,7 +190,7 @@ def demon_eval_command(
         placement["device_map"] = device_map
     lvlm: Any = load_lvlm(model, device=context.device, **placement)
     if adapter is not None:
-        lvlm = wrap_adapter(lvlm, adapter)
+        lvlm = wrap_adapter(lvlm, adapter, allow_other_base=allow_other_base)
     try:
         scores = evaluate_demon(
             lvlm,

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from drum.cli.common import (
+    AllowOtherBaseOption,
     DeviceMapOption,
     DeviceOption,
     DtypeOption,
@@ -114,6 +115,7 @@ def eval_command(
             "put on the model."
         ),
     ] = None,
+    allow_other_base: AllowOtherBaseOption = False,
     split: Annotated[str, typer.Option(help="World query split: test or val.")] = default_of(
         WORLD_TASKS_FACTORY, "split"
     ),
@@ -219,7 +221,7 @@ def eval_command(
     }
     lvlm = load_lvlm(model, device=device, dtype=dtype, device_map=device_map)
     if adapter is not None:
-        lvlm = wrap_adapter(lvlm, adapter)
+        lvlm = wrap_adapter(lvlm, adapter, allow_other_base=allow_other_base)
     results = run_icl_eval(
         loaded,
         lvlm,
