@@ -222,17 +222,22 @@ def eval_command(
     lvlm = load_lvlm(model, device=device, dtype=dtype, device_map=device_map)
     if adapter is not None:
         lvlm = wrap_adapter(lvlm, adapter, allow_other_base=allow_other_base)
-    results = run_icl_eval(
-        loaded,
-        lvlm,
-        config,
-        encoders,
-        out,
-        cache=EmbeddingCache(cache) if encoders else None,
-        feedback=feedback,
-        progress=context.is_main,
-        context=context,
-    )
+    from drum.lvlm.context import ContextOverflowError
+
+    try:
+        results = run_icl_eval(
+            loaded,
+            lvlm,
+            config,
+            encoders,
+            out,
+            cache=EmbeddingCache(cache) if encoders else None,
+            feedback=feedback,
+            progress=context.is_main,
+            context=context,
+        )
+    except ContextOverflowError as error:  # a prompt the model cannot read: one line, exit 2
+        fail(str(error))
     if not context.is_main:
         return
     show_tables(markdown_table(results), icl_tables(results))

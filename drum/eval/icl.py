@@ -75,6 +75,7 @@ from drum.eval.records import (
 from drum.eval.task_data import TaskData, load_task_data
 from drum.feedback.cache import FeedbackCache
 from drum.lvlm.base import LVLM
+from drum.lvlm.context import ContextOverflowError
 from drum.lvlm.prompt import ICLPrompt, PromptTemplate, build_prompt
 from drum.lvlm.sharded import counts_over_ranks, generate_sharded
 from drum.metrics.registry import MetricSpec, get_metric
@@ -252,9 +253,13 @@ def _row(run: _TaskRun, plan: _RowPlan) -> dict[str, Any]:
     started = time.perf_counter()
     before = _context_counts(lvlm)
     # Under a launcher each rank generates its block of whole batches (drum.lvlm.sharded).
-    replies = generate_sharded(
-        lvlm, prompts, task.max_new_tokens, run.config.batch_size, run.context, run.progress
-    )
+    try:
+        replies = generate_sharded(
+            lvlm, prompts, task.max_new_tokens, run.config.batch_size, run.context, run.progress
+        )
+    except ContextOverflowError as error:  # which row, for a message the CLI shows as it is
+        label = strategy if shots == 0 else f"{strategy} {shots}-shot seed={seed}"
+        raise ContextOverflowError(f"task {task.name!r}, {label}: {error}") from error
     counts = None if before is None else _difference(_context_counts(lvlm), before)
     truncated, dropped = counts_over_ranks(counts, run.context) or (None, None)
     if len(replies) != len(prompts):

@@ -123,6 +123,42 @@ def test_an_adapter_of_another_base_needs_allow_other_base(
     assert "warning:" in allowed.output and "as allowed" in allowed.output
 
 
+def test_a_prompt_longer_than_the_context_is_one_line(
+    tiny_world: Path, tiny_llava_dir: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from drum.cli.main import app
+
+    lines = (tiny_world / "vqa" / "test.jsonl").read_text().splitlines()
+    long = json.loads(lines[0])
+    long["text"] = " ".join(["red"] * 1100)  # the tiny LLaVA reads 1024 tokens at most
+    long["images"] = [str((tiny_world / "vqa" / image).resolve()) for image in long["images"]]
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(json.dumps(long) + "\n")
+    task = tmp_path / "task.json"
+    task.write_text(
+        json.dumps(
+            {
+                "name": "long",
+                "task_type": "vqa",
+                "pool": str(tiny_world / "vqa" / "pool.jsonl"),
+                "queries": str(queries),
+            }
+        )
+    )
+    args = ["eval", "--task-file", str(task), "--model", str(tiny_llava_dir)]
+    args += ["--strategy", "random", "--shots", "0", "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    error = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(error) == 1
+    assert "task 'long'" in error[0] and "zero-shot" in error[0] and "context of 1024" in error[0]
+
+
 # --- --embedder NAME=PATH
 
 
