@@ -67,17 +67,20 @@ def read_or_fail(
     warning: type[Warning],
 ) -> T:
     """``read()``, with an ``error`` (or one of a tuple of them) ending the command (exit 2) and
-    each ``warning`` printed as one line; other warnings are shown as Python would have shown
-    them."""
+    each distinct ``warning`` printed once as one line; other warnings are shown as Python
+    would have shown them."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", warning)
         try:
             result = read()
         except error as raised:
             fail(str(raised))
+    shown: set[str] = set()
     for caught_warning in caught:
         if issubclass(caught_warning.category, warning):
-            warn(str(caught_warning.message))
+            if str(caught_warning.message) not in shown:  # a file read twice warns once
+                shown.add(str(caught_warning.message))
+                warn(str(caught_warning.message))
         else:
             warnings.warn_explicit(
                 caught_warning.message,

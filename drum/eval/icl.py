@@ -72,7 +72,7 @@ from drum.eval.records import (
     QUERIES_FILE,
     write_query_records,
 )
-from drum.eval.task_data import TaskData, load_task_data
+from drum.eval.task_data import DatasetReader, TaskData, load_task_data
 from drum.feedback.cache import FeedbackCache
 from drum.lvlm.base import LVLM
 from drum.lvlm.context import ContextOverflowError
@@ -354,18 +354,22 @@ def check_eval(
     if len(set(names)) != len(names):
         raise ValueError(f"task names repeat: {names}")
     check_embedders(config, embedders)
-    return [_task_data(task, config, verify_images) for task in tasks]
+    reader = DatasetReader(verify_images)  # a file several tasks share: read and warned once
+    return [_task_data(task, config, verify_images, reader) for task in tasks]
 
 
 def _task_data(
-    task: TaskSpec | TaskData, config: ICLEvalConfig, verify_images: bool = False
+    task: TaskSpec | TaskData,
+    config: ICLEvalConfig,
+    verify_images: bool = False,
+    reader: DatasetReader | None = None,
 ) -> TaskData:
     """``task`` as loaded for ``config``: as given when it was, else read and checked now."""
     if isinstance(task, TaskData):
         if task.fits(config):
             return task
         task = task.spec
-    return load_task_data(task, config, verify_images)
+    return load_task_data(task, config, verify_images, reader)
 
 
 def evaluate_icl(

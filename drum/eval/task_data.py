@@ -4,12 +4,15 @@
 ``drum eval`` asks, every image decoded too, so its files are read once), checks them against
 the task and the evaluation's largest shot count, and keeps the pool's ``PoolExclusions``, so
 every retriever of the run shares one set of image hashes. ``drum.eval.icl.check_eval`` loads
-every task this way before any model runs, and the evaluation is handed the records it returned.
+every task this way before any model runs, and the evaluation is handed the records it returned;
+a file that several tasks share (one pool, three templates) is read, checked and warned about
+once (``DatasetReader``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from drum.data.example import Example
 from drum.data.jsonl import read_examples, require_references, validate_dataset
@@ -45,20 +48,44 @@ class TaskData:
         return self.max_queries == config.max_queries and self.max_shots == config.max_shots
 
 
-def load_task_data(spec: TaskSpec, config: ICLEvalConfig, verify_images: bool = False) -> TaskData:
+@dataclass
+class DatasetReader:
+    """Reads each (file, require_answers) once and hands every later caller the same examples:
+    tasks that share a file share its read, its image decoding and its warnings."""
+
+    verify_images: bool = False
+    _read: dict[tuple[Path, bool], list[Example]] = field(default_factory=dict)
+
+    def __call__(self, path: Path, require_answers: bool = False) -> list[Example]:
+        key = (Path(path).resolve(), require_answers)
+        if key not in self._read:
+            if self.verify_images:
+                self._read[key] = validate_dataset(path, require_answers=require_answers)
+            else:
+                self._read[key] = read_examples(
+                    path, verify_images=False, require_answers=require_answers
+                )
+        return self._read[key]
+
+
+def load_task_data(
+    spec: TaskSpec,
+    config: ICLEvalConfig,
+    verify_images: bool = False,
+    reader: DatasetReader | None = None,
+) -> TaskData:
     """Read and check ``spec``'s data for ``config`` (``ValueError`` for data the run cannot
     use: ``DataError`` naming the line of a pool example without answers, or counting the
     queries without references; examples of another task type; no queries; more shots than
     some query has pool examples to show once itself and its copies are excluded).
 
     ``verify_images``: read each file as ``validate_dataset`` does (every image decoded, an
-    empty file a ``DataError``), the checks every CLI command runs before a model loads."""
-    if verify_images:
-        pool = validate_dataset(spec.pool, require_answers=True)
-        queries = validate_dataset(spec.queries)
-    else:
-        pool = read_examples(spec.pool, verify_images=False, require_answers=True)
-        queries = read_examples(spec.queries, verify_images=False)
+    empty file a ``DataError``), the checks every CLI command runs before a model loads.
+    ``reader``: one shared by several tasks reads a file they share once (its
+    ``verify_images`` then applies)."""
+    read = reader or DatasetReader(verify_images)
+    pool = read(spec.pool, require_answers=True)
+    queries = read(spec.queries)
     require_references(spec.queries, queries)
     queries = queries[: config.max_queries]
     for name, examples in (("pool", pool), ("queries", queries)):
