@@ -518,7 +518,8 @@ def run_icl_eval(
     results = {
         "config": {
             **config.to_dict(),
-            "tasks": [data.spec.to_dict() for data in loaded],
+            # Each task with the digests of its files as evaluated (drum report checks them).
+            "tasks": [{**data.spec.to_dict(), "data_sha256": data.data_sha256} for data in loaded],
             "lvlm": {
                 **_model_record(lvlm),
                 # How the LVLM treats prompts longer than its context (None: it does not say).

@@ -6,7 +6,8 @@ the task and the evaluation's largest shot count, and keeps the pool's ``PoolExc
 every retriever of the run shares one set of image hashes. ``drum.eval.icl.check_eval`` loads
 every task this way before any model runs, and the evaluation is handed the records it returned;
 a file that several tasks share (one pool, three templates) is read, checked and warned about
-once (``DatasetReader``).
+once (``DatasetReader``). Each file's SHA-256 as read is kept (``TaskData.data_sha256``) for the
+results to record.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from drum.data.jsonl import read_examples, require_references, validate_dataset
 from drum.eval.icl_config import ICLEvalConfig
 from drum.retrieve.retriever import PoolExclusions
 from drum.tasks.spec import TaskSpec
+from drum.utils.fingerprint import sha256_file
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class TaskData:
     exclusions: PoolExclusions
     max_queries: int | None
     max_shots: int
+    # SHA-256 of the pool and queries files as read ({"pool": ..., "queries": ...}): the
+    # results record it, and ``drum report`` warns when the files no longer match.
+    data_sha256: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -84,6 +89,7 @@ def load_task_data(
     ``reader``: one shared by several tasks reads a file they share once (its
     ``verify_images`` then applies)."""
     read = reader or DatasetReader(verify_images)
+    digests = {"pool": sha256_file(spec.pool), "queries": sha256_file(spec.queries)}
     pool = read(spec.pool, require_answers=True)
     queries = read(spec.queries)
     require_references(spec.queries, queries)
@@ -96,7 +102,9 @@ def load_task_data(
             )
     if not queries:
         raise ValueError(f"task {spec.name!r}: no queries in {spec.queries}")
-    data = TaskData(spec, pool, queries, PoolExclusions(pool), config.max_queries, config.max_shots)
+    data = TaskData(
+        spec, pool, queries, PoolExclusions(pool), config.max_queries, config.max_shots, digests
+    )
     _check_shots(data)
     return data
 
