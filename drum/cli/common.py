@@ -67,17 +67,20 @@ def read_or_fail(
     warning: type[Warning],
 ) -> T:
     """``read()``, with an ``error`` (or one of a tuple of them) ending the command (exit 2) and
-    each ``warning`` printed as one line; other warnings are shown as Python would have shown
-    them."""
+    each distinct ``warning`` printed once as one line; other warnings are shown as Python
+    would have shown them."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", warning)
         try:
             result = read()
         except error as raised:
             fail(str(raised))
+    shown: set[str] = set()
     for caught_warning in caught:
         if issubclass(caught_warning.category, warning):
-            warn(str(caught_warning.message))
+            if str(caught_warning.message) not in shown:  # a file read twice warns once
+                shown.add(str(caught_warning.message))
+                warn(str(caught_warning.message))
         else:
             warnings.warn_explicit(
                 caught_warning.message,
@@ -205,25 +208,47 @@ def load_lvlm(
         fail(f"{option}: {error}")
 
 
+AllowOtherBaseOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-other-base",
+        help="Put the --adapter on this --model even though it was trained on another base "
+        "(its recorded fingerprint differs).",
+    ),
+]
+
+
 def check_adapter(adapter: Path, option: str = "--adapter") -> None:
-    """Exit 2 unless ``adapter`` is an adapter directory (its config file is there)."""
-    from drum.adapters import CONFIG_NAME
+    """Exit 2 unless ``adapter`` is an adapter folder whose files load
+    (``drum.adapters.check_adapter_dir``: config, weights, shapes, finite values), in one
+    line naming the file; reads the folder alone, before any model loads."""
+    from drum.adapters import CONFIG_NAME, AdapterConfigError, check_adapter_dir
 
     if not adapter.is_dir():
         fail(f"{option} {adapter}: no such adapter directory")
     if not (adapter / CONFIG_NAME).is_file():
         fail(f"{option} {adapter}: not an adapter (no {CONFIG_NAME}; see drum vpgc train)")
-
-
-def wrap_adapter(lvlm: HFLVLM, adapter: Path, option: str = "--adapter") -> Any:
-    """``drum.adapters.load_adapter(lvlm, adapter)`` (by the type its config records); an
-    unknown type or an adapter for another base exits 2 in one line."""
-    from drum.adapters import AdapterConfigError, load_adapter
-
     try:
-        return load_adapter(lvlm, adapter)
-    except (AdapterConfigError, FileNotFoundError) as error:
-        fail(f"{option} {adapter}: {error}")
+        check_adapter_dir(adapter)
+    except AdapterConfigError as error:
+        fail(f"{option}: {error}")
+
+
+def wrap_adapter(
+    lvlm: HFLVLM, adapter: Path, option: str = "--adapter", allow_other_base: bool = False
+) -> Any:
+    """``drum.adapters.load_adapter(lvlm, adapter)`` (by the type its config records); an
+    unknown type or an adapter for another base exits 2 in one line (``allow_other_base``:
+    the latter loads, with a one-line warning, as does an adapter that records no base)."""
+    from drum.adapters import AdapterConfigError, AdapterWarning, load_adapter
+
+    def load() -> Any:
+        try:
+            return load_adapter(lvlm, adapter, allow_other_base=allow_other_base)
+        except (AdapterConfigError, FileNotFoundError) as error:
+            fail(f"{option} {adapter}: {error}")
+
+    return read_or_fail(load, (), AdapterWarning)
 
 
 def check_out(path: Path, kind: Literal["file", "directory"], option: str = "--out") -> None:

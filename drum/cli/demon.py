@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from drum.cli.common import (
+    AllowOtherBaseOption,
     DeviceMapOption,
     DeviceOption,
     DtypeOption,
@@ -171,6 +172,7 @@ def demon_eval_command(
             "put on the model."
         ),
     ] = None,
+    allow_other_base: AllowOtherBaseOption = False,
     dtype: DtypeOption = "auto",
     device_map: DeviceMapOption = None,
 ) -> None:
@@ -207,7 +209,7 @@ def demon_eval_command(
             placement["device_map"] = device_map
         lvlm: Any = load_lvlm(model, device=context.device, **placement)
         if adapter is not None:
-            lvlm = wrap_adapter(lvlm, adapter)
+            lvlm = wrap_adapter(lvlm, adapter, allow_other_base=allow_other_base)
         scores = read_or_fail(
             lambda: evaluate_demon(
                 lvlm,

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from drum.cli.common import (
+    AllowOtherBaseOption,
     DeviceMapOption,
     DeviceOption,
     DtypeOption,
@@ -114,6 +115,7 @@ def eval_command(
             "put on the model."
         ),
     ] = None,
+    allow_other_base: AllowOtherBaseOption = False,
     split: Annotated[str, typer.Option(help="World query split: test or val.")] = default_of(
         WORLD_TASKS_FACTORY, "split"
     ),
@@ -219,18 +221,23 @@ def eval_command(
     }
     lvlm = load_lvlm(model, device=device, dtype=dtype, device_map=device_map)
     if adapter is not None:
-        lvlm = wrap_adapter(lvlm, adapter)
-    results = run_icl_eval(
-        loaded,
-        lvlm,
-        config,
-        encoders,
-        out,
-        cache=EmbeddingCache(cache) if encoders else None,
-        feedback=feedback,
-        progress=context.is_main,
-        context=context,
-    )
+        lvlm = wrap_adapter(lvlm, adapter, allow_other_base=allow_other_base)
+    from drum.lvlm.context import ContextOverflowError
+
+    try:
+        results = run_icl_eval(
+            loaded,
+            lvlm,
+            config,
+            encoders,
+            out,
+            cache=EmbeddingCache(cache) if encoders else None,
+            feedback=feedback,
+            progress=context.is_main,
+            context=context,
+        )
+    except ContextOverflowError as error:  # a prompt the model cannot read: one line, exit 2
+        fail(str(error))
     if not context.is_main:
         return
     show_tables(markdown_table(results), icl_tables(results))

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from drum.cli.common import (
+    AllowOtherBaseOption,
     DeviceMapOption,
     DeviceOption,
     DtypeOption,
@@ -70,6 +71,7 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
                 "train) on the LVLM that scores."
             ),
         ] = None,
+        allow_other_base: AllowOtherBaseOption = False,
         device: DeviceOption = "cpu",
         dtype: DtypeOption = "auto",
         device_map: DeviceMapOption = None,
@@ -104,7 +106,7 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
         context = dist_context(device, device_map)
         model = load_lvlm(lvlm, "--lvlm", device=context.device, dtype=dtype, device_map=device_map)
         if adapter is not None:
-            model = wrap_adapter(model, adapter)
+            model = wrap_adapter(model, adapter, allow_other_base=allow_other_base)
         try:
             summary = mine(tasks, model, embedder, out, config, context=context)
         except ValueError as error:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from drum.cli.common import check_out, console, fail
+from drum.cli.common import check_out, console, fail, warn
 from drum.cli.defaults import default_of
 
 REPORT_CONFIG = "drum.eval.query_report:ReportConfig"
@@ -62,6 +62,8 @@ def report_command(
         summary = build_report(results, out, config)
     except ValueError as error:
         fail(str(error))
+    for line in summary.warnings:  # data changed since the evaluation
+        warn(line)
     comparison = ""
     if summary.comparison is not None:
         a, b = summary.comparison

@@ -31,7 +31,7 @@ def retrieve_command(
     """Choose k demonstrations per query and write them as JSONL (in prompt order)."""
     from drum.embed.cache import EmbeddingCache
     from drum.embed.example_embeddings import ExampleEmbeddings
-    from drum.retrieve.retriever import DemonstrationRetriever
+    from drum.retrieve.retriever import DemonstrationRetriever, PoolExclusions, check_available
     from drum.retrieve.strategies import RetrievalConfig
     from drum.utils.io import atomic_open
 
@@ -49,6 +49,13 @@ def retrieve_command(
     pool_examples, query_examples = read_dataset(pool, pool=True), read_dataset(queries)
     if config.k > len(pool_examples):
         fail(f"--k {config.k} exceeds the {len(pool_examples)} examples of the pool {pool}")
+    exclusions = PoolExclusions(pool_examples)  # hashed once, handed to the retriever
+    if config.exclude_self:  # k against what each query may see, as the retriever counts it
+        try:
+            excluded = [exclusions.rows(query) for query in query_examples]
+            check_available(pool_examples, query_examples, excluded, config.k)
+        except ValueError as error:
+            fail(f"--k: {error}")
     pool_side: ExampleEmbeddings | list = pool_examples
     query_embeddings = None
     if config.uses_similarity:
@@ -58,7 +65,7 @@ def retrieve_command(
         store = EmbeddingCache(cache)
         pool_side = ExampleEmbeddings.compute(pool_examples, embedder, store, progress=True)
         query_embeddings = ExampleEmbeddings.compute(query_examples, embedder, store, progress=True)
-    retrievals = DemonstrationRetriever(pool_side, config).retrieve(
+    retrievals = DemonstrationRetriever(pool_side, config, exclusions=exclusions).retrieve(
         query_examples, query_embeddings
     )
     with atomic_open(out) as handle:

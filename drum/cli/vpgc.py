@@ -32,6 +32,23 @@ def _with_max_steps(config: Any, max_steps: int | None) -> Any:
     return replace(config, train=replace(config.train, max_steps=max_steps))
 
 
+def _base_fields(base: Path) -> dict[str, Any]:
+    """What the adapter needs of ``base``, from its ``config.json`` alone (no weights load);
+    exit 2 when it is not a vision-language model VPG-C knows."""
+    from transformers import AutoConfig
+
+    from drum.adapters.vpgc.model import config_fields
+    from drum.lvlm.families import UnsupportedFamilyError
+
+    try:
+        return config_fields(AutoConfig.from_pretrained(base))
+    except UnsupportedFamilyError as error:
+        fail(f"--base {base}: not a vision-language model VPG-C can adapt: {error}")
+    except (OSError, ValueError, KeyError, AttributeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        fail(f"--base {base}: its config.json cannot be read as a model's ({reason})")
+
+
 @app.command("train")
 def vpgc_train_command(
     out: Annotated[
@@ -95,6 +112,7 @@ def vpgc_train_command(
         fail(f"--base {base}: no such model directory")
     check_model(str(base), "--base")
     check_out(out, "directory")
+    fields = _base_fields(base)
     try:
         config = VPGCTrainConfig(
             method=method,
@@ -108,6 +126,17 @@ def vpgc_train_command(
         data_config = VPGCDataConfig(source=source, n_train=n_train, region=region)
     except ValueError as error:
         fail(str(error))
+    # The adapter is built over the base whatever the method (its size is every baseline's
+    # budget), so its options are checked against the base's config for every method.
+    try:
+        config.adapter.resolve(**fields)
+    except VPGCConfigError as error:
+        fail(f"--base {base}: {error}")
+    if method == "queries" and fields["base_kind"] != "qformer":
+        fail(
+            f"--method queries needs a Q-Former base (BLIP-2); --base {base} is "
+            f"{fields['model_type']}"
+        )
     limit_threads()
     try:
         train_on_synthetic(base, out, config, data_config, data_dir=data)

@@ -72,9 +72,10 @@ from drum.eval.records import (
     QUERIES_FILE,
     write_query_records,
 )
-from drum.eval.task_data import TaskData, load_task_data
+from drum.eval.task_data import DatasetReader, TaskData, load_task_data
 from drum.feedback.cache import FeedbackCache
 from drum.lvlm.base import LVLM
+from drum.lvlm.context import ContextOverflowError
 from drum.lvlm.prompt import ICLPrompt, PromptTemplate, build_prompt
 from drum.lvlm.sharded import counts_over_ranks, generate_sharded
 from drum.metrics.registry import MetricSpec, get_metric
@@ -252,9 +253,13 @@ def _row(run: _TaskRun, plan: _RowPlan) -> dict[str, Any]:
     started = time.perf_counter()
     before = _context_counts(lvlm)
     # Under a launcher each rank generates its block of whole batches (drum.lvlm.sharded).
-    replies = generate_sharded(
-        lvlm, prompts, task.max_new_tokens, run.config.batch_size, run.context, run.progress
-    )
+    try:
+        replies = generate_sharded(
+            lvlm, prompts, task.max_new_tokens, run.config.batch_size, run.context, run.progress
+        )
+    except ContextOverflowError as error:  # which row, for a message the CLI shows as it is
+        label = strategy if shots == 0 else f"{strategy} {shots}-shot seed={seed}"
+        raise ContextOverflowError(f"task {task.name!r}, {label}: {error}") from error
     counts = None if before is None else _difference(_context_counts(lvlm), before)
     truncated, dropped = counts_over_ranks(counts, run.context) or (None, None)
     if len(replies) != len(prompts):
@@ -349,18 +354,22 @@ def check_eval(
     if len(set(names)) != len(names):
         raise ValueError(f"task names repeat: {names}")
     check_embedders(config, embedders)
-    return [_task_data(task, config, verify_images) for task in tasks]
+    reader = DatasetReader(verify_images)  # a file several tasks share: read and warned once
+    return [_task_data(task, config, verify_images, reader) for task in tasks]
 
 
 def _task_data(
-    task: TaskSpec | TaskData, config: ICLEvalConfig, verify_images: bool = False
+    task: TaskSpec | TaskData,
+    config: ICLEvalConfig,
+    verify_images: bool = False,
+    reader: DatasetReader | None = None,
 ) -> TaskData:
     """``task`` as loaded for ``config``: as given when it was, else read and checked now."""
     if isinstance(task, TaskData):
         if task.fits(config):
             return task
         task = task.spec
-    return load_task_data(task, config, verify_images)
+    return load_task_data(task, config, verify_images, reader)
 
 
 def evaluate_icl(
@@ -509,7 +518,8 @@ def run_icl_eval(
     results = {
         "config": {
             **config.to_dict(),
-            "tasks": [data.spec.to_dict() for data in loaded],
+            # Each task with the digests of its files as evaluated (drum report checks them).
+            "tasks": [{**data.spec.to_dict(), "data_sha256": data.data_sha256} for data in loaded],
             "lvlm": {
                 **_model_record(lvlm),
                 # How the LVLM treats prompts longer than its context (None: it does not say).

@@ -128,6 +128,8 @@ class ReportSummary:
     counts: dict[str, dict[int, tuple[int, int]]]
     bytes: int
     seconds: float
+    # One line per data file whose content changed since the evaluation (also on the page).
+    warnings: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -192,6 +194,23 @@ def _examples(results: Mapping[str, Any], results_path: Path) -> dict[str, dict[
     return by_task
 
 
+def _changed_data(results: Mapping[str, Any], results_path: Path) -> list[str]:
+    """A line per task file whose SHA-256 no longer matches the one the evaluation recorded
+    (``config.tasks[i].data_sha256``; results written before it was recorded: none)."""
+    from drum.utils.fingerprint import sha256_file
+
+    changed = []
+    for task in results.get("config", {}).get("tasks") or []:
+        for key, digest in (task.get("data_sha256") or {}).items():
+            path = Path(task[key])
+            if path.is_file() and sha256_file(path) != digest:
+                changed.append(
+                    f"{results_path}: task {task['name']!r} {key} file {path} changed since the "
+                    "evaluation: the cards show its examples as they are now, not as evaluated"
+                )
+    return changed
+
+
 def _icl_card(
     record: Mapping[str, Any], examples: Mapping[str, Any], metric: str, config: ReportConfig
 ) -> Card:
@@ -235,7 +254,7 @@ def _icl_card(
 
 def _icl_page(
     results_path: Path, records_path: Path, config: ReportConfig
-) -> tuple[str, int, tuple[str, str] | None, dict[str, dict[int, tuple[int, int]]]]:
+) -> tuple[str, int, tuple[str, str] | None, dict[str, dict[int, tuple[int, int]]], list[str]]:
     from drum.eval.report import (
         all_shots,
         format_cell,
@@ -253,6 +272,8 @@ def _icl_page(
         )
     records = read_query_records(records_path)
     examples = _examples(results, results_path)
+    changed = _changed_data(results, results_path)
+    banners = "".join(f'<p class="meta" style="color:#b00">warning: {esc(c)}</p>' for c in changed)
     thumbs = Thumbnails(config.thumbnail)
     tasks = task_names(results)
     metrics = {task: primary_metric(results, task) for task in tasks}
@@ -338,14 +359,16 @@ def _icl_page(
         f"{len(records)} per-query records · right when {esc(thresholds)} · "
         f"{config.per_group} sampled queries per task (seed {config.seed}); sim: the "
         "retriever's similarity, fb: cached LVLM feedback (– when not cached)</p>"
-        "<h2>Summary</h2>" + "".join(summary_tables)
+        + banners
+        + "<h2>Summary</h2>" + "".join(summary_tables)
         + f'<img class="plot" alt="summary plot" src="{plot_uri}">'
         + filter_bar([*cards, *compare_cards], ("task", "strategy", "shots", "right"))
         + comparison
         + "<h2>Sampled queries</h2>"
         + "".join(sections)
     )  # fmt: skip
-    return html_page("ICL per-query report", body, thumbs), cards_total, pair, counts
+    page = html_page("ICL per-query report", body, thumbs)
+    return page, cards_total, pair, counts, changed
 
 
 def _comparison(
@@ -512,8 +535,11 @@ def build_report(
         raise ReportError(f"{results}: no such results directory")
     counts: dict[str, dict[int, tuple[int, int]]] = {}
     pair: tuple[str, str] | None = None
+    changed: list[str] = []
     if (folder / ICL_RESULTS).is_file() and results.name != DEMON_SCORES:
-        page, cards, pair, counts = _icl_page(folder / ICL_RESULTS, folder / ICL_QUERIES, config)
+        page, cards, pair, counts, changed = _icl_page(
+            folder / ICL_RESULTS, folder / ICL_QUERIES, config
+        )
         kind = "icl"
     elif (folder / DEMON_SCORES).is_file():
         if config.compare is not None:
@@ -535,4 +561,5 @@ def build_report(
         counts=counts,
         bytes=len(page.encode("utf-8")),
         seconds=round(time.perf_counter() - started, 3),
+        warnings=tuple(changed),
     )

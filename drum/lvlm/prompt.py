@@ -9,6 +9,7 @@ and images, so a prompt can say "image 1: <img> image 2: <img> which one ...";
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +23,51 @@ class PromptTemplate:
     """How an example's text and answer are phrased in a prompt.
 
     ``user`` is formatted with ``text=example.text``; ``answer`` with ``answer=...``. The
-    defaults pass both through unchanged (the built-in LVLM's training format).
+    defaults pass both through unchanged (the built-in LVLM's training format). Each must
+    hold its own placeholder and no other (``{foo}``, ``{0}``, ``{}``, ``{text}`` in
+    ``answer``), and no lone brace (a literal one is ``{{`` or ``}}``): a ``ValueError``
+    naming the field and the placeholder, raised here rather than at the first prompt built.
     """
 
     user: str = "{text}"
     answer: str = "{answer}"
 
     def __post_init__(self) -> None:
-        if "{text}" not in self.user:
-            raise ValueError(f"PromptTemplate.user must contain '{{text}}', got {self.user!r}")
-        if "{answer}" not in self.answer:
+        _check_placeholders("user", self.user, "text")
+        _check_placeholders("answer", self.answer, "answer")
+
+
+def _check_placeholders(field: str, template: Any, placeholder: str) -> None:
+    """``ValueError`` unless ``template`` formats with ``placeholder`` alone and holds it."""
+    if not isinstance(template, str):
+        raise ValueError(f"{field!r} must be a string, got {template!r}")
+    literal = "(a literal brace is written {{ or }})"
+    try:
+        fields = [
+            (name, conversion, spec)
+            for _, name, spec, conversion in string.Formatter().parse(template)
+            if name is not None
+        ]
+    except ValueError as error:  # "Single '}' encountered ...", "expected '}' before end ..."
+        brace = "'}'" if "'}'" in str(error) and "Single" in str(error) else "'{'"
+        raise ValueError(f"{field!r} has a lone {brace} in {template!r} {literal}") from None
+    for name, _, _ in fields:
+        if name != placeholder:
             raise ValueError(
-                f"PromptTemplate.answer must contain '{{answer}}', got {self.answer!r}"
+                f"{field!r} has placeholder {{{name}}} in {template!r}; the only placeholder "
+                f"there is {{{placeholder}}} {literal}"
             )
+    if not fields:
+        raise ValueError(f"{field!r} must contain '{{{placeholder}}}', got {template!r}")
+    try:
+        template.format(**{placeholder: "x"})
+    except (ValueError, TypeError) as error:
+        bad = next(
+            (f"{{{placeholder}{'!' + c if c else ''}{':' + s if s else ''}}}")
+            for _, c, s in fields
+            if c or s
+        )
+        raise ValueError(f"{field!r} has placeholder {bad} in {template!r}: {error}") from None
 
 
 @dataclass(frozen=True)

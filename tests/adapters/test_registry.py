@@ -12,7 +12,9 @@ import pytest
 from drum.adapters import ADAPTERS, CONFIG_NAME, AdapterConfigError, adapter_type, load_adapter
 
 
-def echo_loader(base: Any, directory: str | Path) -> tuple[Any, str]:
+def echo_loader(
+    base: Any, directory: str | Path, *, allow_other_base: bool = False
+) -> tuple[Any, str]:
     """A stand-in adapter: what it was handed."""
     return base, Path(directory).name
 

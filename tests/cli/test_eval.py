@@ -63,6 +63,102 @@ def test_eval_puts_a_vpgc_adapter_on_the_model(
     assert missing.exit_code == 2 and "no such adapter directory" in missing.output
 
 
+def _adapter_on(base_dir: Path, directory: Path) -> Path:
+    from drum.adapters.vpgc import VPGCLVLM, VPGCConfig
+    from drum.lvlm.hf import HFLVLM
+
+    return VPGCLVLM(HFLVLM(base_dir), VPGCConfig(num_heads=1, hidden_size=8)).save_adapter(
+        directory
+    )
+
+
+def test_a_broken_adapter_exits_2_before_the_model_loads(
+    tiny_world: Path, tiny_llava_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safetensors.torch import load_file, save_file
+    from typer.testing import CliRunner
+
+    import drum.cli.eval
+    from drum.cli.main import app
+
+    adapter = _adapter_on(tiny_llava_dir, tmp_path / "adapter")
+    weights = adapter / "adapter_model.safetensors"
+    state = load_file(str(weights))
+    state["vpgc_out_proj.weight"][0, 0] = float("nan")
+    save_file(state, str(weights))
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model loaded before the adapter was checked")
+
+    monkeypatch.setattr(drum.cli.eval, "load_lvlm", never)
+    args = ["eval", "--world", str(tiny_world), "--model", str(tiny_llava_dir), "--task", "vqa"]
+    args += ["--strategy", "random", "--out", str(tmp_path / "out"), "--adapter", str(adapter)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert str(weights) in result.output and "vpgc_out_proj.weight" in result.output
+
+
+def test_an_adapter_of_another_base_needs_allow_other_base(
+    tiny_world: Path, tiny_llava_dir: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from drum.cli.main import app
+    from drum.lvlm.hf import HFLVLM
+    from tests.lvlm.tiny_lvlms import build_tiny_llava
+
+    other = build_tiny_llava(tmp_path / "other", seed=1).path  # same shapes, other weights
+    adapter = _adapter_on(other, tmp_path / "adapter")
+    args = ["eval", "--world", str(tiny_world), "--model", str(tiny_llava_dir), "--task", "vqa"]
+    args += ["--strategy", "random", "--shots", "0", "--max-queries", "2"]
+    args += ["--adapter", str(adapter)]
+    refused = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert refused.exit_code == 2, refused.output
+    assert HFLVLM(other).fingerprint in refused.output
+    assert HFLVLM(tiny_llava_dir).fingerprint in refused.output
+    assert "--allow-other-base" in refused.output
+    allowed = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--allow-other-base"])
+    assert allowed.exit_code == 0, allowed.output
+    assert "warning:" in allowed.output and "as allowed" in allowed.output
+
+
+def test_a_prompt_longer_than_the_context_is_one_line(
+    tiny_world: Path, tiny_llava_dir: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from drum.cli.main import app
+
+    lines = (tiny_world / "vqa" / "test.jsonl").read_text().splitlines()
+    long = json.loads(lines[0])
+    long["text"] = " ".join(["red"] * 1100)  # the tiny LLaVA reads 1024 tokens at most
+    long["images"] = [str((tiny_world / "vqa" / image).resolve()) for image in long["images"]]
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(json.dumps(long) + "\n")
+    task = tmp_path / "task.json"
+    task.write_text(
+        json.dumps(
+            {
+                "name": "long",
+                "task_type": "vqa",
+                "pool": str(tiny_world / "vqa" / "pool.jsonl"),
+                "queries": str(queries),
+            }
+        )
+    )
+    args = ["eval", "--task-file", str(task), "--model", str(tiny_llava_dir)]
+    args += ["--strategy", "random", "--shots", "0", "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    error = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(error) == 1
+    assert "task 'long'" in error[0] and "zero-shot" in error[0] and "context of 1024" in error[0]
+
+
 # --- --embedder NAME=PATH
 
 

@@ -94,3 +94,24 @@ def test_queries_without_answers_are_retrieved_for_but_a_pool_needs_answers(
     result = runner.invoke(app, [*args, "--pool", str(answerless), "--queries", str(answerless)])
     assert result.exit_code == 2
     assert "test.jsonl:1: example" in result.output and "has no answers" in result.output
+
+
+def test_k_above_the_pool_left_once_the_query_is_excluded_is_one_line_before_embedding(
+    tiny_world: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import drum.cli.retrieve
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the embedder loaded before k was checked")
+
+    monkeypatch.setattr(drum.cli.retrieve, "load_embedder", never)
+    pool = tiny_world / "vqa" / "pool.jsonl"
+    size = len(pool.read_text().splitlines())
+    out = tmp_path / "demos.jsonl"
+    args = ["retrieve", "--pool", str(pool), "--queries", str(pool), "--out", str(out)]
+    args += ["--k", str(size), "--model", "unused/model", "--strategy", "concat"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert f"k={size}" in result.output and "remain after excluding the query" in result.output
+    assert not out.exists()

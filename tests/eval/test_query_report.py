@@ -136,3 +136,44 @@ def test_cli_writes_the_report_and_reports_bad_options(icl_run: Path, tmp_path: 
         assert message in " ".join(result.output.split())
     result = runner.invoke(app, ["report", "--results", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_data_changed_since_the_evaluation_is_warned_about(
+    tiny_world: Path, tmp_path: Path
+) -> None:
+    import json
+    from dataclasses import replace
+
+    from drum.builtin.world.tasks import world_tasks
+    from drum.eval.icl import ICLEvalConfig, run_icl_eval
+    from drum.testing import FakeLVLM
+
+    task = world_tasks(tiny_world)["vqa"]
+    copies = {}
+    for name, source in (("pool", task.pool), ("queries", task.queries)):
+        records = [json.loads(line) for line in source.read_text().splitlines()]
+        for record in records:
+            record["images"] = [str((source.parent / i).resolve()) for i in record["images"]]
+        copies[name] = tmp_path / f"{name}.jsonl"
+        copies[name].write_text("".join(json.dumps(r) + "\n" for r in records))
+    task = replace(task, pool=copies["pool"], queries=copies["queries"])
+    config = ICLEvalConfig(strategies=("random",), shots=(0, 1), max_queries=4)
+    out = tmp_path / "results"
+    run_icl_eval([task], FakeLVLM("first_demo"), config, None, out, progress=False)
+
+    summary = build_report(out, tmp_path / "same.html")
+    assert summary.warnings == ()
+    # An answer of the pool edited after the evaluation: the report still renders, and says so.
+    text = copies["pool"].read_text()
+    copies["pool"].write_text(text.replace('"answers": ["', '"answers": ["edited ', 1))
+    summary = build_report(out, tmp_path / "changed.html")
+    assert len(summary.warnings) == 1
+    assert str(copies["pool"]) in summary.warnings[0] and "changed since" in summary.warnings[0]
+    page = (tmp_path / "changed.html").read_text(encoding="utf-8")
+    assert "changed since" in page and str(copies["pool"]) in page
+    result = runner.invoke(
+        app, ["report", "--results", str(out), "--out", str(tmp_path / "c.html")]
+    )
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "changed since" in warning[0]

@@ -135,3 +135,27 @@ def test_verify_images_reads_each_file_once_and_names_a_broken_image(
     with pytest.raises(DataError, match=r"test\.jsonl:1: unreadable or corrupt image"):
         check_eval([broken], CONFIG, verify_images=True)
     check_eval([broken], CONFIG)  # without verify_images the bytes are not decoded
+
+
+def test_tasks_sharing_a_file_read_it_once_and_warn_once(tiny_world: Path, tmp_path: Path) -> None:
+    import json
+    import warnings
+    from dataclasses import replace
+
+    from drum.data.jsonl import DataWarning
+
+    task = world_tasks(tiny_world)["vqa"]
+    records = [json.loads(line) for line in task.pool.read_text().splitlines()]
+    records[3]["extra"] = 1  # an unknown field: one warning
+    for record in records:
+        record["images"] = [str((task.pool.parent / image).resolve()) for image in record["images"]]
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps(record) + "\n" for record in records))
+    tasks = [replace(task, name=f"vqa-{i}", pool=pool) for i in range(3)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = check_eval(tasks, CONFIG, verify_images=True)
+    assert [str(w.message).split(":")[0] for w in caught if w.category is DataWarning] == [
+        str(pool)
+    ]
+    assert loaded[0].pool is loaded[1].pool is loaded[2].pool  # read once, shared

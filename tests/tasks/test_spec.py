@@ -95,3 +95,32 @@ def test_load_task_file_reports_malformed_json(tmp_path: Path) -> None:
         load_task_file(path)
     with pytest.raises(TaskFileError, match="not found"):
         load_task_file(tmp_path / "absent.json")
+
+
+@pytest.mark.parametrize(
+    ("template", "field", "placeholder"),
+    [
+        ({"user": "Q: {text} {foo}"}, "'user'", "{foo}"),
+        ({"user": "Q: {text} {0}"}, "'user'", "{0}"),
+        ({"user": "Q: {text} {}"}, "'user'", "{}"),
+        ({"user": "Q: {text} {text.upper}"}, "'user'", "{text.upper}"),
+        ({"user": "Q: {text} {"}, "'user'", "lone '{'"),
+        ({"user": "Q: {text} }"}, "'user'", "lone '}'"),
+        ({"answer": "A: {answer} {text}"}, "'answer'", "{text}"),
+        ({"user": "Q: {text:d}"}, "'user'", "{text:d}"),
+    ],
+)
+def test_a_bad_placeholder_is_named_when_the_task_file_is_read(
+    tiny_world: Path, tmp_path: Path, template: dict, field: str, placeholder: str
+) -> None:
+    path = _write_task(tmp_path / "tasks", tiny_world, template=template)
+    with pytest.raises(TaskFileError) as info:
+        load_task_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: field 'template': {field}")
+    assert placeholder in message and "\n" not in message
+
+
+def test_literal_braces_and_format_specs_that_fit_a_string_pass() -> None:
+    template = PromptTemplate(user="{{json}} {text:>3}", answer="[{answer!s}]")
+    assert template.user.format(text="a") == "{json}   a"

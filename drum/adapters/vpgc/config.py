@@ -144,14 +144,20 @@ class VPGCConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VPGCConfig:
+        """The config ``data`` describes; a ``VPGCConfigError`` for another adapter type, an
+        unknown field, or a field of the wrong JSON type (``"layer": "two"``)."""
+        if not isinstance(data, dict):
+            raise VPGCConfigError(f"a VPG-C config is a JSON object, got {type(data).__name__}")
         data = dict(data)
         kind = data.pop("adapter_type", ADAPTER_TYPE)
         if kind != ADAPTER_TYPE:
             raise VPGCConfigError(f"not a VPG-C adapter config (adapter_type={kind!r})")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
         if unknown:
             raise VPGCConfigError(f"unknown VPG-C config fields: {unknown}")
+        for name, value in data.items():
+            _check_type(name, str(known[name]), value)
         return cls(**data)
 
     def to_json(self) -> str:
@@ -169,8 +175,33 @@ class VPGCConfig:
 
     @classmethod
     def load(cls, directory: str | Path) -> VPGCConfig:
+        """The config in ``directory``'s ``adapter_config.json``; what is wrong with the file
+        is a ``VPGCConfigError`` naming it (``FileNotFoundError`` when it is missing)."""
         path = Path(directory) / CONFIG_NAME
         try:
-            return cls.from_json(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError as error:
             raise FileNotFoundError(f"{path}: no VPG-C adapter config here") from error
+        except UnicodeDecodeError as error:
+            raise VPGCConfigError(f"{path}: not JSON (not UTF-8: {error})") from error
+        try:
+            return cls.from_json(text)
+        except json.JSONDecodeError as error:
+            raise VPGCConfigError(f"{path}: not JSON ({error})") from error
+        except VPGCConfigError as error:
+            raise VPGCConfigError(f"{path}: {error}") from error
+
+
+def _check_type(name: str, annotation: str, value: Any) -> None:
+    """``VPGCConfigError`` unless ``value`` (read from JSON) fits the field's annotation
+    (``int``, ``int | None``, ``str | None``); a bool is not an integer, nor 2.0."""
+    optional = annotation.endswith("| None")
+    if value is None and optional:
+        return
+    if annotation.startswith("int"):
+        fits, kind = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    else:
+        fits, kind = isinstance(value, str), "a string"
+    if not fits:
+        expected = f"{kind} or null" if optional else kind
+        raise VPGCConfigError(f"{name} must be {expected}, got {value!r}")

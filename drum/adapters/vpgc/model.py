@@ -10,13 +10,20 @@ Decode steps of ``generate`` are not hooked (the KV cache holds the rewritten pr
 
 The base is frozen (``requires_grad=False`` on all its parameters); only the adapter trains.
 ``save_adapter`` writes the adapter alone (``adapter_config.json`` +
-``adapter_model.safetensors``, atomically), ``load_adapter(base, dir)`` puts it back on a base.
+``adapter_model.safetensors``, atomically), and records the base it was trained on in the
+weights file's metadata (``"base"``: ``HFLVLM.fingerprint``, a digest of the base directory's
+config, processor and weight files, so the same base loaded from a copy of its directory
+matches; ``"base_name"``: where it was loaded from, for messages). ``load_adapter(base, dir)``
+checks the folder (``drum.adapters.vpgc.check``), then puts the adapter back on ``base``: a
+base of other shapes is a ``VPGCConfigError``, one of the same shapes but another fingerprint
+an ``AdapterBaseError`` naming both (``allow_other_base=True`` loads it anyway, with an
+``AdapterWarning``); an adapter that records no base loads with an ``AdapterWarning``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -26,7 +33,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from drum.adapters.vpgc.config import VPGCConfig, VPGCConfigError
+from drum.adapters.registry import AdapterBaseError, AdapterWarning
+from drum.adapters.vpgc.check import WEIGHTS_NAME as WEIGHTS_NAME  # re-exported
+from drum.adapters.vpgc.check import SavedAdapter, read_adapter
+from drum.adapters.vpgc.config import VPGCConfig
 from drum.adapters.vpgc.layer import PREFIX, ProjectorVPGC, QFormerVPGC, VPGCError, images_of
 from drum.lvlm.base import ScoreResult, WrappedLVLM
 from drum.lvlm.families import family_of, module_at
@@ -35,8 +45,6 @@ from drum.lvlm.hooks import VisualPositions, decoder_layers
 from drum.lvlm.prompt import ICLPrompt
 from drum.utils.io import atomic_write_bytes
 
-WEIGHTS_NAME = "adapter_model.safetensors"
-
 
 def base_fields(base: HFLVLM) -> dict[str, Any]:
     """What ``VPGCConfig.resolve`` fills from ``base``, read from its family's record
@@ -44,12 +52,20 @@ def base_fields(base: HFLVLM) -> dict[str, Any]:
     family = base.family
     if not family.recorded:
         family_of(family.model_type)  # UnsupportedFamilyError: VPG-C needs the record's facts
-    config = base.model.config
+    return {**config_fields(base.model.config), "num_layers": len(decoder_layers(base.model))}
+
+
+def config_fields(config: Any) -> dict[str, Any]:
+    """``base_fields`` from a base's ``transformers`` config alone (its ``config.json``, no
+    weights loaded; the decoder layers counted as ``num_hidden_layers``), so options can be
+    checked before a base loads; ``UnsupportedFamilyError`` for a ``model_type`` without a
+    family record (not a vision-language model VPG-C knows)."""
+    family = family_of(str(config.model_type))
     text = getattr(config, "text_config", None) or config
     fields: dict[str, Any] = {
         "model_type": family.model_type,
         "base_kind": "projector",
-        "num_layers": len(decoder_layers(base.model)),
+        "num_layers": int(text.num_hidden_layers),
         "llm_hidden_size": int(text.hidden_size),
         "vision_hidden_size": family.vision_width(config),
     }
@@ -213,33 +229,59 @@ class VPGCLVLM(WrappedLVLM):
             for name, tensor in self.adapter.state_dict().items()
         }
         assert all(name.startswith(PREFIX) for name in state)
-        metadata = {"format": "pt", "adapter_type": "vpgc", "base": self.base.fingerprint}
+        metadata = {
+            "format": "pt",
+            "adapter_type": "vpgc",
+            "base": self.base.fingerprint,
+            "base_name": self.base.name,
+        }
         atomic_write_bytes(directory / WEIGHTS_NAME, save(state, metadata=metadata))
         self.config.save(directory)
         return directory
 
 
-def load_adapter(base: HFLVLM, directory: str | Path) -> VPGCLVLM:
-    """The adapter saved in ``directory`` (``VPGCLVLM.save_adapter``) on ``base``; its config
-    must fit the base (``VPGCConfigError`` otherwise), its weights must be exactly the
-    adapter's."""
-    from safetensors.torch import load_file
-
+def load_adapter(
+    base: HFLVLM, directory: str | Path, *, allow_other_base: bool = False
+) -> VPGCLVLM:
+    """The adapter saved in ``directory`` (``VPGCLVLM.save_adapter``) on ``base``: the folder
+    checked (``read_adapter``: ``AdapterConfigError`` naming the file), its config must fit
+    the base's shapes (``VPGCConfigError``) and the base must be the one it was trained on
+    (``AdapterBaseError``, unless ``allow_other_base``)."""
     directory = Path(directory)
-    config = VPGCConfig.load(directory)
-    model = VPGCLVLM(base, config)
-    path = directory / WEIGHTS_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no VPG-C adapter weights here")
-    state = load_file(str(path), device=str(base.device))
-    expected = set(model.adapter.state_dict())
-    if set(state) != expected:
-        raise VPGCConfigError(
-            f"{path}: weights {sorted(set(state) ^ expected)} do not match the adapter "
-            f"described by its {json.dumps(config.to_dict())}"
-        )
-    model.adapter.load_state_dict(state)
+    saved = read_adapter(directory)
+    saved.config.resolve(**base_fields(base))  # VPGCConfigError: a base of other shapes
+    _check_base(saved, base, directory / WEIGHTS_NAME, allow_other_base)
+    model = VPGCLVLM(base, saved.config)
+    model.adapter.load_state_dict({name: t.to(base.device) for name, t in saved.state.items()})
     return model
+
+
+def _check_base(saved: SavedAdapter, base: HFLVLM, path: Path, allow_other_base: bool) -> None:
+    """Refuse (or, allowed, warn about) a base whose fingerprint is not the recorded one."""
+    recorded = saved.metadata.get("base")
+    if recorded is None:
+        warnings.warn(
+            f"{path} records no base (saved before adapters recorded theirs): loading it onto "
+            f"{base.fingerprint} ({base.name}) unchecked",
+            AdapterWarning,
+            stacklevel=3,
+        )
+        return
+    if recorded == base.fingerprint:
+        return
+    name = saved.metadata.get("base_name")
+    trained_on = f"{recorded} ({name})" if name else recorded
+    if not allow_other_base:
+        raise AdapterBaseError(
+            f"{path}: trained on base {trained_on}, not on {base.fingerprint} ({base.name}); "
+            "pass allow_other_base=True (CLI: --allow-other-base) to load it anyway"
+        )
+    warnings.warn(
+        f"{path}: trained on base {trained_on}, loaded onto another base, {base.fingerprint} "
+        f"({base.name}), as allowed",
+        AdapterWarning,
+        stacklevel=3,
+    )
 
 
 def parameter_count(model: VPGCLVLM) -> ParameterCount:
