@@ -61,10 +61,10 @@ class Thumbnails:
 
     def css_class(self, path: str) -> str:
         if path not in self._classes:
-            from PIL import Image
+            from drum.data.images import open_image
 
-            try:
-                with Image.open(path) as image:
+            try:  # the one pixel limit (drum.data.images.MAX_IMAGE_PIXELS): too large, not corrupt
+                with open_image(path) as image:
                     image = image.convert("RGB")
                     image.thumbnail((self.size, self.size))
                     buffer = io.BytesIO()

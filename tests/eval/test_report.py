@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from drum.eval.report import (
     format_cell,
     markdown_table,
@@ -98,3 +100,15 @@ def test_plot_and_report_files(tmp_path: Path) -> None:
     assert "`tiny` (llava-0123)" in text and "![results](icl_results.png)" in text
     assert markdown_table(_results()) in text
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporaries
+
+
+@pytest.mark.parametrize("side", [12000, 20000])
+def test_a_thumbnail_over_the_pixel_limit_is_too_large_not_a_traceback(
+    side: int, tmp_path: Path
+) -> None:
+    from drum.eval.report_html import ReportError, Thumbnails
+    from tests.data.big_png import write_big_png
+
+    path = write_big_png(tmp_path / "big.png", side, side)
+    with pytest.raises(ReportError, match="too large"):
+        Thumbnails(64).css_class(str(path))
