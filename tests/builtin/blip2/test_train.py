@@ -83,3 +83,17 @@ def test_the_card_holds_gates_and_diagnostics_and_a_rerun_reuses_it(tiny_blip2_r
     before = (tiny_blip2_run / "stage_b" / "model.safetensors").stat().st_mtime_ns
     assert train_builtin_blip2(tiny_blip2_run, TINY, progress=False)["digests"] == card["digests"]
     assert (tiny_blip2_run / "stage_b" / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_the_invariance_loss_is_zero_exactly_when_the_small_object_does_not_reach_the_queries(
+    tiny_blip2_run: Path,
+) -> None:
+    from drum.builtin.blip2.train import invariance_loss
+
+    lvlm = HFLVLM(tiny_blip2_run / "stage_a")  # before stage B made its queries invariant
+    features = PoolFeatures(lvlm.model, lvlm.processor.image_processor, ScenePool(3, 10))
+    loss = invariance_loss(lvlm.model, features, np.random.default_rng(0), TINY)
+    assert loss > 0
+    for key, row in features.rows.items():  # every twin's features made its base's
+        features.features[row] = features.features[features.rows[(key[0], None, None)]]
+    assert invariance_loss(lvlm.model, features, np.random.default_rng(0), TINY) == 0
