@@ -39,7 +39,9 @@ def small_patch_masks(features: PoolFeatures) -> np.ndarray:
     )
 
 
-def _probe(x: np.ndarray, y: np.ndarray) -> float:
+def probe_accuracy(x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy on the second half of ``(x, y)`` of a multinomial logistic regression fitted on
+    the first half (scikit-learn, L2, ``C = 1``)."""
     from sklearn.linear_model import LogisticRegression
 
     half = len(x) // 2
@@ -58,8 +60,8 @@ def detail_probe(model: Blip2ForConditionalGeneration, features: PoolFeatures) -
     queries = query_outputs(model, features.features).flatten(1)
     y = np.array([COLOURS.index(features.pool.scene(k).small_colour) for k in features.keys])
     return {
-        "from_patches": _probe(pooled.numpy(), y),
-        "from_queries": _probe(queries.numpy(), y),
+        "from_patches": probe_accuracy(pooled.numpy(), y),
+        "from_queries": probe_accuracy(queries.numpy(), y),
         "chance": 1 / len(COLOURS),
     }
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from drum.builtin.blip2.data import read_meta
+from drum.builtin.blip2.diagnostics import probe_accuracy
 from drum.builtin.blip2.scenes import COLOURS, SMALL, TwoObjectScene, patch_objects, render
 from drum.demon.prompt import demon_prompt
 from drum.lvlm.hooks import decoder_layers
@@ -56,7 +57,7 @@ def visual_states(lvlm: Any, base: Any, prompts: Sequence[Any], layer: int) -> t
         store: list[torch.Tensor] = []
         inputs = base.score_inputs([prompt], [[]], positions=True)
         with _layer_inputs(base.model, layer, store):
-            if hasattr(lvlm, "active"):
+            if hasattr(lvlm, "active"):  # a VPGCLVLM: its hooks act inside active()
                 with lvlm.active():
                     base.forward(inputs.input_ids, inputs.attention_mask, inputs.visual,
                                  **inputs.extra)  # fmt: skip
@@ -66,15 +67,6 @@ def visual_states(lvlm: Any, base: Any, prompts: Sequence[Any], layer: int) -> t
         count = base.model.config.num_query_tokens
         states.append(store[0][0, positions[:count]].float().cpu())
     return torch.stack(states)
-
-
-def _probe(x: np.ndarray, y: np.ndarray) -> float:
-    from sklearn.linear_model import LogisticRegression
-
-    half = len(x) // 2
-    classifier = LogisticRegression(max_iter=2000)
-    classifier.fit(x[:half], y[:half])
-    return float(classifier.score(x[half:], y[half:]))
 
 
 @torch.no_grad()
@@ -142,7 +134,7 @@ def bottleneck_diagnostics(
         for index, which in enumerate(("without residual", "with residual")):
             x = torch.cat([collected[n][2][index] for n in names]).flatten(1).numpy()
             order = np.random.default_rng(0).permutation(len(x))
-            entry[which] = _probe(x[order], y[order])
+            entry[which] = probe_accuracy(x[order], y[order])
         results["probe"][label] = entry
     prompts, scenes, _ = collected["small_colour"]
     masks = torch.stack(
