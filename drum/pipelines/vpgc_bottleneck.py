@@ -32,6 +32,7 @@ from typing import Any
 
 from drum.pipelines.vpgc_experiments import (
     _sample_scores,
+    arm_record,
     markdown_table,
     plot_vpgc_experiments,
     summarise_groups,
@@ -231,15 +232,8 @@ def run_vpgc_bottleneck(
                 }
         card = json.loads((arm_dir / TRAIN_CARD).read_text(encoding="utf-8"))
         arms_info[arm.name] = {
-            **asdict(arm),
-            "group": arm.group,
-            "train_seconds": card.get("train_seconds"),
-            "steps": card.get("steps"),
-            "steps_per_second": card.get("steps_per_second"),
-            "trainable_parameters": card.get("trainable_parameters"),
-            "share_of_base": card.get("share_of_base"),
+            **arm_record(arm, arm_dir, started),
             "final_loss": (card.get("history") or [{}])[-1].get("loss"),
-            "eval_seconds": round(time.perf_counter() - started, 1),
         }
     task_card = {"tasks": {t: {"category": FORMS[t].group} for t in names}}
     columns = summarise_groups(

@@ -129,6 +129,24 @@ def _arm_lvlm(arm: VPGCArm, base_dir: Path, arm_dir: Path) -> Any:
     return HFLVLM(arm_dir)  # the baselines write whole models
 
 
+def arm_record(arm: Any, arm_dir: Path, eval_started: float) -> dict[str, Any]:
+    """What the results say of one trained arm: its fields and group, its training card's
+    steps, seconds, speed and parameters, and the seconds since ``eval_started``."""
+    from drum.adapters.vpgc.train import TRAIN_CARD
+
+    card = json.loads((arm_dir / TRAIN_CARD).read_text(encoding="utf-8"))
+    return {
+        **asdict(arm),
+        "group": arm.group,
+        "train_seconds": card.get("train_seconds"),
+        "steps": card.get("steps"),
+        "steps_per_second": card.get("steps_per_second"),
+        "trainable_parameters": card.get("trainable_parameters"),
+        "share_of_base": card.get("share_of_base"),
+        "eval_seconds": round(time.perf_counter() - eval_started, 1),
+    }
+
+
 def _interval(scores: list[list[float]], resamples: int) -> Estimate:
     return Estimate(*bootstrap_ci_of_means(scores, n_resamples=resamples))
 
@@ -177,7 +195,6 @@ def run_vpgc_experiments(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run every arm into ``out`` (module docstring) and return the results."""
-    from drum.adapters.vpgc.train import TRAIN_CARD
     from drum.builtin.vpgc.sources import train_on_synthetic
     from drum.demon.format import read_demon_task
     from drum.demon.run import evaluate_demon
@@ -224,17 +241,7 @@ def run_vpgc_experiments(
             progress=progress,
         )
         per_arm[arm.name] = {t: _sample_scores(eval_dir, t) for t in tasks}
-        card = json.loads((arm_dir / TRAIN_CARD).read_text(encoding="utf-8"))
-        arms_info[arm.name] = {
-            **asdict(arm),
-            "group": arm.group,
-            "train_seconds": card.get("train_seconds"),
-            "steps": card.get("steps"),
-            "steps_per_second": card.get("steps_per_second"),
-            "trainable_parameters": card.get("trainable_parameters"),
-            "share_of_base": card.get("share_of_base"),
-            "eval_seconds": round(time.perf_counter() - started, 1),
-        }
+        arms_info[arm.name] = arm_record(arm, arm_dir, started)
     data_card = json.loads((demon_dir / "data" / "builtin_demon.json").read_text(encoding="utf-8"))
     columns = summarise_groups(
         data_card, tasks, per_arm, config.arms, reference, config.bootstrap_resamples
