@@ -93,7 +93,10 @@ def vpgc_attention_share(adapter_lvlm: Any, prompts: Sequence[Any], scenes: list
             for prompt, scene in zip(prompts, scenes, strict=True):
                 records.clear()
                 adapter_lvlm.score([prompt], [scene.small_colour])
-                weights = records[0][0, 1:]
+                # The base's own Q-Former pass (its image features) runs first; the adapter's,
+                # inside the language model's pass, last.
+                assert len(records) == 2, len(records)
+                weights = records[-1][0, 1:]
                 weights = weights / weights.sum()
                 mask = torch.from_numpy(patch_objects(render(scene)[1]) == SMALL).float()
                 shares.append(float((weights * mask).sum()))
