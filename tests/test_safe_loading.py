@@ -36,8 +36,9 @@ def test_no_pickle_loading(pattern: str) -> None:
     assert _calls(pattern) == []
 
 
-def test_shipped_models_are_safetensors_only() -> None:
-    assets = Path(drum.__file__).parent / "assets" / "builtin"
+@pytest.mark.parametrize("shipped", ["builtin", "demon_base", "builtin_blip2"])
+def test_shipped_models_are_safetensors_only(shipped: str) -> None:
+    assets = Path(drum.__file__).parent / "assets" / shipped
     weights = [p for p in assets.rglob("*") if p.suffix in (".safetensors", ".bin", ".pt", ".pth")]
     assert weights and all(p.suffix == ".safetensors" for p in weights)
 

@@ -7,7 +7,7 @@ off. ``read_adapter(directory)`` returns the config, the weights and the file's 
 (``"base"``: the fingerprint of the base it was trained on, ``VPGCLVLM.save_adapter``), or
 raises ``AdapterConfigError`` in one line naming the file and what is wrong: malformed or
 mistyped config, a config that is not resolved or not consistent, no weights file, a file
-that is not safetensors (truncated, a pickle renamed), tensors missing, unexpected, of
+that is not safetensors (truncated, a pickled file renamed), tensors missing, unexpected, of
 another shape or dtype, or not finite. ``check_adapter_dir`` is the registry's checker
 (``drum.adapters.CHECKS``); ``load_adapter`` reads through ``read_adapter`` too.
 """
