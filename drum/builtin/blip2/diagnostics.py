@@ -28,15 +28,13 @@ from drum.builtin.blip2.encode import (
     query_outputs,
 )
 from drum.builtin.blip2.questions import FORMS, OBJECTS
-from drum.builtin.blip2.scenes import COLOURS, SMALL, patch_objects, render
+from drum.builtin.blip2.scenes import COLOURS, small_object_patches
 from drum.lvlm.attention import qformer_cross_attention
 
 
 def small_patch_masks(features: PoolFeatures) -> np.ndarray:
     """``(N, P)`` booleans: the patches each image's small object covers."""
-    return np.stack(
-        [patch_objects(render(features.pool.scene(k))[1]) == SMALL for k in features.keys]
-    )
+    return np.stack([small_object_patches(features.pool.scene(k)) for k in features.keys])
 
 
 def probe_accuracy(x: np.ndarray, y: np.ndarray) -> float:

@@ -23,10 +23,10 @@ from transformers import Blip2ForConditionalGeneration, BlipImageProcessorPil
 from drum.builtin.blip2.questions import INSTRUCTION, Key, Question, ScenePool
 from drum.builtin.blip2.scenes import render
 from drum.builtin.lvlm.model import IMAGE_TOKEN
+from drum.builtin.lvlm.train import IGNORE, answers_right, pad_rows
 from drum.demon.format import DemonSample, DemonTask
 from drum.demon.prompt import demon_prompt
 
-IGNORE = -100
 Encoded = tuple[list[int], list[int], list[int]]  # (input_ids, labels, feature rows)
 
 
@@ -120,11 +120,6 @@ def query_outputs(
     ).last_hidden_state
 
 
-def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
-    length = max(len(row) for row in rows)
-    return torch.tensor([row + [value] * (length - len(row)) for row in rows])
-
-
 def batch_forward(
     model: Blip2ForConditionalGeneration,
     features: torch.Tensor,
@@ -133,9 +128,9 @@ def batch_forward(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(logits, loss, labels, query outputs)`` of encoded questions (right-padded), their
     images' rows of ``features``; ``Blip2ForConditionalGeneration.forward``'s computation."""
-    input_ids = _pad([ids for ids, _, _ in batch], pad_id)
-    labels = _pad([lab for _, lab, _ in batch], IGNORE)
-    attention_mask = _pad([[1] * len(ids) for ids, _, _ in batch], 0)
+    input_ids = pad_rows([ids for ids, _, _ in batch], pad_id)
+    labels = pad_rows([lab for _, lab, _ in batch], IGNORE)
+    attention_mask = pad_rows([[1] * len(ids) for ids, _, _ in batch], 0)
     rows = torch.tensor([row for _, _, images in batch for row in images])
     queries = query_outputs(model, features[rows])
     image_embeds = model.language_projection(queries)
@@ -164,6 +159,5 @@ def answer_accuracy(
         logits, _, labels, _ = batch_forward(
             model, features, samples[start : start + batch], pad_id
         )
-        predicted, targets = logits[:, :-1].argmax(-1), labels[:, 1:]
-        right += ((predicted == targets) | (targets == IGNORE)).all(dim=1).tolist()
+        right += answers_right(logits, labels).tolist()
     return float(np.mean(right))

@@ -124,3 +124,8 @@ def patch_objects(objects: np.ndarray, min_pixels: int = 6) -> np.ndarray:
     counts = np.stack([(blocks == label).sum(1) for label in (BIG, SMALL)], axis=1)
     winner = np.where(counts[:, 1] >= counts[:, 0], SMALL, BIG)
     return np.where(counts.max(1) >= min_pixels, winner, BACKGROUND)
+
+
+def small_object_patches(scene: TwoObjectScene) -> np.ndarray:
+    """``(GRID * GRID,)`` bools: the patches ``patch_objects`` gives the small object."""
+    return patch_objects(render(scene)[1]) == SMALL

@@ -27,7 +27,7 @@ import torch
 
 from drum.builtin.blip2.data import read_meta
 from drum.builtin.blip2.diagnostics import probe_accuracy
-from drum.builtin.blip2.scenes import COLOURS, SMALL, TwoObjectScene, patch_objects, render
+from drum.builtin.blip2.scenes import COLOURS, TwoObjectScene, small_object_patches
 from drum.demon.prompt import demon_prompt
 from drum.lvlm.hooks import decoder_layers
 
@@ -98,7 +98,7 @@ def vpgc_attention_share(adapter_lvlm: Any, prompts: Sequence[Any], scenes: list
                 assert len(records) == 2, len(records)
                 weights = records[-1][0, 1:]
                 weights = weights / weights.sum()
-                mask = torch.from_numpy(patch_objects(render(scene)[1]) == SMALL).float()
+                mask = torch.from_numpy(small_object_patches(scene)).float()
                 shares.append(float((weights * mask).sum()))
     finally:
         qformer.forward = original
@@ -140,9 +140,7 @@ def bottleneck_diagnostics(
             entry[which] = probe_accuracy(x[order], y[order])
         results["probe"][label] = entry
     prompts, scenes, _ = collected["small_colour"]
-    masks = torch.stack(
-        [torch.from_numpy(patch_objects(render(s)[1]) == SMALL).float() for s in scenes]
-    )
+    masks = torch.from_numpy(np.stack([small_object_patches(s) for s in scenes])).float()
     pixels = base.score_inputs(prompts[:64], [[] for _ in prompts[:64]]).extra["pixel_values"]
     base_weights = qformer_cross_attention(base.model, pixels)[:, 1:]
     base_weights = base_weights / base_weights.sum(1, keepdim=True)

@@ -35,7 +35,12 @@ from drum.builtin.lvlm.model import (
     build_builtin_lvlm,
     visual_tokens_per_image,
 )
-from drum.builtin.lvlm.train import IGNORE, episode_logits_and_loss, vision_features
+from drum.builtin.lvlm.train import (
+    IGNORE,
+    answers_right,
+    episode_logits_and_loss,
+    vision_features,
+)
 from drum.demon.format import DemonTask
 from drum.demon.prompt import demon_prompt
 from drum.utils.checkpoint import Checkpointer
@@ -181,10 +186,7 @@ def probe_accuracy(
         for start in range(0, len(samples), batch):
             chunk = samples[start : start + batch]
             logits, _, labels = episode_logits_and_loss(model, probes.features, chunk, pad_id)
-            predicted, targets = logits[:, :-1].argmax(-1), labels[:, 1:]
-            labelled = targets != IGNORE
-            right = ((predicted == targets) | ~labelled).all(dim=1)
-            correct += right.tolist()
+            correct += answers_right(logits, labels).tolist()
         results[name] = float(np.mean(correct))
     model.train(was_training)
     return results

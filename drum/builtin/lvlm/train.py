@@ -124,7 +124,8 @@ class EpisodeEncoder:
         return ids, labels, images
 
 
-def _pad(rows: list[list[int]], value: int) -> torch.Tensor:
+def pad_rows(rows: list[list[int]], value: int) -> torch.Tensor:
+    """``rows`` right-padded with ``value`` to the longest, as one ``(len(rows), max)`` tensor."""
     length = max(len(row) for row in rows)
     return torch.tensor([row + [value] * (length - len(row)) for row in rows])
 
@@ -146,9 +147,9 @@ def episode_logits_and_loss(
     pad_id: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward a batch of encoded episodes from precomputed vision features."""
-    input_ids = _pad([ids for ids, _, _ in batch], pad_id)
-    labels = _pad([lab for _, lab, _ in batch], IGNORE)
-    attention_mask = _pad([[1] * len(ids) for ids, _, _ in batch], 0)
+    input_ids = pad_rows([ids for ids, _, _ in batch], pad_id)
+    labels = pad_rows([lab for _, lab, _ in batch], IGNORE)
+    attention_mask = pad_rows([[1] * len(ids) for ids, _, _ in batch], 0)
     rows = torch.tensor([row for _, _, images in batch for row in images])
     embeds = model.get_input_embeddings()(input_ids)
     image_embeds = model.model.multi_modal_projector(features[rows]).reshape(-1, embeds.shape[-1])
@@ -156,6 +157,13 @@ def episode_logits_and_loss(
     embeds = embeds.masked_scatter(mask, image_embeds.to(embeds.dtype))
     output = model(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
     return output.logits, output.loss, labels
+
+
+def answers_right(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` bools: whether every labelled token of each row is the argmax of the logits
+    before it (teacher forcing; ``IGNORE`` labels are not asked)."""
+    predicted, targets = logits[:, :-1].argmax(-1), labels[:, 1:]
+    return ((predicted == targets) | (targets == IGNORE)).all(dim=1)
 
 
 @torch.no_grad()
