@@ -1,7 +1,8 @@
 """Run every ``benchmarks/bench_*.py`` in its own subprocess; exit non-zero if any fails.
 
 Usage: ``python benchmarks/run.py [--quick] [NAME ...]`` where NAME (e.g. ``index``) picks
-benchmarks by substring; by default all run.
+benchmarks by substring; by default all run. A benchmark that exits with ``SKIPPED`` (77, as
+``bench_gpu.py`` does without a GPU) is reported skipped, not failed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
+SKIPPED = 77
 
 
 def discover(names: list[str] | None = None) -> list[Path]:
@@ -43,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         results.append((script.stem, returncode, time.perf_counter() - start))
 
     for stem, returncode, seconds in results:
-        status = "ok" if returncode == 0 else f"FAILED (exit {returncode})"
+        status = {0: "ok", SKIPPED: "skipped"}.get(returncode, f"FAILED (exit {returncode})")
         print(f"{stem:<30} {status:<20} {seconds:8.1f}s", file=sys.stderr)
-    return 0 if all(returncode == 0 for _, returncode, _ in results) else 1
+    return 0 if all(returncode in (0, SKIPPED) for _, returncode, _ in results) else 1
 
 
 if __name__ == "__main__":
