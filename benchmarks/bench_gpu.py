@@ -37,7 +37,8 @@ overrides; none on the CPU).
 Budget on one H100 (80 GB), about 8 minutes in all: imports and images ~30 s; CLIP and SigLIP
 ~20 s each; LLaVA and Qwen ~100 s each (building ~20 s, scoring 2 x 2 rounds of 72 prompts,
 generating 2 x 2 rounds of 8 prompts x 32 tokens); BLIP-2 ~60 s (3 steps a side after one
-warm-up). ``meta.part_seconds`` records what each part took; ``--parts`` runs a subset.
+warm-up). ``meta.part_seconds`` records what each part took; ``--parts`` runs a subset. A
+part that fails is recorded in ``meta.failures`` and the others still run (exit status 1).
 
 ``--smoke`` (``--quick``, what ``benchmarks/run.py --quick`` passes): tiny configs of the same
 architectures, float32 on the CPU, a few prompts, one round (the test suite runs it).
@@ -48,9 +49,11 @@ Usage: ``python benchmarks/bench_gpu.py [--smoke] [--parts clip llava ...]``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -77,6 +80,15 @@ EMBEDDERS = ("clip", "siglip")
 SKIPPED = 77
 # What the full run should take on one H100, model building included (module docstring).
 BUDGET_SECONDS = 480
+# The per-side numbers of the table beside DRUM's and the baseline's rate.
+SIDE_COLUMNS = (
+    "drum_tokens_s",
+    "baseline_tokens_s",
+    "drum_mfu",
+    "baseline_mfu",
+    "drum_peak_gib",
+    "baseline_peak_gib",
+)
 
 
 def rates(work: float, seconds: dict[str, float]) -> tuple[float, float]:
@@ -85,17 +97,8 @@ def rates(work: float, seconds: dict[str, float]) -> tuple[float, float]:
 
 
 def row(case: str, built: Built, unit: str, drum: float, baseline: float, **extra: Any) -> dict:
-    """A table row: every row has every column (None where a case has no such number)."""
-    columns = (
-        "drum_tokens_s",
-        "baseline_tokens_s",
-        "drum_mfu",
-        "baseline_mfu",
-        "drum_peak_gib",
-        "baseline_peak_gib",
-    )
-    unknown = set(extra) - set(columns)
-    assert not unknown, unknown
+    """A table row with every column: ``extra`` fills ``SIDE_COLUMNS`` (None where a case has
+    no such number)."""
     speedup = baseline / drum if unit == "s/step" else drum / baseline  # baseline time / DRUM's
     return {
         "case": case,
@@ -104,7 +107,7 @@ def row(case: str, built: Built, unit: str, drum: float, baseline: float, **extr
         "drum": drum,
         "baseline": baseline,
         "speedup": speedup,
-        **{c: extra.get(c) for c in columns},
+        **{column: extra.get(column) for column in SIDE_COLUMNS},
     }
 
 
@@ -233,7 +236,7 @@ def bench_score(
     jobs = [(q, c) for q in queries for c in (None, *candidates[q.id])]
     prompts = [build_prompt([] if c is None else [c], q) for q, c in jobs]
     config = FeedbackConfig(candidates=args.candidates, batch_size=args.score_batch)
-    runs = iter(range(1 << 30))
+    runs = itertools.count()
     answer_lengths = {
         q.id: len(lvlm.tokenizer(q.answer, add_special_tokens=False)["input_ids"]) for q in queries
     }
@@ -456,6 +459,31 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def run_part(
+    name: str, args: argparse.Namespace, device: Device, work: Path
+) -> tuple[dict[str, Any], list[dict]]:
+    """Build architecture ``name`` and time its cases: its description and parameter counts,
+    and one ``{"row", "detail"}`` a case. The model is freed on return."""
+    started = time.perf_counter()
+    built = build(name, args.smoke, device.name, device.dtype, work / "model")
+    model = {
+        "description": built.description,
+        "build_seconds": time.perf_counter() - started,
+        "parameters": parameters(built.model),
+        "vision_tower_parameters": parameters(built.vision_tower),
+        "language_parameters": None if name in EMBEDDERS else language_parameters(built),
+    }
+    if name in EMBEDDERS:
+        return model, [bench_embedder(built, args, device, work)]
+    if name == "blip2":
+        return model, [bench_train(built, args, device, work)]
+    lvlm = load_lvlm(built, device)
+    return model, [
+        bench_score(built, lvlm, args, device, work),
+        bench_generate(built, lvlm, args, device, work),
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -467,36 +495,26 @@ def main(argv: list[str] | None = None) -> None:
     card = torch.cuda.get_device_name() if cuda else "cpu"
     peak = args.peak_tflops or (peak_tflops(card) if cuda else None)
     device = Device(args.device, getattr(torch, args.dtype), peak)
-    rows, details, part_seconds, models = [], {}, {}, {}
+    rows: list[dict] = []
+    details: dict[str, Any] = {}
+    part_seconds: dict[str, float] = {}
+    models: dict[str, dict] = {}
+    failures: dict[str, str] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_gpu-") as tmp:
         work = Path(tmp)
         for name in args.parts:
             part_start = time.perf_counter()
-            built = build(name, args.smoke, args.device, device.dtype, work / name)
-            part_seconds[f"{name}_build"] = time.perf_counter() - part_start
-            models[name] = {
-                "description": built.description,
-                "parameters": parameters(built.model),
-                "vision_tower_parameters": parameters(built.vision_tower),
-                "language_parameters": None if name in EMBEDDERS else language_parameters(built),
-            }
-            if name in EMBEDDERS:
-                results = [bench_embedder(built, args, device, work)]
-            elif name == "blip2":
-                results = [bench_train(built, args, device, work)]
-            else:
-                lvlm = load_lvlm(built, device)
-                results = [
-                    bench_score(built, lvlm, args, device, work),
-                    bench_generate(built, lvlm, args, device, work),
-                ]
-                del lvlm
+            try:
+                models[name], results = run_part(name, args, device, work / name)
+            except Exception as error:  # the other parts still run and report
+                traceback.print_exc()
+                failures[name] = f"{type(error).__name__}: {error}"
+                results = []
+            release()  # the model's memory back before the next one is built
             for result in results:
                 rows.append(result["row"])
                 details[f"{result['row']['case']}:{name}"] = result["detail"]
-            del built  # the model's memory back before the next one is built
-            release()
             part_seconds[name] = time.perf_counter() - part_start
     meta = {
         "smoke": args.smoke,
@@ -511,9 +529,12 @@ def main(argv: list[str] | None = None) -> None:
         "total_seconds": time.perf_counter() - started,
         "budget_seconds": None if args.smoke else BUDGET_SECONDS,
         "sizes": {k: v for k, v in vars(args).items() if k not in ("parts", "smoke")},
+        "failures": failures,
         "details": details,
     }
     report("gpu_smoke" if args.smoke else "gpu", rows, meta)
+    if failures:
+        sys.exit(f"bench_gpu: {len(failures)} part(s) failed: {', '.join(failures)}")
 
 
 if __name__ == "__main__":

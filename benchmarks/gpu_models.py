@@ -77,7 +77,8 @@ def _llama(vocab: int, smoke: bool) -> dict[str, Any]:
     }
 
 
-def _vision(smoke: bool, hidden: int, inter: int, layers: int, heads: int) -> dict[str, Any]:
+def _encoder(smoke: bool, hidden: int, inter: int, layers: int, heads: int) -> dict[str, Any]:
+    """A transformer encoder's sizes (vision tower, text tower, Q-Former), or tiny ones."""
     if smoke:
         return {
             "hidden_size": 32,
@@ -138,12 +139,12 @@ def _embedder(name: str, smoke: bool, device: str, dtype: torch.dtype, directory
         size, patch = (32, 16) if smoke else (224, 14)
         tokenizer = word_tokenizer(None, max_length=77)
         text = {
-            **_vision(smoke, 768, 3072, 12, 12),
+            **_encoder(smoke, 768, 3072, 12, 12),
             "vocab_size": 49408 if not smoke else len(tokenizer),
             "max_position_embeddings": 77,
             **_ids(tokenizer),
         }
-        vision = {**_vision(smoke, 1024, 4096, 24, 16), "image_size": size, "patch_size": patch}
+        vision = {**_encoder(smoke, 1024, 4096, 24, 16), "image_size": size, "patch_size": patch}
         config = CLIPConfig(
             text_config=text, vision_config=vision, projection_dim=16 if smoke else 768
         )
@@ -156,7 +157,7 @@ def _embedder(name: str, smoke: bool, device: str, dtype: torch.dtype, directory
     else:
         size, patch = (32, 16) if smoke else (384, 14)
         tokenizer = word_tokenizer(None, max_length=64)
-        common = _vision(smoke, 1152, 4304, 27, 16)
+        common = _encoder(smoke, 1152, 4304, 27, 16)
         text = {
             **common,
             "vocab_size": 32000 if not smoke else len(tokenizer),
@@ -191,7 +192,7 @@ def _llava(smoke: bool, device: str, dtype: torch.dtype, directory: Path) -> Bui
     size, patch = (32, 16) if smoke else (336, 14)
     tokenizer = word_tokenizer(None if smoke else 32064, (IMAGE_TOKEN,))
     vision = {
-        **_vision(smoke, 1024, 4096, 24, 16),
+        **_encoder(smoke, 1024, 4096, 24, 16),
         "model_type": "clip_vision_model",
         "image_size": size,
         "patch_size": patch,
@@ -323,9 +324,9 @@ def _blip2(smoke: bool, device: str, dtype: torch.dtype, directory: Path) -> Bui
 
     size, patch, queries = (32, 16, 4) if smoke else (224, 14, 32)
     tokenizer = word_tokenizer(None if smoke else 32001, (IMAGE_TOKEN,))
-    vision = {**_vision(smoke, 1408, 6144, 39, 16), "image_size": size, "patch_size": patch}
+    vision = {**_encoder(smoke, 1408, 6144, 39, 16), "image_size": size, "patch_size": patch}
     qformer = {
-        **_vision(smoke, 768, 3072, 12, 12),
+        **_encoder(smoke, 768, 3072, 12, 12),
         "encoder_hidden_size": vision["hidden_size"],
         "cross_attention_frequency": 1 if smoke else 2,
         "vocab_size": len(tokenizer) if smoke else 30522,

@@ -91,6 +91,7 @@ def test_both_sides_compute_the_same_thing(smoke: dict) -> None:
 def test_the_meta_states_device_peak_and_formula(smoke: dict) -> None:
     meta = smoke["meta"]
     assert meta["smoke"] is True and meta["device"] == "cpu" and meta["dtype"] == "torch.float32"
+    assert meta["failures"] == {}
     assert meta["peak_tflops"] == 1 and meta["peak_source"] == "--peak-tflops"
     assert "2 x N_lm x T" in meta["flops_formula"]
     assert set(meta["models"]) == {"clip", "siglip", "llava", "qwen", "blip2"}
