@@ -36,8 +36,8 @@ overrides; none on the CPU).
 
 Budget on one H100 (80 GB), about 8 minutes in all: imports and images ~30 s; CLIP and SigLIP
 ~20 s each; LLaVA and Qwen ~100 s each (building ~20 s, scoring 2 x 2 rounds of 72 prompts,
-generating 2 x 2 rounds of 8 prompts x 32 tokens); BLIP-2 ~60 s (3 steps a side after one
-warm-up). ``meta.part_seconds`` records what each part took; ``--parts`` runs a subset. A
+generating 2 x 2 rounds of 8 prompts x 32 tokens); BLIP-2 ~60 s (6 steps a side: warm-up,
+saved activations, peak memory, 3 timed). ``meta.part_seconds`` records what each part took; ``--parts`` runs a subset. A
 part that fails is recorded in ``meta.failures`` and the others still run (exit status 1).
 
 ``--smoke`` (``--quick``, what ``benchmarks/run.py --quick`` passes): tiny configs of the same
