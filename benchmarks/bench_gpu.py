@@ -34,11 +34,12 @@ it (counted by a hook; DRUM encodes a recurring image once). MFU = achieved FLOP
 card's dense bf16 peak (``gpu_measure.PEAK_BF16_TFLOPS``, by device name; ``--peak-tflops``
 overrides; none on the CPU).
 
-Budget on one H100 (80 GB), about 8 minutes in all: imports and images ~30 s; CLIP and SigLIP
-~20 s each; LLaVA and Qwen ~100 s each (building ~20 s, scoring 2 x 2 rounds of 72 prompts,
-generating 2 x 2 rounds of 8 prompts x 32 tokens); BLIP-2 ~60 s (6 steps a side: warm-up,
-saved activations, peak memory, 3 timed). ``meta.part_seconds`` records what each part took; ``--parts`` runs a subset. A
-part that fails is recorded in ``meta.failures`` and the others still run (exit status 1).
+Budget on one H100 (80 GB), about 8 minutes in all, estimated: imports and images ~30 s;
+CLIP and SigLIP ~20 s each; LLaVA and Qwen ~100 s each (building ~20 s; scoring 72 prompts
+and generating 8 x 32 tokens, a warm-up and 2 timed rounds a side); BLIP-2 ~60 s (6 steps a
+side: warm-up, saved activations, peak memory, 3 timed). ``meta.part_seconds`` records what
+each part took; ``--parts`` runs a subset. A part that fails is recorded in
+``meta.failures`` and the others still run (exit status 1).
 
 ``--smoke`` (``--quick``, what ``benchmarks/run.py --quick`` passes): tiny configs of the same
 architectures, float32 on the CPU, a few prompts, one round (the test suite runs it).
