@@ -52,6 +52,14 @@ def serve_command(
             "variable (default: no key required)."
         ),
     ] = None,
+    no_prompt_logprobs: Annotated[
+        bool,
+        typer.Option(
+            "--no-prompt-logprobs",
+            help="Refuse prompt_logprobs as a hosted API does: generation alone (to try a "
+            "client's generation-only use).",
+        ),
+    ] = False,
     device: DeviceOption = "cpu",
     dtype: DtypeOption = "auto",
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
@@ -81,6 +89,11 @@ def serve_command(
     if adapter is not None:
         lvlm = wrap_adapter(lvlm, adapter, allow_other_base=allow_other_base)
     name = served_model_name or model
-    app = create_app(ServeEngine(lvlm, name), max_concurrent_requests, api_key)
+    app = create_app(
+        ServeEngine(lvlm, name),
+        max_concurrent_requests,
+        api_key,
+        prompt_logprobs=not no_prompt_logprobs,
+    )
     console.print(f"serving {name!r} at http://{host}:{port}/v1 (Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -6,6 +6,9 @@ Routes: ``POST /v1/chat/completions`` (``drum.serve.protocol``: generate, or sco
 requests in the server at once a request is answered 429 at once (``Retry-After: 1``), as a
 loaded server answers; the model itself runs one request at a time (``ServeEngine``'s lock).
 With ``api_key`` set, a request without ``Authorization: Bearer <api_key>`` is answered 401.
+With ``prompt_logprobs=False`` the app answers as a hosted API does, refusing vLLM's
+``prompt_logprobs`` (a 400 naming it): generation alone, what a client's generation-only path
+and its "score needs prompt log-probabilities" error are tested against.
 Errors have OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``: 400 for a
 request the server cannot answer (the message names the field), 404 for another model's name,
 500 for a failure of the model (logged with its traceback).
@@ -57,6 +60,7 @@ def create_app(
     max_concurrent_requests: int = 8,
     api_key: str | None = None,
     image_dir: Path | None = None,
+    prompt_logprobs: bool = True,
 ) -> FastAPI:
     """The app serving ``engine`` (module docstring); images sent are kept in ``image_dir``
     (default: a temporary directory that lives as long as the app)."""
@@ -88,6 +92,8 @@ def create_app(
         return {"object": "list", "data": [card]}
 
     def answer(body: Any) -> dict[str, Any]:
+        if not prompt_logprobs and isinstance(body, dict) and "prompt_logprobs" in body:
+            raise RequestError("Unrecognized request argument supplied: prompt_logprobs")
         request = parse_chat_request(body, images)
         if request.model is not None and request.model != engine.name:
             raise UnknownModel(f"The model `{request.model}` does not exist (this server "
