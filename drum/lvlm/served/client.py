@@ -146,10 +146,10 @@ class ChatClient:
                 log.warning("POST %s: %s; retry %d of %d in %.2f s", url, last, attempt + 1,
                             tries - 1, delay)  # fmt: skip
                 time.sleep(delay)
-        where = f" (responses so far are cached in {self.cache.directory}: a rerun resumes)"
-        raise ServedError(
-            f"POST {url}: gave up after {tries} tries: {last}" + (where if self.cache else "")
-        )
+        where = ""
+        if self.cache is not None:
+            where = f" (responses so far are cached in {self.cache.directory}: a rerun resumes)"
+        raise ServedError(f"POST {url}: gave up after {tries} tries: {last}{where}")
 
     def post_many(
         self,
@@ -158,7 +158,7 @@ class ChatClient:
         done: Callable[[], None] | None = None,
     ) -> list[dict[str, Any]]:
         """The responses to ``bodies``, in order, ``config.concurrency`` in flight; ``done``
-        is called after each. On the first failure the requests not yet started are
+        is called after each answered one. On the first failure the requests not yet started are
         cancelled, those in flight finish (their responses cached), and the error is raised."""
         if not bodies:
             return []
@@ -167,7 +167,9 @@ class ChatClient:
             for body in bodies:
                 future = pool.submit(self.post, body, path)
                 if done is not None:
-                    future.add_done_callback(lambda _: done())
+                    future.add_done_callback(
+                        lambda f: None if f.cancelled() or f.exception() else done()
+                    )
                 futures.append(future)
             finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = next((f for f in futures if f in finished and f.exception()), None)
