@@ -148,7 +148,13 @@ def demon_score_command(
 @app.command("eval")
 def demon_eval_command(
     model: Annotated[
-        str, typer.Option("--model", "-m", help="LVLM: a hub id or a save_pretrained directory.")
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="LVLM: a hub id, a save_pretrained directory, or a served model "
+            "openai:<base_url>#<model> (README: served and API models).",
+        ),
     ],
     data: DataOption,
     out: Annotated[

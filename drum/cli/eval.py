@@ -77,7 +77,13 @@ def embedder_paths(
 def eval_command(
     out: Annotated[Path, typer.Option(help="Directory for icl_results.json / .md / .png.")],
     model: Annotated[
-        str, typer.Option("--model", "-m", help="LVLM: a hub id or a save_pretrained directory.")
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="LVLM: a hub id, a save_pretrained directory, or a served model "
+            "openai:<base_url>#<model> (README: served and API models).",
+        ),
     ],
     world: Annotated[
         Path | None, typer.Option(help="A world directory (drum data make-world).")

@@ -35,7 +35,13 @@ MINING_CONFIG = "drum.finetune.config:MiningConfig"
 EXPERIMENT_CONFIG = "drum.pipelines.drum_experiments:DrumExperimentConfig"
 
 WorldOption = Annotated[Path, typer.Option(help="A world directory (drum data make-world).")]
-LVLMOption = Annotated[str, typer.Option(help="LVLM whose feedback ranks the candidates.")]
+LVLMOption = Annotated[
+    str,
+    typer.Option(
+        help="LVLM whose feedback ranks the candidates: a hub id, a directory, or a served "
+        "model openai:<base_url>#<model> whose server returns prompt_logprobs (vLLM)."
+    ),
+]
 EmbedderOption = Annotated[str, typer.Option(help="The dual encoder to start from.")]
 
 

@@ -18,6 +18,7 @@ from drum.cli.common import (
     check_device,
     check_model,
     console,
+    default_of,
     fail,
     load_lvlm,
     parse_dtype,
@@ -44,7 +45,7 @@ def serve_command(
     ] = None,
     max_concurrent_requests: Annotated[
         int, typer.Option(help="Requests in the server at once; beyond, a 429 (retry later).")
-    ] = 8,
+    ] = default_of("drum.serve.app:create_app", "max_concurrent_requests"),
     api_key_env: Annotated[
         str | None,
         typer.Option(

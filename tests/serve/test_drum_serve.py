@@ -66,6 +66,25 @@ def test_served_scores_and_replies_equal_the_in_process_model(
     assert lvlm.generate(prompts, max_new_tokens=6) == builtin_lvlm.generate(prompts, 6)
 
 
+def test_feedback_through_the_server_equals_the_in_process_feedback(
+    served: RunningServer, builtin_lvlm: Any, tiny_world: Path
+) -> None:
+    from drum.feedback.scorer import FeedbackConfig, score_feedback
+
+    pool = pool_of(tiny_world)
+    queries = pool[:3]
+    candidates = {query.id: pool[10:14] for query in queries}
+    config = FeedbackConfig(candidates=4)
+    served_lvlm = client(served.base_url)
+    got = score_feedback(served_lvlm, queries, candidates, config=config, progress=False)
+    expected = score_feedback(builtin_lvlm, queries, candidates, config=config, progress=False)
+    for mine, theirs in zip(got, expected, strict=True):
+        assert mine.candidate_ids == theirs.candidate_ids
+        assert mine.scores == pytest.approx(theirs.scores, abs=1e-4)
+        assert mine.zero_shot == pytest.approx(theirs.zero_shot, abs=1e-4)
+    assert len({round(s, 3) for f in got for s in f.scores}) > 1
+
+
 def test_prompt_logprobs_have_vllms_shape(served: RunningServer, tiny_world: Path) -> None:
     prompts, answers = scored_prompts(tiny_world)
     messages = chat_messages(prompts[1]) + [{"role": "assistant", "content": answers[1]}]
