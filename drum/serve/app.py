@@ -6,8 +6,8 @@ Routes: ``POST /v1/chat/completions`` (``drum.serve.protocol``: generate, or sco
 requests in the server at once a request is answered 429 at once (``Retry-After: 1``), as a
 loaded server answers; the model itself runs one request at a time (``ServeEngine``'s lock).
 With ``api_key`` set, a request without ``Authorization: Bearer <api_key>`` is answered 401.
-With ``prompt_logprobs=False`` the app answers as a hosted API does, refusing vLLM's
-``prompt_logprobs`` (a 400 naming it): generation alone, what a client's generation-only path
+With ``prompt_logprobs=False`` the app answers as a hosted API does, refusing vLLM's fields
+(``VLLM_FIELDS``: a 400 naming the first): generation alone, what a client's generation-only path
 and its "score needs prompt log-probabilities" error are tested against.
 Errors have OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``: 400 for a
 request the server cannot answer (the message names the field), 404 for another model's name,
@@ -41,6 +41,11 @@ ERROR_TYPES = {
     429: "RateLimitError",
     500: "InternalServerError",
 }
+
+
+# The request fields vLLM adds to OpenAI's that scoring sends (refused with prompt_logprobs off).
+VLLM_FIELDS = ("return_token_ids", "prompt_logprobs", "continue_final_message",
+               "add_generation_prompt")  # fmt: skip
 
 
 class UnknownModel(Exception):
@@ -92,8 +97,9 @@ def create_app(
         return {"object": "list", "data": [card]}
 
     def answer(body: Any) -> dict[str, Any]:
-        if not prompt_logprobs and isinstance(body, dict) and "prompt_logprobs" in body:
-            raise RequestError("Unrecognized request argument supplied: prompt_logprobs")
+        extra = [f for f in VLLM_FIELDS if isinstance(body, dict) and f in body]
+        if not prompt_logprobs and extra:
+            raise RequestError(f"Unrecognized request argument supplied: {extra[0]}")
         request = parse_chat_request(body, images)
         if request.model is not None and request.model != engine.name:
             raise UnknownModel(f"The model `{request.model}` does not exist (this server "

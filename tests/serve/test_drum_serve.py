@@ -260,7 +260,7 @@ def test_score_fails_up_front_where_the_server_has_no_prompt_logprobs(
     app = create_app(ServeEngine(builtin_lvlm, "builtin"), prompt_logprobs=False)
     with thread_server(app) as base_url:
         lvlm = ServedLVLM(ServedConfig(base_url, "builtin", cache_dir=None))
-        with pytest.raises(ScoreUnavailable, match="refused a prompt_logprobs request"):
+        with pytest.raises(ScoreUnavailable, match="return_token_ids.*score needs the prompt"):
             lvlm.score(prompts, answers)
-        assert lvlm.client.sent == 2  # the first pair alone, nothing more
+        assert lvlm.client.sent == 1  # the first request alone, nothing more
         assert lvlm.generate(prompts, 6) == builtin_lvlm.generate(prompts, 6)

@@ -103,12 +103,12 @@ class ServedLVLM(LVLM):
 
     def _first_pair(self, prompt: ICLPrompt, answer: str) -> tuple[dict, dict]:
         """Request 1 and 2 of the first score, checked for prompt log-probabilities."""
-        prefix = self.client.post(prefix_body(self.config.model, prompt))
-        try:
+        try:  # a hosted API refuses vLLM's fields: "Unrecognized request argument supplied: ..."
+            prefix = self.client.post(prefix_body(self.config.model, prompt))
             scored = self.client.post(scored_body(self.config.model, prompt, answer))
-        except RequestRefused as error:  # e.g. "Unrecognized request argument: prompt_logprobs"
+        except RequestRefused as error:
             raise _unavailable(
-                self.config, f"refused a prompt_logprobs request ({error.server_message})"
+                self.config, f"refused a scoring request ({error.server_message})"
             ) from error
         if not has_prompt_logprobs(scored):
             raise _unavailable(self.config, "returned no prompt_logprobs")
