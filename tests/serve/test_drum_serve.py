@@ -26,6 +26,10 @@ from drum.lvlm.served.requests import chat_messages
 from tests.lvlm.prompts import interleaved_prompts
 from tests.serve.conftest import KEY_ENV, SECRET, RunningServer, start_server, stop, thread_server
 
+# Each test needs a served model: the session's drum serve (a subprocess, ~10 s to start with
+# the in-process model beside it) or one under uvicorn in a thread.
+pytestmark = pytest.mark.slow
+
 
 def pool_of(world: Path) -> list[Any]:
     return read_examples(world / "vqa" / "pool.jsonl")
@@ -153,7 +157,6 @@ def test_bad_requests_are_clear_400s(served: RunningServer, tiny_world: Path) ->
     assert [model["id"] for model in models["data"]] == ["builtin"]
 
 
-@pytest.mark.slow
 def test_drum_eval_through_the_server_equals_the_in_process_run(
     served: RunningServer, tiny_world: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -188,7 +191,6 @@ def test_drum_eval_through_the_server_equals_the_in_process_run(
     assert SECRET not in caplog.text
 
 
-@pytest.mark.slow
 def test_a_killed_server_is_retried_then_a_clear_error_and_the_rerun_resumes(
     served: RunningServer, builtin_lvlm: Any, tiny_world: Path, tmp_path: Path
 ) -> None:
