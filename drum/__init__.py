@@ -30,6 +30,7 @@ _PUBLIC: dict[str, str] = {
     "ExampleEmbeddings": "drum.embed.example_embeddings",
     "DemonstrationRetriever": "drum.retrieve.retriever",
     "HFLVLM": "drum.lvlm.hf",
+    "ServedLVLM": "drum.lvlm.served.model",
     "build_prompt": "drum.lvlm.prompt",
     "TaskSpec": "drum.tasks.spec",
     "ICLEvalConfig": "drum.eval.icl_config",
@@ -49,6 +50,7 @@ __all__ = [
     "ExampleEmbeddings",
     "DemonstrationRetriever",
     "HFLVLM",
+    "ServedLVLM",
     "build_prompt",
     "TaskSpec",
     "ICLEvalConfig",
@@ -69,6 +71,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from drum.finetune.mining import mine
     from drum.lvlm.hf import HFLVLM
     from drum.lvlm.prompt import build_prompt
+    from drum.lvlm.served.model import ServedLVLM
     from drum.retrieve.retriever import DemonstrationRetriever
     from drum.retrieve.strategies import RetrievalConfig
     from drum.tasks.spec import TaskSpec

@@ -17,6 +17,7 @@ from drum.cli import (
     mining,
     report,
     retrieve,
+    serve,
     vpgc,
     vpgc_blip2,
 )
@@ -50,3 +51,4 @@ app.command("train")(mining.train_command)
 app.command("experiments")(mining.experiments_command)
 app.command("demo")(demo.demo_command)
 app.command("report")(report.report_command)
+app.command("serve")(serve.serve_command)

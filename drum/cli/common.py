@@ -19,6 +19,7 @@ from drum.cli.defaults import default_of as default_of  # re-exported: drum.cli.
 if TYPE_CHECKING:
     from drum.data.example import Example
     from drum.embed.hf import HFDualEncoder
+    from drum.lvlm.base import LVLM
     from drum.lvlm.hf import HFLVLM
     from drum.tasks.spec import TaskSpec
     from drum.utils.distributed import DistContext
@@ -184,15 +185,46 @@ def load_embedder(
         fail(f"{option}: {error}")
 
 
+def check_lvlm(model: str | Path, option: str = "--model", adapter: Path | None = None) -> None:
+    """Exit 2 unless ``model`` names an LVLM: a served model's spelling
+    (``openai:<base_url>#<model>[?option=value&...]``, ``drum.lvlm.served``), checked whole, or
+    a model directory or hub id (``check_model``); an ``adapter`` needs an in-process model."""
+    from drum.lvlm.served.config import ServedConfig, is_served_spec
+
+    if not is_served_spec(str(model)):
+        check_model(model, option)
+        return
+    try:
+        ServedConfig.from_spec(str(model))
+    except ValueError as error:
+        fail(f"{option}: {error}")
+    if adapter is not None:
+        fail(
+            f"--adapter {adapter}: an adapter goes on an in-process model, not on the served "
+            f"{option} (serve it: drum serve --model BASE --adapter {adapter})"
+        )
+
+
 def load_lvlm(
     model: str | Path,
     option: str = "--model",
     device: str = "cpu",
     dtype: str = "auto",
     device_map: str | None = None,
-) -> HFLVLM:
+) -> LVLM:
     """``HFLVLM(model)`` on ``device`` in ``dtype`` (``DTYPES``), or spread over the GPUs by
-    ``device_map`` (e.g. ``auto``); a bad model argument exits 2 naming ``option``."""
+    ``device_map`` (e.g. ``auto``); or, for ``openai:<base_url>#<model>``, the served model
+    (``drum.lvlm.served.ServedLVLM``: placement options do not apply). A bad model argument
+    exits 2 naming ``option``."""
+    from drum.lvlm.served.config import is_served_spec
+
+    if is_served_spec(str(model)):
+        from drum.lvlm.served.model import ServedLVLM
+
+        try:
+            return ServedLVLM.from_spec(str(model))
+        except ValueError as error:
+            fail(f"{option}: {error}")
     from drum.lvlm.hf import HFLVLM
     from drum.utils.model_path import ModelPathError
 

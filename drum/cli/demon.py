@@ -24,7 +24,7 @@ from drum.cli.common import (
     DtypeOption,
     check_adapter,
     check_device,
-    check_model,
+    check_lvlm,
     check_out,
     console,
     dist_context,
@@ -148,7 +148,13 @@ def demon_score_command(
 @app.command("eval")
 def demon_eval_command(
     model: Annotated[
-        str, typer.Option("--model", "-m", help="LVLM: a hub id or a save_pretrained directory.")
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="LVLM: a hub id, a save_pretrained directory, or a served model "
+            "openai:<base_url>#<model> (README: served and API models).",
+        ),
     ],
     data: DataOption,
     out: Annotated[
@@ -182,6 +188,7 @@ def demon_eval_command(
     from drum.demon.lock import OutputLockedError
     from drum.demon.run import DemonRunError, evaluate_demon, pending_samples
     from drum.demon.scorers import DemonScoringError
+    from drum.lvlm.served.client import ServedError
 
     _check_data(data)
     names = task_names(tasks)
@@ -191,7 +198,7 @@ def demon_eval_command(
     check_device(device)
     parse_dtype(dtype)
     check_out(out, "directory")
-    check_model(model, "--model")
+    check_lvlm(model, "--model", adapter)
     if adapter is not None:
         check_adapter(adapter)
     selected = _read_tasks(data, names)
@@ -222,7 +229,7 @@ def demon_eval_command(
                 categories=categories,
                 context=context,
             ),
-            (DemonFormatError, DemonScoringError, DemonRunError, OutputLockedError),
+            (DemonFormatError, DemonScoringError, DemonRunError, OutputLockedError, ServedError),
             DemonFormatWarning,
         )
     if context.is_main:

@@ -14,6 +14,7 @@ from drum.cli.common import (
     DeviceOption,
     DtypeOption,
     check_adapter,
+    check_lvlm,
     check_model,
     check_out,
     console,
@@ -76,7 +77,13 @@ def embedder_paths(
 def eval_command(
     out: Annotated[Path, typer.Option(help="Directory for icl_results.json / .md / .png.")],
     model: Annotated[
-        str, typer.Option("--model", "-m", help="LVLM: a hub id or a save_pretrained directory.")
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="LVLM: a hub id, a save_pretrained directory, or a served model "
+            "openai:<base_url>#<model> (README: served and API models).",
+        ),
     ],
     world: Annotated[
         Path | None, typer.Option(help="A world directory (drum data make-world).")
@@ -196,7 +203,7 @@ def eval_command(
     check_out(out, "directory")
     if feedback_cache is not None and not feedback_cache.is_file():
         fail(f"--feedback-cache {feedback_cache}: no such file; expected a feedback.jsonl")
-    check_model(model, "--model")
+    check_lvlm(model, "--model", adapter)
     if adapter is not None:
         check_adapter(adapter)
     for name in config.required_embedders:
@@ -223,6 +230,7 @@ def eval_command(
     if adapter is not None:
         lvlm = wrap_adapter(lvlm, adapter, allow_other_base=allow_other_base)
     from drum.lvlm.context import ContextOverflowError
+    from drum.lvlm.served.client import ServedError
 
     try:
         results = run_icl_eval(
@@ -238,6 +246,8 @@ def eval_command(
         )
     except ContextOverflowError as error:  # a prompt the model cannot read: one line, exit 2
         fail(str(error))
+    except ServedError as error:  # a served --model that failed for good: one line, exit 2
+        fail(f"--model: {error}")
     if not context.is_main:
         return
     show_tables(markdown_table(results), icl_tables(results))

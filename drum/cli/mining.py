@@ -16,6 +16,7 @@ from drum.cli.common import (
     DtypeOption,
     check_adapter,
     check_device,
+    check_lvlm,
     check_model,
     check_out,
     check_scored_tasks,
@@ -34,7 +35,13 @@ MINING_CONFIG = "drum.finetune.config:MiningConfig"
 EXPERIMENT_CONFIG = "drum.pipelines.drum_experiments:DrumExperimentConfig"
 
 WorldOption = Annotated[Path, typer.Option(help="A world directory (drum data make-world).")]
-LVLMOption = Annotated[str, typer.Option(help="LVLM whose feedback ranks the candidates.")]
+LVLMOption = Annotated[
+    str,
+    typer.Option(
+        help="LVLM whose feedback ranks the candidates: a hub id, a directory, or a served "
+        "model openai:<base_url>#<model> whose server returns prompt_logprobs (vLLM)."
+    ),
+]
 EmbedderOption = Annotated[str, typer.Option(help="The dual encoder to start from.")]
 
 
@@ -80,6 +87,7 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
         from drum.feedback.scorer import FeedbackConfig
         from drum.finetune.config import MiningConfig, RetrieverTrainConfig
         from drum.finetune.mining import mine
+        from drum.lvlm.served.client import ServedError
 
         check_device(device)
         parse_dtype(dtype)
@@ -99,7 +107,7 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
         # Cheap checks before the LVLM loads: every pool and query file, the output, models.
         check_scored_tasks(tasks)
         check_out(out, "directory")
-        check_model(lvlm, "--lvlm")
+        check_lvlm(lvlm, "--lvlm", adapter)
         check_model(embedder, "--embedder")
         if adapter is not None:
             check_adapter(adapter)
@@ -111,6 +119,8 @@ def _mining_command(default_rounds: Any, doc: str):  # type: ignore[no-untyped-d
             summary = mine(tasks, model, embedder, out, config, context=context)
         except ValueError as error:
             fail(str(error))
+        except ServedError as error:  # a served --lvlm that failed for good
+            fail(f"--lvlm: {error}")
         if not context.is_main:
             return
         for record in summary["rounds"]:

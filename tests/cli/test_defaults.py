@@ -206,6 +206,7 @@ def test_every_command_with_a_config_is_covered() -> None:
         "vpgc experiments",  # arms from drum.pipelines.vpgc_experiments (REDUCED/FULL_ARMS)
         "vpgc freeze-blip2",
         "vpgc bottleneck",  # arms and recipe from drum.pipelines.vpgc_bottleneck
+        "serve",  # its one library default is drum.serve.app.create_app's (default_of)
     }
     assert names == set(backing_configs()) | without_config
 
