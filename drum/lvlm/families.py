@@ -42,6 +42,12 @@ PROCESSORS = (
     # Blip2InterleavedProcessor: BLIP-2's own prepends every image; this one expands each image
     # placeholder where it stands.
     "blip2_interleaved",
+    # InternVLImageOnlyProcessor where AutoProcessor needs the missing torchvision (InternVL's
+    # video processor).
+    "internvl_image_only",
+    # PixtralImageOnlyProcessor where AutoProcessor needs the missing torchvision
+    # (PixtralProcessor declares it).
+    "pixtral_image_only",
 )
 PATCH_FEATURES_AT = ("input", "output")
 
@@ -126,6 +132,27 @@ def _blip2_vision_width(config: Any) -> int:
     return int(config.qformer_config.encoder_hidden_size)
 
 
+def _internvl_vision_width(config: Any) -> int:
+    # The projector reads the pixel-shuffled features: (1 / downsample_ratio)**2 patches
+    # side by side.
+    return int(config.vision_config.hidden_size) * int(1 / config.downsample_ratio) ** 2
+
+
+def _internvl_merge(config: Any) -> int:
+    return int(1 / config.downsample_ratio)
+
+
+def _mistral3_vision_width(config: Any) -> int:
+    # The projector's input, before its patch merger: every selected vision layer side by side.
+    layers = config.vision_feature_layer
+    return int(config.vision_config.hidden_size) * (1 if isinstance(layers, int) else len(layers))
+
+
+def _mistral3_merge(config: Any) -> int:
+    # The projector's patch merger joins spatial_merge_size x spatial_merge_size patches.
+    return int(config.spatial_merge_size)
+
+
 def _one_patch(config: Any) -> int:
     return 1
 
@@ -186,6 +213,26 @@ FAMILIES: dict[str, LVLMFamily] = {
             token_merge=_one_patch,
             qformer=True,
             requires_image=True,
+        ),
+        LVLMFamily(
+            model_type="internvl",
+            processor="internvl_image_only",
+            decoder_layers="model.language_model.layers",
+            patch_features="model.multi_modal_projector",
+            patch_features_at="input",
+            projector="model.multi_modal_projector",
+            vision_width=_internvl_vision_width,
+            token_merge=_internvl_merge,
+        ),
+        LVLMFamily(
+            model_type="mistral3",
+            processor="pixtral_image_only",
+            decoder_layers="model.language_model.layers",
+            patch_features="model.multi_modal_projector",
+            patch_features_at="input",
+            projector="model.multi_modal_projector",
+            vision_width=_mistral3_vision_width,
+            token_merge=_mistral3_merge,
         ),
     )
 }

@@ -49,7 +49,6 @@ from tqdm.auto import tqdm
 
 from drum.data.images import load_image
 from drum.lvlm.base import LVLM, ScoreResult
-from drum.lvlm.blip2_processor import Blip2InterleavedProcessor
 from drum.lvlm.context import (
     CONTEXT_OVERFLOW,
     context_length,
@@ -60,8 +59,11 @@ from drum.lvlm.families import served_family
 from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
 from drum.lvlm.image_features import ImageFeatureCache
 from drum.lvlm.last_layer_mlp import last_layer_mlp, only_at_positions
+from drum.lvlm.processors import load_processor
 from drum.lvlm.prompt import ICLPrompt
-from drum.lvlm.qwen_processor import Qwen2VLImageOnlyProcessor
+from drum.lvlm.qwen_processor import (  # re-exported
+    Qwen2VLImageOnlyProcessor as Qwen2VLImageOnlyProcessor,
+)
 from drum.utils import allocator
 from drum.utils.fingerprint import directory_digest
 
@@ -257,22 +259,9 @@ class HFLVLM(LVLM):
     # ----------------------------------------------------------------------------- rendering
     @staticmethod
     def _load_processor(model_name_or_path: str | Path, trust_remote_code: bool) -> Any:
-        """``AutoProcessor``, or ``Qwen2VLImageOnlyProcessor`` where the former needs the
-        missing torchvision (Qwen2-VL's video processor)."""
-        from transformers import AutoConfig, AutoProcessor
-
-        config = AutoConfig.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
-        family = served_family(config.model_type)
-        if family.processor == "blip2_interleaved":
-            return Blip2InterleavedProcessor.from_pretrained(model_name_or_path, trust_remote_code)
-        try:
-            return AutoProcessor.from_pretrained(
-                model_name_or_path, trust_remote_code=trust_remote_code
-            )
-        except ImportError:
-            if family.processor != "qwen_image_only":
-                raise
-            return Qwen2VLImageOnlyProcessor.from_pretrained(model_name_or_path, trust_remote_code)
+        """``AutoProcessor``, or the family's own or image-only processor
+        (``drum.lvlm.processors``)."""
+        return load_processor(model_name_or_path, trust_remote_code)
 
     def _image_token_id(self) -> int | None:
         for attribute in ("image_token_id", "image_token_index"):

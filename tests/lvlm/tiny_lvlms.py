@@ -327,3 +327,9 @@ BUILDERS = {
     "qwen2_5_vl": build_tiny_qwen2_5_vl,
     "blip2": build_tiny_blip2,
 }
+
+# The other families' builders (their own module: tests/lvlm/tiny_families_b.py).
+from tests.lvlm import tiny_families_b  # noqa: E402
+
+BUILDERS["internvl"] = tiny_families_b.build_tiny_internvl
+BUILDERS["mistral3"] = tiny_families_b.build_tiny_mistral3

@@ -1,0 +1,116 @@
+"""Tiny random InternVL, Mistral3, IDEFICS (v1) and Mllama models for the ``HFLVLM`` tests.
+
+Built as ``tiny_lvlms``' builders are (2 decoder layers, hidden 32, random seeded weights,
+the word-level tokenizer, the family's own Pil image processor, the built-in LVLM's chat
+template with the family's image placeholder) and registered in ``tiny_lvlms.BUILDERS``.
+Images are the tiny world's 32 px PNGs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from tests.lvlm.tiny_lvlms import (
+    IMAGE_SIZE,
+    TinyLVLM,
+    _llama_text_config,
+    _set_generation_ids,
+    _tokenizer,
+    chat_template,
+)
+
+INTERNVL_TOKENS = ("<IMG_CONTEXT>", "<img>", "</img>", "<video>")
+
+
+def build_tiny_internvl(path: Path, seed: int = 0) -> TinyLVLM:
+    """InternVL: a 32 px InternViT-style tower with 8 px patches (16 patches + CLS, the CLS
+    dropped), pixel shuffle by 2 (4 visual tokens per tile) and a Llama. Every 32 px image is
+    one tile (``crop_to_patches`` picks the 1 x 1 grid for a square image no larger than a
+    tile).
+
+    ``InternVLProcessor`` cannot be built without torchvision (its video processor needs it),
+    so the tokenizer (carrying the chat template) and a ``GotOcr2ImageProcessorPil`` are saved
+    side by side; ``HFLVLM`` builds ``InternVLImageOnlyProcessor`` from them."""
+    from transformers import (
+        GotOcr2ImageProcessorPil,
+        InternVLConfig,
+        InternVLForConditionalGeneration,
+    )
+
+    torch.manual_seed(seed)
+    tokenizer = _tokenizer(INTERNVL_TOKENS)
+    patch, ratio = 8, 0.5
+    seq_length = int((IMAGE_SIZE // patch) ** 2 * ratio**2)
+    config = InternVLConfig(
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": IMAGE_SIZE,
+            "patch_size": patch,
+        },
+        text_config=_llama_text_config(tokenizer),
+        image_token_id=tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>"),
+        image_seq_length=seq_length,
+        downsample_ratio=ratio,
+        tie_word_embeddings=False,
+    )
+    model = InternVLForConditionalGeneration(config)
+    _set_generation_ids(model, tokenizer)
+    tokenizer.chat_template = chat_template("<IMG_CONTEXT>")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    GotOcr2ImageProcessorPil(size=size).save_pretrained(path)
+    return TinyLVLM("internvl", path, seq_length, "<IMG_CONTEXT>")
+
+
+PIXTRAL_TOKENS = ("[IMG]", "[IMG_BREAK]", "[IMG_END]")
+
+
+def build_tiny_mistral3(path: Path, seed: int = 0) -> TinyLVLM:
+    """Mistral3 (Mistral Small 3.1 style): a 32 px Pixtral tower with 8 px patches (a 4 x 4
+    grid), the patch merger joining 2 x 2 patches, so an image is 2 rows of 2 visual tokens:
+    ``[IMG][IMG][IMG_BREAK][IMG][IMG][IMG_END]`` (its span holds the row break).
+
+    ``PixtralProcessor`` refuses to be built without torchvision, so the tokenizer (carrying
+    the chat template) and a ``PixtralImageProcessorPil`` are saved side by side; ``HFLVLM``
+    builds ``PixtralImageOnlyProcessor`` from them and the model's config."""
+    from transformers import (
+        Mistral3Config,
+        Mistral3ForConditionalGeneration,
+        PixtralImageProcessorPil,
+    )
+
+    torch.manual_seed(seed)
+    tokenizer = _tokenizer(PIXTRAL_TOKENS)
+    patch, merge = 8, 2
+    config = Mistral3Config(
+        vision_config={
+            "model_type": "pixtral",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "head_dim": 16,
+            "image_size": IMAGE_SIZE,
+            "patch_size": patch,
+        },
+        text_config=_llama_text_config(tokenizer),
+        image_token_index=tokenizer.convert_tokens_to_ids("[IMG]"),
+        spatial_merge_size=merge,
+        vision_feature_layer=-1,
+        tie_word_embeddings=False,
+    )
+    model = Mistral3ForConditionalGeneration(config)
+    _set_generation_ids(model, tokenizer)
+    tokenizer.chat_template = chat_template("[IMG]")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    PixtralImageProcessorPil(
+        size={"longest_edge": IMAGE_SIZE}, patch_size={"height": patch, "width": patch}
+    ).save_pretrained(path)
+    return TinyLVLM("mistral3", path, (IMAGE_SIZE // (patch * merge)) ** 2, "[IMG]")
