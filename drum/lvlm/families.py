@@ -48,6 +48,9 @@ PROCESSORS = (
     # PixtralImageOnlyProcessor where AutoProcessor needs the missing torchvision
     # (PixtralProcessor declares it).
     "pixtral_image_only",
+    # IdeficsInterleavedProcessor: IDEFICS's own takes lists of strings and images; this one
+    # takes the rendered chat template and derives the cross-attention mask from any ids.
+    "idefics_interleaved",
 )
 PATCH_FEATURES_AT = ("input", "output")
 
@@ -77,6 +80,12 @@ class LVLMFamily:
         feature_cache: its image encodings are one tensor per image that can be passed back
             through ``mm_encoder_outputs`` (so ``HFLVLM`` caches them).
         requires_image: its forward and generate cannot run without an image.
+        cross_attention: images reach the language model through cross-attention layers,
+            never as tokens of the sequence (IDEFICS, Mllama): an image's span
+            (``VisualPositions``) is its placeholder token, the one token of the sequence
+            that stands for it; the processor derives the cross-attention mask from the
+            padded ids (``token_inputs``). VPG-C and the attention reader refuse it
+            (``cross_attention_refusal``).
         recorded: ``False`` for the stand-in ``served_family`` gives a ``model_type`` without a
             record; its ``decoder_layers`` is empty (searched at the usual paths) and its
             patch-feature facts raise ``UnsupportedFamilyError``.
@@ -93,6 +102,7 @@ class LVLMFamily:
     qformer: bool = False
     feature_cache: bool = False
     requires_image: bool = False
+    cross_attention: bool = False
     recorded: bool = True
 
     def __post_init__(self) -> None:
@@ -151,6 +161,10 @@ def _mistral3_vision_width(config: Any) -> int:
 def _mistral3_merge(config: Any) -> int:
     # The projector's patch merger joins spatial_merge_size x spatial_merge_size patches.
     return int(config.spatial_merge_size)
+
+
+def _idefics_vision_width(config: Any) -> int:
+    return int(config.vision_config.embed_dim)
 
 
 def _one_patch(config: Any) -> int:
@@ -234,8 +248,31 @@ FAMILIES: dict[str, LVLMFamily] = {
             vision_width=_mistral3_vision_width,
             token_merge=_mistral3_merge,
         ),
+        LVLMFamily(
+            model_type="idefics",  # IDEFICS v1 (IdeficsForVisionText2Text)
+            processor="idefics_interleaved",
+            decoder_layers="model.layers",
+            # The vision tower's output is what the perceiver resampler reads.
+            patch_features="model.vision_model",
+            patch_features_at="output",
+            projector="model.perceiver_resampler",
+            vision_width=_idefics_vision_width,
+            token_merge=_one_patch,
+            requires_image=True,
+            cross_attention=True,
+        ),
     )
 }
+
+
+def cross_attention_refusal(family: LVLMFamily, what: str) -> UnsupportedFamilyError:
+    """Why ``what`` (VPG-C, the attention reader) cannot act on a cross-attention family."""
+    return UnsupportedFamilyError(
+        f"{what} does not support model_type {family.model_type!r}: its images reach the "
+        "language model through cross-attention layers, not as visual tokens of the sequence "
+        f"(the one {what} acts on); supported: "
+        + ", ".join(m for m in supported_model_types() if not FAMILIES[m].cross_attention)
+    )
 
 
 def supported_model_types() -> list[str]:

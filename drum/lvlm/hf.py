@@ -84,14 +84,22 @@ def _encoder_outputs(features: list[torch.Tensor]) -> dict[str, Any]:
 # scoring and generation re-pad the ids themselves (``mm_token_type_ids`` is re-derived). Named
 # rather than detected by shape, which a vision tensor can match by coincidence (Qwen2-VL's
 # ``pixel_values`` is ``(patches, patch_dim)``).
-TOKEN_ALIGNED_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
+TOKEN_ALIGNED_KEYS = (
+    "input_ids",
+    "attention_mask",
+    "token_type_ids",
+    "mm_token_type_ids",
+    "image_attention_mask",  # IDEFICS: re-derived by the processor's token_inputs
+    "cross_attention_mask",  # Mllama: likewise
+)
 
 
 @dataclass(frozen=True, eq=False)
 class _PaddedBatch:
     """Token-id rows padded to one length (``HFLVLM._padded``): ids and mask on the model's
     device, ``{"mm_token_type_ids": ...}`` for models that take them (else empty), and the
-    visual positions (None unless asked for)."""
+    visual positions (None unless asked for). ``token_types`` also holds what the
+    processor's ``token_inputs`` derives from the padded ids (cross-attention masks)."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
@@ -603,8 +611,11 @@ class HFLVLM(LVLM):
             types = [self._token_type_ids(s) for s in sequences]
             rows = [[0] * f + t if left else t + [0] * f for t, f in zip(types, fills, strict=True)]
             token_types["mm_token_type_ids"] = torch.tensor(rows).to(self.device)
+        input_ids = torch.tensor(ids).to(self.device)
+        if hasattr(self.processor, "token_inputs"):  # cross-attention masks (IDEFICS, Mllama)
+            token_types.update(self.processor.token_inputs(input_ids))
         return _PaddedBatch(
-            input_ids=torch.tensor(ids).to(self.device),
+            input_ids=input_ids,
             attention_mask=torch.tensor(mask).to(self.device),
             token_types=token_types,
             visual=visual,

@@ -5,7 +5,9 @@
   want of torchvision (a video processor, a declared backend), the class that does the
   processor's image half with the family's Pil image processor.
 * Own kinds (``OWN``): always DRUM's class, where the family's processor cannot render
-  interleaved prompts as ``HFLVLM`` needs them (BLIP-2's prepends every image).
+  interleaved prompts as ``HFLVLM`` needs them (BLIP-2's prepends every image; IDEFICS's
+  takes lists of strings and images, and lays its cross-attention mask along its own
+  padding).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from drum.lvlm.blip2_processor import Blip2InterleavedProcessor
 from drum.lvlm.families import served_family
+from drum.lvlm.idefics_processor import IdeficsInterleavedProcessor
 from drum.lvlm.internvl_processor import InternVLImageOnlyProcessor
 from drum.lvlm.pixtral_processor import PixtralImageOnlyProcessor
 from drum.lvlm.qwen_processor import Qwen2VLImageOnlyProcessor
@@ -26,6 +29,7 @@ IMAGE_ONLY: dict[str, Any] = {
 }
 OWN: dict[str, Any] = {
     "blip2_interleaved": Blip2InterleavedProcessor,
+    "idefics_interleaved": IdeficsInterleavedProcessor,
 }
 
 

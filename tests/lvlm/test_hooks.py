@@ -21,7 +21,7 @@ def _middle(lvlm: HFLVLM) -> int:
     # The output of layer L/2 - 1, what enters layer L/2 (VPG-C's insertion point): layer 0 of
     # these 2-layer models. Not the last layer: under causal attention a hook there could not
     # reach the logits of later positions.
-    return lvlm.model.config.text_config.num_hidden_layers // 2 - 1
+    return len(decoder_layers(lvlm.model)) // 2 - 1
 
 
 def _zero(hidden: torch.Tensor, visual: VisualPositions) -> torch.Tensor:
@@ -144,5 +144,11 @@ def test_a_hooked_layer_run_outside_hflvlm_is_an_error(lvlm: HFLVLM) -> None:
     ids = torch.tensor([[lvlm.tokenizer.bos_token_id]])
     # BLIP-2's forward needs images: its language model alone runs the hooked layer.
     model = lvlm.model.language_model if lvlm.model_type == "blip-2" else lvlm.model
+    # IDEFICS's forward needs an image too: a blank one, which no token attends to.
+    image = {
+        "pixel_values": torch.zeros(1, 1, 3, 32, 32),
+        "image_attention_mask": ids[..., None] * 0,
+    }
+    extra = image if lvlm.model_type == "idefics" else {}
     with lvlm.layer_hook(_middle(lvlm), _zero), pytest.raises(RuntimeError, match="positions"):
-        model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        model(input_ids=ids, attention_mask=torch.ones_like(ids), **extra)

@@ -114,3 +114,63 @@ def build_tiny_mistral3(path: Path, seed: int = 0) -> TinyLVLM:
         size={"longest_edge": IMAGE_SIZE}, patch_size={"height": patch, "width": patch}
     ).save_pretrained(path)
     return TinyLVLM("mistral3", path, (IMAGE_SIZE // (patch * merge)) ** 2, "[IMG]")
+
+
+IDEFICS_TOKENS = ("<image>", "<fake_token_around_image>")
+IDEFICS_PLACEHOLDER = "<fake_token_around_image><image><fake_token_around_image>"
+
+
+def build_tiny_idefics(path: Path, seed: int = 0) -> TinyLVLM:
+    """IDEFICS (v1): a 32 px CLIP-style tower (16 px patches), a 1-layer perceiver resampler
+    with 4 latents, and 2 decoder layers each preceded by a gated cross-attention layer
+    (``cross_layer_interval=1``) whose gates start random (IDEFICS starts them at zero, which
+    would make a random tiny model blind). The chat template writes each image as
+    ``<fake_token_around_image><image><fake_token_around_image>``: one ``<image>`` token, the
+    image's whole span in the sequence.
+
+    The tokenizer (carrying the chat template) and an ``IdeficsImageProcessorPil`` are saved
+    side by side; ``HFLVLM`` builds ``IdeficsInterleavedProcessor`` from them."""
+    from transformers import IdeficsConfig, IdeficsForVisionText2Text, IdeficsImageProcessorPil
+
+    torch.manual_seed(seed)
+    tokenizer = _tokenizer(IDEFICS_TOKENS)
+    text = _llama_text_config(tokenizer)
+    config = IdeficsConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=1024,
+        cross_layer_interval=1,
+        use_resampler=True,
+        alpha_initializer="normal",
+        alpha_type="vector",  # "float" with "normal" trips a transformers bug (torch.normal size)
+        alphas_initializer_range=1.0,
+        vision_config={
+            "embed_dim": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": IMAGE_SIZE,
+            "patch_size": 16,
+        },
+        perceiver_config={
+            "use_resampler": True,
+            "resampler_n_latents": 4,
+            "resampler_depth": 1,
+            "resampler_n_heads": 2,
+            "resampler_head_dim": 16,
+        },
+        pad_token_id=text["pad_token_id"],
+        bos_token_id=text["bos_token_id"],
+        eos_token_id=text["eos_token_id"],
+        tie_word_embeddings=False,
+    )
+    model = IdeficsForVisionText2Text(config)
+    _set_generation_ids(model, tokenizer)
+    tokenizer.chat_template = chat_template(IDEFICS_PLACEHOLDER)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    IdeficsImageProcessorPil(image_size=IMAGE_SIZE).save_pretrained(path)
+    return TinyLVLM("idefics", path, 1, IDEFICS_PLACEHOLDER)

@@ -333,3 +333,4 @@ from tests.lvlm import tiny_families_b  # noqa: E402
 
 BUILDERS["internvl"] = tiny_families_b.build_tiny_internvl
 BUILDERS["mistral3"] = tiny_families_b.build_tiny_mistral3
+BUILDERS["idefics"] = tiny_families_b.build_tiny_idefics
