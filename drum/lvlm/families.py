@@ -51,6 +51,9 @@ PROCESSORS = (
     # IdeficsInterleavedProcessor: IDEFICS's own takes lists of strings and images; this one
     # takes the rendered chat template and derives the cross-attention mask from any ids.
     "idefics_interleaved",
+    # MllamaInterleavedProcessor: Mllama's own lays its cross-attention mask along its own
+    # padding and gives no per-image entries; this one derives the mask from any ids.
+    "mllama_interleaved",
 )
 PATCH_FEATURES_AT = ("input", "output")
 
@@ -86,6 +89,9 @@ class LVLMFamily:
             that stands for it; the processor derives the cross-attention mask from the
             padded ids (``token_inputs``). VPG-C and the attention reader refuse it
             (``cross_attention_refusal``).
+        batch_by_image_count: ``HFLVLM`` runs each batch as one sub-batch per image count
+            (``drum.lvlm.image_count_groups``: Mllama's imageless tokens see the batch's
+            padding images).
         recorded: ``False`` for the stand-in ``served_family`` gives a ``model_type`` without a
             record; its ``decoder_layers`` is empty (searched at the usual paths) and its
             patch-feature facts raise ``UnsupportedFamilyError``.
@@ -103,6 +109,7 @@ class LVLMFamily:
     feature_cache: bool = False
     requires_image: bool = False
     cross_attention: bool = False
+    batch_by_image_count: bool = False
     recorded: bool = True
 
     def __post_init__(self) -> None:
@@ -165,6 +172,10 @@ def _mistral3_merge(config: Any) -> int:
 
 def _idefics_vision_width(config: Any) -> int:
     return int(config.vision_config.embed_dim)
+
+
+def _mllama_vision_width(config: Any) -> int:
+    return int(config.vision_config.vision_output_dim)
 
 
 def _one_patch(config: Any) -> int:
@@ -260,6 +271,18 @@ FAMILIES: dict[str, LVLMFamily] = {
             token_merge=_one_patch,
             requires_image=True,
             cross_attention=True,
+        ),
+        LVLMFamily(
+            model_type="mllama",  # Llama 3.2 Vision
+            processor="mllama_interleaved",
+            decoder_layers="model.language_model.layers",  # cross-attention layers among them
+            patch_features="model.vision_model",
+            patch_features_at="output",
+            projector="model.multi_modal_projector",
+            vision_width=_mllama_vision_width,
+            token_merge=_one_patch,
+            cross_attention=True,
+            batch_by_image_count=True,
         ),
     )
 }

@@ -57,6 +57,7 @@ from drum.lvlm.context import (
 from drum.lvlm.context import ContextOverflowError as ContextOverflowError  # re-exported
 from drum.lvlm.families import served_family
 from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
+from drum.lvlm.image_count_groups import in_image_count_groups
 from drum.lvlm.image_features import ImageFeatureCache
 from drum.lvlm.last_layer_mlp import last_layer_mlp, only_at_positions
 from drum.lvlm.processors import load_processor
@@ -578,10 +579,13 @@ class HFLVLM(LVLM):
         prompt_lengths: list[int],
         counts: list[list[int]] | None,
         left: bool,
+        vision: dict[str, Any] | None = None,
     ) -> _PaddedBatch:
         """One padded batch of token-id rows for scoring (right padding) or generation
         (``left``): ids, attention mask, Qwen2-VL style ``mm_token_type_ids`` where the model
-        takes them, and the visual positions when ``counts`` (image tokens per image) is given."""
+        takes them, what the processor's ``token_inputs`` derives from the ids and the batch's
+        ``vision`` inputs (cross-attention masks), and the visual positions when ``counts``
+        (image tokens per image) is given."""
         length = max(len(s) for s in sequences)
         pad = self.tokenizer.pad_token_id or 0
         fills = [length - len(s) for s in sequences]
@@ -613,7 +617,7 @@ class HFLVLM(LVLM):
             token_types["mm_token_type_ids"] = torch.tensor(rows).to(self.device)
         input_ids = torch.tensor(ids).to(self.device)
         if hasattr(self.processor, "token_inputs"):  # cross-attention masks (IDEFICS, Mllama)
-            token_types.update(self.processor.token_inputs(input_ids))
+            token_types.update(self.processor.token_inputs(input_ids, vision))
         return _PaddedBatch(
             input_ids=input_ids,
             attention_mask=torch.tensor(mask).to(self.device),
@@ -638,7 +642,7 @@ class HFLVLM(LVLM):
         sequences = [p + a[: len(a) - cut] for p, a in zip(prompt_ids, answer_ids, strict=True)]
         # Right padding: a causal model's outputs at real positions ignore later padding, so a
         # batched score equals the one-at-a-time score.
-        batch = self._padded(sequences, [len(p) for p in prompt_ids], counts, left=False)
+        batch = self._padded(sequences, [len(p) for p in prompt_ids], counts, False, vision)
         length = batch.input_ids.shape[1]
         extra = self._cached_image_features(
             images,
@@ -698,8 +702,12 @@ class HFLVLM(LVLM):
     def _score_batch(
         self, prompts: Sequence[ICLPrompt], answers: Sequence[str], start: int = 0
     ) -> list[ScoreResult]:
-        inputs = self.score_inputs(prompts, [self._answer_ids(answer) for answer in answers], start)
-        return self._score_from_inputs(inputs)
+        def run(rows: list[int]) -> list[ScoreResult]:
+            answer_ids = [self._answer_ids(answers[i]) for i in rows]
+            inputs = self.score_inputs([prompts[i] for i in rows], answer_ids, start + rows[0])
+            return self._score_from_inputs(inputs)
+
+        return in_image_count_groups(prompts, run, self.family.batch_by_image_count)
 
     def _score_from_inputs(
         self, inputs: ScoreInputs, prune_last_mlp: bool = False
@@ -750,13 +758,22 @@ class HFLVLM(LVLM):
     def _generate_batch(
         self, prompts: Sequence[ICLPrompt], max_new_tokens: int, start: int = 0
     ) -> list[str]:
+        def run(rows: list[int]) -> list[str]:
+            chunk = [prompts[i] for i in rows]
+            return self._generate_rows(chunk, max_new_tokens, start + rows[0])
+
+        return in_image_count_groups(prompts, run, self.family.batch_by_image_count)
+
+    def _generate_rows(
+        self, prompts: Sequence[ICLPrompt], max_new_tokens: int, start: int = 0
+    ) -> list[str]:
         prompt_ids, vision, _, counts = self._encode(prompts, self._hooks.active)
         reserve = [max_new_tokens] * len(prompts)
         fitted = self._fit(prompts, prompt_ids, reserve, start, "new")
         if fitted is not None:
             prompt_ids, vision, _, counts = self._encode(fitted, self._hooks.active)
         # Left padding so every row's next token comes at the same position.
-        batch = self._padded(prompt_ids, [len(p) for p in prompt_ids], counts, left=True)
+        batch = self._padded(prompt_ids, [len(p) for p in prompt_ids], counts, True, vision)
         length = batch.input_ids.shape[1]
         extra = {
             k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in vision.items()

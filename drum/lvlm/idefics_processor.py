@@ -74,8 +74,11 @@ class IdeficsInterleavedProcessor(ExpandingProcessor):
         # The placeholder stays: one <image> token per image.
         return [self.image_token] * int(vision["pixel_values"].shape[0])
 
-    def token_inputs(self, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``image_attention_mask`` of a padded batch of ids (module docstring)."""
+    def token_inputs(
+        self, input_ids: torch.Tensor, vision: dict[str, Any] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``image_attention_mask`` of a padded batch of ids (module docstring); ``vision``
+        (the batch's vision inputs) is not needed."""
         counts = (input_ids == self.image_token_id).sum(dim=1)
         num_images = max(1, int(counts.max()) if counts.numel() else 0)
         mask = image_attention_mask(

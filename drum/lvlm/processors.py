@@ -6,8 +6,8 @@
   processor's image half with the family's Pil image processor.
 * Own kinds (``OWN``): always DRUM's class, where the family's processor cannot render
   interleaved prompts as ``HFLVLM`` needs them (BLIP-2's prepends every image; IDEFICS's
-  takes lists of strings and images, and lays its cross-attention mask along its own
-  padding).
+  takes lists of strings and images; IDEFICS's and Mllama's lay their cross-attention masks
+  along their own padding).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from drum.lvlm.blip2_processor import Blip2InterleavedProcessor
 from drum.lvlm.families import served_family
 from drum.lvlm.idefics_processor import IdeficsInterleavedProcessor
 from drum.lvlm.internvl_processor import InternVLImageOnlyProcessor
+from drum.lvlm.mllama_processor import MllamaInterleavedProcessor
 from drum.lvlm.pixtral_processor import PixtralImageOnlyProcessor
 from drum.lvlm.qwen_processor import Qwen2VLImageOnlyProcessor
 
@@ -30,6 +31,7 @@ IMAGE_ONLY: dict[str, Any] = {
 OWN: dict[str, Any] = {
     "blip2_interleaved": Blip2InterleavedProcessor,
     "idefics_interleaved": IdeficsInterleavedProcessor,
+    "mllama_interleaved": MllamaInterleavedProcessor,
 }
 
 

@@ -65,6 +65,16 @@ def test_shifting_the_visual_tokens_changes_scores_and_replies(
     assert lvlm.generate(prompts, max_new_tokens=4) == replies
 
 
+def _passes(lvlm: HFLVLM, prompts: list[ICLPrompt]) -> list[list[int]]:
+    """The rows of each forward pass ``HFLVLM`` runs for ``prompts`` in one batch: all of
+    them, or (``batch_by_image_count``: Mllama) one pass per image count, in order of first
+    appearance."""
+    if not lvlm.family.batch_by_image_count:
+        return [list(range(len(prompts)))]
+    counts = list(dict.fromkeys(len(p.images) for p in prompts))
+    return [[i for i, p in enumerate(prompts) if len(p.images) == n] for n in counts]
+
+
 def _expected_spans(lvlm: HFLVLM, ids: list[int], start: int, n: int) -> list[tuple[int, int]]:
     """By hand: the row's image tokens, each consecutive ``n`` of them one image (every image
     of these tiny models is ``n`` tokens), shifted by the row's left padding ``start``; an
@@ -112,11 +122,18 @@ def test_spans_are_one_per_image_under_right_and_left_padding(
     with lvlm.layer_hook(_middle(lvlm), record):
         lvlm.score(prompts, answers)
         lvlm.generate(prompts, max_new_tokens=3)
-    (score_length, scored), (generate_length, generated) = seen
-    assert score_length == scored.mask.shape[1] and generate_length == generated.mask.shape[1]
-    _check(lvlm, tiny, prompts, scored, left=False)  # scoring pads on the right
-    _check(lvlm, tiny, prompts, generated, left=True)  # generation on the left
-    assert generated.last.tolist() == [generate_length - 1] * len(prompts)
+    # One pass per batch (Mllama: per image count; the two 3-image rows are still padded).
+    groups = _passes(lvlm, prompts)
+    assert len(seen) == 2 * len(groups)
+    for rows, (score_length, scored), (generate_length, generated) in zip(
+        groups, seen[: len(groups)], seen[len(groups) :], strict=True
+    ):
+        chunk = [prompts[i] for i in rows]
+        assert score_length == scored.mask.shape[1]
+        assert generate_length == generated.mask.shape[1]
+        _check(lvlm, tiny, chunk, scored, left=False)  # scoring pads on the right
+        _check(lvlm, tiny, chunk, generated, left=True)  # generation on the left
+        assert generated.last.tolist() == [generate_length - 1] * len(chunk)
 
 
 def test_decode_steps_are_not_hooked(lvlm: HFLVLM, interleaved: Prompts) -> None:
@@ -136,8 +153,11 @@ def test_decode_steps_are_not_hooked(lvlm: HFLVLM, interleaved: Prompts) -> None
     finally:
         handle.remove()
     assert len(layer_calls) > 1  # the prefill, then decode steps
-    (length,) = hooked  # the prefill alone, over the whole padded prompt
-    assert length == max(len(ids) for ids in lvlm._encode(prompts)[0])
+    # The prefill alone, over the whole padded prompt (of each batch run: _passes).
+    assert hooked == [
+        max(len(ids) for ids in lvlm._encode([prompts[i] for i in rows])[0])
+        for rows in _passes(lvlm, prompts)
+    ]
 
 
 def test_a_hooked_layer_run_outside_hflvlm_is_an_error(lvlm: HFLVLM) -> None:

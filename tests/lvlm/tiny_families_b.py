@@ -174,3 +174,59 @@ def build_tiny_idefics(path: Path, seed: int = 0) -> TinyLVLM:
     tokenizer.save_pretrained(path)
     IdeficsImageProcessorPil(image_size=IMAGE_SIZE).save_pretrained(path)
     return TinyLVLM("idefics", path, 1, IDEFICS_PLACEHOLDER)
+
+
+def build_tiny_mllama(path: Path, seed: int = 0) -> TinyLVLM:
+    """Mllama (Llama 3.2 Vision): a 32 px tiled vision tower (16 px patches, up to 2 tiles,
+    one global layer) and 3 decoder layers, the second a cross-attention layer
+    (``cross_attention_layers=[1]``) whose gates start open (Mllama starts them at zero,
+    which would make a random tiny model blind). Each image is one ``<|image|>`` token, the
+    image's whole span in the sequence.
+
+    The tokenizer (carrying the chat template) and a ``MllamaImageProcessorPil`` are saved
+    side by side; ``HFLVLM`` builds ``MllamaInterleavedProcessor`` from them."""
+    from transformers import MllamaConfig, MllamaForConditionalGeneration, MllamaImageProcessorPil
+
+    torch.manual_seed(seed)
+    tokenizer = _tokenizer(("<|image|>",))
+    text = _llama_text_config(tokenizer)
+    tiles, hidden, intermediate_layers = 2, 32, [0]
+    config = MllamaConfig(
+        vision_config={
+            "hidden_size": hidden,
+            "intermediate_size": 2 * hidden,
+            "num_hidden_layers": 2,
+            "num_global_layers": 1,
+            "attention_heads": 2,
+            "image_size": IMAGE_SIZE,
+            "patch_size": 16,
+            "max_num_tiles": tiles,
+            "intermediate_layers_indices": intermediate_layers,
+            "vision_output_dim": hidden * (len(intermediate_layers) + 1),
+            # The image processor's order for max_image_tiles=2 (ids count from 1).
+            "supported_aspect_ratios": [[1, 1], [1, 2], [2, 1]],
+        },
+        text_config={
+            **{k: v for k, v in text.items() if k != "model_type"},
+            # self-attention, cross-attention, self-attention: what a hook writes at an
+            # <|image|> token before the cross-attention layer (which mixes no tokens) reaches
+            # the later tokens through the last layer.
+            "num_hidden_layers": 3,
+            "cross_attention_layers": [1],
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+        },
+        image_token_index=tokenizer.convert_tokens_to_ids("<|image|>"),
+    )
+    model = MllamaForConditionalGeneration(config)
+    with torch.no_grad():
+        for layer in model.model.language_model.layers:
+            for name in ("cross_attn_attn_gate", "cross_attn_mlp_gate"):
+                if hasattr(layer, name):
+                    getattr(layer, name).fill_(1.0)
+    _set_generation_ids(model, tokenizer)
+    tokenizer.chat_template = chat_template("<|image|>")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    size = {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    MllamaImageProcessorPil(size=size, max_image_tiles=tiles).save_pretrained(path)
+    return TinyLVLM("mllama", path, 1, "<|image|>")

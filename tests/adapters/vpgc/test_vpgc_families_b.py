@@ -1,7 +1,7 @@
 """VPG-C on the tiny InternVL and Mistral3 bases (``tests/lvlm/tiny_families_b.py``): a fresh
 adapter is exactly its base; a perturbed one moves every image's visual tokens and nothing
 else, batched as one at a time (Mistral3's images hold a row break inside their span, which
-gets no residual). VPG-C refuses the cross-attention families (IDEFICS) by name."""
+gets no residual). VPG-C refuses the cross-attention families (IDEFICS, Mllama) by name."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from tests.adapters.vpgc.test_vpgc import CONFIG, _perturb, _sums
 Prompts = tuple[list[ICLPrompt], list[str]]
 Base = Callable[[str], HFLVLM]
 FAMILIES = ("internvl", "mistral3")
-CROSS_ATTENTION = ("idefics",)
+CROSS_ATTENTION = ("idefics", "mllama")
 
 
 @pytest.mark.parametrize("family", FAMILIES)
