@@ -30,8 +30,11 @@ would without the check.
 Qwen2-VL / Qwen2.5-VL without torchvision: their processors always build a video processor,
 which needs torchvision, so ``AutoProcessor`` cannot load such a checkpoint. For those model
 types ``HFLVLM`` falls back to ``Qwen2VLImageOnlyProcessor`` (the processors' image half, done
-by hand; see its docstring). Their M-RoPE needs ``mm_token_type_ids``, which ``HFLVLM`` derives
-from the final (re-padded) token ids.
+by hand; see its docstring), as for InternVL and Mistral3 (``drum.lvlm.processors``). Their
+M-RoPE needs ``mm_token_type_ids``, which ``HFLVLM`` derives from the final (re-padded) token
+ids; likewise the cross-attention masks of IDEFICS and Mllama, from the processor's
+``token_inputs``. Mllama's batches run one pass per image count
+(``drum.lvlm.image_count_groups``).
 """
 
 from __future__ import annotations
