@@ -2,7 +2,8 @@
 exactly as the families' own processors would (InternVL: its ``replace_image_token``, called
 on the same preprocessed inputs, as the processor itself cannot be built without torchvision;
 Pixtral, whose module cannot even be imported without it: by hand), and images of other
-shapes (tiled by InternVL, other grids for Mistral3) score through the models."""
+shapes (tiled by InternVL, other grids for Mistral3) score through the models; the attention
+reader takes a Mistral3 image's visual tokens, not its row break."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import torch
 from PIL import Image
 
 from drum.data import read_examples
+from drum.lvlm.attention import patch_attention, patch_grid_attention
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.internvl_processor import InternVLImageOnlyProcessor
 from drum.lvlm.pixtral_processor import PixtralImageOnlyProcessor
@@ -96,3 +99,16 @@ def test_pixtral_expands_as_its_processor(
         image.save(path)
     prompt = ICLPrompt((), Turn((TextPart("one"), *(ImagePart(p) for p in paths))))
     assert lvlm.score([prompt], ["red"])[0].sum < 0
+
+
+def test_the_attention_reader_skips_a_pixtral_images_row_break(
+    build: Callable[[str], Any], interleaved: tuple[list[ICLPrompt], list[str]]
+) -> None:
+    # Each tiny Mistral3 image spans [IMG][IMG][IMG_BREAK][IMG][IMG]: four visual tokens, the
+    # 2 x 2 merged blocks of its 4 x 4 patch grid.
+    lvlm = HFLVLM(build("mistral3").path)
+    prompts = interleaved[0]
+    weights = patch_attention(lvlm, prompts)
+    assert weights.shape == (len(prompts), 4) and bool((weights > 0).all())
+    grid = patch_grid_attention(lvlm, prompts, grid=4)
+    assert torch.equal(grid[:, ::2, ::2].reshape(len(prompts), 4), weights)
