@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from drum.lvlm.families import cross_attention_refusal
 from drum.lvlm.prompt import ICLPrompt
 
 if TYPE_CHECKING:
@@ -75,7 +76,9 @@ def patch_attention(lvlm: HFLVLM, prompts: Sequence[ICLPrompt]) -> torch.Tensor:
         if not spans:
             raise ValueError(f"prompt {row} has no image")
         start, end = spans[0]
-        rows.append(attention[row, int(inputs.visual.last[row]), start:end])
+        # The span's visual tokens (a Pixtral image's row breaks are not).
+        visual = inputs.visual.mask[row, start:end]
+        rows.append(attention[row, int(inputs.visual.last[row]), start:end][visual])
     return torch.stack(rows)
 
 
@@ -155,6 +158,8 @@ def patch_grid_attention(
     """``(B, grid, grid)``: per prompt, how much the base attends to each patch of its first
     image (module docstring: the Q-Former's cross-attention for BLIP-2, the last prompt
     token's attention otherwise), in batches of ``batch_size`` prompts."""
+    if lvlm.family.cross_attention:
+        raise cross_attention_refusal(lvlm.family, "the attention reader")
     parts = []
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start : start + batch_size]

@@ -42,6 +42,18 @@ PROCESSORS = (
     # Blip2InterleavedProcessor: BLIP-2's own prepends every image; this one expands each image
     # placeholder where it stands.
     "blip2_interleaved",
+    # InternVLImageOnlyProcessor where AutoProcessor needs the missing torchvision (InternVL's
+    # video processor).
+    "internvl_image_only",
+    # PixtralImageOnlyProcessor where AutoProcessor needs the missing torchvision
+    # (PixtralProcessor declares it).
+    "pixtral_image_only",
+    # IdeficsInterleavedProcessor: IDEFICS's own takes lists of strings and images; this one
+    # takes the rendered chat template and derives the cross-attention mask from any ids.
+    "idefics_interleaved",
+    # MllamaInterleavedProcessor: Mllama's own lays its cross-attention mask along its own
+    # padding and gives no per-image entries; this one derives the mask from any ids.
+    "mllama_interleaved",
 )
 PATCH_FEATURES_AT = ("input", "output")
 
@@ -71,6 +83,15 @@ class LVLMFamily:
         feature_cache: its image encodings are one tensor per image that can be passed back
             through ``mm_encoder_outputs`` (so ``HFLVLM`` caches them).
         requires_image: its forward and generate cannot run without an image.
+        cross_attention: images reach the language model through cross-attention layers,
+            never as tokens of the sequence (IDEFICS, Mllama): an image's span
+            (``VisualPositions``) is its placeholder token, the one token of the sequence
+            that stands for it; the processor derives the cross-attention mask from the
+            padded ids (``token_inputs``). VPG-C and the attention reader refuse it
+            (``cross_attention_refusal``).
+        batch_by_image_count: ``HFLVLM`` runs each batch as one sub-batch per image count
+            (``drum.lvlm.image_count_groups``: Mllama's imageless tokens see the batch's
+            padding images).
         recorded: ``False`` for the stand-in ``served_family`` gives a ``model_type`` without a
             record; its ``decoder_layers`` is empty (searched at the usual paths) and its
             patch-feature facts raise ``UnsupportedFamilyError``.
@@ -87,6 +108,8 @@ class LVLMFamily:
     qformer: bool = False
     feature_cache: bool = False
     requires_image: bool = False
+    cross_attention: bool = False
+    batch_by_image_count: bool = False
     recorded: bool = True
 
     def __post_init__(self) -> None:
@@ -124,6 +147,35 @@ def _qwen2_vl_vision_width(config: Any) -> int:
 
 def _blip2_vision_width(config: Any) -> int:
     return int(config.qformer_config.encoder_hidden_size)
+
+
+def _internvl_vision_width(config: Any) -> int:
+    # The projector reads the pixel-shuffled features: (1 / downsample_ratio)**2 patches
+    # side by side.
+    return int(config.vision_config.hidden_size) * int(1 / config.downsample_ratio) ** 2
+
+
+def _internvl_merge(config: Any) -> int:
+    return int(1 / config.downsample_ratio)
+
+
+def _mistral3_vision_width(config: Any) -> int:
+    # The projector's input, before its patch merger: every selected vision layer side by side.
+    layers = config.vision_feature_layer
+    return int(config.vision_config.hidden_size) * (1 if isinstance(layers, int) else len(layers))
+
+
+def _mistral3_merge(config: Any) -> int:
+    # The projector's patch merger joins spatial_merge_size x spatial_merge_size patches.
+    return int(config.spatial_merge_size)
+
+
+def _idefics_vision_width(config: Any) -> int:
+    return int(config.vision_config.embed_dim)
+
+
+def _mllama_vision_width(config: Any) -> int:
+    return int(config.vision_config.vision_output_dim)
 
 
 def _one_patch(config: Any) -> int:
@@ -187,8 +239,63 @@ FAMILIES: dict[str, LVLMFamily] = {
             qformer=True,
             requires_image=True,
         ),
+        LVLMFamily(
+            model_type="internvl",
+            processor="internvl_image_only",
+            decoder_layers="model.language_model.layers",
+            patch_features="model.multi_modal_projector",
+            patch_features_at="input",
+            projector="model.multi_modal_projector",
+            vision_width=_internvl_vision_width,
+            token_merge=_internvl_merge,
+        ),
+        LVLMFamily(
+            model_type="mistral3",
+            processor="pixtral_image_only",
+            decoder_layers="model.language_model.layers",
+            patch_features="model.multi_modal_projector",
+            patch_features_at="input",
+            projector="model.multi_modal_projector",
+            vision_width=_mistral3_vision_width,
+            token_merge=_mistral3_merge,
+        ),
+        LVLMFamily(
+            model_type="idefics",  # IDEFICS v1 (IdeficsForVisionText2Text)
+            processor="idefics_interleaved",
+            decoder_layers="model.layers",
+            # The vision tower's output is what the perceiver resampler reads.
+            patch_features="model.vision_model",
+            patch_features_at="output",
+            projector="model.perceiver_resampler",
+            vision_width=_idefics_vision_width,
+            token_merge=_one_patch,
+            requires_image=True,
+            cross_attention=True,
+        ),
+        LVLMFamily(
+            model_type="mllama",  # Llama 3.2 Vision
+            processor="mllama_interleaved",
+            decoder_layers="model.language_model.layers",  # cross-attention layers among them
+            patch_features="model.vision_model",
+            patch_features_at="output",
+            projector="model.multi_modal_projector",
+            vision_width=_mllama_vision_width,
+            token_merge=_one_patch,
+            cross_attention=True,
+            batch_by_image_count=True,
+        ),
     )
 }
+
+
+def cross_attention_refusal(family: LVLMFamily, what: str) -> UnsupportedFamilyError:
+    """Why ``what`` (VPG-C, the attention reader) cannot act on a cross-attention family."""
+    return UnsupportedFamilyError(
+        f"{what} does not support model_type {family.model_type!r}: its images reach the "
+        "language model through cross-attention layers, not as visual tokens of the sequence "
+        f"(the one {what} acts on); supported: "
+        + ", ".join(m for m in supported_model_types() if not FAMILIES[m].cross_attention)
+    )
 
 
 def supported_model_types() -> list[str]:

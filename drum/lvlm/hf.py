@@ -30,8 +30,11 @@ would without the check.
 Qwen2-VL / Qwen2.5-VL without torchvision: their processors always build a video processor,
 which needs torchvision, so ``AutoProcessor`` cannot load such a checkpoint. For those model
 types ``HFLVLM`` falls back to ``Qwen2VLImageOnlyProcessor`` (the processors' image half, done
-by hand; see its docstring). Their M-RoPE needs ``mm_token_type_ids``, which ``HFLVLM`` derives
-from the final (re-padded) token ids.
+by hand; see its docstring), as for InternVL and Mistral3 (``drum.lvlm.processors``). Their
+M-RoPE needs ``mm_token_type_ids``, which ``HFLVLM`` derives from the final (re-padded) token
+ids; likewise the cross-attention masks of IDEFICS and Mllama, from the processor's
+``token_inputs``. Mllama's batches run one pass per image count
+(``drum.lvlm.image_count_groups``).
 """
 
 from __future__ import annotations
@@ -49,7 +52,6 @@ from tqdm.auto import tqdm
 
 from drum.data.images import load_image
 from drum.lvlm.base import LVLM, ScoreResult
-from drum.lvlm.blip2_processor import Blip2InterleavedProcessor
 from drum.lvlm.context import (
     CONTEXT_OVERFLOW,
     context_length,
@@ -58,10 +60,14 @@ from drum.lvlm.context import (
 from drum.lvlm.context import ContextOverflowError as ContextOverflowError  # re-exported
 from drum.lvlm.families import served_family
 from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
+from drum.lvlm.image_count_groups import in_image_count_groups
 from drum.lvlm.image_features import ImageFeatureCache
 from drum.lvlm.last_layer_mlp import last_layer_mlp, only_at_positions
+from drum.lvlm.processors import load_processor
 from drum.lvlm.prompt import ICLPrompt
-from drum.lvlm.qwen_processor import Qwen2VLImageOnlyProcessor
+from drum.lvlm.qwen_processor import (  # re-exported
+    Qwen2VLImageOnlyProcessor as Qwen2VLImageOnlyProcessor,
+)
 from drum.utils import allocator
 from drum.utils.fingerprint import directory_digest
 
@@ -82,14 +88,22 @@ def _encoder_outputs(features: list[torch.Tensor]) -> dict[str, Any]:
 # scoring and generation re-pad the ids themselves (``mm_token_type_ids`` is re-derived). Named
 # rather than detected by shape, which a vision tensor can match by coincidence (Qwen2-VL's
 # ``pixel_values`` is ``(patches, patch_dim)``).
-TOKEN_ALIGNED_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
+TOKEN_ALIGNED_KEYS = (
+    "input_ids",
+    "attention_mask",
+    "token_type_ids",
+    "mm_token_type_ids",
+    "image_attention_mask",  # IDEFICS: re-derived by the processor's token_inputs
+    "cross_attention_mask",  # Mllama: likewise
+)
 
 
 @dataclass(frozen=True, eq=False)
 class _PaddedBatch:
     """Token-id rows padded to one length (``HFLVLM._padded``): ids and mask on the model's
     device, ``{"mm_token_type_ids": ...}`` for models that take them (else empty), and the
-    visual positions (None unless asked for)."""
+    visual positions (None unless asked for). ``token_types`` also holds what the
+    processor's ``token_inputs`` derives from the padded ids (cross-attention masks)."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
@@ -257,22 +271,9 @@ class HFLVLM(LVLM):
     # ----------------------------------------------------------------------------- rendering
     @staticmethod
     def _load_processor(model_name_or_path: str | Path, trust_remote_code: bool) -> Any:
-        """``AutoProcessor``, or ``Qwen2VLImageOnlyProcessor`` where the former needs the
-        missing torchvision (Qwen2-VL's video processor)."""
-        from transformers import AutoConfig, AutoProcessor
-
-        config = AutoConfig.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
-        family = served_family(config.model_type)
-        if family.processor == "blip2_interleaved":
-            return Blip2InterleavedProcessor.from_pretrained(model_name_or_path, trust_remote_code)
-        try:
-            return AutoProcessor.from_pretrained(
-                model_name_or_path, trust_remote_code=trust_remote_code
-            )
-        except ImportError:
-            if family.processor != "qwen_image_only":
-                raise
-            return Qwen2VLImageOnlyProcessor.from_pretrained(model_name_or_path, trust_remote_code)
+        """``AutoProcessor``, or the family's own or image-only processor
+        (``drum.lvlm.processors``)."""
+        return load_processor(model_name_or_path, trust_remote_code)
 
     def _image_token_id(self) -> int | None:
         for attribute in ("image_token_id", "image_token_index"):
@@ -581,10 +582,13 @@ class HFLVLM(LVLM):
         prompt_lengths: list[int],
         counts: list[list[int]] | None,
         left: bool,
+        vision: dict[str, Any] | None = None,
     ) -> _PaddedBatch:
         """One padded batch of token-id rows for scoring (right padding) or generation
         (``left``): ids, attention mask, Qwen2-VL style ``mm_token_type_ids`` where the model
-        takes them, and the visual positions when ``counts`` (image tokens per image) is given."""
+        takes them, what the processor's ``token_inputs`` derives from the ids and the batch's
+        ``vision`` inputs (cross-attention masks), and the visual positions when ``counts``
+        (image tokens per image) is given."""
         length = max(len(s) for s in sequences)
         pad = self.tokenizer.pad_token_id or 0
         fills = [length - len(s) for s in sequences]
@@ -614,8 +618,11 @@ class HFLVLM(LVLM):
             types = [self._token_type_ids(s) for s in sequences]
             rows = [[0] * f + t if left else t + [0] * f for t, f in zip(types, fills, strict=True)]
             token_types["mm_token_type_ids"] = torch.tensor(rows).to(self.device)
+        input_ids = torch.tensor(ids).to(self.device)
+        if hasattr(self.processor, "token_inputs"):  # cross-attention masks (IDEFICS, Mllama)
+            token_types.update(self.processor.token_inputs(input_ids, vision))
         return _PaddedBatch(
-            input_ids=torch.tensor(ids).to(self.device),
+            input_ids=input_ids,
             attention_mask=torch.tensor(mask).to(self.device),
             token_types=token_types,
             visual=visual,
@@ -638,7 +645,7 @@ class HFLVLM(LVLM):
         sequences = [p + a[: len(a) - cut] for p, a in zip(prompt_ids, answer_ids, strict=True)]
         # Right padding: a causal model's outputs at real positions ignore later padding, so a
         # batched score equals the one-at-a-time score.
-        batch = self._padded(sequences, [len(p) for p in prompt_ids], counts, left=False)
+        batch = self._padded(sequences, [len(p) for p in prompt_ids], counts, False, vision)
         length = batch.input_ids.shape[1]
         extra = self._cached_image_features(
             images,
@@ -698,8 +705,12 @@ class HFLVLM(LVLM):
     def _score_batch(
         self, prompts: Sequence[ICLPrompt], answers: Sequence[str], start: int = 0
     ) -> list[ScoreResult]:
-        inputs = self.score_inputs(prompts, [self._answer_ids(answer) for answer in answers], start)
-        return self._score_from_inputs(inputs)
+        def run(rows: list[int]) -> list[ScoreResult]:
+            answer_ids = [self._answer_ids(answers[i]) for i in rows]
+            inputs = self.score_inputs([prompts[i] for i in rows], answer_ids, start + rows[0])
+            return self._score_from_inputs(inputs)
+
+        return in_image_count_groups(prompts, run, self.family.batch_by_image_count)
 
     def _score_from_inputs(
         self, inputs: ScoreInputs, prune_last_mlp: bool = False
@@ -750,13 +761,22 @@ class HFLVLM(LVLM):
     def _generate_batch(
         self, prompts: Sequence[ICLPrompt], max_new_tokens: int, start: int = 0
     ) -> list[str]:
+        def run(rows: list[int]) -> list[str]:
+            chunk = [prompts[i] for i in rows]
+            return self._generate_rows(chunk, max_new_tokens, start + rows[0])
+
+        return in_image_count_groups(prompts, run, self.family.batch_by_image_count)
+
+    def _generate_rows(
+        self, prompts: Sequence[ICLPrompt], max_new_tokens: int, start: int = 0
+    ) -> list[str]:
         prompt_ids, vision, _, counts = self._encode(prompts, self._hooks.active)
         reserve = [max_new_tokens] * len(prompts)
         fitted = self._fit(prompts, prompt_ids, reserve, start, "new")
         if fitted is not None:
             prompt_ids, vision, _, counts = self._encode(fitted, self._hooks.active)
         # Left padding so every row's next token comes at the same position.
-        batch = self._padded(prompt_ids, [len(p) for p in prompt_ids], counts, left=True)
+        batch = self._padded(prompt_ids, [len(p) for p in prompt_ids], counts, True, vision)
         length = batch.input_ids.shape[1]
         extra = {
             k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in vision.items()

@@ -57,6 +57,8 @@ def _reference_score(lvlm: HFLVLM, prompt: ICLPrompt, answer: str) -> float:
     ids = torch.tensor([prompt_ids + answer_ids])
     if lvlm.model_type in QWEN_FAMILIES:
         inputs["mm_token_type_ids"] = (ids == lvlm.model.config.image_token_id).long()
+    if hasattr(lvlm.processor, "token_inputs"):  # cross-attention masks, over prompt + answer
+        inputs.update(lvlm.processor.token_inputs(ids, inputs))
     with torch.no_grad():
         logits = lvlm.model(input_ids=ids, attention_mask=torch.ones_like(ids), **inputs).logits
     log_probs = logits[0].float().log_softmax(-1)

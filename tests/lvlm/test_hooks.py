@@ -21,7 +21,7 @@ def _middle(lvlm: HFLVLM) -> int:
     # The output of layer L/2 - 1, what enters layer L/2 (VPG-C's insertion point): layer 0 of
     # these 2-layer models. Not the last layer: under causal attention a hook there could not
     # reach the logits of later positions.
-    return lvlm.model.config.text_config.num_hidden_layers // 2 - 1
+    return len(decoder_layers(lvlm.model)) // 2 - 1
 
 
 def _zero(hidden: torch.Tensor, visual: VisualPositions) -> torch.Tensor:
@@ -65,12 +65,25 @@ def test_shifting_the_visual_tokens_changes_scores_and_replies(
     assert lvlm.generate(prompts, max_new_tokens=4) == replies
 
 
+def _passes(lvlm: HFLVLM, prompts: list[ICLPrompt]) -> list[list[int]]:
+    """The rows of each forward pass ``HFLVLM`` runs for ``prompts`` in one batch: all of
+    them, or (``batch_by_image_count``: Mllama) one pass per image count, in order of first
+    appearance."""
+    if not lvlm.family.batch_by_image_count:
+        return [list(range(len(prompts)))]
+    counts = list(dict.fromkeys(len(p.images) for p in prompts))
+    return [[i for i, p in enumerate(prompts) if len(p.images) == n] for n in counts]
+
+
 def _expected_spans(lvlm: HFLVLM, ids: list[int], start: int, n: int) -> list[tuple[int, int]]:
     """By hand: the row's image tokens, each consecutive ``n`` of them one image (every image
-    of these tiny models is ``n`` tokens), shifted by the row's left padding ``start``."""
+    of these tiny models is ``n`` tokens), shifted by the row's left padding ``start``; an
+    image's span runs from its first image token to its last."""
     positions = [start + i for i, token in enumerate(ids) if token == lvlm.image_token_id]
     chunks = [positions[k : k + n] for k in range(0, len(positions), n)]
-    assert all(chunk == list(range(chunk[0], chunk[0] + n)) for chunk in chunks)  # contiguous
+    for chunk in chunks:  # contiguous, but for the row breaks within a Pixtral image (Mistral3)
+        gaps = [ids[i - start] for i in range(chunk[0], chunk[-1]) if i not in chunk]
+        assert set(lvlm.tokenizer.convert_ids_to_tokens(gaps)) <= {"[IMG_BREAK]"}
     return [(chunk[0], chunk[-1] + 1) for chunk in chunks]
 
 
@@ -79,12 +92,15 @@ def _check(
 ) -> None:
     ids = lvlm._encode(prompts)[0]
     length = visual.mask.shape[1]
+    image = {lvlm.image_token_id}
     for row, (prompt, row_ids) in enumerate(zip(prompts, ids, strict=True)):
         start = length - len(row_ids) if left else 0
         spans = visual.spans[row]
         assert len(spans) == len(prompt.images)
         assert spans == _expected_spans(lvlm, row_ids, start, tiny.visual_tokens_per_image)
-        covered = [i for begin, end in spans for i in range(begin, end)]
+        covered = [
+            i for begin, end in spans for i in range(begin, end) if row_ids[i - start] in image
+        ]
         assert visual.mask[row].nonzero().flatten().tolist() == covered
         assert int(visual.last[row]) == start + len(row_ids) - 1
 
@@ -106,11 +122,18 @@ def test_spans_are_one_per_image_under_right_and_left_padding(
     with lvlm.layer_hook(_middle(lvlm), record):
         lvlm.score(prompts, answers)
         lvlm.generate(prompts, max_new_tokens=3)
-    (score_length, scored), (generate_length, generated) = seen
-    assert score_length == scored.mask.shape[1] and generate_length == generated.mask.shape[1]
-    _check(lvlm, tiny, prompts, scored, left=False)  # scoring pads on the right
-    _check(lvlm, tiny, prompts, generated, left=True)  # generation on the left
-    assert generated.last.tolist() == [generate_length - 1] * len(prompts)
+    # One pass per batch (Mllama: per image count; the two 3-image rows are still padded).
+    groups = _passes(lvlm, prompts)
+    assert len(seen) == 2 * len(groups)
+    for rows, (score_length, scored), (generate_length, generated) in zip(
+        groups, seen[: len(groups)], seen[len(groups) :], strict=True
+    ):
+        chunk = [prompts[i] for i in rows]
+        assert score_length == scored.mask.shape[1]
+        assert generate_length == generated.mask.shape[1]
+        _check(lvlm, tiny, chunk, scored, left=False)  # scoring pads on the right
+        _check(lvlm, tiny, chunk, generated, left=True)  # generation on the left
+        assert generated.last.tolist() == [generate_length - 1] * len(chunk)
 
 
 def test_decode_steps_are_not_hooked(lvlm: HFLVLM, interleaved: Prompts) -> None:
@@ -130,13 +153,22 @@ def test_decode_steps_are_not_hooked(lvlm: HFLVLM, interleaved: Prompts) -> None
     finally:
         handle.remove()
     assert len(layer_calls) > 1  # the prefill, then decode steps
-    (length,) = hooked  # the prefill alone, over the whole padded prompt
-    assert length == max(len(ids) for ids in lvlm._encode(prompts)[0])
+    # The prefill alone, over the whole padded prompt (of each batch run: _passes).
+    assert hooked == [
+        max(len(ids) for ids in lvlm._encode([prompts[i] for i in rows])[0])
+        for rows in _passes(lvlm, prompts)
+    ]
 
 
 def test_a_hooked_layer_run_outside_hflvlm_is_an_error(lvlm: HFLVLM) -> None:
     ids = torch.tensor([[lvlm.tokenizer.bos_token_id]])
     # BLIP-2's forward needs images: its language model alone runs the hooked layer.
     model = lvlm.model.language_model if lvlm.model_type == "blip-2" else lvlm.model
+    # IDEFICS's forward needs an image too: a blank one, which no token attends to.
+    image = {
+        "pixel_values": torch.zeros(1, 1, 3, 32, 32),
+        "image_attention_mask": ids[..., None] * 0,
+    }
+    extra = image if lvlm.model_type == "idefics" else {}
     with lvlm.layer_hook(_middle(lvlm), _zero), pytest.raises(RuntimeError, match="positions"):
-        model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        model(input_ids=ids, attention_mask=torch.ones_like(ids), **extra)

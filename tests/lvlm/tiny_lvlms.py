@@ -14,6 +14,7 @@ rendered prompt are exactly how the template would render the finished conversat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -327,3 +328,21 @@ BUILDERS = {
     "qwen2_5_vl": build_tiny_qwen2_5_vl,
     "blip2": build_tiny_blip2,
 }
+
+
+# The other families' builders, in their own module (tests/lvlm/tiny_families_b.py), which
+# imports this one: looked up when called.
+def _builder_b(name: str) -> Callable[..., TinyLVLM]:
+    def build(path: Path, seed: int = 0) -> TinyLVLM:
+        from tests.lvlm import tiny_families_b
+
+        return getattr(tiny_families_b, name)(path, seed)
+
+    build.__name__ = name
+    return build
+
+
+BUILDERS["internvl"] = _builder_b("build_tiny_internvl")
+BUILDERS["mistral3"] = _builder_b("build_tiny_mistral3")
+BUILDERS["idefics"] = _builder_b("build_tiny_idefics")
+BUILDERS["mllama"] = _builder_b("build_tiny_mllama")

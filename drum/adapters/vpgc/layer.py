@@ -9,9 +9,10 @@ and the result out are zero-initialised, so a fresh adapter leaves the base's ou
 as they were.
 
 ``ProjectorVPGC`` is that module for projector-style bases (LLaVA, Idefics3, Qwen2-VL,
-Qwen2.5-VL), which have no query-based generator to copy: their "generator" is an MLP that
-maps each patch (or group of merged patches) to one visual token. The design choice here:
-**one query per visual token, made from that token's own hidden state at the hooked layer**::
+Qwen2.5-VL, InternVL, Mistral3), which have no query-based generator to copy: their
+"generator" is an MLP that maps each patch (or group of merged patches) to one visual token.
+The design choice here: **one query per visual token, made from that token's own hidden
+state at the hooked layer**::
 
     q_t   = W_q(LN(h_t)) + W_g(g)            # h_t: visual token t of image i, g: the guidance
     a_t   = MultiHeadAttention(q_t, keys/values = W_k, W_v(LN(patches of image i)))

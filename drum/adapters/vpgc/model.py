@@ -39,7 +39,7 @@ from drum.adapters.vpgc.check import SavedAdapter, read_adapter
 from drum.adapters.vpgc.config import VPGCConfig
 from drum.adapters.vpgc.layer import PREFIX, ProjectorVPGC, QFormerVPGC, VPGCError, images_of
 from drum.lvlm.base import ScoreResult, WrappedLVLM
-from drum.lvlm.families import family_of, module_at
+from drum.lvlm.families import cross_attention_refusal, family_of, module_at
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.hooks import VisualPositions, decoder_layers
 from drum.lvlm.prompt import ICLPrompt
@@ -59,8 +59,11 @@ def config_fields(config: Any) -> dict[str, Any]:
     """``base_fields`` from a base's ``transformers`` config alone (its ``config.json``, no
     weights loaded; the decoder layers counted as ``num_hidden_layers``), so options can be
     checked before a base loads; ``UnsupportedFamilyError`` for a ``model_type`` without a
-    family record (not a vision-language model VPG-C knows)."""
+    family record (not a vision-language model VPG-C knows) or for a cross-attention family
+    (IDEFICS, Mllama: no visual tokens in the sequence for the residuals)."""
     family = family_of(str(config.model_type))
+    if family.cross_attention:  # no visual tokens in the sequence to add residuals at
+        raise cross_attention_refusal(family, "VPG-C")
     text = getattr(config, "text_config", None) or config
     fields: dict[str, Any] = {
         "model_type": family.model_type,

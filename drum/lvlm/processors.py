@@ -1,0 +1,55 @@
+"""Which class builds each family's processor (``LVLMFamily.processor``, ``PROCESSORS``).
+
+* ``"auto"``: ``AutoProcessor``.
+* Image-only kinds (``IMAGE_ONLY``): ``AutoProcessor`` where it loads; where it refuses for
+  want of torchvision (a video processor, a declared backend), the class that does the
+  processor's image half with the family's Pil image processor.
+* Own kinds (``OWN``): always DRUM's class, where the family's processor cannot render
+  interleaved prompts as ``HFLVLM`` needs them (BLIP-2's prepends every image; IDEFICS's
+  takes lists of strings and images; IDEFICS's and Mllama's lay their cross-attention masks
+  along their own padding).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from drum.lvlm.blip2_processor import Blip2InterleavedProcessor
+from drum.lvlm.families import served_family
+from drum.lvlm.idefics_processor import IdeficsInterleavedProcessor
+from drum.lvlm.internvl_processor import InternVLImageOnlyProcessor
+from drum.lvlm.mllama_processor import MllamaInterleavedProcessor
+from drum.lvlm.pixtral_processor import PixtralImageOnlyProcessor
+from drum.lvlm.qwen_processor import Qwen2VLImageOnlyProcessor
+
+IMAGE_ONLY: dict[str, Any] = {
+    "qwen_image_only": Qwen2VLImageOnlyProcessor,
+    "internvl_image_only": InternVLImageOnlyProcessor,
+    "pixtral_image_only": PixtralImageOnlyProcessor,
+}
+OWN: dict[str, Any] = {
+    "blip2_interleaved": Blip2InterleavedProcessor,
+    "idefics_interleaved": IdeficsInterleavedProcessor,
+    "mllama_interleaved": MllamaInterleavedProcessor,
+}
+
+
+def load_processor(model_name_or_path: str | Path, trust_remote_code: bool) -> Any:
+    """The processor of the checkpoint at ``model_name_or_path``, by its family's kind."""
+    from transformers import AutoConfig, AutoProcessor
+
+    config = AutoConfig.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
+    kind = served_family(config.model_type).processor
+    if kind in OWN:
+        return OWN[kind].from_pretrained(model_name_or_path, trust_remote_code)
+    try:
+        return AutoProcessor.from_pretrained(
+            model_name_or_path, trust_remote_code=trust_remote_code
+        )
+    except (ImportError, ValueError):
+        # Qwen2-VL's and Pixtral's raise ImportError without torchvision, InternVL's a
+        # ValueError saying it requires torchvision.
+        if kind not in IMAGE_ONLY:
+            raise
+        return IMAGE_ONLY[kind].from_pretrained(model_name_or_path, trust_remote_code)
