@@ -42,7 +42,16 @@ PROCESSORS = (
     # Blip2InterleavedProcessor: BLIP-2's own prepends every image; this one expands each image
     # placeholder where it stands.
     "blip2_interleaved",
+    # AutoProcessor, or where its video processor needs the missing torchvision, the family's
+    # processor class without it (drum.lvlm.image_only_processor; LLaVA-OneVision).
+    "image_only",
+    # Idefics2CountingProcessor: Idefics2's own, which also says how many image tokens each
+    # image became (drum.lvlm.idefics2_processor).
+    "idefics2_counted",
 )
+# The forward argument that takes the per-token image mask (1 at image tokens) HFLVLM derives
+# from the final ids: Qwen2-VL-style M-RoPE, Gemma 3's bidirectional attention within images.
+TOKEN_TYPES = ("", "mm_token_type_ids", "token_type_ids")
 PATCH_FEATURES_AT = ("input", "output")
 
 
@@ -71,6 +80,8 @@ class LVLMFamily:
         feature_cache: its image encodings are one tensor per image that can be passed back
             through ``mm_encoder_outputs`` (so ``HFLVLM`` caches them).
         requires_image: its forward and generate cannot run without an image.
+        token_types: the forward argument that takes the per-token image mask (``TOKEN_TYPES``;
+            ``""``: none, or whatever the forward's signature shows for a stand-in).
         recorded: ``False`` for the stand-in ``served_family`` gives a ``model_type`` without a
             record; its ``decoder_layers`` is empty (searched at the usual paths) and its
             patch-feature facts raise ``UnsupportedFamilyError``.
@@ -87,6 +98,7 @@ class LVLMFamily:
     qformer: bool = False
     feature_cache: bool = False
     requires_image: bool = False
+    token_types: str = ""
     recorded: bool = True
 
     def __post_init__(self) -> None:
@@ -97,6 +109,8 @@ class LVLMFamily:
                 f"patch_features_at must be one of {PATCH_FEATURES_AT}, "
                 f"got {self.patch_features_at!r}"
             )
+        if self.token_types not in TOKEN_TYPES:
+            raise ValueError(f"token_types must be one of {TOKEN_TYPES}, got {self.token_types!r}")
 
 
 def module_at(model: Any, path: str) -> Any:
@@ -140,6 +154,19 @@ def _pixel_shuffle(config: Any) -> int:
     return int(config.scale_factor)
 
 
+def _gemma3_pool(config: Any) -> int:
+    # Gemma 3's projector average-pools the patch grid down to mm_tokens_per_image tokens.
+    side = int(config.vision_config.image_size) // int(config.vision_config.patch_size)
+    return side // round(int(config.mm_tokens_per_image) ** 0.5)
+
+
+def _no_patch_grid(why: str) -> Callable[[Any], int]:
+    def refuse(config: Any) -> int:
+        raise ValueError(f"{config.model_type}: its visual tokens map onto no patch grid ({why})")
+
+    return refuse
+
+
 _QWEN = {
     "processor": "qwen_image_only",
     "decoder_layers": "model.language_model.layers",
@@ -147,6 +174,7 @@ _QWEN = {
     "patch_features_at": "input",
     "projector": "model.visual.merger",
     "token_merge": _spatial_merge,
+    "token_types": "mm_token_type_ids",
 }
 
 FAMILIES: dict[str, LVLMFamily] = {
@@ -175,6 +203,39 @@ FAMILIES: dict[str, LVLMFamily] = {
         ),
         LVLMFamily(model_type="qwen2_vl", vision_width=_qwen2_vl_vision_width, **_QWEN),
         LVLMFamily(model_type="qwen2_5_vl", vision_width=_vision_hidden_size, **_QWEN),
+        # Its image processor is Qwen2-VL's; deepstack features join after the first layers.
+        LVLMFamily(model_type="qwen3_vl", vision_width=_vision_hidden_size, **_QWEN),
+        LVLMFamily(
+            model_type="gemma3",
+            processor="auto",
+            decoder_layers="model.language_model.layers",
+            patch_features="model.multi_modal_projector",
+            patch_features_at="input",
+            projector="model.multi_modal_projector",
+            vision_width=_vision_hidden_size,
+            token_merge=_gemma3_pool,
+            token_types="token_type_ids",
+        ),
+        LVLMFamily(
+            model_type="llava_onevision",
+            processor="image_only",
+            decoder_layers="model.language_model.layers",
+            patch_features="model.multi_modal_projector",
+            patch_features_at="input",
+            projector="model.multi_modal_projector",
+            vision_width=_llava_vision_width,
+            token_merge=_no_patch_grid("anyres tiles, a newline token after each row"),
+        ),
+        LVLMFamily(
+            model_type="idefics2",
+            processor="idefics2_counted",
+            decoder_layers="model.text_model.layers",
+            patch_features="model.connector",
+            patch_features_at="input",
+            projector="model.connector",
+            vision_width=_vision_hidden_size,
+            token_merge=_no_patch_grid("a perceiver resampler's latents"),
+        ),
         LVLMFamily(
             model_type="blip-2",
             processor="blip2_interleaved",

@@ -49,7 +49,6 @@ from tqdm.auto import tqdm
 
 from drum.data.images import load_image
 from drum.lvlm.base import LVLM, ScoreResult
-from drum.lvlm.blip2_processor import Blip2InterleavedProcessor
 from drum.lvlm.context import (
     CONTEXT_OVERFLOW,
     context_length,
@@ -60,8 +59,9 @@ from drum.lvlm.families import served_family
 from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
 from drum.lvlm.image_features import ImageFeatureCache
 from drum.lvlm.last_layer_mlp import last_layer_mlp, only_at_positions
+from drum.lvlm.processors import load_processor
 from drum.lvlm.prompt import ICLPrompt
-from drum.lvlm.qwen_processor import Qwen2VLImageOnlyProcessor
+from drum.lvlm.qwen_processor import Qwen2VLImageOnlyProcessor as Qwen2VLImageOnlyProcessor
 from drum.utils import allocator
 from drum.utils.fingerprint import directory_digest
 
@@ -193,7 +193,7 @@ class HFLVLM(LVLM):
         self.device = torch.device(device)
         check_model_path(model_name_or_path)  # ModelPathError, before transformers sees it
         try:
-            self.processor = self._load_processor(model_name_or_path, trust_remote_code)
+            self.processor = load_processor(model_name_or_path, trust_remote_code)
         except (OSError, ValueError, KeyError) as error:
             raise model_load_error(model_name_or_path, error) from error
         # Checked before the (possibly large) weights are loaded.
@@ -225,10 +225,10 @@ class HFLVLM(LVLM):
         self._accepts_logits_to_keep = (
             "logits_to_keep" in inspect.signature(self.model.forward).parameters
         )
-        # Qwen2-VL style models need a per-token image/text type alongside the ids.
-        self._accepts_mm_token_type_ids = (
-            "mm_token_type_ids" in inspect.signature(self.model.forward).parameters
-        )
+        # The forward argument for the per-token image mask (Qwen2-VL's M-RoPE, Gemma 3's
+        # bidirectional image attention); for a stand-in record, what the signature shows.
+        accepts = "mm_token_type_ids" in inspect.signature(self.model.forward).parameters
+        self._token_types = self.family.token_types or ("mm_token_type_ids" if accepts else "")
         # Post-projector image encodings, reused across prompts and calls (LLaVA-style models).
         self.feature_cache = ImageFeatureCache(
             self.model,
@@ -255,25 +255,6 @@ class HFLVLM(LVLM):
         self._fingerprint = f"{self.model_type}-{hashlib.sha256(content.encode()).hexdigest()[:16]}"
 
     # ----------------------------------------------------------------------------- rendering
-    @staticmethod
-    def _load_processor(model_name_or_path: str | Path, trust_remote_code: bool) -> Any:
-        """``AutoProcessor``, or ``Qwen2VLImageOnlyProcessor`` where the former needs the
-        missing torchvision (Qwen2-VL's video processor)."""
-        from transformers import AutoConfig, AutoProcessor
-
-        config = AutoConfig.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
-        family = served_family(config.model_type)
-        if family.processor == "blip2_interleaved":
-            return Blip2InterleavedProcessor.from_pretrained(model_name_or_path, trust_remote_code)
-        try:
-            return AutoProcessor.from_pretrained(
-                model_name_or_path, trust_remote_code=trust_remote_code
-            )
-        except ImportError:
-            if family.processor != "qwen_image_only":
-                raise
-            return Qwen2VLImageOnlyProcessor.from_pretrained(model_name_or_path, trust_remote_code)
-
     def _image_token_id(self) -> int | None:
         for attribute in ("image_token_id", "image_token_index"):
             value = getattr(self.model.config, attribute, None)
@@ -322,9 +303,10 @@ class HFLVLM(LVLM):
         counts = None
         if count_image_tokens:
             # Each image's placeholder became one replacement string (for Idefics3 with all
-            # its tiles): its image tokens are that string's image placeholders.
+            # its tiles, Gemma 3 with its pan-and-scan crops): its image tokens are that
+            # string's image tokens (Gemma 3's placeholder is another token than those).
             offsets = batch.get("text_replacement_offsets") or [[] for _ in prompts]
-            token = self.processor.image_token
+            token = self.tokenizer.convert_ids_to_tokens(self.image_token_id)
             counts = [
                 [entry["replacement"].count(token) for entry in row if entry["type"] == "image"]
                 for row in offsets
@@ -332,7 +314,7 @@ class HFLVLM(LVLM):
         return ids, vision, images, counts
 
     def _token_type_ids(self, ids: list[int]) -> list[int]:
-        # Qwen2-VL style ``mm_token_type_ids``: 1 at image tokens, 0 elsewhere.
+        # The per-token image mask (``_token_types``): 1 at image tokens, 0 elsewhere.
         return [int(token == self.image_token_id) for token in ids]
 
     # --------------------------------------------------------------------- image feature cache
@@ -610,10 +592,10 @@ class HFLVLM(LVLM):
             )
         )
         token_types: dict[str, torch.Tensor] = {}
-        if self._accepts_mm_token_type_ids:
+        if self._token_types:
             types = [self._token_type_ids(s) for s in sequences]
             rows = [[0] * f + t if left else t + [0] * f for t, f in zip(types, fills, strict=True)]
-            token_types["mm_token_type_ids"] = torch.tensor(rows).to(self.device)
+            token_types[self._token_types] = torch.tensor(rows).to(self.device)
         return _PaddedBatch(
             input_ids=torch.tensor(ids).to(self.device),
             attention_mask=torch.tensor(mask).to(self.device),

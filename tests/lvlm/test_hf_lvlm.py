@@ -24,7 +24,7 @@ from drum.lvlm.base import ScoreResult
 from drum.lvlm.hf import HFLVLM, Qwen2VLImageOnlyProcessor
 from drum.lvlm.prompt import ICLPrompt
 
-QWEN_FAMILIES = ("qwen2_vl", "qwen2_5_vl")
+QWEN_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 ATOL = 1e-4
 
 
@@ -55,8 +55,12 @@ def _reference_score(lvlm: HFLVLM, prompt: ICLPrompt, answer: str) -> float:
     prompt_ids = inputs.pop("input_ids")[0].tolist()
     answer_ids = lvlm.tokenizer(answer, add_special_tokens=False)["input_ids"]
     ids = torch.tensor([prompt_ids + answer_ids])
+    # The per-token image mask, over prompt + answer: Qwen's M-RoPE, Gemma 3's bidirectional
+    # attention within each image.
     if lvlm.model_type in QWEN_FAMILIES:
         inputs["mm_token_type_ids"] = (ids == lvlm.model.config.image_token_id).long()
+    if "token_type_ids" in inputs:
+        inputs["token_type_ids"] = (ids == lvlm.model.config.image_token_id).long()
     with torch.no_grad():
         logits = lvlm.model(input_ids=ids, attention_mask=torch.ones_like(ids), **inputs).logits
     log_probs = logits[0].float().log_softmax(-1)

@@ -67,7 +67,8 @@ def test_shifting_the_visual_tokens_changes_scores_and_replies(
 
 def _expected_spans(lvlm: HFLVLM, ids: list[int], start: int, n: int) -> list[tuple[int, int]]:
     """By hand: the row's image tokens, each consecutive ``n`` of them one image (every image
-    of these tiny models is ``n`` tokens), shifted by the row's left padding ``start``."""
+    of a row of these tiny models is ``n`` tokens), shifted by the row's left padding
+    ``start``."""
     positions = [start + i for i, token in enumerate(ids) if token == lvlm.image_token_id]
     chunks = [positions[k : k + n] for k in range(0, len(positions), n)]
     assert all(chunk == list(range(chunk[0], chunk[0] + n)) for chunk in chunks)  # contiguous
@@ -83,7 +84,10 @@ def _check(
         start = length - len(row_ids) if left else 0
         spans = visual.spans[row]
         assert len(spans) == len(prompt.images)
-        assert spans == _expected_spans(lvlm, row_ids, start, tiny.visual_tokens_per_image)
+        n = tiny.visual_tokens_per_image
+        if len(prompt.images) == 1 and tiny.lone_image_tokens is not None:
+            n = tiny.lone_image_tokens  # LLaVA-OneVision: a lone image's anyres tiles
+        assert spans == _expected_spans(lvlm, row_ids, start, n)
         covered = [i for begin, end in spans for i in range(begin, end)]
         assert visual.mask[row].nonzero().flatten().tolist() == covered
         assert int(visual.last[row]) == start + len(row_ids) - 1

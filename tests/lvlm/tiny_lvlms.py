@@ -29,12 +29,15 @@ IMAGE_SIZE = 32
 
 class TinyLVLM(NamedTuple):
     """A saved tiny LVLM: its ``model_type``, where it is, how many visual tokens each image
-    becomes and what its chat template writes for an image."""
+    becomes, what its chat template writes for an image and, for a family that encodes a
+    prompt's only image otherwise (LLaVA-OneVision's anyres tiles), how many tokens that
+    lone image becomes."""
 
     model_type: str
     path: Path
     visual_tokens_per_image: int
     placeholder: str
+    lone_image_tokens: int | None = None
 
 
 def chat_template(image: str) -> str:
@@ -320,10 +323,17 @@ def build_tiny_blip2(path: Path, seed: int = 0, patch_size: int = 16) -> TinyLVL
     return TinyLVLM("blip-2", path, queries, "<image>")
 
 
+# Below the helpers they import (tiny_families_a reads this module's names).
+from tests.lvlm import tiny_families_a  # noqa: E402
+
 BUILDERS = {
     "llava": build_tiny_llava,
     "idefics3": build_tiny_idefics3,
     "qwen2_vl": build_tiny_qwen2_vl,
     "qwen2_5_vl": build_tiny_qwen2_5_vl,
     "blip2": build_tiny_blip2,
+    "qwen3_vl": tiny_families_a.build_tiny_qwen3_vl,
+    "gemma3": tiny_families_a.build_tiny_gemma3,
+    "llava_onevision": tiny_families_a.build_tiny_llava_onevision,
+    "idefics2": tiny_families_a.build_tiny_idefics2,
 }
