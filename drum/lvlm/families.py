@@ -82,6 +82,11 @@ class LVLMFamily:
         requires_image: its forward and generate cannot run without an image.
         token_types: the forward argument that takes the per-token image mask (``TOKEN_TYPES``;
             ``""``: none, or whatever the forward's signature shows for a stand-in).
+        patch_rows: ``patch_rows(config, inputs)``, from a forward pass's inputs, how many rows
+            of the captured ``(rows, patches, width)`` patch features each image of the pass
+            has, where that is not the same number of visual tokens per row for every image
+            (LLaVA-OneVision's anyres tiles); ``None`` (the default reader): VPG-C finds it
+            from the visual-token counts.
         recorded: ``False`` for the stand-in ``served_family`` gives a ``model_type`` without a
             record; its ``decoder_layers`` is empty (searched at the usual paths) and its
             patch-feature facts raise ``UnsupportedFamilyError``.
@@ -99,6 +104,7 @@ class LVLMFamily:
     feature_cache: bool = False
     requires_image: bool = False
     token_types: str = ""
+    patch_rows: Callable[[Any, dict[str, Any]], list[int] | None] = lambda config, inputs: None
     recorded: bool = True
 
     def __post_init__(self) -> None:
@@ -158,6 +164,32 @@ def _gemma3_pool(config: Any) -> int:
     # Gemma 3's projector average-pools the patch grid down to mm_tokens_per_image tokens.
     side = int(config.vision_config.image_size) // int(config.vision_config.patch_size)
     return side // round(int(config.mm_tokens_per_image) ** 0.5)
+
+
+def _onevision_tiles(config: Any, inputs: dict[str, Any]) -> list[int] | None:
+    # The tiles LlavaOnevisionModel.get_image_features encodes per image (transformers' own
+    # count): a prompt's only image is its base tile plus its anyres grid of tiles; every
+    # image of a multi-image prompt is its base tile alone.
+    from transformers.models.llava_onevision.modeling_llava_onevision import (
+        image_size_to_num_patches,
+    )
+
+    sizes = inputs.get("image_sizes")
+    if sizes is None or inputs.get("pixel_values") is None:
+        return None
+    per_prompt = inputs.get("batch_num_images")
+    if per_prompt is None:
+        lone = [True] * len(sizes)
+    else:
+        lone = [int(n) == 1 for n in per_prompt for _ in range(int(n))]
+    return [
+        image_size_to_num_patches(
+            size, config.image_grid_pinpoints, config.vision_config.image_size
+        )
+        if alone
+        else 1
+        for size, alone in zip(sizes, lone, strict=True)
+    ]
 
 
 def _no_patch_grid(why: str) -> Callable[[Any], int]:
@@ -225,6 +257,7 @@ FAMILIES: dict[str, LVLMFamily] = {
             projector="model.multi_modal_projector",
             vision_width=_llava_vision_width,
             token_merge=_no_patch_grid("anyres tiles, a newline token after each row"),
+            patch_rows=_onevision_tiles,
         ),
         LVLMFamily(
             model_type="idefics2",

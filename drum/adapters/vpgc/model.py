@@ -125,6 +125,7 @@ class VPGCLVLM(WrappedLVLM):
             dtype = next(base.model.parameters()).dtype
             self.adapter = ProjectorVPGC(self.config).to(base.device, dtype)
         self._patches: torch.Tensor | None = None
+        self._rows: list[int] | None = None
 
     # --------------------------------------------------------------------------- the hooks
     def _capture_input(
@@ -135,8 +136,17 @@ class VPGCLVLM(WrappedLVLM):
     def _capture_output(self, module: nn.Module, args: Any, output: Any) -> None:
         self._patches = output[0] if isinstance(output, tuple) else output.last_hidden_state
 
+    def _capture_rows(
+        self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        # Each image's rows of patch features, where its family reads them from the inputs.
+        rows = self.base.family.patch_rows(self.base.model.config, kwargs)
+        if rows is not None:
+            self._rows = rows
+
     def _hook(self, hidden: torch.Tensor, visual: VisualPositions) -> torch.Tensor:
         patches, self._patches = self._patches, None
+        rows, self._rows = self._rows, None
         _, counts = images_of(visual)
         if not counts:
             return hidden
@@ -145,7 +155,7 @@ class VPGCLVLM(WrappedLVLM):
                 "the batch has images but no patch features were captured (the vision tower "
                 "did not run in this pass: run the model through VPGCLVLM)"
             )
-        return self.adapter(hidden, visual, self.adapter.per_image(patches, counts))
+        return self.adapter(hidden, visual, self.adapter.per_image(patches, counts, rows))
 
     @contextmanager
     def active(self) -> Iterator[None]:
@@ -161,12 +171,14 @@ class VPGCLVLM(WrappedLVLM):
             else:
                 handle = self._source.register_forward_hook(self._capture_output)
             stack.callback(handle.remove)
+            rows = self.base.model.register_forward_pre_hook(self._capture_rows, with_kwargs=True)
+            stack.callback(rows.remove)
             stack.enter_context(self.base.layer_hook(self.config.layer - 1, self._hook))
-            self._patches = None
+            self._patches, self._rows = None, None
             try:
                 yield
             finally:
-                self._patches = None
+                self._patches, self._rows = None, None
 
     # ---------------------------------------------------------------------------- the API
     @property

@@ -30,6 +30,9 @@ from drum.lvlm.prompt import ICLPrompt
 Prompts = tuple[list[ICLPrompt], list[str]]
 Base = Callable[[str], HFLVLM]
 CONFIG = VPGCConfig(num_heads=2, seed=3)
+# Issue 23's families: checked as the others (a fresh adapter is its base, the residual lands
+# at every image's visual tokens).
+NEW_FAMILIES = ("qwen3_vl", "gemma3", "llava_onevision", "idefics2")
 
 
 def _perturb(model: VPGCLVLM, seed: int = 0) -> None:
@@ -43,7 +46,7 @@ def _sums(results: list[Any]) -> torch.Tensor:
     return torch.tensor([r.sum for r in results], dtype=torch.float64)
 
 
-@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "idefics3", "blip2"])
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "idefics3", "blip2", *NEW_FAMILIES])
 def test_a_fresh_adapter_is_exactly_its_base(
     fresh_base: Base, vpgc_prompts: Prompts, family: str
 ) -> None:
@@ -82,7 +85,7 @@ def test_a_perturbed_adapter_changes_scores_and_replies(
     assert torch.allclose(alone, changed, rtol=0, atol=1e-4)
 
 
-@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "blip2"])
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "blip2", *NEW_FAMILIES])
 def test_the_residual_lands_exactly_at_every_images_visual_tokens(
     fresh_base: Base, vpgc_prompts: Prompts, family: str
 ) -> None:
