@@ -3,19 +3,23 @@
 One frozen ``LVLMFamily`` record per supported ``model_type`` (as peft keeps its per-model
 target modules in one mapping), read by everything that treats families differently:
 
-* ``HFLVLM`` (``drum.lvlm.hf``): which processor to build (``processor``), whether image
-  encodings can be cached and passed back (``feature_cache``), whether a batch needs an image
-  (``requires_image``);
+* ``HFLVLM`` (``drum.lvlm.hf``, ``drum.lvlm.processors``): which processor to build
+  (``processor``), whether image encodings can be cached and passed back (``feature_cache``),
+  whether a batch needs an image (``requires_image``), which forward argument takes the
+  per-token image mask (``token_types``);
 * the layer hooks (``drum.lvlm.hooks.decoder_layers``): where the decoder layers are;
 * VPG-C (``drum.adapters.vpgc.model``): which module's input or output is the patch features
   (``patch_features``, ``patch_features_at``) and how wide they are (``vision_width``), and
-  whether the base is a Q-Former one (``qformer``: BLIP-2); its trainer's projector-tuning
+  whether the base is a Q-Former one (``qformer``: BLIP-2), how many rows of those features
+  each image has where the visual-token counts cannot say (``patch_rows``: LLaVA-OneVision's
+  anyres tiles); its trainer's projector-tuning
   baseline: which module maps visual features into the LLM (``projector``);
 * the attention reader (``drum.lvlm.attention``): Q-Former cross-attention or the prompt's
   attention to visual tokens (``qformer``), and how many patches per side one visual token
   covers (``token_merge``).
 
-A new family is one record in ``FAMILIES`` plus its tiny model in ``tests/lvlm/tiny_lvlms``.
+A new family is one record in ``FAMILIES`` plus its tiny model in ``tests/lvlm/tiny_lvlms``'s
+``BUILDERS``.
 ``family_of(model_type)`` is the lookup; an unsupported ``model_type`` is an
 ``UnsupportedFamilyError`` naming the supported ones. ``HFLVLM`` serves a ``model_type`` without
 a record as it always has (``served_family``: ``AutoProcessor``, the decoder layers found at the

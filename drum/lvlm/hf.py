@@ -27,10 +27,11 @@ oldest demonstrations are dropped until it fits, each such prompt counted
 (``truncated_prompts``, ``dropped_demos``) and logged. Prompts that fit run exactly as they
 would without the check.
 
-Qwen2-VL / Qwen2.5-VL without torchvision: their processors always build a video processor,
-which needs torchvision, so ``AutoProcessor`` cannot load such a checkpoint. For those model
-types ``HFLVLM`` falls back to ``Qwen2VLImageOnlyProcessor`` (the processors' image half, done
-by hand; see its docstring). Their M-RoPE needs ``mm_token_type_ids``, which ``HFLVLM`` derives
+Processors (``drum.lvlm.processors``): ``AutoProcessor``, or what the family's record names
+where that cannot serve (Qwen2-VL / Qwen2.5-VL / Qwen3-VL and LLaVA-OneVision without
+torchvision: their image half alone; BLIP-2 and Idefics2: DRUM's own). Models that take a
+per-token image mask (the record's ``token_types``: Qwen's M-RoPE ``mm_token_type_ids``,
+Gemma 3's ``token_type_ids`` for its bidirectional attention within images) get it derived
 from the final (re-padded) token ids.
 """
 
@@ -136,8 +137,7 @@ class ScoreInputs:
 
 
 class HFLVLM(LVLM):
-    """An ``AutoModelForImageTextToText`` and its ``AutoProcessor`` (for Qwen2-VL-style
-    checkpoints without torchvision: ``Qwen2VLImageOnlyProcessor``).
+    """An ``AutoModelForImageTextToText`` and its processor (``drum.lvlm.processors``).
 
     Args:
         model_name_or_path: hub id (local cache when offline) or ``save_pretrained`` directory.

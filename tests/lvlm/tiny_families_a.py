@@ -31,8 +31,9 @@ def build_tiny_qwen3_vl(path: Path, seed: int = 0) -> TinyLVLM:
     with M-RoPE sections for head dim 32.
 
     Like Qwen2-VL, ``Qwen3VLProcessor`` needs torchvision (its video processor), so the
-    tokenizer (carrying the chat template) and a ``Qwen2VLImageProcessorPil`` (Qwen3-VL's
-    image processor) are saved side by side for ``Qwen2VLImageOnlyProcessor``."""
+    tokenizer, a ``Qwen2VLImageProcessorPil`` (Qwen3-VL's image processor) and the chat
+    template (``chat_template.jinja``) are saved side by side for
+    ``Qwen2VLImageOnlyProcessor``."""
     from transformers import (
         Qwen2VLImageProcessorPil,
         Qwen3VLConfig,
@@ -86,10 +87,11 @@ def build_tiny_qwen3_vl(path: Path, seed: int = 0) -> TinyLVLM:
         min_pixels=pixels, max_pixels=pixels, patch_size=patch, merge_size=merge
     )
     placeholder = "<|vision_start|><|image_pad|><|vision_end|>"
-    tokenizer.chat_template = chat_template(placeholder)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     image_processor.save_pretrained(path)
+    # Where Qwen3-VL checkpoints keep it: the processor's file, not the tokenizer's config.
+    (path / "chat_template.jinja").write_text(chat_template(placeholder), encoding="utf-8")
     return TinyLVLM("qwen3_vl", path, (IMAGE_SIZE // patch) ** 2 // merge**2, placeholder)
 
 
