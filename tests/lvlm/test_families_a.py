@@ -6,6 +6,7 @@ by-hand log-probability of ``test_hf_lvlm``; spans and VPG-C as there."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from collections.abc import Callable
@@ -139,3 +140,21 @@ def test_idefics2_with_image_splitting(
     model = VPGCLVLM(lvlm, VPGCConfig(num_heads=2, seed=3))
     adapted = model.score(prompts, answers)
     assert [r.sum for r in adapted] == pytest.approx([r.sum for r in scores], abs=1e-6)
+
+
+def test_llava_onevision_with_a_video_processor_config_loads_image_only(
+    build: Callable[[str], Any], pool: list, tmp_path: Path
+) -> None:
+    # Hub checkpoints ship a video processor config; without torchvision AutoProcessor raises
+    # ImportError on it, and the image-only processor serves the images alike.
+    path = build("llava_onevision").path
+    copy = tmp_path / "onevision"
+    shutil.copytree(path, copy)
+    video = {"video_processor_type": "LlavaOnevisionVideoProcessor", "size": {"height": 32}}
+    (copy / "video_preprocessor_config.json").write_text(json.dumps(video))
+    lvlm = HFLVLM(copy)
+    if importlib.util.find_spec("torchvision") is None:
+        assert "video_processor" not in type(lvlm.processor).get_attributes()
+    prompts = [build_prompt(pool[1:2], pool[0]), build_prompt([], pool[3])]
+    answers = ["red", "small blue"]
+    assert lvlm.score(prompts, answers) == HFLVLM(path).score(prompts, answers)
