@@ -1,11 +1,12 @@
-"""``HFLVLM`` on tiny random LLaVA, Idefics3, Qwen2-VL and Qwen2.5-VL models loaded by path.
+"""``HFLVLM`` on every tiny random family of ``tiny_lvlms.BUILDERS``, loaded by path.
 
 Each family is built once per session (``tiny_lvlms.py``, ``conftest.py``) and checked for:
 scores equal to a by-hand sum over one plain forward of the unpadded prompt + answer; batched
 scoring and generation equal to one-at-a-time, for images-then-text prompts and for
 interleaved ones (2 and 3 images between text); interleaved prompts rendered with each image's
 placeholder between the right text parts; and, for LLaVA, the image feature cache. Layer hooks
-are tested in ``test_hooks.py``.
+are tested in ``test_hooks.py``; what only some families do (Gemma 3's pan-and-scan,
+LLaVA-OneVision's anyres, Idefics2's image splitting) in ``test_families_a.py``.
 """
 
 from __future__ import annotations
