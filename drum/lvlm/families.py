@@ -83,6 +83,8 @@ class LVLMFamily:
         qformer: a Q-Former base (the LLM sees query outputs, not patches).
         feature_cache: its image encodings are one tensor per image that can be passed back
             through ``mm_encoder_outputs`` (so ``HFLVLM`` caches them).
+        stacked_encodings: its forward takes those encodings as one ``(images, tokens,
+            width)`` tensor, not a list of them (Gemma 3).
         requires_image: its forward and generate cannot run without an image.
         token_types: the forward argument that takes the per-token image mask (``TOKEN_TYPES``;
             ``""``: none, or whatever the forward's signature shows for a stand-in).
@@ -106,6 +108,7 @@ class LVLMFamily:
     token_merge: Callable[[Any], int]
     qformer: bool = False
     feature_cache: bool = False
+    stacked_encodings: bool = False
     requires_image: bool = False
     token_types: str = ""
     patch_rows: Callable[[Any, dict[str, Any]], list[int] | None] = lambda config, inputs: None
@@ -251,6 +254,8 @@ FAMILIES: dict[str, LVLMFamily] = {
             vision_width=_vision_hidden_size,
             token_merge=_gemma3_pool,
             token_types="token_type_ids",
+            feature_cache=True,  # not for an image cut into pan-and-scan crops
+            stacked_encodings=True,
         ),
         LVLMFamily(
             model_type="llava_onevision",

@@ -6,9 +6,10 @@ into exactly the visual tokens the model was trained with. The built-in LVLM is 
 through this very class.
 
 Scoring appends the answer's tokens to each rendered prompt and sums their log-probabilities.
-Only the logits at answer positions are materialised (``logits_to_keep``), and for LLaVA-style
-models the image encodings are computed once per distinct image and reused across prompts
-and batches (an LRU cache keyed by image content). With that cache on, ``score`` skips the
+Only the logits at answer positions are materialised (``logits_to_keep``), and for the families
+whose record allows it (``feature_cache``: LLaVA, Gemma 3) the image encodings are computed
+once per distinct image and reused across prompts and batches (an LRU cache keyed by image
+content). With that cache on, LLaVA's ``score`` skips the
 processor's image work altogether for images already encoded (``_encode_rows``: placeholders
 expanded by the encodings' lengths, the same ids as the processor's), and sorts each window of
 batches by length to cut padding; results keep the prompts' order. That path also runs the
@@ -72,11 +73,13 @@ _ANSWER_MEMO_LIMIT = 1 << 16
 BUCKET_WINDOW = 4
 
 
-def _encoder_outputs(features: list[torch.Tensor]) -> dict[str, Any]:
-    """Image encodings (one tensor per image) as the model's ``mm_encoder_outputs`` input."""
+def _encoder_outputs(features: list[torch.Tensor], stacked: bool = False) -> dict[str, Any]:
+    """Image encodings (one tensor per image) as the model's ``mm_encoder_outputs`` input:
+    the list, or (``stacked``: Gemma 3) one ``(images, tokens, width)`` tensor."""
     from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-    return {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=features)}}
+    pooled: Any = torch.stack(features) if stacked else features
+    return {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=pooled)}}
 
 
 # Processor outputs laid out along the processor's own padded token axis: dropped, since
@@ -147,7 +150,7 @@ class HFLVLM(LVLM):
             visible GPUs by ``accelerate``, for a model too large for one); replaces
             ``device``.
         trust_remote_code: passed to ``from_pretrained``; off unless the user asks.
-        image_feature_cache_size: distinct images whose encodings are kept (LLaVA-style models;
+        image_feature_cache_size: distinct images whose encodings are kept (LLaVA, Gemma 3;
             ``HFLVLM.feature_cache``, ``drum.lvlm.image_features``); 0 keeps none.
         context_overflow: for a prompt longer than the context (module docstring), ``"error"``
             (raise ``ContextOverflowError``) or ``"drop_demos"`` (drop its oldest
@@ -229,7 +232,7 @@ class HFLVLM(LVLM):
         # bidirectional image attention); for a stand-in record, what the signature shows.
         accepts = "mm_token_type_ids" in inspect.signature(self.model.forward).parameters
         self._token_types = self.family.token_types or ("mm_token_type_ids" if accepts else "")
-        # Post-projector image encodings, reused across prompts and calls (LLaVA-style models).
+        # Post-projector image encodings, reused across prompts and calls (LLaVA, Gemma 3).
         self.feature_cache = ImageFeatureCache(
             self.model,
             getattr(self.processor, "image_processor", None),
@@ -319,8 +322,8 @@ class HFLVLM(LVLM):
 
     # --------------------------------------------------------------------- image feature cache
     def _uses_cached_features(self) -> bool:
-        """Whether image encodings come from the feature cache: LLaVA-style models with a
-        non-empty cache, outside ``feature_cache_bypassed``."""
+        """Whether image encodings come from the feature cache: families whose record has
+        ``feature_cache``, with a non-empty cache, outside ``feature_cache_bypassed``."""
         return (
             self.family.feature_cache
             and self.feature_cache.capacity > 0
@@ -330,13 +333,16 @@ class HFLVLM(LVLM):
     def _cached_image_features(
         self, images: list[list[Path]], vision: dict[str, Any]
     ) -> dict[str, Any]:
-        """Replace ``pixel_values`` by cached encodings (one per distinct image)."""
+        """Replace ``pixel_values`` by cached encodings (one per distinct image); left as they
+        are where they are not one row per image (Gemma 3's pan-and-scan crops)."""
         if not self._uses_cached_features() or "pixel_values" not in vision:
             return vision
         flat = [path for row in images for path in row]
+        if len(vision["pixel_values"]) != len(flat):
+            return vision
         features = self.feature_cache.features(flat, vision["pixel_values"])
         rest = {k: v for k, v in vision.items() if k != "pixel_values"}
-        return {**rest, **_encoder_outputs(features)}
+        return {**rest, **_encoder_outputs(features, self.family.stacked_encodings)}
 
     def _encode_from_features(
         self, prompts: Sequence[ICLPrompt], count_image_tokens: bool = False
@@ -541,7 +547,7 @@ class HFLVLM(LVLM):
         ``prompts[i]``: what ``score`` runs, and what a training loss on answer tokens runs.
 
         ``positions``: whether to compute the visual positions (default: when a layer hook
-        is installed). Image encodings come from the feature cache (LLaVA-style models)
+        is installed). Image encodings come from the feature cache (LLaVA, Gemma 3)
         unless it is bypassed (``feature_cache_bypassed``)."""
         if positions is None:
             positions = self._hooks.active

@@ -70,6 +70,28 @@ def test_gemma3_image_tokens_attend_both_ways(build: Callable[[str], Any], pool:
     assert (both_ways - causal).abs().max() > 5 * ATOL
 
 
+def test_gemma3_image_features_are_cached(build: Callable[[str], Any], pool: list) -> None:
+    path = build("gemma3").path
+    prompts = [build_prompt(pool[1:3], pool[0]), build_prompt(pool[4:5], pool[0])]
+    answers = ["red blue", "small"]
+    expected = HFLVLM(path, image_feature_cache_size=0).score(prompts, answers)
+    lvlm = HFLVLM(path)
+    calls: list[int] = []
+    tower = lvlm.model.model.vision_tower
+    handle = tower.register_forward_hook(lambda module, args, output: calls.append(1))
+    try:
+        first = lvlm.score(prompts, answers)
+        assert calls and len(lvlm.feature_cache) == 4  # 4 distinct images of 5
+        calls.clear()
+        again = lvlm.score(prompts[::-1], answers[::-1])
+        assert not calls
+    finally:
+        handle.remove()
+    for result, cached, reordered in zip(expected, first, again[::-1], strict=True):
+        assert cached.sum == pytest.approx(result.sum, abs=ATOL)
+        assert reordered.sum == pytest.approx(cached.sum, abs=ATOL)
+
+
 def test_gemma3_pan_and_scan_crops_are_one_images_tokens(
     build: Callable[[str], Any], pool: list, tmp_path: Path
 ) -> None:
@@ -94,6 +116,8 @@ def test_gemma3_pan_and_scan_crops_are_one_images_tokens(
     scores = lvlm.score(prompts, answers)
     for prompt_, answer, result in zip(prompts, answers, scores, strict=True):
         assert result.sum == pytest.approx(_reference_score(lvlm, prompt_, answer), abs=ATOL)
+    # Crops are no one-row-per-image encodings: the feature cache stands aside.
+    assert len(lvlm.feature_cache) == 0
     visual = _spans(lvlm, prompts, answers)
     (start, end), (second, _) = visual.spans[0]
     assert int(visual.mask[0, start:end].sum()) == 12 and end < second
