@@ -182,3 +182,26 @@ def test_llava_onevision_with_a_video_processor_config_loads_image_only(
     prompts = [build_prompt(pool[1:2], pool[0]), build_prompt([], pool[3])]
     answers = ["red", "small blue"]
     assert lvlm.score(prompts, answers) == HFLVLM(path).score(prompts, answers)
+
+
+def test_idefics2_vpgc_keys_skip_the_padding_of_smaller_images(
+    build: Callable[[str], Any], pool: list, tmp_path: Path
+) -> None:
+    # A 64 x 32 image is resized to 32 x 16 and padded to 32 x 32 beside a square one: its
+    # padding patches are no keys, so a trained adapter scores it alike alone and batched.
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (64, 32), (40, 200, 40)).save(wide)
+    model = VPGCLVLM(HFLVLM(build("idefics2").path), VPGCConfig(num_heads=2, seed=3))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.adapter.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator))
+    prompts = [
+        ICLPrompt((), Turn((TextPart("one"), ImagePart(wide), TextPart("two")))),
+        build_prompt([], pool[0]),
+    ]
+    answers = ["red blue", "small"]
+    batched = model.score(prompts, answers)
+    alone = [model.score([p], [a])[0] for p, a in zip(prompts, answers, strict=True)]
+    assert [r.sum for r in batched] == pytest.approx([r.sum for r in alone], abs=ATOL)
+    assert batched[0].sum != pytest.approx(model.base.score(prompts[:1], answers[:1])[0].sum)

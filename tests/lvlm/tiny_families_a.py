@@ -225,7 +225,8 @@ def build_tiny_llava_onevision(path: Path, seed: int = 0) -> TinyLVLM:
 def build_tiny_idefics2(path: Path, seed: int = 0) -> TinyLVLM:
     """Idefics2: a 32 px SigLIP-style tower with 8 px patches (16 patches), a perceiver
     resampler of 4 latents (4 visual tokens per image between ``<fake_token_around_image>``),
-    no image splitting."""
+    no image splitting; a 32 px square stays as it is, a 64 x 32 image becomes 32 x 16 (padded
+    to its batch's largest, with a pixel mask)."""
     from transformers import (
         Idefics2Config,
         Idefics2ForConditionalGeneration,
@@ -267,7 +268,7 @@ def build_tiny_idefics2(path: Path, seed: int = 0) -> TinyLVLM:
     processor = Idefics2Processor(
         image_processor=Idefics2ImageProcessorPil(
             do_image_splitting=False,
-            size={"shortest_edge": IMAGE_SIZE, "longest_edge": IMAGE_SIZE},
+            size={"shortest_edge": IMAGE_SIZE // 2, "longest_edge": IMAGE_SIZE},
         ),
         tokenizer=tokenizer,
         image_seq_len=latents,
