@@ -259,11 +259,13 @@ def build_tiny_idefics2(path: Path, seed: int = 0) -> TinyLVLM:
     )
     model = Idefics2ForConditionalGeneration(config)
     # Random latents (Idefics2 initialises them to one: every latent would read alike), and
-    # word embeddings of the RMS-normed visual tokens' scale (at 0.02 the visual tokens swamp
-    # the text and every prompt gets the same reply).
+    # text-layer weights ten times the default scale: at 0.02 the RMS-normed visual tokens
+    # swamp what the layers add and every prompt gets the same greedy reply.
     with torch.no_grad():
         model.model.connector.perceiver_resampler.latents.normal_(std=1.0)
-        model.model.text_model.embed_tokens.weight.normal_(std=1.0)
+        for name, weight in model.model.text_model.named_parameters():
+            if weight.dim() == 2 and "embed" not in name:
+                weight.normal_(std=0.2)
     _set_generation_ids(model, tokenizer)
     processor = Idefics2Processor(
         image_processor=Idefics2ImageProcessorPil(

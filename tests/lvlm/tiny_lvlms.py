@@ -14,6 +14,7 @@ rendered prompt are exactly how the template would render the finished conversat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -323,8 +324,17 @@ def build_tiny_blip2(path: Path, seed: int = 0, patch_size: int = 16) -> TinyLVL
     return TinyLVLM("blip-2", path, queries, "<image>")
 
 
-# Below the helpers they import (tiny_families_a reads this module's names).
-from tests.lvlm import tiny_families_a  # noqa: E402
+def _families_a(name: str) -> Callable[..., TinyLVLM]:
+    """``tiny_families_a.build_tiny_<name>``, imported when first called (that module imports
+    this one's helpers)."""
+
+    def build(path: Path, seed: int = 0) -> TinyLVLM:
+        from tests.lvlm import tiny_families_a
+
+        return getattr(tiny_families_a, f"build_tiny_{name}")(path, seed)
+
+    return build
+
 
 BUILDERS = {
     "llava": build_tiny_llava,
@@ -332,8 +342,8 @@ BUILDERS = {
     "qwen2_vl": build_tiny_qwen2_vl,
     "qwen2_5_vl": build_tiny_qwen2_5_vl,
     "blip2": build_tiny_blip2,
-    "qwen3_vl": tiny_families_a.build_tiny_qwen3_vl,
-    "gemma3": tiny_families_a.build_tiny_gemma3,
-    "llava_onevision": tiny_families_a.build_tiny_llava_onevision,
-    "idefics2": tiny_families_a.build_tiny_idefics2,
+    "qwen3_vl": _families_a("qwen3_vl"),
+    "gemma3": _families_a("gemma3"),
+    "llava_onevision": _families_a("llava_onevision"),
+    "idefics2": _families_a("idefics2"),
 }
