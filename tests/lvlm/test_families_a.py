@@ -187,8 +187,9 @@ def test_llava_onevision_with_a_video_processor_config_loads_image_only(
 def test_idefics2_vpgc_keys_skip_the_padding_of_smaller_images(
     build: Callable[[str], Any], pool: list, tmp_path: Path
 ) -> None:
-    # A 64 x 32 image is resized to 32 x 16 and padded to 32 x 32 beside a square one: its
-    # padding patches are no keys, so a trained adapter scores it alike alone and batched.
+    # A 64 x 32 image is resized to 32 x 16 (8 patches) and padded to 32 x 32 beside a square
+    # one: its padding patches are no keys, so VPG-C sees the same keys for it alone and
+    # batched, and a trained adapter scores it alike.
     wide = tmp_path / "wide.png"
     Image.new("RGB", (64, 32), (40, 200, 40)).save(wide)
     model = VPGCLVLM(HFLVLM(build("idefics2").path), VPGCConfig(num_heads=2, seed=3))
@@ -196,6 +197,14 @@ def test_idefics2_vpgc_keys_skip_the_padding_of_smaller_images(
     with torch.no_grad():
         for parameter in model.adapter.parameters():
             parameter.add_(torch.randn(parameter.shape, generator=generator))
+    keys: list[list[torch.Tensor]] = []
+    per_image = model.adapter.per_image
+
+    def record(*args: Any) -> list[torch.Tensor]:
+        keys.append(per_image(*args))
+        return keys[-1]
+
+    model.adapter.per_image = record  # type: ignore[method-assign]
     prompts = [
         ICLPrompt((), Turn((TextPart("one"), ImagePart(wide), TextPart("two")))),
         build_prompt([], pool[0]),
@@ -203,5 +212,8 @@ def test_idefics2_vpgc_keys_skip_the_padding_of_smaller_images(
     answers = ["red blue", "small"]
     batched = model.score(prompts, answers)
     alone = [model.score([p], [a])[0] for p, a in zip(prompts, answers, strict=True)]
+    (wide_batched, square_batched), (wide_alone,), (square_alone,) = keys
+    assert wide_batched.shape[0] == wide_alone.shape[0] == 8 and square_batched.shape[0] == 16
+    assert torch.allclose(wide_batched, wide_alone, atol=1e-5)
+    assert torch.allclose(square_batched, square_alone, atol=1e-5)
     assert [r.sum for r in batched] == pytest.approx([r.sum for r in alone], abs=ATOL)
-    assert batched[0].sum != pytest.approx(model.base.score(prompts[:1], answers[:1])[0].sum)
