@@ -84,3 +84,5 @@ def test_records_are_validated() -> None:
         dataclasses.replace(llava, processor="mine")
     with pytest.raises(ValueError, match="patch_features_at must be one of"):
         dataclasses.replace(llava, patch_features_at="middle")
+    with pytest.raises(ValueError, match="token_types must be one of"):
+        dataclasses.replace(llava, token_types="types")
