@@ -3,19 +3,23 @@
 One frozen ``LVLMFamily`` record per supported ``model_type`` (as peft keeps its per-model
 target modules in one mapping), read by everything that treats families differently:
 
-* ``HFLVLM`` (``drum.lvlm.hf``): which processor to build (``processor``), whether image
-  encodings can be cached and passed back (``feature_cache``), whether a batch needs an image
-  (``requires_image``);
+* ``HFLVLM`` (``drum.lvlm.hf``, ``drum.lvlm.processors``): which processor to build
+  (``processor``), whether image encodings can be cached and passed back (``feature_cache``),
+  whether a batch needs an image (``requires_image``), which forward argument takes the
+  per-token image mask (``token_types``);
 * the layer hooks (``drum.lvlm.hooks.decoder_layers``): where the decoder layers are;
 * VPG-C (``drum.adapters.vpgc.model``): which module's input or output is the patch features
   (``patch_features``, ``patch_features_at``) and how wide they are (``vision_width``), and
-  whether the base is a Q-Former one (``qformer``: BLIP-2); its trainer's projector-tuning
+  whether the base is a Q-Former one (``qformer``: BLIP-2), how many rows of those features
+  each image has where the visual-token counts cannot say (``patch_rows``: LLaVA-OneVision's
+  anyres tiles); its trainer's projector-tuning
   baseline: which module maps visual features into the LLM (``projector``);
 * the attention reader (``drum.lvlm.attention``): Q-Former cross-attention or the prompt's
   attention to visual tokens (``qformer``), and how many patches per side one visual token
   covers (``token_merge``).
 
-A new family is one record in ``FAMILIES`` plus its tiny model in ``tests/lvlm/tiny_lvlms``.
+A new family is one record in ``FAMILIES`` plus its tiny model in ``tests/lvlm/tiny_lvlms``'s
+``BUILDERS``.
 ``family_of(model_type)`` is the lookup; an unsupported ``model_type`` is an
 ``UnsupportedFamilyError`` naming the supported ones. ``HFLVLM`` serves a ``model_type`` without
 a record as it always has (``served_family``: ``AutoProcessor``, the decoder layers found at the
@@ -54,7 +58,16 @@ PROCESSORS = (
     # MllamaInterleavedProcessor: Mllama's own lays its cross-attention mask along its own
     # padding and gives no per-image entries; this one derives the mask from any ids.
     "mllama_interleaved",
+    # AutoProcessor, or where its video processor needs the missing torchvision, the family's
+    # processor class without it (drum.lvlm.image_only_processor; LLaVA-OneVision).
+    "image_only",
+    # Idefics2CountingProcessor: Idefics2's own, which also says how many image tokens each
+    # image became (drum.lvlm.idefics2_processor).
+    "idefics2_counted",
 )
+# The forward argument that takes the per-token image mask (1 at image tokens) HFLVLM derives
+# from the final ids: Qwen2-VL-style M-RoPE, Gemma 3's bidirectional attention within images.
+TOKEN_TYPES = ("", "mm_token_type_ids", "token_type_ids")
 PATCH_FEATURES_AT = ("input", "output")
 
 
@@ -82,6 +95,8 @@ class LVLMFamily:
         qformer: a Q-Former base (the LLM sees query outputs, not patches).
         feature_cache: its image encodings are one tensor per image that can be passed back
             through ``mm_encoder_outputs`` (so ``HFLVLM`` caches them).
+        stacked_encodings: its forward takes those encodings as one ``(images, tokens,
+            width)`` tensor, not a list of them (Gemma 3).
         requires_image: its forward and generate cannot run without an image.
         cross_attention: images reach the language model through cross-attention layers,
             never as tokens of the sequence (IDEFICS, Mllama): an image's span
@@ -92,6 +107,13 @@ class LVLMFamily:
         batch_by_image_count: ``HFLVLM`` runs each batch as one sub-batch per image count
             (``drum.lvlm.image_count_groups``: Mllama's imageless tokens see the batch's
             padding images).
+        token_types: the forward argument that takes the per-token image mask (``TOKEN_TYPES``;
+            ``""``: none, or whatever the forward's signature shows for a stand-in).
+        patch_rows: ``patch_rows(config, inputs)``, from a forward pass's inputs, how many rows
+            of the captured ``(rows, patches, width)`` patch features each image of the pass
+            has, where that is not the same number of visual tokens per row for every image
+            (LLaVA-OneVision's anyres tiles); ``None`` (the default reader): VPG-C finds it
+            from the visual-token counts.
         recorded: ``False`` for the stand-in ``served_family`` gives a ``model_type`` without a
             record; its ``decoder_layers`` is empty (searched at the usual paths) and its
             patch-feature facts raise ``UnsupportedFamilyError``.
@@ -107,9 +129,12 @@ class LVLMFamily:
     token_merge: Callable[[Any], int]
     qformer: bool = False
     feature_cache: bool = False
+    stacked_encodings: bool = False
     requires_image: bool = False
     cross_attention: bool = False
     batch_by_image_count: bool = False
+    token_types: str = ""
+    patch_rows: Callable[[Any, dict[str, Any]], list[int] | None] = lambda config, inputs: None
     recorded: bool = True
 
     def __post_init__(self) -> None:
@@ -120,6 +145,8 @@ class LVLMFamily:
                 f"patch_features_at must be one of {PATCH_FEATURES_AT}, "
                 f"got {self.patch_features_at!r}"
             )
+        if self.token_types not in TOKEN_TYPES:
+            raise ValueError(f"token_types must be one of {TOKEN_TYPES}, got {self.token_types!r}")
 
 
 def module_at(model: Any, path: str) -> Any:
@@ -192,6 +219,45 @@ def _pixel_shuffle(config: Any) -> int:
     return int(config.scale_factor)
 
 
+def _gemma3_pool(config: Any) -> int:
+    # Gemma 3's projector average-pools the patch grid down to mm_tokens_per_image tokens.
+    side = int(config.vision_config.image_size) // int(config.vision_config.patch_size)
+    return side // round(int(config.mm_tokens_per_image) ** 0.5)
+
+
+def _onevision_tiles(config: Any, inputs: dict[str, Any]) -> list[int] | None:
+    # The tiles LlavaOnevisionModel.get_image_features encodes per image (transformers' own
+    # count): a prompt's only image is its base tile plus its anyres grid of tiles; every
+    # image of a multi-image prompt is its base tile alone.
+    from transformers.models.llava_onevision.modeling_llava_onevision import (
+        image_size_to_num_patches,
+    )
+
+    sizes = inputs.get("image_sizes")
+    if sizes is None or inputs.get("pixel_values") is None:
+        return None
+    per_prompt = inputs.get("batch_num_images")
+    if per_prompt is None:
+        lone = [True] * len(sizes)
+    else:
+        lone = [int(n) == 1 for n in per_prompt for _ in range(int(n))]
+    return [
+        image_size_to_num_patches(
+            size, config.image_grid_pinpoints, config.vision_config.image_size
+        )
+        if alone
+        else 1
+        for size, alone in zip(sizes, lone, strict=True)
+    ]
+
+
+def _no_patch_grid(why: str) -> Callable[[Any], int]:
+    def refuse(config: Any) -> int:
+        raise ValueError(f"{config.model_type}: its visual tokens map onto no patch grid ({why})")
+
+    return refuse
+
+
 _QWEN = {
     "processor": "qwen_image_only",
     "decoder_layers": "model.language_model.layers",
@@ -199,6 +265,7 @@ _QWEN = {
     "patch_features_at": "input",
     "projector": "model.visual.merger",
     "token_merge": _spatial_merge,
+    "token_types": "mm_token_type_ids",
 }
 
 FAMILIES: dict[str, LVLMFamily] = {
@@ -227,6 +294,42 @@ FAMILIES: dict[str, LVLMFamily] = {
         ),
         LVLMFamily(model_type="qwen2_vl", vision_width=_qwen2_vl_vision_width, **_QWEN),
         LVLMFamily(model_type="qwen2_5_vl", vision_width=_vision_hidden_size, **_QWEN),
+        # Its image processor is Qwen2-VL's; deepstack features join after the first layers.
+        LVLMFamily(model_type="qwen3_vl", vision_width=_vision_hidden_size, **_QWEN),
+        LVLMFamily(
+            model_type="gemma3",
+            processor="auto",
+            decoder_layers="model.language_model.layers",
+            patch_features="model.multi_modal_projector",
+            patch_features_at="input",
+            projector="model.multi_modal_projector",
+            vision_width=_vision_hidden_size,
+            token_merge=_gemma3_pool,
+            token_types="token_type_ids",
+            feature_cache=True,  # not for an image cut into pan-and-scan crops
+            stacked_encodings=True,
+        ),
+        LVLMFamily(
+            model_type="llava_onevision",
+            processor="image_only",
+            decoder_layers="model.language_model.layers",
+            patch_features="model.multi_modal_projector",
+            patch_features_at="input",
+            projector="model.multi_modal_projector",
+            vision_width=_llava_vision_width,
+            token_merge=_no_patch_grid("anyres tiles, a newline token after each row"),
+            patch_rows=_onevision_tiles,
+        ),
+        LVLMFamily(
+            model_type="idefics2",
+            processor="idefics2_counted",
+            decoder_layers="model.text_model.layers",
+            patch_features="model.connector",
+            patch_features_at="input",
+            projector="model.connector",
+            vision_width=_vision_hidden_size,
+            token_merge=_no_patch_grid("a perceiver resampler's latents"),
+        ),
         LVLMFamily(
             model_type="blip-2",
             processor="blip2_interleaved",

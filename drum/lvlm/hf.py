@@ -6,9 +6,10 @@ into exactly the visual tokens the model was trained with. The built-in LVLM is 
 through this very class.
 
 Scoring appends the answer's tokens to each rendered prompt and sums their log-probabilities.
-Only the logits at answer positions are materialised (``logits_to_keep``), and for LLaVA-style
-models the image encodings are computed once per distinct image and reused across prompts
-and batches (an LRU cache keyed by image content). With that cache on, ``score`` skips the
+Only the logits at answer positions are materialised (``logits_to_keep``), and for the families
+whose record allows it (``feature_cache``: LLaVA, Gemma 3) the image encodings are computed
+once per distinct image and reused across prompts and batches (an LRU cache keyed by image
+content). With that cache on, LLaVA's ``score`` skips the
 processor's image work altogether for images already encoded (``_encode_rows``: placeholders
 expanded by the encodings' lengths, the same ids as the processor's), and sorts each window of
 batches by length to cut padding; results keep the prompts' order. That path also runs the
@@ -27,14 +28,15 @@ oldest demonstrations are dropped until it fits, each such prompt counted
 (``truncated_prompts``, ``dropped_demos``) and logged. Prompts that fit run exactly as they
 would without the check.
 
-Qwen2-VL / Qwen2.5-VL without torchvision: their processors always build a video processor,
-which needs torchvision, so ``AutoProcessor`` cannot load such a checkpoint. For those model
-types ``HFLVLM`` falls back to ``Qwen2VLImageOnlyProcessor`` (the processors' image half, done
-by hand; see its docstring), as for InternVL and Mistral3 (``drum.lvlm.processors``). Their
-M-RoPE needs ``mm_token_type_ids``, which ``HFLVLM`` derives from the final (re-padded) token
-ids; likewise the cross-attention masks of IDEFICS and Mllama, from the processor's
-``token_inputs``. Mllama's batches run one pass per image count
-(``drum.lvlm.image_count_groups``).
+Processors (``drum.lvlm.processors``): ``AutoProcessor``, or what the family's record names
+where that cannot serve (Qwen2-VL / Qwen2.5-VL / Qwen3-VL and LLaVA-OneVision without
+torchvision: their image half alone; BLIP-2 and Idefics2: DRUM's own). Models that take a
+per-token image mask (the record's ``token_types``: Qwen's M-RoPE ``mm_token_type_ids``,
+Gemma 3's ``token_type_ids`` for its bidirectional attention within images) get it derived
+from the final (re-padded) token ids;
+the cross-attention masks of IDEFICS and Mllama come from the processor's
+``token_inputs`` (InternVL and Mistral3 too are served by their image half without
+torchvision). Mllama's batches run one pass per image count (``drum.lvlm.image_count_groups``).
 """
 
 from __future__ import annotations
@@ -65,9 +67,7 @@ from drum.lvlm.image_features import ImageFeatureCache
 from drum.lvlm.last_layer_mlp import last_layer_mlp, only_at_positions
 from drum.lvlm.processors import load_processor
 from drum.lvlm.prompt import ICLPrompt
-from drum.lvlm.qwen_processor import (  # re-exported
-    Qwen2VLImageOnlyProcessor as Qwen2VLImageOnlyProcessor,
-)
+from drum.lvlm.qwen_processor import Qwen2VLImageOnlyProcessor as Qwen2VLImageOnlyProcessor
 from drum.utils import allocator
 from drum.utils.fingerprint import directory_digest
 
@@ -77,11 +77,13 @@ _ANSWER_MEMO_LIMIT = 1 << 16
 BUCKET_WINDOW = 4
 
 
-def _encoder_outputs(features: list[torch.Tensor]) -> dict[str, Any]:
-    """Image encodings (one tensor per image) as the model's ``mm_encoder_outputs`` input."""
+def _encoder_outputs(features: list[torch.Tensor], stacked: bool = False) -> dict[str, Any]:
+    """Image encodings (one tensor per image) as the model's ``mm_encoder_outputs`` input:
+    the list, or (``stacked``: Gemma 3) one ``(images, tokens, width)`` tensor."""
     from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-    return {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=features)}}
+    pooled: Any = torch.stack(features) if stacked else features
+    return {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=pooled)}}
 
 
 # Processor outputs laid out along the processor's own padded token axis: dropped, since
@@ -150,8 +152,7 @@ class ScoreInputs:
 
 
 class HFLVLM(LVLM):
-    """An ``AutoModelForImageTextToText`` and its ``AutoProcessor`` (for Qwen2-VL-style
-    checkpoints without torchvision: ``Qwen2VLImageOnlyProcessor``).
+    """An ``AutoModelForImageTextToText`` and its processor (``drum.lvlm.processors``).
 
     Args:
         model_name_or_path: hub id (local cache when offline) or ``save_pretrained`` directory.
@@ -161,7 +162,7 @@ class HFLVLM(LVLM):
             visible GPUs by ``accelerate``, for a model too large for one); replaces
             ``device``.
         trust_remote_code: passed to ``from_pretrained``; off unless the user asks.
-        image_feature_cache_size: distinct images whose encodings are kept (LLaVA-style models;
+        image_feature_cache_size: distinct images whose encodings are kept (LLaVA, Gemma 3;
             ``HFLVLM.feature_cache``, ``drum.lvlm.image_features``); 0 keeps none.
         context_overflow: for a prompt longer than the context (module docstring), ``"error"``
             (raise ``ContextOverflowError``) or ``"drop_demos"`` (drop its oldest
@@ -207,7 +208,7 @@ class HFLVLM(LVLM):
         self.device = torch.device(device)
         check_model_path(model_name_or_path)  # ModelPathError, before transformers sees it
         try:
-            self.processor = self._load_processor(model_name_or_path, trust_remote_code)
+            self.processor = load_processor(model_name_or_path, trust_remote_code)
         except (OSError, ValueError, KeyError) as error:
             raise model_load_error(model_name_or_path, error) from error
         # Checked before the (possibly large) weights are loaded.
@@ -239,11 +240,11 @@ class HFLVLM(LVLM):
         self._accepts_logits_to_keep = (
             "logits_to_keep" in inspect.signature(self.model.forward).parameters
         )
-        # Qwen2-VL style models need a per-token image/text type alongside the ids.
-        self._accepts_mm_token_type_ids = (
-            "mm_token_type_ids" in inspect.signature(self.model.forward).parameters
-        )
-        # Post-projector image encodings, reused across prompts and calls (LLaVA-style models).
+        # The forward argument for the per-token image mask (Qwen2-VL's M-RoPE, Gemma 3's
+        # bidirectional image attention); for a stand-in record, what the signature shows.
+        accepts = "mm_token_type_ids" in inspect.signature(self.model.forward).parameters
+        self._token_types = self.family.token_types or ("mm_token_type_ids" if accepts else "")
+        # Post-projector image encodings, reused across prompts and calls (LLaVA, Gemma 3).
         self.feature_cache = ImageFeatureCache(
             self.model,
             getattr(self.processor, "image_processor", None),
@@ -269,12 +270,6 @@ class HFLVLM(LVLM):
         self._fingerprint = f"{self.model_type}-{hashlib.sha256(content.encode()).hexdigest()[:16]}"
 
     # ----------------------------------------------------------------------------- rendering
-    @staticmethod
-    def _load_processor(model_name_or_path: str | Path, trust_remote_code: bool) -> Any:
-        """``AutoProcessor``, or the family's own or image-only processor
-        (``drum.lvlm.processors``)."""
-        return load_processor(model_name_or_path, trust_remote_code)
-
     def _image_token_id(self) -> int | None:
         for attribute in ("image_token_id", "image_token_index"):
             value = getattr(self.model.config, attribute, None)
@@ -323,9 +318,10 @@ class HFLVLM(LVLM):
         counts = None
         if count_image_tokens:
             # Each image's placeholder became one replacement string (for Idefics3 with all
-            # its tiles): its image tokens are that string's image placeholders.
+            # its tiles, Gemma 3 with its pan-and-scan crops): its image tokens are that
+            # string's image tokens (Gemma 3's placeholder is another token than those).
             offsets = batch.get("text_replacement_offsets") or [[] for _ in prompts]
-            token = self.processor.image_token
+            token = self.tokenizer.convert_ids_to_tokens(self.image_token_id)
             counts = [
                 [entry["replacement"].count(token) for entry in row if entry["type"] == "image"]
                 for row in offsets
@@ -333,13 +329,13 @@ class HFLVLM(LVLM):
         return ids, vision, images, counts
 
     def _token_type_ids(self, ids: list[int]) -> list[int]:
-        # Qwen2-VL style ``mm_token_type_ids``: 1 at image tokens, 0 elsewhere.
+        # The per-token image mask (``_token_types``): 1 at image tokens, 0 elsewhere.
         return [int(token == self.image_token_id) for token in ids]
 
     # --------------------------------------------------------------------- image feature cache
     def _uses_cached_features(self) -> bool:
-        """Whether image encodings come from the feature cache: LLaVA-style models with a
-        non-empty cache, outside ``feature_cache_bypassed``."""
+        """Whether image encodings come from the feature cache: families whose record has
+        ``feature_cache``, with a non-empty cache, outside ``feature_cache_bypassed``."""
         return (
             self.family.feature_cache
             and self.feature_cache.capacity > 0
@@ -349,13 +345,16 @@ class HFLVLM(LVLM):
     def _cached_image_features(
         self, images: list[list[Path]], vision: dict[str, Any]
     ) -> dict[str, Any]:
-        """Replace ``pixel_values`` by cached encodings (one per distinct image)."""
+        """Replace ``pixel_values`` by cached encodings (one per distinct image); left as they
+        are where they are not one row per image (Gemma 3's pan-and-scan crops)."""
         if not self._uses_cached_features() or "pixel_values" not in vision:
             return vision
         flat = [path for row in images for path in row]
+        if len(vision["pixel_values"]) != len(flat):
+            return vision
         features = self.feature_cache.features(flat, vision["pixel_values"])
         rest = {k: v for k, v in vision.items() if k != "pixel_values"}
-        return {**rest, **_encoder_outputs(features)}
+        return {**rest, **_encoder_outputs(features, self.family.stacked_encodings)}
 
     def _encode_from_features(
         self, prompts: Sequence[ICLPrompt], count_image_tokens: bool = False
@@ -560,7 +559,7 @@ class HFLVLM(LVLM):
         ``prompts[i]``: what ``score`` runs, and what a training loss on answer tokens runs.
 
         ``positions``: whether to compute the visual positions (default: when a layer hook
-        is installed). Image encodings come from the feature cache (LLaVA-style models)
+        is installed). Image encodings come from the feature cache (LLaVA, Gemma 3)
         unless it is bypassed (``feature_cache_bypassed``)."""
         if positions is None:
             positions = self._hooks.active
@@ -614,10 +613,10 @@ class HFLVLM(LVLM):
             )
         )
         token_types: dict[str, torch.Tensor] = {}
-        if self._accepts_mm_token_type_ids:
+        if self._token_types:
             types = [self._token_type_ids(s) for s in sequences]
             rows = [[0] * f + t if left else t + [0] * f for t, f in zip(types, fills, strict=True)]
-            token_types["mm_token_type_ids"] = torch.tensor(rows).to(self.device)
+            token_types[self._token_types] = torch.tensor(rows).to(self.device)
         input_ids = torch.tensor(ids).to(self.device)
         if hasattr(self.processor, "token_inputs"):  # cross-attention masks (IDEFICS, Mllama)
             token_types.update(self.processor.token_inputs(input_ids, vision))

@@ -1,4 +1,4 @@
-"""An LRU cache of a LLaVA-style model's image encodings, keyed by image content.
+"""An LRU cache of a model's image encodings (LLaVA, Gemma 3), keyed by image content.
 
 Feedback scoring and evaluation show the same images in many prompts (a query's image in
 every one of its candidates' prompts, a pool image in every query it is a candidate for).
@@ -28,8 +28,8 @@ class ImageFeatureCache:
     """Encodings of ``model`` (``model.model.get_image_features``), at most ``capacity``.
 
     Args:
-        model: a LLaVA-style ``...ForConditionalGeneration`` (its ``model`` has
-            ``get_image_features``).
+        model: a ``...ForConditionalGeneration`` whose ``model.get_image_features`` encodes
+            ``pixel_values`` of one row per image (LLaVA, Gemma 3 without pan-and-scan).
         image_processor: the processor's image processor (what makes ``pixel_values``).
         device: where the pixel values go.
         capacity: distinct images kept; 0 keeps none (every call encodes its images).

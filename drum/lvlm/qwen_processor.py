@@ -1,6 +1,7 @@
 """``Qwen2VLImageOnlyProcessor``: the image half of Qwen2-VL's processor, for machines without
-torchvision (whose absence keeps ``AutoProcessor`` from building Qwen2-VL / Qwen2.5-VL
-processors). ``HFLVLM`` falls back to it for those model types."""
+torchvision (whose absence keeps ``AutoProcessor`` from building Qwen2-VL / Qwen2.5-VL /
+Qwen3-VL processors). ``HFLVLM`` falls back to it for those model types (Qwen3-VL's image
+processor and image-token expansion are Qwen2-VL's)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ class Qwen2VLImageOnlyProcessor:
     (``<|image_pad|>``) in the rendered text, in order of appearance across the batch, becomes
     ``t * h * w // merge_size**2`` placeholders, one per token the vision tower's patch merger
     outputs, exactly as ``Qwen2VLProcessor.replace_image_token`` expands it. The chat template
-    is the tokenizer's. ``mm_token_type_ids`` (M-RoPE's image-token mask) is not returned:
+    is the tokenizer's or, where the tokenizer has none, the checkpoint's processor-level
+    ``chat_template.jinja`` / ``chat_template.json`` (how Qwen3-VL checkpoints ship it).
+    ``mm_token_type_ids`` (M-RoPE's image-token mask) is not returned:
     ``HFLVLM`` derives it from the final, re-padded ids.
     """
 
@@ -44,7 +47,10 @@ class Qwen2VLImageOnlyProcessor:
         tokenizer = AutoTokenizer.from_pretrained(
             model_name_or_path, trust_remote_code=trust_remote_code
         )
-        return cls(tokenizer, Qwen2VLImageProcessorPil.from_pretrained(model_name_or_path))
+        processor = cls(tokenizer, Qwen2VLImageProcessorPil.from_pretrained(model_name_or_path))
+        if processor.chat_template is None:
+            processor.chat_template = _processor_chat_template(model_name_or_path)
+        return processor
 
     def apply_chat_template(self, conversation: list[dict[str, Any]], **kwargs: Any) -> Any:
         return self.tokenizer.apply_chat_template(
@@ -96,3 +102,23 @@ class Qwen2VLImageOnlyProcessor:
         if return_text_replacement_offsets:
             data["text_replacement_offsets"] = offsets
         return BatchFeature(data)
+
+
+def _processor_chat_template(model_name_or_path: str | Path) -> str | None:
+    """The checkpoint's processor-level chat template (``chat_template.jinja``, else the
+    ``"chat_template"`` of ``chat_template.json``), or None."""
+    import json
+
+    from transformers.utils import cached_file
+
+    for name in ("chat_template.jinja", "chat_template.json"):
+        found = cached_file(
+            model_name_or_path,
+            name,
+            _raise_exceptions_for_missing_entries=False,
+            _raise_exceptions_for_connection_errors=False,
+        )
+        if found is not None:
+            text = Path(found).read_text(encoding="utf-8")
+            return text if name.endswith(".jinja") else json.loads(text).get("chat_template")
+    return None

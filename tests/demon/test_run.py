@@ -117,7 +117,10 @@ def test_max_per_task_generates_and_scores_the_first_samples(
     assert len(more.generated) == 3
 
 
-BACKENDS = ["builtin", "llava", "idefics3", "qwen2_vl", "qwen2_5_vl"]
+BACKENDS = [
+    "builtin", "llava", "idefics3", "qwen2_vl", "qwen2_5_vl",
+    "qwen3_vl", "gemma3", "llava_onevision", "idefics2",
+]  # fmt: skip
 
 
 def model_dir(family: str, tiny_lvlm_dirs: Callable[[str], Path]) -> Path:

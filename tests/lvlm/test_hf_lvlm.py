@@ -1,11 +1,12 @@
-"""``HFLVLM`` on tiny random LLaVA, Idefics3, Qwen2-VL and Qwen2.5-VL models loaded by path.
+"""``HFLVLM`` on every tiny random family of ``tiny_lvlms.BUILDERS``, loaded by path.
 
 Each family is built once per session (``tiny_lvlms.py``, ``conftest.py``) and checked for:
 scores equal to a by-hand sum over one plain forward of the unpadded prompt + answer; batched
 scoring and generation equal to one-at-a-time, for images-then-text prompts and for
 interleaved ones (2 and 3 images between text); interleaved prompts rendered with each image's
 placeholder between the right text parts; and, for LLaVA, the image feature cache. Layer hooks
-are tested in ``test_hooks.py``.
+are tested in ``test_hooks.py``; what only some families do (Gemma 3's pan-and-scan,
+LLaVA-OneVision's anyres, Idefics2's image splitting) in ``test_families_a.py``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from drum.lvlm.base import ScoreResult
 from drum.lvlm.hf import HFLVLM, Qwen2VLImageOnlyProcessor
 from drum.lvlm.prompt import ICLPrompt
 
-QWEN_FAMILIES = ("qwen2_vl", "qwen2_5_vl")
+QWEN_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 ATOL = 1e-4
 
 
@@ -55,10 +56,14 @@ def _reference_score(lvlm: HFLVLM, prompt: ICLPrompt, answer: str) -> float:
     prompt_ids = inputs.pop("input_ids")[0].tolist()
     answer_ids = lvlm.tokenizer(answer, add_special_tokens=False)["input_ids"]
     ids = torch.tensor([prompt_ids + answer_ids])
+    # The per-token image mask, over prompt + answer: Qwen's M-RoPE, Gemma 3's bidirectional
+    # attention within each image.
     if lvlm.model_type in QWEN_FAMILIES:
         inputs["mm_token_type_ids"] = (ids == lvlm.model.config.image_token_id).long()
     if hasattr(lvlm.processor, "token_inputs"):  # cross-attention masks, over prompt + answer
         inputs.update(lvlm.processor.token_inputs(ids, inputs))
+    if "token_type_ids" in inputs:
+        inputs["token_type_ids"] = (ids == lvlm.model.config.image_token_id).long()
     with torch.no_grad():
         logits = lvlm.model(input_ids=ids, attention_mask=torch.ones_like(ids), **inputs).logits
     log_probs = logits[0].float().log_softmax(-1)

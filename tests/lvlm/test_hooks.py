@@ -77,8 +77,8 @@ def _passes(lvlm: HFLVLM, prompts: list[ICLPrompt]) -> list[list[int]]:
 
 def _expected_spans(lvlm: HFLVLM, ids: list[int], start: int, n: int) -> list[tuple[int, int]]:
     """By hand: the row's image tokens, each consecutive ``n`` of them one image (every image
-    of these tiny models is ``n`` tokens), shifted by the row's left padding ``start``; an
-    image's span runs from its first image token to its last."""
+    of a row of these tiny models is ``n`` tokens), shifted by the row's left padding
+    ``start``; an image's span runs from its first image token to its last."""
     positions = [start + i for i, token in enumerate(ids) if token == lvlm.image_token_id]
     chunks = [positions[k : k + n] for k in range(0, len(positions), n)]
     for chunk in chunks:  # contiguous, but for the row breaks within a Pixtral image (Mistral3)
@@ -97,7 +97,10 @@ def _check(
         start = length - len(row_ids) if left else 0
         spans = visual.spans[row]
         assert len(spans) == len(prompt.images)
-        assert spans == _expected_spans(lvlm, row_ids, start, tiny.visual_tokens_per_image)
+        n = tiny.visual_tokens_per_image
+        if len(prompt.images) == 1 and tiny.lone_image_tokens is not None:
+            n = tiny.lone_image_tokens  # LLaVA-OneVision: a lone image's anyres tiles
+        assert spans == _expected_spans(lvlm, row_ids, start, n)
         covered = [
             i for begin, end in spans for i in range(begin, end) if row_ids[i - start] in image
         ]

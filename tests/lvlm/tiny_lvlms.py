@@ -30,12 +30,15 @@ IMAGE_SIZE = 32
 
 class TinyLVLM(NamedTuple):
     """A saved tiny LVLM: its ``model_type``, where it is, how many visual tokens each image
-    becomes and what its chat template writes for an image."""
+    becomes, what its chat template writes for an image and, for a family that encodes a
+    prompt's only image otherwise (LLaVA-OneVision's anyres tiles), how many tokens that
+    lone image becomes."""
 
     model_type: str
     path: Path
     visual_tokens_per_image: int
     placeholder: str
+    lone_image_tokens: int | None = None
 
 
 def chat_template(image: str) -> str:
@@ -321,28 +324,28 @@ def build_tiny_blip2(path: Path, seed: int = 0, patch_size: int = 16) -> TinyLVL
     return TinyLVLM("blip-2", path, queries, "<image>")
 
 
+def _lazy(module: str, name: str) -> Callable[..., TinyLVLM]:
+    """``tests.lvlm.<module>.build_tiny_<name>``, imported when first called (the newer
+    families' builders live in modules beside this one, which import its helpers)."""
+
+    def build(path: Path, seed: int = 0) -> TinyLVLM:
+        import importlib
+
+        builders = importlib.import_module(f"tests.lvlm.{module}")
+        return getattr(builders, f"build_tiny_{name}")(path, seed)
+
+    build.__name__ = f"build_tiny_{name}"
+    return build
+
+
 BUILDERS = {
     "llava": build_tiny_llava,
     "idefics3": build_tiny_idefics3,
     "qwen2_vl": build_tiny_qwen2_vl,
     "qwen2_5_vl": build_tiny_qwen2_5_vl,
     "blip2": build_tiny_blip2,
+    **{name: _lazy("tiny_families_a", name) for name in ("qwen3_vl", "gemma3")},
+    **{name: _lazy("tiny_families_a", name) for name in ("llava_onevision", "idefics2")},
+    **{name: _lazy("tiny_families_b", name) for name in ("internvl", "mistral3")},
+    **{name: _lazy("tiny_families_b", name) for name in ("idefics", "mllama")},
 }
-
-
-# The other families' builders, in their own module (tests/lvlm/tiny_families_b.py), which
-# imports this one: looked up when called.
-def _builder_b(name: str) -> Callable[..., TinyLVLM]:
-    def build(path: Path, seed: int = 0) -> TinyLVLM:
-        from tests.lvlm import tiny_families_b
-
-        return getattr(tiny_families_b, name)(path, seed)
-
-    build.__name__ = name
-    return build
-
-
-BUILDERS["internvl"] = _builder_b("build_tiny_internvl")
-BUILDERS["mistral3"] = _builder_b("build_tiny_mistral3")
-BUILDERS["idefics"] = _builder_b("build_tiny_idefics")
-BUILDERS["mllama"] = _builder_b("build_tiny_mllama")

@@ -82,6 +82,42 @@ def split_patches(flat: torch.Tensor, counts: Sequence[int]) -> list[torch.Tenso
     return list(torch.split(flat, [ratio * c for c in counts]))
 
 
+def split_rows(
+    rows: torch.Tensor,
+    counts: Sequence[int],
+    per_image: Sequence[int] | None = None,
+    mask: torch.Tensor | None = None,
+) -> list[torch.Tensor]:
+    """Cut the batch's patch features ``(R, P, d)`` (one row per image, or per tile or crop:
+    Idefics3's tiles, Gemma 3's pan-and-scan crops, Idefics2's splits) into one ``(n_i * P,
+    d)`` tensor per image: image ``i`` holds ``per_image[i]`` rows when given (the family's
+    ``patch_rows``), else ``counts[i] / k`` where every row becomes the same ``k`` visual
+    tokens (``k = sum(counts) / R``; Idefics2's resampler makes 64 latents of 4,900 patches,
+    which no per-patch ratio describes). ``mask`` ``(R, P)``: only its true patches are kept
+    (Idefics2 pads every image to the batch's largest; without it an image's keys would
+    depend on its batch-mates)."""
+    if per_image is None:
+        total = sum(counts)
+        if total == 0 or total % rows.shape[0] or any(c % (total // rows.shape[0]) for c in counts):
+            raise VPGCError(
+                f"{rows.shape[0]} rows of patch features for images of {list(counts)} visual "
+                "tokens: not the same number of visual tokens per row"
+            )
+        per_image = [c // (total // rows.shape[0]) for c in counts]
+    if len(per_image) != len(counts) or sum(per_image) != rows.shape[0]:
+        raise VPGCError(
+            f"{rows.shape[0]} rows of patch features, but the images have {list(per_image)}"
+        )
+    if mask is not None:
+        keep = mask.to(rows.device).bool()
+        return [
+            chunk[chunk_mask] for chunk, chunk_mask in zip(
+                torch.split(rows, list(per_image)), torch.split(keep, list(per_image)), strict=True
+            )
+        ]  # fmt: skip
+    return [chunk.reshape(-1, rows.shape[-1]) for chunk in torch.split(rows, list(per_image))]
+
+
 class ProjectorVPGC(nn.Module):
     """VPG-C for projector-style bases (module docstring): residuals at visual positions."""
 
@@ -109,8 +145,18 @@ class ProjectorVPGC(nn.Module):
         n, length, width = x.shape
         return x.view(n, length, self.num_heads, width // self.num_heads).transpose(1, 2)
 
-    def per_image(self, patches: torch.Tensor, counts: Sequence[int]) -> list[torch.Tensor]:
-        """The captured projector input cut per image (``split_patches``)."""
+    def per_image(
+        self,
+        patches: torch.Tensor,
+        counts: Sequence[int],
+        rows: Sequence[int] | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
+        """The captured projector input cut per image: ``split_rows`` for rows of patches
+        (``rows``: each image's, where its family says; ``mask``: the real patches, where the
+        projector is told), ``split_patches`` for the flat patches of Qwen2-VL-style towers."""
+        if patches.ndim == 3:
+            return split_rows(patches, counts, rows, mask)
         return split_patches(patches.reshape(-1, patches.shape[-1]), counts)
 
     def forward(
@@ -201,7 +247,13 @@ class QFormerVPGC(nn.Module):
             nn.init.zeros_(zero.weight)
             nn.init.zeros_(zero.bias)
 
-    def per_image(self, patches: torch.Tensor, counts: Sequence[int]) -> list[torch.Tensor]:
+    def per_image(
+        self,
+        patches: torch.Tensor,
+        counts: Sequence[int],
+        rows: Sequence[int] | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> list[torch.Tensor]:
         """The vision tower's output ``(N, P, d)`` (one image each), one tensor per image."""
         if patches.ndim != 3 or patches.shape[0] != len(counts):
             raise VPGCError(

@@ -128,18 +128,33 @@ class VPGCLVLM(WrappedLVLM):
             dtype = next(base.model.parameters()).dtype
             self.adapter = ProjectorVPGC(self.config).to(base.device, dtype)
         self._patches: torch.Tensor | None = None
+        # (rows, patches) true at real patches, where the projector is told (Idefics2: images
+        # padded to the batch's largest); padding patches are no keys.
+        self._patch_mask: torch.Tensor | None = None
+        self._rows: list[int] | None = None
 
     # --------------------------------------------------------------------------- the hooks
     def _capture_input(
         self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         self._patches = args[0] if args else next(iter(kwargs.values()))
+        self._patch_mask = kwargs.get("attention_mask")
 
     def _capture_output(self, module: nn.Module, args: Any, output: Any) -> None:
         self._patches = output[0] if isinstance(output, tuple) else output.last_hidden_state
 
+    def _capture_rows(
+        self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        # Each image's rows of patch features, where its family reads them from the inputs.
+        rows = self.base.family.patch_rows(self.base.model.config, kwargs)
+        if rows is not None:
+            self._rows = rows
+
     def _hook(self, hidden: torch.Tensor, visual: VisualPositions) -> torch.Tensor:
         patches, self._patches = self._patches, None
+        rows, self._rows = self._rows, None
+        mask, self._patch_mask = self._patch_mask, None
         _, counts = images_of(visual)
         if not counts:
             return hidden
@@ -148,7 +163,7 @@ class VPGCLVLM(WrappedLVLM):
                 "the batch has images but no patch features were captured (the vision tower "
                 "did not run in this pass: run the model through VPGCLVLM)"
             )
-        return self.adapter(hidden, visual, self.adapter.per_image(patches, counts))
+        return self.adapter(hidden, visual, self.adapter.per_image(patches, counts, rows, mask))
 
     @contextmanager
     def active(self) -> Iterator[None]:
@@ -164,12 +179,14 @@ class VPGCLVLM(WrappedLVLM):
             else:
                 handle = self._source.register_forward_hook(self._capture_output)
             stack.callback(handle.remove)
+            rows = self.base.model.register_forward_pre_hook(self._capture_rows, with_kwargs=True)
+            stack.callback(rows.remove)
             stack.enter_context(self.base.layer_hook(self.config.layer - 1, self._hook))
-            self._patches = None
+            self._patches, self._rows, self._patch_mask = None, None, None
             try:
                 yield
             finally:
-                self._patches = None
+                self._patches, self._rows, self._patch_mask = None, None, None
 
     # ---------------------------------------------------------------------------- the API
     @property
