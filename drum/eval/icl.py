@@ -412,15 +412,20 @@ def evaluate_icl(
         rows.append(_row(run, _RowPlan(ZERO_SHOT, 0, None, prompts)))
     if not config.demo_shots:
         return rows
-    # (pool, queries) embeddings per embedder name, computed once for all its strategies.
+    # (pool, queries) embeddings per embedder name, computed once for all its strategies (the
+    # parts they compare: image and text, and / or joint).
     # Rank 0 embeds into the cache first; the other ranks then read the same vectors.
     embeddings: dict[str, tuple[ExampleEmbeddings, ExampleEmbeddings]] = (
         context or DistContext()
     ).main_first(
         lambda: {
             name: (
-                ExampleEmbeddings.compute(pool, embedders[name], cache, progress=progress),
-                ExampleEmbeddings.compute(queries, embedders[name], cache, progress=progress),
+                ExampleEmbeddings.compute(
+                    pool, embedders[name], cache, progress, config.embedder_parts(name)
+                ),
+                ExampleEmbeddings.compute(
+                    queries, embedders[name], cache, progress, config.embedder_parts(name)
+                ),
             )
             for name in config.required_embedders
         }
