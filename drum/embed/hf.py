@@ -16,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +28,21 @@ from drum.utils.fingerprint import directory_digest
 from drum.utils.model_path import ModelPathError, check_model_path, model_load_error
 
 SUPPORTED_MODEL_TYPES = ("clip", "siglip", "siglip2")
+# What a dual encoder's vision tower reads of its image processor's output: SigLIP 2 adds which
+# patches are padding and each image's patch grid to the pixel values.
+VISION_INPUT_KEYS = ("pixel_values", "pixel_attention_mask", "spatial_shapes")
+
+
+def vision_inputs(image_processor: Any, images: Sequence[Any]) -> dict[str, torch.Tensor]:
+    """``image_processor``'s tensors for ``images`` (PIL) that ``get_image_features`` takes."""
+    processed = image_processor(images=list(images), return_tensors="pt")
+    return {key: processed[key] for key in VISION_INPUT_KEYS if key in processed}
+
+
+def takes_text_mask(model_type: str) -> bool:
+    """Whether the text tower reads an attention mask: SigLIP's was trained without one (on
+    texts padded to a fixed length); SigLIP 2's processor passes one, CLIP's too."""
+    return model_type != "siglip"
 
 
 def _batches(items: Sequence, batch_size: int, desc: str, progress: bool) -> Iterator[Sequence]:
@@ -96,8 +112,7 @@ class HFDualEncoder(Embedder):
             )
         # SigLIP was trained on texts padded to a fixed length; other padding shifts its outputs.
         self._pad_to_max = model_type.startswith("siglip")
-        # SigLIP's text tower takes no attention mask; SigLIP 2's processor passes one.
-        self._text_mask = model_type != "siglip"
+        self._text_mask = takes_text_mask(model_type)
         self._max_text_length = int(self.model.config.text_config.max_position_embeddings)
         self._fingerprint = self._compute_fingerprint(model_name_or_path)
 
@@ -130,14 +145,11 @@ class HFDualEncoder(Embedder):
     ) -> np.ndarray:
         chunks = [np.zeros((0, self.dim), dtype=np.float32)]
         for batch in _batches(images, batch_size, "embedding images", progress):
-            processed = self.processor.image_processor(
-                images=[load_image(image) for image in batch], return_tensors="pt"
+            inputs = vision_inputs(
+                self.processor.image_processor, [load_image(image) for image in batch]
             )
-            inputs = {"pixel_values": processed["pixel_values"].to(self.device, self.model.dtype)}
-            # SigLIP 2's variable resolution: which patches are padding, each image's grid.
-            for key in ("pixel_attention_mask", "spatial_shapes"):
-                if key in processed:
-                    inputs[key] = processed[key].to(self.device)
+            inputs = {key: value.to(self.device) for key, value in inputs.items()}
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
             features = _features(self.model.get_image_features(**inputs))
             chunks.append(features.float().cpu().numpy())
         return l2_normalize(np.concatenate(chunks))
