@@ -207,3 +207,5 @@ def test_errors_for_bad_input(
         ExampleEmbeddings.compute(pool[:2], embedder, parts=("audio",))
     with pytest.raises(ModelPathError, match="no-such-model"):
         LVLMEmbedder(Path("no-such-model"))
+    with pytest.raises(ModelPathError, match="no chat template"):  # a dual encoder, no LVLM
+        LVLMEmbedder(tiny_clip_dir)
