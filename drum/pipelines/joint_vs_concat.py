@@ -9,7 +9,10 @@ only difference between a ``concat`` and a ``joint`` row is which demonstrations
 * few-shot ICL (``run_icl_eval``): the world LVLM's VQA accuracy, caption CIDEr-D and
   classification accuracy, ``random`` (one seed) and zero-shot beside them for scale;
 * retrieval quality (``measure_retrieval_quality``): how often the top-k demonstrations share
-  the query's canonical answer (hit rate) and what share of them do (precision), per k.
+  the query's canonical answer (hit rate) and what share of them do (precision), per k;
+  for VQA also what share of them ask the query's question type (``question_type_share``:
+  an answer is fixed by the question type and the asked value, so this splits a wrong
+  demonstration into "wrong question" and "right question, other value").
 
 The world must be the default one (``drum data make-world``), the one the shipped models were
 trained on. Writes ``out/icl/`` (``icl_results.json`` with its report and per-query records),
@@ -22,14 +25,16 @@ trained on. Writes ``out/icl/`` (``icl_results.json`` with its report and per-qu
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from drum.builtin.assets import ASSETS_DIR
 from drum.builtin.world.tasks import world_tasks
+from drum.data.jsonl import read_examples
+from drum.embed.base import Embedder
 from drum.embed.cache import EmbeddingCache
+from drum.embed.example_embeddings import ExampleEmbeddings
 from drum.embed.hf import HFDualEncoder
 from drum.embed.joint import LVLMEmbedder
 from drum.eval.icl import ICLEvalConfig, run_icl_eval
@@ -37,6 +42,8 @@ from drum.eval.report import markdown_table
 from drum.lvlm.hf import HFLVLM
 from drum.pipelines.retrieval_quality import RetrievalQualityConfig, measure_retrieval_quality
 from drum.results import Estimate, markdown_table_lines
+from drum.retrieve.retriever import DemonstrationRetriever
+from drum.retrieve.strategies import RetrievalConfig, get_strategy
 from drum.utils.io import atomic_write_json, atomic_write_text
 from drum.utils.provenance import provenance
 
@@ -74,15 +81,62 @@ def compare(
         quality += measure_retrieval_quality(
             world_dir, embedders["default"], quality_config, cache, progress, embedders
         )
+    k = max(quality_k)
+    types = question_type_share(world_dir, embedders, k, max_queries, cache)
     atomic_write_json(
         out_dir / "retrieval_quality.json",
-        {"config": {"max_queries": max_queries}, "rows": quality, "provenance": provenance()},
+        {
+            "config": {"max_queries": max_queries},
+            "rows": quality,
+            "vqa_question_type_share": {"k": k, **types},
+            "provenance": provenance(),
+        },
     )
-    atomic_write_text(out_dir / "joint_vs_concat.md", render(icl, quality))
-    return {"icl": icl, "quality": quality}
+    atomic_write_text(out_dir / "joint_vs_concat.md", render(icl, quality, types, k))
+    return {"icl": icl, "quality": quality, "question_type_share": types}
 
 
-def render(icl: dict[str, Any], quality: list[dict[str, Any]]) -> str:
+def question_type_share(
+    world_dir: Path,
+    embedders: dict[str, Embedder],
+    k: int,
+    max_queries: int,
+    cache: EmbeddingCache | None = None,
+) -> dict[str, float]:
+    """Per strategy, the share of the top-``k`` VQA demonstrations (test queries) that ask the
+    query's question type (the world's ``meta["question_type"]``)."""
+    pool = read_examples(world_dir / "vqa" / "pool.jsonl", verify_images=False)
+    queries = read_examples(world_dir / "vqa" / "test.jsonl", verify_images=False)[:max_queries]
+    by_id = {example.id: example for example in pool}
+    shares = {}
+    for strategy in STRATEGIES:
+        spec = get_strategy(strategy)
+        pool_side: ExampleEmbeddings | list = pool
+        query_embeddings = None
+        if spec.uses_similarity:
+            embedder = embedders[spec.embedder]
+            pool_side = ExampleEmbeddings.compute(pool, embedder, cache, False, spec.parts)
+            query_embeddings = ExampleEmbeddings.compute(
+                queries, embedder, cache, False, spec.parts
+            )
+        retrievals = DemonstrationRetriever(pool_side, RetrievalConfig(strategy, k=k)).retrieve(
+            queries, query_embeddings
+        )
+        same = [
+            by_id[demo].meta["question_type"] == query.meta["question_type"]
+            for query, retrieval in zip(queries, retrievals, strict=True)
+            for demo in retrieval.demo_ids
+        ]
+        shares[strategy] = round(sum(same) / len(same), 4)
+    return shares
+
+
+def render(
+    icl: dict[str, Any],
+    quality: list[dict[str, Any]],
+    question_types: dict[str, float] | None = None,
+    k: int | None = None,
+) -> str:
     """Markdown: the ICL tables (``drum eval``'s), then hit rate / precision per task x k."""
     lines = ["## Few-shot ICL (built-in world LVLM)", "", markdown_table(icl), ""]
     lines += ["## Retrieval quality (hit rate / precision of the top-k)", ""]
@@ -104,6 +158,11 @@ def render(icl: dict[str, Any], quality: list[dict[str, Any]]) -> str:
         for task, k in keys
     ]
     lines += markdown_table_lines(["task", "k", *strategies], body)
+    if question_types:
+        lines += ["", f"VQA: share of the top-{k} demonstrations asking the query's question type:"]
+        lines += [""] + markdown_table_lines(
+            list(question_types), [[f"{share:.3f}" for share in question_types.values()]]
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -115,9 +174,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--shots", default=",".join(map(str, SHOTS)))
     args = parser.parse_args(argv)
     shots = tuple(int(k) for k in args.shots.split(","))
-    results = compare(args.world, args.out, args.max_queries, shots)
-    print(render(results["icl"], results["quality"]))
-    print(json.dumps({"out": str(args.out)}))
+    compare(args.world, args.out, args.max_queries, shots)
+    print((args.out / "joint_vs_concat.md").read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

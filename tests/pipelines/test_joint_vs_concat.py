@@ -69,4 +69,9 @@ def test_compare_writes_both_measurements(tiny_world: Path, tmp_path: Path) -> N
     ]
     table = (tmp_path / "joint_vs_concat.md").read_text()
     assert "| task | k | random | concat | joint |" in table
+    shares = results["question_type_share"]
+    assert set(shares) == {"random", "concat", "joint"} and all(
+        0 <= v <= 1 for v in shares.values()
+    )
+    assert "asking the query's question type" in table
     assert (tmp_path / "icl" / "icl_results.json").is_file()
