@@ -13,8 +13,10 @@ one seed see nested demonstration sets (less noise between shot counts, as in a 
 
 Strategies are ``StrategySpec`` data (``drum.retrieve.strategies``): each names the embedder
 it compares with, and the embedders come as a mapping ``{"default": clip, "drum": drum_clip}``,
-so a new retriever is one more spec and one more entry, never a new argument. A strategy whose
-embedder is missing is a ``ValueError`` before any model runs.
+so a new retriever is one more spec and one more entry, never a new argument. Each embedder
+computes only the parts its strategies compare (``ICLEvalConfig.embedder_parts``: image and
+text rows, and / or a ``joint`` strategy's joint rows from a ``JointEmbedder``). A strategy
+whose embedder is missing is a ``ValueError`` before any model runs.
 
 Conventions of the result rows:
 
