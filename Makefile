@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 
-.PHONY: demo demon vpgc vpgc-full vpgc-blip2 vpgc-icl experiments test test-fast lint bench clean-demo venv
+.PHONY: demo demon vpgc vpgc-full vpgc-blip2 vpgc-icl experiments joint-vs-concat test test-fast lint bench clean-demo venv
 
 venv: $(STAMP)
 
@@ -47,6 +47,13 @@ experiments: $(STAMP)
 	test -f runs/demo/world/world.json || $(VENV)/bin/drum demo --out runs/demo
 	$(VENV)/bin/drum experiments --out runs/experiments --demo runs/demo \
 		--rounds 3 --train-seeds 0,1,2 --max-queries 500
+
+# concat (two CLIP embeddings side by side) vs joint (the world LVLM's last-token state of the
+# image and text read together): few-shot ICL and retrieval quality on the same 500 test queries.
+joint-vs-concat: $(STAMP)
+	test -f runs/world/world.json || $(VENV)/bin/drum data make-world --out runs/world
+	$(PY) -m drum.pipelines.joint_vs_concat --world runs/world --out runs/joint_vs_concat \
+		--max-queries 500
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -19,6 +19,7 @@ from drum.cli.defaults import default_of as default_of  # re-exported: drum.cli.
 if TYPE_CHECKING:
     from drum.data.example import Example
     from drum.embed.hf import HFDualEncoder
+    from drum.embed.joint import LVLMEmbedder
     from drum.lvlm.base import LVLM
     from drum.lvlm.hf import HFLVLM
     from drum.tasks.spec import TaskSpec
@@ -171,15 +172,29 @@ def dist_context(device: str, device_map: str | None = None) -> DistContext:
 
 
 def load_embedder(
-    model: str | Path, option: str = "--model", device: str = "cpu", dtype: str = "auto"
-) -> HFDualEncoder:
-    """``HFDualEncoder(model)`` on ``device`` in ``dtype`` (``DTYPES``); a bad model argument
+    model: str | Path,
+    option: str = "--model",
+    device: str = "cpu",
+    dtype: str = "auto",
+    joint: bool = False,
+    lvlm: HFLVLM | None = None,
+) -> HFDualEncoder | LVLMEmbedder:
+    """``HFDualEncoder(model)`` on ``device`` in ``dtype`` (``DTYPES``), or with ``joint`` (the
+    embedder of a ``joint`` strategy) ``LVLMEmbedder(model)``, on ``lvlm`` itself when given
+    (an LVLM already loaded from ``model``: one copy of the weights); a bad model argument
     exits 2 naming ``option``."""
-    from drum.embed.hf import HFDualEncoder
     from drum.utils.model_path import ModelPathError
 
     torch_dtype = parse_dtype(dtype)
     try:
+        if joint:
+            from drum.embed.joint import LVLMEmbedder
+
+            if lvlm is not None:
+                return LVLMEmbedder(lvlm)
+            return LVLMEmbedder(str(model), device=device, dtype=torch_dtype)
+        from drum.embed.hf import HFDualEncoder
+
         return HFDualEncoder(str(model), device=device, dtype=torch_dtype)
     except ModelPathError as error:
         fail(f"{option}: {error}")

@@ -108,7 +108,9 @@ def eval_command(
         list[str] | None,
         typer.Option(
             help="Dual encoder for the similarity strategies; NAME=PATH serves the embedder "
-            "NAME that a registered strategy names (repeatable; a bare PATH is 'default')."
+            "NAME that a registered strategy names (repeatable; a bare PATH is 'default'). "
+            "An embedder of a joint strategy (joint=PATH for strategy 'joint') is an LVLM "
+            "(any --model checkpoint) read as a joint image+text embedder."
         ),
     ] = None,
     drum_embedder: Annotated[
@@ -222,11 +224,20 @@ def eval_command(
     # Under torchrun: each rank generates its share of every row (docs/scale.md).
     context = dist_context(device, device_map)
     device = context.device
-    encoders = {
-        name: load_embedder(paths[name], options[name], device=device, dtype=dtype)
-        for name in config.required_embedders
-    }
     lvlm = load_lvlm(model, device=device, dtype=dtype, device_map=device_map)
+    encoders = {}
+    for name in config.required_embedders:
+        joint = "joint" in config.embedder_parts(name)
+        # The evaluated LVLM as its own joint embedder: one copy of the weights.
+        same = joint and paths[name] == model and adapter is None
+        encoders[name] = load_embedder(
+            paths[name],
+            options[name],
+            device=device,
+            dtype=dtype,
+            joint=joint,
+            lvlm=lvlm if same else None,
+        )
     if adapter is not None:
         lvlm = wrap_adapter(lvlm, adapter, allow_other_base=allow_other_base)
     from drum.lvlm.context import ContextOverflowError

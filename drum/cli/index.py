@@ -60,15 +60,16 @@ def index_build_command(
     check_out(cache, "directory", "--cache")
     examples = read_dataset(pool, pool=True)
     check_model(model, "--model")
-    embedder = load_embedder(model)
+    parts = config.spec.parts
+    embedder = load_embedder(model, joint="joint" in parts)
     empty = np.zeros((1, embedder.dim), dtype=np.float32)
-    dim = pool_vectors(config, empty, empty).shape[1]
+    dim = pool_vectors(config, empty, empty, empty).shape[1]
     try:
         check_factory(dim, index_config, n_vectors=len(examples))
     except ValueError as error:
         fail(f"--factory: {error}")
-    embeddings = ExampleEmbeddings.compute(examples, embedder, EmbeddingCache(cache), progress=True)
-    vectors = pool_vectors(config, embeddings.image, embeddings.text)
+    embeddings = ExampleEmbeddings.compute(examples, embedder, EmbeddingCache(cache), True, parts)
+    vectors = pool_vectors(config, embeddings.image, embeddings.text, embeddings.joint)
     index = VectorIndex(dim, index_config)
     try:
         index.add(vectors, [e.id for e in examples])

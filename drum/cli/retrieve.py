@@ -19,7 +19,13 @@ def retrieve_command(
     queries: Annotated[Path, typer.Option(help="JSONL queries.")],
     out: Annotated[Path, typer.Option(help="Output JSONL: per query, demo ids and scores.")],
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Embedder (similarity strategies).")
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Embedder (similarity strategies): a dual encoder, or for strategy 'joint' "
+            "an LVLM read as a joint image+text embedder.",
+        ),
     ] = None,
     strategy: str = default_of(RETRIEVAL_CONFIG, "strategy"),
     k: int = default_of(RETRIEVAL_CONFIG, "k"),
@@ -61,10 +67,11 @@ def retrieve_command(
     if config.uses_similarity:
         assert model is not None
         check_model(model, "--model")
-        embedder = load_embedder(model)
+        parts = config.spec.parts
+        embedder = load_embedder(model, joint="joint" in parts)
         store = EmbeddingCache(cache)
-        pool_side = ExampleEmbeddings.compute(pool_examples, embedder, store, progress=True)
-        query_embeddings = ExampleEmbeddings.compute(query_examples, embedder, store, progress=True)
+        pool_side = ExampleEmbeddings.compute(pool_examples, embedder, store, True, parts)
+        query_embeddings = ExampleEmbeddings.compute(query_examples, embedder, store, True, parts)
     retrievals = DemonstrationRetriever(pool_side, config, exclusions=exclusions).retrieve(
         query_examples, query_embeddings
     )

@@ -1,7 +1,9 @@
 """An on-disk embedding cache: a second run embeds nothing it embedded before.
 
 Entries are keyed by (embedder fingerprint, modality, content key). The content key of an
-image is the SHA-1 of its file bytes and of a text the SHA-1 of the string, so a regenerated
+image is the SHA-1 of its file bytes and of a text the SHA-1 of the string (of a joint
+(images, text) pair, modality ``joint``: the SHA-1 of its images' keys in order and its
+text, ``joint_key``), so a regenerated
 dataset whose example ids stay the same but whose content changed is never served stale
 vectors, and identical content is embedded once.
 
@@ -52,8 +54,9 @@ from typing import Any
 
 import numpy as np
 
+from drum.data.example import Example
 from drum.data.images import ImageInput, image_key
-from drum.embed.base import Embedder
+from drum.embed.base import Embedder, JointEmbedder
 
 DATABASE_NAME = "embeddings.sqlite"
 # How long a writer waits for another's transaction before failing: storing a batch takes
@@ -82,6 +85,12 @@ _SCHEMA = (
 
 def text_key(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def joint_key(images: Sequence[ImageInput], text: str) -> str:
+    """The content key of an (images, text) pair: its images' keys in order, then its text."""
+    parts = [image_key(image) for image in images] + [text_key(text)]
+    return hashlib.sha1("|".join(parts).encode("ascii")).hexdigest()
 
 
 class _Store:
@@ -292,6 +301,20 @@ class EmbeddingCache:
             texts,
             keys,
             lambda batch: embedder.embed_texts(batch, progress=progress),
+        )
+
+    def embed_examples(
+        self, embedder: JointEmbedder, examples: Sequence[Example], progress: bool = False
+    ) -> np.ndarray:
+        """``embedder.embed_examples`` through the cache: each distinct (images, text) pair
+        embedded once, ever (modality ``joint``)."""
+        keys = [joint_key(example.images, example.text) for example in examples]
+        return self._lookup(
+            embedder.fingerprint,
+            "joint",
+            examples,
+            keys,
+            lambda batch: embedder.embed_examples(batch, progress=progress),
         )
 
 

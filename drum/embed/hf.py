@@ -1,4 +1,10 @@
-"""Hugging Face ``transformers`` dual encoders (CLIP, SigLIP) by hub id or local path.
+"""Hugging Face ``transformers`` dual encoders (CLIP, SigLIP, SigLIP 2) by hub id or local path.
+
+SigLIP 2 (``model_type`` ``siglip2``) keeps each image's aspect ratio: its image processor
+returns patch sequences padded to ``max_num_patches`` with ``pixel_attention_mask`` and each
+image's ``spatial_shapes`` (patch rows, columns), all of which its vision tower needs; its
+texts are padded to the fixed length it was trained on, with their attention mask (as its
+processor returns them), where SigLIP's text tower takes none.
 
 The built-in embedder is itself a tiny ``CLIPModel`` saved with ``save_pretrained``, so the
 demo runs exactly this code path, the one GPU users run with pretrained checkpoints.
@@ -10,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +28,21 @@ from drum.utils.fingerprint import directory_digest
 from drum.utils.model_path import ModelPathError, check_model_path, model_load_error
 
 SUPPORTED_MODEL_TYPES = ("clip", "siglip", "siglip2")
+# What a dual encoder's vision tower reads of its image processor's output: SigLIP 2 adds which
+# patches are padding and each image's patch grid to the pixel values.
+VISION_INPUT_KEYS = ("pixel_values", "pixel_attention_mask", "spatial_shapes")
+
+
+def vision_inputs(image_processor: Any, images: Sequence[Any]) -> dict[str, torch.Tensor]:
+    """``image_processor``'s tensors for ``images`` (PIL) that ``get_image_features`` takes."""
+    processed = image_processor(images=list(images), return_tensors="pt")
+    return {key: processed[key] for key in VISION_INPUT_KEYS if key in processed}
+
+
+def takes_text_mask(model_type: str) -> bool:
+    """Whether the text tower reads an attention mask: SigLIP's was trained without one (on
+    texts padded to a fixed length); SigLIP 2's processor passes one, CLIP's too."""
+    return model_type != "siglip"
 
 
 def _batches(items: Sequence, batch_size: int, desc: str, progress: bool) -> Iterator[Sequence]:
@@ -38,13 +60,13 @@ def _features(output: object) -> torch.Tensor:
 
 
 class HFDualEncoder(Embedder):
-    """A ``transformers`` CLIP / SigLIP model and its processor behind the ``Embedder`` API.
+    """A ``transformers`` CLIP / SigLIP / SigLIP 2 model and its processor as an ``Embedder``.
 
     Args:
         model_name_or_path: a hub id (resolved from the local cache when offline) or a directory
             written by ``save_pretrained`` holding the model and its processor.
         device: torch device for inference.
-        dtype: torch dtype of the weights (``None``: as saved, float32 for CLIP / SigLIP);
+        dtype: torch dtype of the weights (``None``: as saved, float32 for all three);
             vectors are returned as float32 either way. A dtype other than float32 changes
             the vectors, so it is part of the fingerprint (caches keep them apart).
         trust_remote_code: passed to ``from_pretrained``; off unless the user asks.
@@ -90,6 +112,7 @@ class HFDualEncoder(Embedder):
             )
         # SigLIP was trained on texts padded to a fixed length; other padding shifts its outputs.
         self._pad_to_max = model_type.startswith("siglip")
+        self._text_mask = takes_text_mask(model_type)
         self._max_text_length = int(self.model.config.text_config.max_position_embeddings)
         self._fingerprint = self._compute_fingerprint(model_name_or_path)
 
@@ -122,10 +145,12 @@ class HFDualEncoder(Embedder):
     ) -> np.ndarray:
         chunks = [np.zeros((0, self.dim), dtype=np.float32)]
         for batch in _batches(images, batch_size, "embedding images", progress):
-            pixels = self.processor.image_processor(
-                images=[load_image(image) for image in batch], return_tensors="pt"
-            )["pixel_values"].to(self.device, self.model.dtype)
-            features = _features(self.model.get_image_features(pixel_values=pixels))
+            inputs = vision_inputs(
+                self.processor.image_processor, [load_image(image) for image in batch]
+            )
+            inputs = {key: value.to(self.device) for key, value in inputs.items()}
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+            features = _features(self.model.get_image_features(**inputs))
             chunks.append(features.float().cpu().numpy())
         return l2_normalize(np.concatenate(chunks))
 
@@ -147,7 +172,7 @@ class HFDualEncoder(Embedder):
                 for key, value in tokens.items()
                 if key in ("input_ids", "attention_mask")
             }
-            if self._pad_to_max:  # SigLIP's text tower takes no attention mask
+            if not self._text_mask:
                 inputs.pop("attention_mask", None)
             chunks.append(_features(self.model.get_text_features(**inputs)).float().cpu().numpy())
         return l2_normalize(np.concatenate(chunks))

@@ -13,8 +13,10 @@ one seed see nested demonstration sets (less noise between shot counts, as in a 
 
 Strategies are ``StrategySpec`` data (``drum.retrieve.strategies``): each names the embedder
 it compares with, and the embedders come as a mapping ``{"default": clip, "drum": drum_clip}``,
-so a new retriever is one more spec and one more entry, never a new argument. A strategy whose
-embedder is missing is a ``ValueError`` before any model runs.
+so a new retriever is one more spec and one more entry, never a new argument. Each embedder
+computes only the parts its strategies compare (``ICLEvalConfig.embedder_parts``: image and
+text rows, and / or a ``joint`` strategy's joint rows from a ``JointEmbedder``). A strategy
+whose embedder is missing is a ``ValueError`` before any model runs.
 
 Conventions of the result rows:
 
@@ -412,15 +414,20 @@ def evaluate_icl(
         rows.append(_row(run, _RowPlan(ZERO_SHOT, 0, None, prompts)))
     if not config.demo_shots:
         return rows
-    # (pool, queries) embeddings per embedder name, computed once for all its strategies.
+    # (pool, queries) embeddings per embedder name, computed once for all its strategies (the
+    # parts they compare: image and text, and / or joint).
     # Rank 0 embeds into the cache first; the other ranks then read the same vectors.
     embeddings: dict[str, tuple[ExampleEmbeddings, ExampleEmbeddings]] = (
         context or DistContext()
     ).main_first(
         lambda: {
             name: (
-                ExampleEmbeddings.compute(pool, embedders[name], cache, progress=progress),
-                ExampleEmbeddings.compute(queries, embedders[name], cache, progress=progress),
+                ExampleEmbeddings.compute(
+                    pool, embedders[name], cache, progress, config.embedder_parts(name)
+                ),
+                ExampleEmbeddings.compute(
+                    queries, embedders[name], cache, progress, config.embedder_parts(name)
+                ),
             )
             for name in config.required_embedders
         }

@@ -109,6 +109,17 @@ class ICLEvalConfig:
         names = [spec.embedder for spec in self.strategies if spec.uses_similarity]
         return tuple(dict.fromkeys(names))
 
+    def embedder_parts(self, name: str) -> tuple[str, ...]:
+        """What ``ExampleEmbeddings.compute`` computes with the embedder ``name``: the union of
+        its strategies' ``StrategySpec.parts``, in ``PARTS`` order."""
+        wanted = {
+            part
+            for spec in self.strategies
+            if spec.uses_similarity and spec.embedder == name
+            for part in spec.parts
+        }
+        return tuple(part for part in ("image", "text", "joint") if part in wanted)
+
     def is_seeded(self, strategy: str | StrategySpec) -> bool:
         """Whether ``strategy``'s demonstrations depend on the seed (one row per seed)."""
         return get_strategy(strategy).combine in SEEDED_STRATEGIES or self.order == "random"

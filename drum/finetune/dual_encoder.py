@@ -1,4 +1,5 @@
-"""A trainable view of a ``transformers`` CLIP / SigLIP dual encoder for DRUM fine-tuning.
+"""A trainable view of a ``transformers`` CLIP / SigLIP / SigLIP 2 dual encoder for DRUM
+fine-tuning.
 
 The same model that ``HFDualEncoder`` serves at retrieval time is trained here, so a saved
 checkpoint is directly an embedder (``save_pretrained`` with its processor). Scores follow
@@ -21,13 +22,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from drum.embed.hf import SUPPORTED_MODEL_TYPES, _features
+from drum.embed.hf import SUPPORTED_MODEL_TYPES, _features, takes_text_mask, vision_inputs
 
 TRAINABLE_MODES = ("full", "projection")
 
 
 class TrainableDualEncoder(nn.Module):
-    """``model`` (CLIP / SigLIP) plus its processor, with differentiable unit embeddings."""
+    """``model`` (CLIP / SigLIP / SigLIP 2) plus its processor, with differentiable unit
+    embeddings."""
 
     def __init__(self, model: nn.Module, processor: Any) -> None:
         super().__init__()
@@ -40,6 +42,7 @@ class TrainableDualEncoder(nn.Module):
         self.model = model
         self.processor = processor
         self._pad_to_max = model_type.startswith("siglip")
+        self._text_mask = takes_text_mask(model_type)
         self._max_text_length = int(model.config.text_config.max_position_embeddings)
 
     @classmethod
@@ -68,10 +71,10 @@ class TrainableDualEncoder(nn.Module):
                     parameter.requires_grad_(True)
         return [p for p in self.model.parameters() if p.requires_grad]
 
-    def pixel_values(self, images: Sequence[Any]) -> torch.Tensor:
-        return self.processor.image_processor(images=list(images), return_tensors="pt")[
-            "pixel_values"
-        ]
+    def vision_inputs(self, images: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """The vision tower's inputs for ``images``: ``pixel_values`` (and SigLIP 2's
+        ``pixel_attention_mask`` and ``spatial_shapes``), one row per image."""
+        return vision_inputs(self.processor.image_processor, images)
 
     def text_inputs(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         tokens = self.processor.tokenizer(
@@ -81,12 +84,12 @@ class TrainableDualEncoder(nn.Module):
             truncation=True,
             return_tensors="pt",
         )
-        keys = ("input_ids",) if self._pad_to_max else ("input_ids", "attention_mask")
+        keys = ("input_ids", "attention_mask") if self._text_mask else ("input_ids",)
         return {key: tokens[key] for key in keys}
 
-    def image_embeddings(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``(N, D)`` unit image embeddings."""
-        features = _features(self.model.get_image_features(pixel_values=pixel_values))
+    def image_embeddings(self, vision: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(N, D)`` unit image embeddings of ``vision_inputs``' rows."""
+        features = _features(self.model.get_image_features(**vision))
         return nn.functional.normalize(features.float(), dim=-1)
 
     def text_embeddings(self, text_inputs: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -53,7 +53,7 @@ def lists_digest(lists: Sequence[RankedList]) -> str:
 
 
 class _Batcher:
-    """Pixel values (computed once per image) and text inputs of examples."""
+    """Vision inputs (computed once per image) and text inputs of examples."""
 
     def __init__(
         self, encoder: TrainableDualEncoder, examples: Sequence[Example], device: str = "cpu"
@@ -63,18 +63,22 @@ class _Batcher:
         unique = {example.image: None for example in examples}
         paths = list(unique)
         chunks = [
-            encoder.pixel_values([load_image(p) for p in paths[start : start + 512]])
+            encoder.vision_inputs([load_image(p) for p in paths[start : start + 512]])
             for start in range(0, len(paths), 512)
         ]
-        pixels = torch.cat(chunks) if chunks else torch.zeros(0)
+        # One tensor per input name (pixel_values; SigLIP 2's mask and patch grid), row per image.
+        keys = chunks[0] if chunks else {}
+        self.vision = {key: torch.cat([chunk[key] for chunk in chunks]) for key in keys}
         self.row = {path: row for row, path in enumerate(paths)}
-        self.pixels = pixels
 
-    def inputs(self, examples: Sequence[Example]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``(pixel_values, text_inputs)`` of ``examples`` on the training device."""
-        pixels = self.pixels[[self.row[example.image] for example in examples]]
+    def inputs(
+        self, examples: Sequence[Example]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """``(vision_inputs, text_inputs)`` of ``examples`` on the training device."""
+        rows = [self.row[example.image] for example in examples]
+        vision = {key: value[rows].to(self.device) for key, value in self.vision.items()}
         text = self.encoder.text_inputs([example.text for example in examples])
-        return pixels.to(self.device), {k: v.to(self.device) for k, v in text.items()}
+        return vision, {k: v.to(self.device) for k, v in text.items()}
 
 
 class _EpochDraws:
@@ -111,8 +115,10 @@ class _ConcatVectors(torch.nn.Module):
         self.encoder = encoder
         self.image_weight = image_weight
 
-    def forward(self, pixels: torch.Tensor, text: dict[str, torch.Tensor]) -> torch.Tensor:
-        image = self.encoder.image_embeddings(pixels)
+    def forward(
+        self, vision: dict[str, torch.Tensor], text: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        image = self.encoder.image_embeddings(vision)
         return self.encoder.concat(image, self.encoder.text_embeddings(text), self.image_weight)
 
 

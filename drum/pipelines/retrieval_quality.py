@@ -8,6 +8,7 @@ The foundation demo: world -> built-in embedder -> FAISS index -> demonstrations
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,14 +22,15 @@ from drum.metrics.stats import bootstrap_ci
 from drum.results import Estimate, markdown_table_lines
 from drum.retrieve.quality import answer_hit_rate, answer_precision
 from drum.retrieve.retriever import DemonstrationRetriever
-from drum.retrieve.strategies import RetrievalConfig
+from drum.retrieve.strategies import DEFAULT_EMBEDDER, RetrievalConfig, get_strategy
 
 DEFAULT_STRATEGIES = ("random", "fixed", "image", "text", "cross", "concat")
 
 
 @dataclass(frozen=True)
 class RetrievalQualityConfig:
-    """Which tasks, strategies, shot count and query split to measure."""
+    """Which tasks, strategies, shot count and query split (its first ``max_queries``
+    queries; None: all) to measure."""
 
     tasks: tuple[str, ...] = WORLD_TASKS
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES
@@ -37,12 +39,15 @@ class RetrievalQualityConfig:
     image_weight: float = 0.5
     seed: int = 0
     bootstrap_resamples: int = 1000
+    max_queries: int | None = None
 
     def __post_init__(self) -> None:
         for strategy in self.strategies:
             RetrievalConfig(strategy=strategy)  # validates the name
         if self.query_split not in ("val", "test"):
             raise ValueError(f"query_split must be 'val' or 'test', got {self.query_split!r}")
+        if self.max_queries is not None and self.max_queries < 1:
+            raise ValueError(f"max_queries must be >= 1 or None, got {self.max_queries}")
 
 
 def measure_retrieval_quality(
@@ -51,23 +56,49 @@ def measure_retrieval_quality(
     config: RetrievalQualityConfig,
     cache: EmbeddingCache | None = None,
     progress: bool = True,
+    embedders: Mapping[str, Embedder] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (task, strategy): hit rate and precision of the top-k demonstrations."""
+    """One row per (task, strategy): hit rate and precision of the top-k demonstrations.
+
+    ``embedder`` serves the strategies whose spec names the ``default`` embedder;
+    ``embedders`` the others, by name (e.g. ``{"joint": LVLMEmbedder(...)}`` for ``joint``).
+    Each embedder computes the parts its strategies compare (``StrategySpec.parts``)."""
+    served = {DEFAULT_EMBEDDER: embedder, **(embedders or {})}
+    specs = [get_strategy(strategy) for strategy in config.strategies]
+    parts: dict[str, set[str]] = {}
+    for spec in specs:
+        if spec.uses_similarity:
+            if spec.embedder not in served:
+                raise ValueError(
+                    f"strategy {spec.name!r} needs the embedder {spec.embedder!r} "
+                    f"(embedders given: {sorted(served)})"
+                )
+            parts.setdefault(spec.embedder, set()).update(spec.parts)
     rows = []
     for task in config.tasks:
         pool = read_examples(world_dir / task / "pool.jsonl", verify_images=False)
         queries = read_examples(
             world_dir / task / f"{config.query_split}.jsonl", verify_images=False
-        )
-        pool_embeddings = ExampleEmbeddings.compute(pool, embedder, cache, progress=progress)
-        query_embeddings = ExampleEmbeddings.compute(queries, embedder, cache, progress=progress)
+        )[: config.max_queries]
+        # (pool, queries) embeddings per embedder name; an embedder no strategy uses: none.
+        embedded = {
+            name: tuple(
+                ExampleEmbeddings.compute(examples, served[name], cache, progress, wanted)
+                for examples in (pool, queries)
+            )
+            for name, wanted in parts.items()
+        }
         by_id = {example.id: example for example in pool}
-        for strategy in config.strategies:
+        for strategy, spec in zip(config.strategies, specs, strict=True):
             retrieval_config = RetrievalConfig(
                 strategy=strategy, k=config.k, image_weight=config.image_weight, seed=config.seed
             )
+            pool_side: ExampleEmbeddings | list = pool
+            query_embeddings = None
+            if spec.uses_similarity:
+                pool_side, query_embeddings = embedded[spec.embedder]
             started = time.perf_counter()
-            retriever = DemonstrationRetriever(pool_embeddings, retrieval_config)
+            retriever = DemonstrationRetriever(pool_side, retrieval_config)
             retrievals = retriever.retrieve(queries, query_embeddings)
             seconds = time.perf_counter() - started
             row: dict[str, Any] = {"task": task, "strategy": strategy, "k": config.k}

@@ -144,7 +144,8 @@ class DemonstrationRetriever:
         self.index: VectorIndex | None = None
         if config.uses_similarity:
             assert self.pool_embeddings is not None
-            vectors = pool_vectors(config, self.pool_embeddings.image, self.pool_embeddings.text)
+            pool_side = self.pool_embeddings
+            vectors = pool_vectors(config, pool_side.image, pool_side.text, pool_side.joint)
             self.index = VectorIndex(vectors.shape[1], index_config or IndexConfig())
             self.index.add(vectors, [example.id for example in self.pool])
         # ``fixed`` shows the first k of one seeded permutation of the pool to every query.
@@ -182,7 +183,9 @@ class DemonstrationRetriever:
                     raise ValueError(
                         f"strategy {self.config.spec.name!r} needs query embeddings or an embedder"
                     )
-                query_embeddings = ExampleEmbeddings.compute(queries, self.embedder, self.cache)
+                query_embeddings = ExampleEmbeddings.compute(
+                    queries, self.embedder, self.cache, parts=self.config.spec.parts
+                )
             ranked = self._search(queries, query_embeddings, k, excluded)
         else:
             ranked = [
@@ -202,7 +205,9 @@ class DemonstrationRetriever:
         excluded: Sequence[set[int]],
     ) -> list[list[tuple[int, float]]]:
         assert self.index is not None
-        vectors = query_vectors(self.config, query_embeddings.image, query_embeddings.text)
+        vectors = query_vectors(
+            self.config, query_embeddings.image, query_embeddings.text, query_embeddings.joint
+        )
         # Search a little deeper than k so that excluded rows can be dropped afterwards.
         depth = min(len(self.pool), k + max((len(e) for e in excluded), default=0))
         if depth == 0:

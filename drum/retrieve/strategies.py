@@ -13,9 +13,13 @@ cross      ``[i_q, t_q] / sqrt 2``                      ``[t_p, i_p] / sqrt 2``:
                                                         ``(cos(i_q, t_p) + cos(t_q, i_p)) / 2``
 concat     ``[sqrt(w) i_q, sqrt(1-w) t_q]``             ``[sqrt(w) i_p, sqrt(1-w) t_p]``:
                                                         ``w cos(i_q, i_p) + (1-w) cos(t_q, t_p)``
+joint      ``j_q``                                      ``j_p``:  ``cos(j_q, j_p)``
 =========  ===========================================  ==========================================
 
 ``concat`` is DRUM's proposal (the L2-normalised image and text embeddings concatenated).
+``joint`` compares one embedding of each example's images and text read together
+(``j = JointEmbedder.embed_examples``, e.g. an LVLM's last-token state, ``drum.embed.joint``)
+instead of two separate ones; its built-in spec uses the embedder named ``"joint"``.
 ``random`` and ``fixed`` ignore similarity.
 
 A strategy is data, a ``StrategySpec``: a name, how vectors combine (one of the rows above, or
@@ -35,10 +39,11 @@ import numpy as np
 
 from drum.registry import Registry
 
-SIMILARITY_COMBINES = ("image", "text", "cross", "concat")
+SIMILARITY_COMBINES = ("image", "text", "cross", "concat", "joint")
 RULES = ("random", "fixed")  # demonstrations chosen without comparing embeddings
 COMBINES = (*RULES, *SIMILARITY_COMBINES)
 DEFAULT_EMBEDDER = "default"
+JOINT_EMBEDDER = "joint"  # the embedder name of the built-in ``joint`` strategy
 ORDERS = ("similar_last", "similar_first", "random")
 
 
@@ -88,6 +93,14 @@ class StrategySpec:
     def uses_similarity(self) -> bool:
         return self.combine in SIMILARITY_COMBINES
 
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """What ``ExampleEmbeddings.compute`` must compute for this strategy (``parts=``):
+        ``("joint",)``, ``("image", "text")``, or nothing for ``random`` / ``fixed``."""
+        if not self.uses_similarity:
+            return ()
+        return ("joint",) if self.combine == "joint" else ("image", "text")
+
 
 STRATEGY_REGISTRY = Registry("strategy")
 """Strategy name -> ``StrategySpec``; fill it with ``register_strategy``."""
@@ -101,13 +114,14 @@ def register_strategy(spec: StrategySpec) -> StrategySpec:
 
 
 _BUILTINS = (
-    *(StrategySpec(name, name) for name in COMBINES),
+    *(StrategySpec(name, name) for name in COMBINES if name != "joint"),
     StrategySpec("drum", "concat", embedder="drum"),
+    StrategySpec("joint", "joint", embedder=JOINT_EMBEDDER),
 )
 for _spec in _BUILTINS:
     register_strategy(_spec)
 
-# The built-ins, in order: random, fixed, image, text, cross, concat, drum.
+# The built-ins, in order: random, fixed, image, text, cross, concat, drum, joint.
 STRATEGIES = tuple(spec.name for spec in _BUILTINS)
 
 
@@ -169,18 +183,48 @@ class RetrievalConfig:
         return self.spec.uses_similarity
 
 
-def query_vectors(config: RetrievalConfig, image: np.ndarray, text: np.ndarray) -> np.ndarray:
-    """The unit vectors that represent queries under ``config.strategy``'s combination."""
-    return _combine(config, image, text, side="query")
+def query_vectors(
+    config: RetrievalConfig,
+    image: np.ndarray,
+    text: np.ndarray,
+    joint: np.ndarray | None = None,
+) -> np.ndarray:
+    """The unit vectors that represent queries under ``config.strategy``'s combination
+    (``joint``: the queries' joint embeddings, which only ``joint`` reads)."""
+    return _combine(config, image, text, joint, side="query")
 
 
-def pool_vectors(config: RetrievalConfig, image: np.ndarray, text: np.ndarray) -> np.ndarray:
-    """The unit vectors that represent pool examples under ``config.strategy``'s combination."""
-    return _combine(config, image, text, side="pool")
+def pool_vectors(
+    config: RetrievalConfig,
+    image: np.ndarray,
+    text: np.ndarray,
+    joint: np.ndarray | None = None,
+) -> np.ndarray:
+    """The unit vectors that represent pool examples under ``config.strategy``'s combination
+    (``joint``: the pool's joint embeddings, which only ``joint`` reads)."""
+    return _combine(config, image, text, joint, side="pool")
 
 
-def _combine(config: RetrievalConfig, image: np.ndarray, text: np.ndarray, side: str) -> np.ndarray:
+def _combine(
+    config: RetrievalConfig,
+    image: np.ndarray,
+    text: np.ndarray,
+    joint: np.ndarray | None,
+    side: str,
+) -> np.ndarray:
     spec = config.spec
+    if spec.combine == "joint":
+        if joint is None:
+            raise ValueError(
+                f"strategy {spec.name!r} compares joint embeddings, which were not computed "
+                "(ExampleEmbeddings.compute with parts=('joint',) and a JointEmbedder)"
+            )
+        return np.ascontiguousarray(joint, dtype=np.float32)
+    if spec.uses_similarity and (image.shape[1] == 0 or text.shape[1] == 0) and len(image):
+        raise ValueError(
+            f"strategy {spec.name!r} compares image and text embeddings, which were not "
+            "computed (ExampleEmbeddings.compute with parts=('image', 'text'))"
+        )
     if spec.combine == "image":
         combined = image
     elif spec.combine == "text":

@@ -192,7 +192,7 @@ def test_embedder_paths_keep_the_old_spellings_and_take_names(
         assert "--embedder takes PATH or NAME=PATH" in message
     message = _exit_message(capsys, lambda: embedder_paths(["siglip=org/siglip"], None))
     assert "no registered strategy uses an embedder named 'siglip'" in message
-    assert "['default', 'drum']" in message
+    assert "['default', 'drum', 'joint']" in message
     message = _exit_message(capsys, lambda: embedder_paths(["drum=a"], "b"))
     assert "embedder 'drum' given twice (--embedder drum=... and --drum-embedder)" in message
     message = _exit_message(capsys, lambda: embedder_paths(["a", "default=b"], None))

@@ -43,3 +43,26 @@ def test_index_build_refuses_a_pool_without_answers(tiny_world: Path, tmp_path: 
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "index")])
     assert result.exit_code == 2  # before the model argument is even looked at
     assert "test.jsonl:2: example" in result.output and "has no answers" in result.output
+
+
+def test_index_build_indexes_joint_embeddings(tiny_world: Path, tmp_path: Path) -> None:
+    """``--strategy joint``: the model is an LVLM read as a joint embedder; the index holds
+    one joint vector per pool example, the LVLM's width."""
+    import numpy as np
+
+    from drum.builtin.assets import ASSETS_DIR
+    from drum.data.jsonl import read_examples
+    from drum.embed.joint import LVLMEmbedder
+    from drum.index import VectorIndex
+
+    pool = tiny_world / "vqa" / "pool.jsonl"
+    lvlm = str(ASSETS_DIR / "lvlm")
+    out = tmp_path / "index"
+    args = ["index", "build", "--pool", str(pool), "--model", lvlm, "--strategy", "joint"]
+    result = runner.invoke(app, [*args, "--out", str(out), "--cache", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    index = VectorIndex.load(out)
+    assert index.ntotal == 60 and index.meta["strategy"] == "joint"
+    vectors = LVLMEmbedder(lvlm).embed_examples(read_examples(pool)[:1])
+    scores, labels = index.search(vectors, 1)
+    assert labels[0][0] == 0 and np.isclose(scores[0][0], 1.0, atol=1e-5)

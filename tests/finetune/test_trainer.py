@@ -95,3 +95,20 @@ def test_siglip_projection_mode_changes_only_the_heads(
     before, after = _weights(tiny_siglip_dir), _weights(out)
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(".head." in f".{k}" for k in changed)
+
+
+def test_siglip2_trains_and_stays_an_embedder(
+    tiny_siglip2_dir: Path, lists: list[RankedList], tmp_path: Path
+) -> None:
+    """SigLIP 2's vision inputs (pixel values, patch mask, patch grid) reach the trained
+    model, and the saved checkpoint is served by HFDualEncoder again."""
+    from drum.embed.hf import HFDualEncoder
+
+    config = RetrieverTrainConfig(epochs=1, batch_size=8, candidates_per_query=4, lr=1e-3)
+    out = train_retriever(tiny_siglip2_dir, lists, tmp_path / "siglip2", config, progress=False)
+    before, after = _weights(tiny_siglip2_dir), _weights(out)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(k.startswith("vision_model.") for k in changed)
+    assert any(k.startswith("text_model.") for k in changed)
+    image = lists[0].query.image
+    assert HFDualEncoder(out).embed_images([image]).shape == (1, 32)

@@ -38,11 +38,15 @@ def _ids(pool: ExampleEmbeddings, config: RetrievalConfig) -> list[tuple[str, ..
 
 
 def test_builtins_are_registered_by_name() -> None:
-    assert STRATEGIES == ("random", "fixed", "image", "text", "cross", "concat", "drum")
-    for name in STRATEGIES[:-1]:
+    assert STRATEGIES == (
+        "random", "fixed", "image", "text", "cross", "concat", "drum", "joint"
+    )  # fmt: skip
+    for name in STRATEGIES[:-2]:
         assert get_strategy(name) == StrategySpec(name, name)
     # drum: concat over the embedder named "drum".
     assert get_strategy("drum") == StrategySpec("drum", "concat", embedder="drum")
+    # joint: the joint embeddings of the embedder named "joint".
+    assert get_strategy("joint") == StrategySpec("joint", "joint", embedder="joint")
     spec = StrategySpec("mine", "image", embedder="lora")
     assert get_strategy(spec) is spec
     with pytest.raises(ValueError, match="unknown strategy 'nearest'"):
