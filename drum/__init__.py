@@ -25,6 +25,7 @@ _PUBLIC: dict[str, str] = {
     "read_examples": "drum.data.jsonl",
     "write_examples": "drum.data.jsonl",
     "HFDualEncoder": "drum.embed.hf",
+    "LVLMEmbedder": "drum.embed.joint",
     "EmbeddingCache": "drum.embed.cache",
     "RetrievalConfig": "drum.retrieve.strategies",
     "ExampleEmbeddings": "drum.embed.example_embeddings",
@@ -45,6 +46,7 @@ __all__ = [
     "read_examples",
     "write_examples",
     "HFDualEncoder",
+    "LVLMEmbedder",
     "EmbeddingCache",
     "RetrievalConfig",
     "ExampleEmbeddings",
@@ -65,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from drum.embed.cache import EmbeddingCache
     from drum.embed.example_embeddings import ExampleEmbeddings
     from drum.embed.hf import HFDualEncoder
+    from drum.embed.joint import LVLMEmbedder
     from drum.eval.icl import run_icl_eval
     from drum.eval.icl_config import ICLEvalConfig
     from drum.finetune.config import MiningConfig

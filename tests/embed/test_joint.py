@@ -96,8 +96,8 @@ def _by_hand(lvlm: HFLVLM, example: Example, position: int = -1) -> np.ndarray:
     images = [[Image.open(path).convert("RGB") for path in example.images]]
     batch = lvlm.processor(text=[lvlm.render(prompt)], images=images, return_tensors="pt")
     inputs = {key: value for key, value in batch.items() if key != "text_replacement_offsets"}
-    if lvlm._accepts_mm_token_type_ids:  # Qwen2-VL's M-RoPE: 1 at image tokens
-        inputs["mm_token_type_ids"] = (inputs["input_ids"] == lvlm.image_token_id).long()
+    if lvlm._token_types:  # the per-token image mask (Qwen2-VL's M-RoPE): 1 at image tokens
+        inputs[lvlm._token_types] = (inputs["input_ids"] == lvlm.image_token_id).long()
     with torch.no_grad():
         hidden = lvlm.model(**inputs, output_hidden_states=True).hidden_states[-1]
     return torch.nn.functional.normalize(hidden[0, position], dim=-1).numpy()
