@@ -367,17 +367,19 @@ def score_with_shared_prefixes(
         rows = [prompts[i] for i in members]
         window = _encode_window(lvlm, rows, [answers[i] for i in members], first)
         lengths = prefix_lengths(lvlm, rows, window)
-        owner_of: dict[tuple[int, ...], int] = {}
+        # One prefix per demonstration set (not per token ids: two demonstrations can differ
+        # in their images alone, which share the placeholder's id).
+        owner_of: dict[tuple, int] = {}
         owners: list[int] = []
         for row, length in enumerate(lengths):
-            if length and (key := tuple(window.ids[row][:length])) not in owner_of:
-                owner_of[key] = len(owners)
+            if length and rows[row].demos not in owner_of:
+                owner_of[rows[row].demos] = len(owners)
                 owners.append(row)
         prefix_states = _run_prefixes(
             lvlm, window, owners, [lengths[r] for r in owners], batch_size
         )
         states: list[list[tuple[torch.Tensor, torch.Tensor]]] = [
-            prefix_states[owner_of[tuple(window.ids[row][:length])]] if length else []
+            prefix_states[owner_of[rows[row].demos]] if length else []
             for row, length in enumerate(lengths)
         ]
         by_length = sorted(

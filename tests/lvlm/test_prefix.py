@@ -5,6 +5,7 @@ does not apply, ``score`` falls back to the whole-prompt path."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,22 @@ def test_different_images_behind_the_same_tokens_are_not_shared(
     demo_only = lvlm._encode_rows([build_prompt([], pool[10])])[0][0]
     query_start = len(window.ids[0]) - len(demo_only) + 1  # the query's ids follow the BOS
     assert length == query_start
+
+
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
+def test_demonstrations_that_differ_only_in_their_images_get_their_own_prefixes(
+    family: str, paths: dict[str, Path], tiny_world: Path
+) -> None:
+    # The demo world repeats questions: two candidates with the same text and answer but
+    # different images have the same token ids, not the same prefix.
+    pool = read_examples(tiny_world / "vqa" / "pool.jsonl")
+    twin = dataclasses.replace(pool[0], id="twin", images=pool[1].images)
+    prompts = [build_prompt([demo], query) for demo in (pool[0], twin) for query in pool[10:12]]
+    answers = [query.answer for _ in range(2) for query in pool[10:12]]
+    whole = HFLVLM(paths[family], share_prefixes=False)
+    expected = [whole.score([p], [a])[0] for p, a in zip(prompts, answers, strict=True)]
+    assert abs(expected[0].sum - expected[2].sum) > 1e-3  # the images matter
+    _close(HFLVLM(paths[family]).score(prompts, answers), expected)
 
 
 @pytest.mark.parametrize("family", ["idefics3", "qwen2_5_vl", "blip2"])
