@@ -10,9 +10,10 @@ KV cache on, and every prompt of the group runs only its own suffix (its query a
 against that cache:
 
 * prefixes are batched (right-padded) by length; each keeps its states ``[:length]``;
-* suffix batches are right-padded as ``score`` pads prompts, sorted by length; every row gets
-  its own prefix's states, padded to the batch's longest prefix, and a 4D attention mask that
-  hides the padding of both parts (causal inside the suffix);
+* suffix batches are right-padded as ``score`` pads prompts, sorted by length, and hold as
+  many token slots as ``batch_size`` whole prompts would (so more rows: ``_suffix_batches``);
+  every row gets its own prefix's states, padded to the batch's longest prefix, and a 4D
+  attention mask that hides the padding of both parts (causal inside the suffix);
 * position ids continue from each row's prefix: ``prefix + t`` for LLaVA-style models; for
   Qwen2-VL's M-RoPE the full sequence's ``(3, T)`` positions (``get_rope_index``: image
   tokens take 2D positions, and text after an image resumes from the image's extent, so
@@ -50,7 +51,7 @@ from tqdm.auto import tqdm
 
 from drum.lvlm.base import ScoreResult
 from drum.lvlm.last_layer_mlp import only_at_positions
-from drum.lvlm.prompt import ICLPrompt
+from drum.lvlm.prompt import ICLPrompt, grouped_by_demos
 
 if TYPE_CHECKING:
     from drum.lvlm.hf import HFLVLM
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
 MROPE_FAMILIES = ("qwen2_vl",)
 # Prompts encoded together (and grouped) per window: as many as ``score``'s fast path.
 WINDOW_BATCHES = 4
+# Suffix batches hold at most this many times ``batch_size`` rows (``_suffix_batches``).
+MAX_ROWS_PER_BATCH = 4
 
 
 def shares_prefixes(lvlm: HFLVLM) -> bool:
@@ -225,12 +228,15 @@ def _run_prefixes(
     owners: list[int],
     lengths: list[int],
     batch_size: int,
-) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
-    """Key/value states of each prefix (row ``owners[k]``'s first ``lengths[k]`` tokens): per
-    prefix, per layer ``(keys, values)`` of shape ``(H, length, D)``."""
-    states: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in owners]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Key/value states of the prefixes (prefix ``k``: row ``owners[k]``'s first
+    ``lengths[k]`` tokens), per layer ``(keys, values)`` of shape ``(K + 1, H, P, D)`` with
+    ``P`` the longest prefix; prefix ``k``'s states are ``[k, :, :lengths[k]]``, the rest (and
+    row ``K``, for rows without a prefix) is padding that the suffix masks out."""
+    states: list[tuple[torch.Tensor, torch.Tensor]] = []
     order = sorted(range(len(owners)), key=lambda k: lengths[k])
     nothing = torch.zeros(0, dtype=torch.long, device=lvlm.device)
+    longest = max(lengths, default=0)
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         rows = [window.ids[owners[k]][: lengths[k]] for k in batch]
@@ -258,12 +264,16 @@ def _run_prefixes(
                 **padded.token_types,
                 **_encoder_outputs(features),
             )
-        cache = output.past_key_values
-        for slot, k in enumerate(batch):
-            states[k] = [
-                (layer.keys[slot, :, : lengths[k]], layer.values[slot, :, : lengths[k]])
-                for layer in cache.layers
+        layers = output.past_key_values.layers
+        if not states:
+            shape = (len(owners) + 1, layers[0].keys.shape[1], longest, layers[0].keys.shape[3])
+            states = [
+                (layer.keys.new_zeros(shape), layer.keys.new_zeros(shape)) for layer in layers
             ]
+        slots = torch.tensor(batch, device=lvlm.device)
+        for (keys, values), layer in zip(states, layers, strict=True):
+            keys[slots, :, :width] = layer.keys
+            values[slots, :, :width] = layer.values
     return states
 
 
@@ -272,11 +282,12 @@ def _suffix_inputs(
     window: _Window,
     batch: list[int],
     lengths: list[int],
-    states: list[list[tuple[torch.Tensor, torch.Tensor]]] | None,
+    slots: list[int],
+    states: list[tuple[torch.Tensor, torch.Tensor]],
 ) -> Any:
-    """``ScoreInputs`` of the rows ``batch`` run after their prefixes (``states[i]`` for row
-    ``i``; rows of length 0 have none): suffix ids, the past states padded to the longest
-    prefix, a 4D mask, positions continuing from each prefix."""
+    """``ScoreInputs`` of the rows ``batch`` run after their prefixes (row ``i``'s is
+    ``states[:][slots[i]]``, ``lengths[i]`` long; 0: none): suffix ids, the past states cut
+    to the batch's longest prefix, a 4D mask, positions continuing from each prefix."""
     from transformers import DynamicCache
 
     suffix_ids, features = [], []
@@ -299,21 +310,10 @@ def _suffix_inputs(
         [_row_positions(window, row, lengths[row], width) for row in batch], lvlm.device
     )
     longest = max(lengths[row] for row in batch)
-    if longest == 0 or states is None:
+    if longest == 0:
         return replace(inputs, extra=extra)
-    layers = len(next(s for s in states if s))
-    past = []
-    for layer in range(layers):
-        sample = next(s for s in states if s)[layer][0]
-        heads, dim = sample.shape[0], sample.shape[2]
-        keys = sample.new_zeros(len(batch), heads, longest, dim)
-        values = sample.new_zeros(len(batch), heads, longest, dim)
-        for slot, row in enumerate(batch):
-            if lengths[row]:
-                key, value = states[row][layer]
-                keys[slot, :, : lengths[row]] = key
-                values[slot, :, : lengths[row]] = value
-        past.append((keys, values))
+    index = torch.tensor([slots[row] for row in batch], device=lvlm.device)
+    past = [(keys[index, :, :longest], values[index, :, :longest]) for keys, values in states]
     # (B, 1, S, P + S): a row sees its own prefix, then its suffix causally, never padding.
     dtype = lvlm.model.dtype
     prefix_mask = torch.arange(longest) < torch.tensor([lengths[row] for row in batch])[:, None]
@@ -332,17 +332,26 @@ def _suffix_inputs(
     return replace(inputs, attention_mask=mask.to(lvlm.device), extra=extra)
 
 
-def _grouped_order(prompts: Sequence[ICLPrompt]) -> list[int]:
-    """Prompt positions with the prompts of one demonstration set next to each other (groups
-    in order of first appearance), prompts without demonstrations last."""
-    groups: dict[tuple, list[int]] = {}
-    alone: list[int] = []
-    for index, prompt in enumerate(prompts):
-        if prompt.demos:
-            groups.setdefault(prompt.demos, []).append(index)
-        else:
-            alone.append(index)
-    return [index for rows in groups.values() for index in rows] + alone
+def _suffix_batches(
+    suffix_lengths: list[int], whole_lengths: list[int], batch_size: int
+) -> list[list[int]]:
+    """Rows (by suffix length, shortest first) cut into batches of at most as many token slots
+    as ``batch_size`` whole prompts of the window would take (suffixes are shorter, so a batch
+    holds more of them, up to ``MAX_ROWS_PER_BATCH x batch_size``)."""
+    budget = batch_size * max(whole_lengths)
+    rows_cap = MAX_ROWS_PER_BATCH * batch_size
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for row in sorted(range(len(suffix_lengths)), key=lambda r: suffix_lengths[r]):
+        if current and (
+            (len(current) + 1) * suffix_lengths[row] > budget or len(current) == rows_cap
+        ):
+            batches.append(current)
+            current = []
+        current.append(row)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def score_with_shared_prefixes(
@@ -355,7 +364,7 @@ def score_with_shared_prefixes(
     """``lvlm.score`` through shared prefixes (module docstring); results in the prompts'
     order. The call's prompts are grouped by demonstrations, then cut into windows of
     ``WINDOW_BATCHES x batch_size`` prompts (what bounds the states held at once)."""
-    order = _grouped_order(prompts)
+    order = grouped_by_demos(prompts)
     results: list[ScoreResult | None] = [None] * len(prompts)
     size = batch_size * WINDOW_BATCHES
     bar = tqdm(
@@ -375,20 +384,19 @@ def score_with_shared_prefixes(
             if length and rows[row].demos not in owner_of:
                 owner_of[rows[row].demos] = len(owners)
                 owners.append(row)
-        prefix_states = _run_prefixes(
-            lvlm, window, owners, [lengths[r] for r in owners], batch_size
-        )
-        states: list[list[tuple[torch.Tensor, torch.Tensor]]] = [
-            prefix_states[owner_of[rows[row].demos]] if length else []
+        states = _run_prefixes(lvlm, window, owners, [lengths[r] for r in owners], batch_size)
+        slots = [
+            owner_of[rows[row].demos] if length else len(owners)
             for row, length in enumerate(lengths)
         ]
-        by_length = sorted(
-            range(len(rows)),
-            key=lambda r: len(window.ids[r]) - lengths[r] + len(window.answers[r]),
+        answers_run = [len(a) - 1 for a in window.answers]  # the last answer token is left out
+        batches = _suffix_batches(
+            [len(ids) - n + a for ids, n, a in zip(window.ids, lengths, answers_run, strict=True)],
+            [len(ids) + a for ids, a in zip(window.ids, answers_run, strict=True)],
+            batch_size,
         )
-        for start in range(0, len(by_length), batch_size):
-            batch = by_length[start : start + batch_size]
-            inputs = _suffix_inputs(lvlm, window, batch, lengths, states)
+        for batch in batches:
+            inputs = _suffix_inputs(lvlm, window, batch, lengths, slots, states)
             scores = lvlm._score_from_inputs(inputs, prune_last_mlp=True)
             for row, result in zip(batch, scores, strict=True):
                 results[members[row]] = result
