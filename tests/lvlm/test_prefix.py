@@ -18,7 +18,9 @@ from drum.data import read_examples
 from drum.lvlm.base import ScoreResult
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.prefix import (
+    MAX_ROWS_PER_BATCH,
     _encode_window,
+    _suffix_batches,
     common_prefix,
     image_safe,
     prefix_lengths,
@@ -133,6 +135,14 @@ def test_prefixes_of_different_lengths_run_once_each(
         for ids, n, a in zip(window.ids, lengths, answers, strict=True)
     )
     assert shapes == [(len(prefixes), max(len(p) for p in prefixes)), (len(prompts), suffix)]
+
+
+def test_suffix_batches_hold_the_token_slots_of_whole_prompt_batches() -> None:
+    assert MAX_ROWS_PER_BATCH == 2
+    # Budget: batch_size x the longest whole prompt (10 slots); at most 2 x batch_size rows.
+    assert _suffix_batches([5, 5, 5], [10, 10, 10], 1) == [[0, 1], [2]]
+    assert _suffix_batches([6, 6], [10, 10], 1) == [[0], [1]]
+    assert _suffix_batches([2, 9, 2, 2, 2], [10] * 5, 2) == [[0, 2, 3, 4], [1]]
 
 
 def test_a_prefix_stops_before_an_image_it_would_split() -> None:
