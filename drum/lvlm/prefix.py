@@ -37,6 +37,13 @@ Everything else runs ``score``'s usual path: Idefics3 / SmolVLM, Qwen2.5-VL, BLI
 that needs an image in every batch), families without a record, and LLaVA with the feature
 cache off; none of them verified here. Only ``score`` uses it; ``score_inputs`` (training
 losses) and ``generate`` are unchanged.
+
+Memory: beside the activations, the path holds past states: those of a window's distinct
+prefixes (at most ``WINDOW_BATCHES x batch_size`` of them) and, per suffix batch, a copy for
+each row (rows x longest prefix x layers x 2 x the KV width). For the built-in LVLM that is a
+few MB; for a 7B model with 576-token images it is of the order of a whole-prompt batch's
+activations or more, so on a GPU near its memory limit pass a smaller ``batch_size`` or
+``share_prefixes=False`` (not measured: no GPU was at hand).
 """
 
 from __future__ import annotations
