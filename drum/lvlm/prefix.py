@@ -281,7 +281,7 @@ def _run_prefixes(
             states = [
                 (layer.keys.new_zeros(shape), layer.keys.new_zeros(shape)) for layer in layers
             ]
-        slots = torch.tensor(batch, device=lvlm.device)
+        slots = torch.tensor(batch)  # CPU indices: the layers may sit on several devices
         for (keys, values), layer in zip(states, layers, strict=True):
             keys[slots, :, :width] = layer.keys
             values[slots, :, :width] = layer.values
@@ -323,7 +323,7 @@ def _suffix_inputs(
     longest = max(lengths[row] for row in batch)
     if longest == 0:
         return replace(inputs, extra=extra)
-    index = torch.tensor([slots[row] for row in batch], device=lvlm.device)
+    index = torch.tensor([slots[row] for row in batch])  # CPU, as in ``_run_prefixes``
     past = [(keys[index, :, :longest], values[index, :, :longest]) for keys, values in states]
     # (B, 1, S, P + S): a row sees its own prefix, then its suffix causally, never padding.
     dtype = lvlm.model.dtype
