@@ -10,9 +10,13 @@ ranking; it is kept so that reports can show how far above zero-shot each candid
 model.
 
 Batched: every (query, candidate) prompt not yet in the cache goes through ``LVLM.score`` in
-batches, a query's prompts next to each other so that its image is encoded once (the backend
-caches image encodings); the zero-shot term is computed once per query; duplicates and cached
-scores are never scored again.
+batches; the zero-shot term is computed once per query; duplicates and cached scores are never
+scored again. The prompts are sent in ``scoring_order``: those of one candidate demonstration
+next to each other, so that they land in the same ``LVLM.score`` call, where ``HFLVLM``
+computes the demonstration's key/value prefix once for all of them (``drum.lvlm.prefix``) and
+a vLLM server's prefix caching does the same; the backend caches image encodings, so each
+image is encoded once either way. The order changes which prompts share a call, not what is
+scored or cached.
 """
 
 from __future__ import annotations
@@ -85,6 +89,15 @@ def _value(score: ScoreResult, length_normalised: bool) -> float:
     return score.mean if length_normalised else score.sum
 
 
+def scoring_order(keys: Sequence[FeedbackKey]) -> list[FeedbackKey]:
+    """``keys`` with those of one candidate next to each other: candidates (and the zero-shot
+    prompts, candidate None) in order of first appearance, each one's keys in their order."""
+    groups: dict[str | None, list[FeedbackKey]] = {}
+    for key in keys:
+        groups.setdefault(key[2], []).append(key)
+    return [key for group in groups.values() for key in group]
+
+
 def score_feedback(
     lvlm: LVLM,
     queries: Sequence[Example],
@@ -97,7 +110,8 @@ def score_feedback(
     """Feedback scores of ``candidates[query.id]`` for every query (one-shot prompts).
 
     Scores found in ``cache`` are reused; new ones are appended to it every
-    ``config.flush_every`` prompts, so a killed run resumes where it stopped.
+    ``config.flush_every`` prompts (in ``scoring_order``), so a killed run resumes where it
+    stopped.
     """
     config = config or FeedbackConfig()
     why = "feedback scores log p(query answer | demonstration, query)"
@@ -120,7 +134,7 @@ def score_feedback(
             elif key not in pending:
                 pending[key] = (demos, query)
 
-    keys = list(pending)
+    keys = scoring_order(list(pending))
     bar = tqdm(total=len(keys), desc="LVLM feedback", unit="prompt", disable=not progress)
     for start in range(0, len(keys), config.flush_every):
         chunk = keys[start : start + config.flush_every]

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from drum.data.example import Example
 from drum.feedback.cache import FeedbackCache, FeedbackKey, FeedbackRecord
-from drum.feedback.scorer import FeedbackConfig, QueryFeedback, score_feedback
+from drum.feedback.scorer import FeedbackConfig, QueryFeedback, score_feedback, scoring_order
 from drum.lvlm.base import LVLM, ScoreResult
 from drum.lvlm.prompt import PromptTemplate
 from drum.utils.distributed import DistContext, block_bounds, parts_dir
@@ -123,7 +123,7 @@ def score_feedback_sharded(
     known = dict(merged.items())
     probe = _View(known)
     score_feedback(lvlm, queries, candidates, probe, config, template, progress=False)  # type: ignore[arg-type]
-    unmerged = list(probe.missing)  # not in feedback.jsonl, in scoring order
+    unmerged = scoring_order(list(probe.missing))  # not in feedback.jsonl, in scoring order
     saved = _load_parts(path)
     todo = [key for key in unmerged if key not in saved]
     # Also the barrier after which parts are appended to: every rank has read them by then.

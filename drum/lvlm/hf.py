@@ -65,6 +65,7 @@ from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
 from drum.lvlm.image_count_groups import in_image_count_groups
 from drum.lvlm.image_features import ImageFeatureCache
 from drum.lvlm.last_layer_mlp import last_layer_mlp, only_at_positions
+from drum.lvlm.prefix import score_with_shared_prefixes, shares_prefixes
 from drum.lvlm.processors import load_processor
 from drum.lvlm.prompt import ICLPrompt
 from drum.lvlm.qwen_processor import Qwen2VLImageOnlyProcessor as Qwen2VLImageOnlyProcessor
@@ -172,6 +173,9 @@ class HFLVLM(LVLM):
             reuse rather than return them to the OS (``drum.utils.allocator``: process wide,
             left alone where the environment sets malloc's thresholds); about a fifth of the
             built-in LVLM's scoring time went to page faults without it.
+        share_prefixes: let ``score`` compute the key/value states of a demonstration once
+            for all the prompts that start with it (``drum.lvlm.prefix``: which families and
+            when); off runs every prompt whole.
 
     Example::
 
@@ -191,6 +195,7 @@ class HFLVLM(LVLM):
         context_overflow: str = "error",
         device_map: str | dict[str, Any] | None = None,
         retain_freed_memory: bool = True,
+        share_prefixes: bool = True,
     ) -> None:
         from transformers import AutoModelForImageTextToText
 
@@ -201,6 +206,7 @@ class HFLVLM(LVLM):
                 f"context_overflow must be one of {CONTEXT_OVERFLOW}, got {context_overflow!r}"
             )
         self.context_overflow = context_overflow
+        self.share_prefixes = share_prefixes
         # Prompts shortened to fit the context, and the demonstrations dropped from them.
         self.truncated_prompts = 0
         self.dropped_demos = 0
@@ -484,14 +490,19 @@ class HFLVLM(LVLM):
     ) -> list[ScoreResult]:
         """Log-likelihood of ``answers[i]`` after ``prompts[i]``, in the prompts' order.
 
-        LLaVA-style models with the feature cache on and no layer hook run
-        ``_score_bucketed`` (each window of ``BUCKET_WINDOW`` batches encoded in one go and
-        batched by length); the scores are the same up to float rounding (a row's score never
-        depends on its batch-mates: right padding, causal attention)."""
+        Where ``drum.lvlm.prefix.shares_prefixes`` holds (LLaVA-style models with the
+        feature cache on, Qwen2-VL; no layer hook), prompts sharing demonstrations share
+        their key/value prefix (``drum.lvlm.prefix``). Else LLaVA-style models with the
+        feature cache on and no layer hook run ``_score_bucketed`` (each window of
+        ``BUCKET_WINDOW`` batches encoded in one go and batched by length); the scores are
+        the same up to float rounding (a row's score never depends on its batch-mates: right
+        padding, causal attention)."""
         if len(prompts) != len(answers):
             raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if shares_prefixes(self):
+            return score_with_shared_prefixes(self, prompts, answers, batch_size, progress)
         # With a layer hook the batches stay in the prompts' order (what a hook sees).
         if self._expands_like_llava and self._uses_cached_features() and not self._hooks.active:
             return self._score_bucketed(prompts, answers, batch_size, progress)

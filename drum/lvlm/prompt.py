@@ -187,3 +187,24 @@ def build_prompt(
         ),
         query=Turn.of(query.images, template.user.format(text=query.text)),
     )
+
+
+def grouped_by_demos(prompts: Sequence[ICLPrompt]) -> list[int]:
+    """Positions of ``prompts`` with those showing the same demonstrations next to each other
+    (groups in order of first appearance, each in its order), prompts without demonstrations
+    last: the order in which a backend that shares prompt prefixes (``drum.lvlm.prefix``, a
+    vLLM server's prefix caching) does the least work.
+
+    Example::
+
+        grouped_by_demos([build_prompt([a], q1), build_prompt([b], q1),
+                          build_prompt([a], q2), build_prompt([], q1)])  # [0, 2, 1, 3]
+    """
+    groups: dict[tuple[Turn, ...], list[int]] = {}
+    alone: list[int] = []
+    for index, prompt in enumerate(prompts):
+        if prompt.demos:
+            groups.setdefault(prompt.demos, []).append(index)
+        else:
+            alone.append(index)
+    return [index for rows in groups.values() for index in rows] + alone

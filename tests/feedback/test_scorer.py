@@ -255,3 +255,43 @@ def test_queries_or_candidates_without_answers_fail_before_any_scoring(
     with pytest.raises(NoAnswersError, match=r"candidates have no answers"):
         score_feedback(lvlm, queries, shown, progress=False)
     assert lvlm.calls == 0
+
+
+def test_prompts_of_one_demonstration_are_scored_together(
+    lvlm: HFLVLM, tiny_world: Path, tmp_path: Path
+) -> None:
+    # Mining's shape: neighbouring queries retrieve overlapping candidates.
+    pool = read_examples(tiny_world / "vqa" / "pool.jsonl")
+    queries = pool[:5]
+    candidates = {q.id: pool[10 + i : 13 + i] for i, q in enumerate(queries)}
+    spy = SpyLVLM(lvlm)
+    config = FeedbackConfig(batch_size=2, flush_every=64)
+    path = tmp_path / "feedback.jsonl"
+    got = score_feedback(spy, queries, candidates, FeedbackCache(path), config, progress=False)
+    assert spy.calls == 1
+    demos = [prompt.demos for prompt, _ in spy.scored]
+    # Each demonstration's prompts (and the zero-shot ones) form one run, in first-appearance
+    # order of the candidates.
+    runs = [d for i, d in enumerate(demos) if i == 0 or demos[i - 1] != d]
+    assert len(runs) == len(set(demos)) == 1 + 7
+    assert runs[0] == () and len(spy.scored) == len(_prompts_of(queries, candidates))
+    # The same scores as a query-major, one-prompt-at-a-time run.
+    expected = []
+    for query in queries:
+        [zero] = lvlm.score([build_prompt([], query)], [query.answer])
+        ones = [
+            lvlm.score([build_prompt([c], query)], [query.answer])[0] for c in candidates[query.id]
+        ]
+        expected.append(
+            QueryFeedback(
+                query.id,
+                tuple(c.id for c in candidates[query.id]),
+                tuple(one.mean - zero.mean for one in ones),
+                zero.mean,
+            )
+        )
+    _assert_feedback_close(got, expected)
+    # The cache holds every prompt once, in the order scored (one run per candidate).
+    cached = [key[2] for key, _ in FeedbackCache(path).items()]
+    assert len(cached) == len(spy.scored)
+    assert len([c for i, c in enumerate(cached) if i == 0 or cached[i - 1] != c]) == 8

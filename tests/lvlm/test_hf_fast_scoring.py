@@ -74,6 +74,8 @@ def test_fast_scores_equal_the_processor_paths_in_order(llava: Path, mixed: Prom
     fast = HFLVLM(llava)
     for batch_size in (1, 2, 5, 64):
         _close(fast.score(prompts, answers, batch_size=batch_size), expected)
+    bucketed = HFLVLM(llava, share_prefixes=False)  # the bucketed path, no shared prefixes
+    _close(bucketed.score(prompts, answers, batch_size=2), expected)
     # A reversed call returns the reversed scores: results follow the prompts, not the batches.
     _close(fast.score(prompts[::-1], answers[::-1], batch_size=2), expected[::-1])
     with fast.feature_cache_bypassed():
@@ -82,7 +84,7 @@ def test_fast_scores_equal_the_processor_paths_in_order(llava: Path, mixed: Prom
 
 def test_batches_are_cut_by_length_within_a_window(llava: Path, mixed: Prompts) -> None:
     prompts, answers = mixed
-    lvlm = HFLVLM(llava)
+    lvlm = HFLVLM(llava, share_prefixes=False)  # the bucketed path (drum.lvlm.prefix aside)
     widths: list[int] = []
     handle = lvlm.model.register_forward_hook(
         lambda module, args, kwargs, output: widths.append(int(kwargs["input_ids"].shape[1])),

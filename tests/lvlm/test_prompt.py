@@ -97,3 +97,20 @@ def test_an_image_part_given_a_str_holds_a_path() -> None:
     path = Path("images/b.png")
     assert ImagePart(path).path is path  # a Path is kept as it is
     assert Turn.of(["images/c.png"], "what").images == (Path("images/c.png"),)  # type: ignore[list-item]
+
+
+def test_grouped_by_demos_puts_each_demonstration_sets_prompts_together(tiny_world: Path) -> None:
+    from drum.data import read_examples
+    from drum.lvlm.prompt import grouped_by_demos
+
+    pool = read_examples(tiny_world / "vqa" / "pool.jsonl")
+    a, b = pool[10], pool[11]
+    prompts = [
+        build_prompt(demos, query) for query in pool[:3] for demos in ([a], [], [b], [a, b], [b, a])
+    ]
+    order = grouped_by_demos(prompts)
+    assert sorted(order) == list(range(len(prompts)))
+    assert order[:3] == [0, 5, 10] and order[3:6] == [2, 7, 12]  # first appearance, stable
+    assert order[-3:] == [1, 6, 11]  # zero-shot last
+    demos = [prompts[i].demos for i in order]
+    assert len([d for k, d in enumerate(demos) if k == 0 or demos[k - 1] != d]) == 5

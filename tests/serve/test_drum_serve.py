@@ -266,3 +266,39 @@ def test_score_fails_up_front_where_the_server_has_no_prompt_logprobs(
             lvlm.score(prompts, answers)
         assert lvlm.client.sent == 1  # the first request alone, nothing more
         assert lvlm.generate(prompts, 6) == builtin_lvlm.generate(prompts, 6)
+
+
+def test_requests_sharing_a_demonstration_go_together(
+    served: RunningServer, builtin_lvlm: Any, tiny_world: Path
+) -> None:
+    from drum.lvlm.served.requests import prefix_body
+
+    pool = pool_of(tiny_world)
+    # Query-major, as a caller other than score_feedback might list them.
+    prompts = [
+        build_prompt(demos, query)
+        for query in pool[:3]
+        for demos in ([pool[10]], [pool[11]], [], pool[12:14])
+    ]
+    answers = [query.answer for query in pool[:3] for _ in range(4)]
+    lvlm = client(served.base_url)
+    sent: list[dict] = []
+    post_many = lvlm.client.post_many
+
+    def recording(bodies: Any, *args: Any, **kwargs: Any) -> list[dict]:
+        sent.extend(bodies)
+        return post_many(bodies, *args, **kwargs)
+
+    lvlm.client.post_many = recording  # type: ignore[method-assign]
+    got = lvlm.score(prompts, answers)
+    # Which prompt each request asks about (the first prompt's pair goes out alone, first).
+    messages = [prefix_body("builtin", p)["messages"] for p in prompts]
+    asked = [next(i for i, m in enumerate(messages) if m == b["messages"][: len(m)]) for b in sent]
+    assert asked[0::2] == asked[1::2]  # each prompt's two requests one after the other
+    demos = [prompts[i].demos for i in asked[0::2]]
+    runs = [d for k, d in enumerate(demos) if k == 0 or demos[k - 1] != d]
+    assert len(runs) == len(set(demos)) == 4  # every demonstration set in one run
+    assert runs[-1] == ()  # zero-shot prompts last
+    expected = builtin_lvlm.score(prompts, answers)
+    for mine, theirs in zip(got, expected, strict=True):  # results in the prompts' order
+        assert mine.sum == pytest.approx(theirs.sum, abs=1e-4)

@@ -6,6 +6,8 @@ SGLang, LMDeploy, TGI, ``drum serve``, a hosted API).
 that returns prompt log-probabilities (vLLM's ``prompt_logprobs``; ``drum serve``): it asks
 for the first (prompt, answer) alone and, where the server returns none or refuses the
 request, raises ``ScoreUnavailable`` naming what is missing before any other request is sent;
+the other prompts' requests go out with those sharing demonstrations together
+(``grouped_by_demos``), so that vLLM's prefix caching computes a demonstration once;
 generation-only use (``drum eval`` of generated answers, ``drum demon eval``) never needs it.
 Transport, retries and the response cache are ``ChatClient``'s.
 
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 from tqdm.auto import tqdm
 
 from drum.lvlm.base import LVLM, ScoreResult
-from drum.lvlm.prompt import ICLPrompt
+from drum.lvlm.prompt import ICLPrompt, grouped_by_demos
 from drum.lvlm.served.client import ChatClient, RequestRefused, ServedError
 from drum.lvlm.served.config import ServedConfig
 from drum.lvlm.served.requests import (
@@ -129,11 +131,18 @@ class ServedLVLM(LVLM):
             return []
         first = self._first_pair(prompts[0], answers[0])
         model = self.config.model
-        bodies = [prefix_body(model, p) for p in prompts[1:]]
-        bodies += [scored_body(model, p, a) for p, a in zip(prompts[1:], answers[1:], strict=True)]
+        # Each prompt's two requests together, prompts of one demonstration set next to each
+        # other: a server's prefix caching (vLLM's) then computes a shared prefix once.
+        order = [1 + i for i in grouped_by_demos(prompts[1:])]
+        bodies = [
+            body
+            for i in order
+            for body in (prefix_body(model, prompts[i]), scored_body(model, prompts[i], answers[i]))
+        ]
         responses = self._post_all(bodies, "scoring", progress)
-        rest = len(prompts) - 1
-        pairs = [first, *zip(responses[:rest], responses[rest:], strict=True)]
+        pairs = [first] * len(prompts)
+        for k, i in enumerate(order):
+            pairs[i] = (responses[2 * k], responses[2 * k + 1])
         results = []
         for index, (prefix, scored) in enumerate(pairs):
             try:
