@@ -45,7 +45,8 @@ def _icl_rows(run: Path) -> dict[tuple, Any]:
 
 
 def _quality_rows(run: Path) -> list[Any]:
-    return _json(run / "results" / "retrieval_quality.json")["rows"]
+    rows = _json(run / "results" / "retrieval_quality.json")["rows"]
+    return [{k: v for k, v in row.items() if not k.endswith("seconds")} for row in rows]
 
 
 def _rounds(run: Path) -> list[Any]:

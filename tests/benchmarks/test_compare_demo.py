@@ -26,7 +26,8 @@ def _run(root: Path, code: str, accuracy: float, prediction: str) -> Path:
     metric = {"vqa_accuracy": {"value": accuracy, "ci95": [0.1, 0.9]}}
     icl = {**row, "metric": metric, "n_queries": 1, "truncated_prompts": 0, "seconds": 1.0}
     (results / "icl_results.json").write_text(json.dumps({"rows": [icl]}))
-    (results / "retrieval_quality.json").write_text(json.dumps({"rows": [{"hit@4": 0.5}]}))
+    quality = {"hit@4": 0.5, "retrieval_seconds": accuracy}  # a timing: not compared
+    (results / "retrieval_quality.json").write_text(json.dumps({"rows": [quality]}))
     record = {**row, "query_id": "q", "demo_ids": ["d"], "prediction": prediction, "scores": {}}
     (results / "icl_queries.jsonl").write_text(json.dumps(record) + "\n")
     (results / "demo_timings.json").write_text(json.dumps({"icl_seconds": 2.0}))
