@@ -23,17 +23,9 @@ def demo_command(
     assets: Annotated[
         bool, typer.Option(help="Use the shipped built-in models when they match the world.")
     ] = default_of(RUN_DEMO, "use_assets"),
-    workers: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Local processes (one torch thread each) that generate the LVLM's replies; "
-            "1: in this process. The replies are the same either way.",
-        ),
-    ] = default_of(RUN_DEMO, "workers"),
 ) -> None:
     """The main job on the built-in default: world -> models -> retrieval -> ICL evaluation."""
     from drum.pipelines.demo import run_demo
 
     limit_threads()
-    run_demo(out, quick=quick, use_assets=assets, workers=workers)
+    run_demo(out, quick=quick, use_assets=assets)

@@ -42,9 +42,7 @@ from drum.feedback.cache import FeedbackCache
 from drum.feedback.scorer import FeedbackConfig
 from drum.finetune.config import MiningConfig, RetrieverTrainConfig
 from drum.finetune.mining import mine
-from drum.lvlm.base import LVLM
 from drum.lvlm.hf import HFLVLM
-from drum.lvlm.pool import GenerationPool
 from drum.pipelines.retrieval_quality import (
     RetrievalQualityConfig,
     measure_retrieval_quality,
@@ -97,17 +95,9 @@ def timings_table(timings: dict[str, float]) -> Table:
 
 
 def run_demo(
-    out: Path,
-    quick: bool = False,
-    use_assets: bool = True,
-    console: Console | None = None,
-    workers: int = 2,
+    out: Path, quick: bool = False, use_assets: bool = True, console: Console | None = None
 ) -> dict[str, Any]:
-    """Run the demo into ``out``; returns the ICL results it saved.
-
-    ``workers``: local processes (one torch thread each) that generate the LVLM's replies
-    (``drum.lvlm.pool.GenerationPool``: the same batches, the same replies); 1 generates in
-    this process."""
+    """Run the demo into ``out``; returns the ICL results it saved."""
     console = console or Console()
     world_config = QUICK_WORLD if quick else WorldConfig()
     timings: dict[str, float] = {}
@@ -152,35 +142,9 @@ def run_demo(
     console.print(quality_tables(rows))
     timings["retrieval_seconds"] = time.perf_counter() - started
 
-    console.rule("4/6 DRUM: fine-tune the embedder on the LVLM's feedback (mining rounds)")
-    base_lvlm = HFLVLM(models["lvlm"])
-    # Scoring and training stay in this process; generation (validation, stage 5) goes to the
-    # workers, which start on the first generation and stop at the end.
-    lvlm = GenerationPool(base_lvlm, workers) if workers > 1 else base_lvlm
-    try:
-        return _mine_and_evaluate(
-            out, quick, console, world_config, world_dir, models, embedder, cache, lvlm, timings
-        )
-    finally:
-        if isinstance(lvlm, GenerationPool):
-            lvlm.close()
-
-
-def _mine_and_evaluate(
-    out: Path,
-    quick: bool,
-    console: Console,
-    world_config: WorldConfig,
-    world_dir: Path,
-    models: dict[str, Any],
-    embedder: HFDualEncoder,
-    cache: EmbeddingCache,
-    lvlm: LVLM,
-    timings: dict[str, float],
-) -> dict[str, Any]:
-    """Stages 4 to 6 of ``run_demo``."""
-    results_dir = out / "results"
     started = time.perf_counter()
+    console.rule("4/6 DRUM: fine-tune the embedder on the LVLM's feedback (mining rounds)")
+    lvlm = HFLVLM(models["lvlm"])
     mining_config = QUICK_MINING if quick else DEMO_MINING
     # One mining directory per (LVLM, embedder, recipe): a rerun with other models starts a
     # new run instead of refusing the old one's directory.
