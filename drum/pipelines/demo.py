@@ -170,7 +170,7 @@ def run_demo(
         shots=(0, 1, 2, 4, 8),
         seeds=(0, 1),
         batch_size=64,
-        # 300 test queries per task keep the whole demo within ~10 minutes on 2 cores;
+        # 300 test queries per task keep the whole demo within ~3 minutes on 2 cores;
         # `drum eval` runs the full split.
         max_queries=40 if quick else 300,
         bootstrap_resamples=200 if quick else 1000,
