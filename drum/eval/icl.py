@@ -81,7 +81,7 @@ from drum.lvlm.context import ContextOverflowError
 from drum.lvlm.prompt import ICLPrompt, PromptTemplate, build_prompt
 from drum.lvlm.sharded import counts_over_ranks, generate_sharded
 from drum.metrics.registry import MetricSpec, get_metric
-from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus
+from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus, bootstrap_ci_summed
 from drum.results import Estimate
 from drum.retrieve.retriever import DemonstrationRetriever
 from drum.retrieve.strategies import RetrievalConfig
@@ -199,7 +199,17 @@ def score_predictions(
         rescore = spec.level == "corpus" and not (
             corpus_ci == "fixed_statistics" and spec.corpus_is_mean
         )
-        if rescore:
+        if rescore and spec.statistics is not None and spec.from_statistics is not None:
+            # A function of summed per-example counts (BLEU): the same resamples, summed.
+            value, low, high = bootstrap_ci_summed(
+                spec.statistics(predictions, references),
+                spec.from_statistics,
+                n_resamples=corpus_bootstrap_resamples,
+                seed=BOOTSTRAP_SEED,
+            )
+            if per_query:
+                scores[spec.name] = spec.score_corpus(predictions, references)[1]
+        elif rescore:
             # A corpus metric is not a mean of per-example scores: rescore every resample.
             value, low, high = bootstrap_ci_corpus(
                 spec.fn,

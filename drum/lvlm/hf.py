@@ -780,11 +780,19 @@ class HFLVLM(LVLM):
     def _generate_rows(
         self, prompts: Sequence[ICLPrompt], max_new_tokens: int, start: int = 0
     ) -> list[str]:
-        prompt_ids, vision, _, counts = self._encode(prompts, self._hooks.active)
+        # As ``score_inputs``: LLaVA prompts take their image encodings from the feature cache
+        # (no PNG decoding, preprocessing or vision tower per batch; the encodings are the
+        # vision tower's own, so the replies are the same).
+        encode = (
+            self._encode_from_features
+            if self._expands_like_llava and self._uses_cached_features()
+            else self._encode
+        )
+        prompt_ids, vision, _, counts = encode(prompts, self._hooks.active)
         reserve = [max_new_tokens] * len(prompts)
         fitted = self._fit(prompts, prompt_ids, reserve, start, "new")
         if fitted is not None:
-            prompt_ids, vision, _, counts = self._encode(fitted, self._hooks.active)
+            prompt_ids, vision, _, counts = encode(fitted, self._hooks.active)
         # Left padding so every row's next token comes at the same position.
         batch = self._padded(prompt_ids, [len(p) for p in prompt_ids], counts, True, vision)
         length = batch.input_ids.shape[1]

@@ -12,9 +12,11 @@ ROUGE-L in [0, 1]); multiply by 100 for the numbers papers usually print.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Hashable, Mapping, Sequence
 
+import numpy as np
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
@@ -138,6 +140,52 @@ def bleu4(
     return float(score[3]), [float(s) for s in scores[3]]
 
 
+# pycocoevalcap's BleuScorer guards: added to each n-gram precision's numerator (``TINY``) and
+# denominator (``SMALL``), and to the length ratio's, so that zero counts give 0, not an error.
+_BLEU_TINY = 1e-15
+_BLEU_SMALL = 1e-9
+_BLEU_N = 4
+
+
+def bleu4_statistics(
+    predictions: Mapping[Hashable, str], references: Mapping[Hashable, Sequence[str]]
+) -> np.ndarray:
+    """Each example's BLEU counts, ``(n, 10)`` int64 in the key order of ``predictions``:
+    candidate length, closest reference length (ties to the shorter, as pycocoevalcap's
+    ``"closest"``), then n-gram totals ``guess_1..4`` and clipped matches ``correct_1..4``,
+    as pycocoevalcap's ``BleuScorer`` cooks them (its own n-gram counting).
+    ``bleu4_from_statistics`` of their column sums is ``bleu4``'s corpus score, exactly."""
+    from pycocoevalcap.bleu.bleu_scorer import BleuScorer
+
+    gts, res = _tokenized_inputs(predictions, references)
+    scorer = BleuScorer(n=_BLEU_N)
+    for key in res:
+        scorer += (res[key][0], gts[key])
+    rows = []
+    for comps in scorer.ctest:
+        length = comps["testlen"]
+        closest = min((abs(r - length), r) for r in comps["reflen"])[1]
+        rows.append([length, closest, *comps["guess"], *comps["correct"]])
+    return np.asarray(rows, dtype=np.int64)
+
+
+def bleu4_from_statistics(sums: Sequence[int] | np.ndarray) -> float:
+    """Corpus BLEU-4 from summed ``bleu4_statistics`` columns, with pycocoevalcap's arithmetic
+    in its order (so the float is the one ``bleu4`` returns): the product of the four guarded
+    precisions to the power 1/4, times ``exp(1 - r/c)`` when the candidates are shorter."""
+    length, reference = int(sums[0]), int(sums[1])
+    guess = [int(g) for g in sums[2 : 2 + _BLEU_N]]
+    correct = [int(c) for c in sums[2 + _BLEU_N : 2 + 2 * _BLEU_N]]
+    product = 1.0
+    for k in range(_BLEU_N):
+        product *= float(correct[k] + _BLEU_TINY) / (guess[k] + _BLEU_SMALL)
+    score = product ** (1.0 / _BLEU_N)
+    ratio = (length + _BLEU_TINY) / (reference + _BLEU_SMALL)
+    if ratio < 1:
+        score *= math.exp(1 - 1 / ratio)
+    return score
+
+
 def rouge_l(
     predictions: Mapping[Hashable, str], references: Mapping[Hashable, Sequence[str]]
 ) -> tuple[float, list[float]]:
@@ -154,7 +202,14 @@ def rouge_l(
 CIDER_SPEC = MetricSpec(
     name="cider", fn=cider_d, higher_is_better=True, level="corpus", corpus_is_mean=True
 )
-BLEU4_SPEC = MetricSpec(name="bleu4", fn=bleu4, higher_is_better=True, level="corpus")
+BLEU4_SPEC = MetricSpec(
+    name="bleu4",
+    fn=bleu4,
+    higher_is_better=True,
+    level="corpus",
+    statistics=bleu4_statistics,
+    from_statistics=bleu4_from_statistics,
+)
 ROUGE_L_SPEC = MetricSpec(
     name="rouge_l", fn=rouge_l, higher_is_better=True, level="corpus", corpus_is_mean=True
 )

@@ -32,6 +32,13 @@ class MetricSpec:
             scores given the corpus statistics (CIDEr-D's document frequencies, ROUGE-L), so
             its confidence interval may bootstrap per-example scores with those statistics
             held fixed instead of rescoring every resample.
+        statistics: for a corpus metric that is a function of summed per-example counts
+            (BLEU: n-gram matches, n-gram totals, lengths), ``statistics(predictions,
+            references) -> (n, s)`` array of each example's counts (key order of
+            ``predictions``); ``from_statistics(column sums) -> corpus score`` gives the score
+            of any corpus from them. A bootstrap then sums resampled rows instead of rescoring
+            every resample (``drum.metrics.stats.bootstrap_ci_summed``): the same values, no
+            re-tokenising. Both or neither.
     """
 
     name: str
@@ -39,10 +46,16 @@ class MetricSpec:
     higher_is_better: bool
     level: MetricLevel
     corpus_is_mean: bool = False
+    statistics: Callable[..., Any] | None = None
+    from_statistics: Callable[..., float] | None = None
 
     def __post_init__(self) -> None:
         if self.level not in ("example", "corpus"):
             raise ValueError(f"MetricSpec.level must be 'example' or 'corpus', got {self.level!r}")
+        if (self.statistics is None) != (self.from_statistics is None):
+            raise ValueError(f"MetricSpec {self.name!r}: give statistics and from_statistics both")
+        if self.statistics is not None and self.level != "corpus":
+            raise ValueError(f"MetricSpec {self.name!r}: statistics are for corpus metrics")
 
     def score_corpus(
         self,

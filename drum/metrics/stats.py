@@ -3,7 +3,9 @@
 ``bootstrap_ci`` is for metrics that are a mean of per-example scores (VQA accuracy, label
 accuracy); ``bootstrap_ci_corpus`` recomputes a corpus-level metric (CIDEr-D, corpus BLEU) on each
 resample. Both draw the same resampled index sets for the same ``seed`` and data size, so they
-agree exactly on a mean metric.
+agree exactly on a mean metric. ``bootstrap_ci_summed`` is ``bootstrap_ci_corpus`` for a corpus
+metric computed from summed per-example statistics (BLEU): it sums the resampled rows instead
+of rescoring every resample.
 """
 
 from __future__ import annotations
@@ -112,6 +114,35 @@ def bootstrap_ci_corpus(
                     )
                 )
             )
+    return (score, *_percentile_interval(np.asarray(stats), confidence))
+
+
+def bootstrap_ci_summed(
+    statistics: np.ndarray,
+    from_sums: Callable[[np.ndarray], float],
+    n_resamples: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``bootstrap_ci_corpus`` for a corpus metric that is a function of summed per-example
+    statistics (``MetricSpec.statistics``: BLEU's n-gram counts and lengths).
+
+    ``statistics``: ``(n, s)``, one row per example; ``from_sums(column sums) -> score``. Each
+    resample sums its drawn rows (the same index sets ``bootstrap_ci_corpus`` draws for this
+    ``seed`` and ``n``, a row drawn twice counted twice) and scores the sums, so for a metric
+    whose corpus score is ``from_sums`` of the summed statistics the result is
+    ``bootstrap_ci_corpus``'s, without rescoring every resample from its texts.
+    """
+    statistics = np.asarray(statistics)
+    if statistics.ndim != 2:
+        raise ValueError(f"statistics must be 2-D (examples, statistics), got {statistics.shape}")
+    _check_args(statistics.shape[0], n_resamples, confidence)
+    score = float(from_sums(statistics.sum(axis=0)))
+    stats = [
+        float(from_sums(sums))
+        for block in _resample_blocks(statistics.shape[0], n_resamples, seed)
+        for sums in statistics[block].sum(axis=1)  # (rows, s): one row of sums per resample
+    ]
     return (score, *_percentile_interval(np.asarray(stats), confidence))
 
 

@@ -4,9 +4,9 @@ Each family is built once per session (``tiny_lvlms.py``, ``conftest.py``) and c
 scores equal to a by-hand sum over one plain forward of the unpadded prompt + answer; batched
 scoring and generation equal to one-at-a-time, for images-then-text prompts and for
 interleaved ones (2 and 3 images between text); interleaved prompts rendered with each image's
-placeholder between the right text parts; and, for LLaVA, the image feature cache. Layer hooks
-are tested in ``test_hooks.py``; what only some families do (Gemma 3's pan-and-scan,
-LLaVA-OneVision's anyres, Idefics2's image splitting) in ``test_families_a.py``.
+placeholder between the right text parts; and, for LLaVA, the image feature cache (scoring and
+generation). Layer hooks are tested in ``test_hooks.py``; what only some families do (Gemma 3's
+pan-and-scan, LLaVA-OneVision's anyres, Idefics2's image splitting) in ``test_families_a.py``.
 """
 
 from __future__ import annotations
@@ -217,6 +217,25 @@ def test_llava_image_features_are_cached(
     assert lvlm.score(prompts, answers) == first
     assert not calls
     assert len(lvlm.feature_cache) == len({p for prompt in prompts for p in prompt.images})
+
+
+def test_llava_generation_reads_the_feature_cache(
+    vision_tower_calls: tuple[HFLVLM, list[int]],
+    batch: tuple[list[ICLPrompt], list[str]],
+    interleaved: tuple[list[ICLPrompt], list[str]],
+) -> None:
+    # Generation takes its image encodings from the cache (no vision tower on a second call)
+    # and replies exactly as with the processor's pixel values (the cache bypassed).
+    lvlm, calls = vision_tower_calls
+    prompts = batch[0] + interleaved[0]
+    with lvlm.feature_cache_bypassed():
+        expected = lvlm.generate(prompts, max_new_tokens=4)
+    assert len(lvlm.feature_cache) == 0
+    assert lvlm.generate(prompts, max_new_tokens=4) == expected
+    assert len(lvlm.feature_cache) == len({p for prompt in prompts for p in prompt.images})
+    calls.clear()
+    assert lvlm.generate(prompts, max_new_tokens=4) == expected
+    assert not calls
 
 
 def test_llava_feature_cache_smaller_than_a_batch(

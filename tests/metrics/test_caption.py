@@ -9,12 +9,21 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import numpy as np
 import pytest
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
-from drum.metrics.caption import bleu4, cider_d, rouge_l, tokenize_caption
+from drum.metrics.caption import (
+    bleu4,
+    bleu4_from_statistics,
+    bleu4_statistics,
+    cider_d,
+    rouge_l,
+    tokenize_caption,
+)
+from drum.metrics.registry import MetricSpec
 
 PREDICTIONS = {
     "img1": "A man riding a horse on the beach.",
@@ -208,3 +217,32 @@ def test_mismatched_ids_and_bad_references_raise() -> None:
         cider_d({0: "a dog"}, {0: "a dog"})  # type: ignore[dict-item]
     with pytest.raises(ValueError):
         cider_d({}, {})
+
+
+def test_bleu4_from_summed_statistics_is_bleu4_exactly() -> None:
+    statistics = bleu4_statistics(PREDICTIONS, REFERENCES)
+    assert statistics.shape == (len(PREDICTIONS), 10)
+    # "a bus" against its references: 2 tokens, 1 bigram, no trigram.
+    row = statistics[list(PREDICTIONS).index("img5")]
+    assert list(row[[0, 2, 3, 4, 5]]) == [2, 2, 1, 0, 0]
+    assert bleu4_from_statistics(statistics.sum(axis=0)) == bleu4(PREDICTIONS, REFERENCES)[0]
+    # Any corpus made of these examples, one drawn twice counted twice (as a bootstrap draws).
+    keys = list(PREDICTIONS)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        rows = rng.integers(0, len(keys), size=len(keys))
+        preds = {j: PREDICTIONS[keys[i]] for j, i in enumerate(rows)}
+        refs = {j: REFERENCES[keys[i]] for j, i in enumerate(rows)}
+        assert bleu4_from_statistics(statistics[rows].sum(axis=0)) == bleu4(preds, refs)[0]
+    # Candidates shorter than their references: the brevity penalty, the same float.
+    short = {k: " ".join(v.split()[:2]) for k, v in PREDICTIONS.items()}
+    sums = bleu4_statistics(short, REFERENCES).sum(axis=0)
+    assert sums[0] < sums[1]
+    assert bleu4_from_statistics(sums) == bleu4(short, REFERENCES)[0]
+
+
+def test_metric_spec_takes_statistics_and_their_score_together() -> None:
+    with pytest.raises(ValueError, match="both"):
+        MetricSpec("m", bleu4, True, "corpus", statistics=bleu4_statistics)
+    with pytest.raises(ValueError, match="corpus metrics"):
+        MetricSpec("m", len, True, "example", False, bleu4_statistics, bleu4_from_statistics)

@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 import drum.metrics.stats as stats
-from drum.metrics.caption import cider_d
-from drum.metrics.stats import bootstrap_ci, bootstrap_ci_corpus, bootstrap_ci_of_means
+from drum.metrics.caption import bleu4, bleu4_from_statistics, bleu4_statistics, cider_d
+from drum.metrics.stats import (
+    bootstrap_ci,
+    bootstrap_ci_corpus,
+    bootstrap_ci_of_means,
+    bootstrap_ci_summed,
+)
 
 
 def _bernoulli(n: int, p: float = 0.6, seed: int = 1) -> np.ndarray:
@@ -93,6 +98,30 @@ def test_corpus_bootstrap_on_cider() -> None:
     assert score == pytest.approx(cider_d(preds, refs)[0])
     assert low <= high
     assert bootstrap_ci_corpus(cider_d, preds, refs, n_resamples=20, seed=0) == result
+
+
+def test_summed_bootstrap_of_bleu4_is_the_corpus_bootstrap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    words = "a man dog cat riding sitting on the horse beach red ball grass plate of food".split()
+    rng = np.random.default_rng(3)
+    preds = {i: " ".join(rng.choice(words, size=rng.integers(1, 9))) for i in range(40)}
+    refs = {
+        i: [" ".join(rng.choice(words, size=rng.integers(3, 9))) for _ in range(3)]
+        for i in range(40)
+    }
+    expected = bootstrap_ci_corpus(bleu4, preds, refs, n_resamples=60, seed=2)
+    summed = bootstrap_ci_summed(
+        bleu4_statistics(preds, refs), bleu4_from_statistics, n_resamples=60, seed=2
+    )
+    assert summed == expected  # the same floats, not only close
+    # Also when the resamples come in several blocks.
+    monkeypatch.setattr(stats, "_MAX_BLOCK_ENTRIES", 40 * 7)
+    assert bootstrap_ci_summed(
+        bleu4_statistics(preds, refs), bleu4_from_statistics, n_resamples=60, seed=2
+    ) == bootstrap_ci_corpus(bleu4, preds, refs, n_resamples=60, seed=2)
+    with pytest.raises(ValueError, match="2-D"):
+        bootstrap_ci_summed(np.ones(3), sum)
 
 
 def test_bad_arguments() -> None:

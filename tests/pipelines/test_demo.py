@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from drum.cli.main import app
+from drum.pipelines.demo import timings_table
 
 
 @pytest.mark.slow
@@ -39,3 +41,15 @@ def test_quick_demo_end_to_end(tmp_path: Path) -> None:
     assert "per-query report:" in result.output and "report.html" in result.output
     timings = json.loads((results / "demo_timings.json").read_text())
     assert timings["report_seconds"] > 0
+    assert "demo stage times" in result.output
+
+
+def test_timings_table_lists_every_stage_with_its_share() -> None:
+    timings = {"world_seconds": 1.0, "drum_seconds": 6.0, "icl_seconds": 3.0}
+    console = Console(width=80, record=True)
+    console.print(timings_table(timings))
+    text = console.export_text()
+    for line in ("1 world", "4 DRUM training (mining)", "5 ICL evaluation"):
+        assert line in text
+    assert "60%" in text and "30%" in text and "10%" in text
+    assert "10.0" in text  # the total
