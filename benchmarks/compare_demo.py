@@ -7,7 +7,11 @@ character for character but for absolute paths in backticks), the metric values 
 intervals of every ``icl_results.json`` row (keyed by task, strategy, shots, seed), the
 ``retrieval_quality.json`` rows, each mining round's validation and feedback statistics
 (``drum/*/mining.json``: the rounds table) and the per-query predictions and scores
-(``icl_queries.jsonl``). Timings, paths and provenance are not compared.
+(``icl_queries.jsonl``). Timings, paths and provenance (the tables' ``- git:`` line: a run
+from a copy of the code that is no git checkout has none) are not compared. The mining's
+feedback statistics (mean log-likelihood gains, shown in no table) are compared to a relative
+``FEEDBACK_RTOL``: scoring is exact only up to float rounding (an image encoded in another
+batch, a demonstration's key/value prefix computed once), everything else exactly.
 Prints one line per check and both runs' stage times (``demo_timings.json``) with their ratio;
 exits 1 if anything differs.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -26,10 +31,39 @@ def _json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+FEEDBACK_RTOL = 1e-6
+
+
 def _table_text(path: Path) -> str:
     # The header names the models by absolute path (where each run's code tree is): compared
     # without it, their fingerprints beside it still are.
-    return re.sub(r"`/[^`]*`", "`<path>`", path.read_text(encoding="utf-8"))
+    text = re.sub(r"`/[^`]*`", "`<path>`", path.read_text(encoding="utf-8"))
+    return re.sub(r"(?m)^- git: .*\n", "", text)
+
+
+def _close(a: Any, b: Any) -> bool:
+    """``a == b`` but for floats, equal within a relative ``FEEDBACK_RTOL``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=FEEDBACK_RTOL)
+    return a == b
+
+
+class _Round(dict):
+    """A mining round's record: validation exactly, feedback statistics by ``_close``."""
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, dict)
+            and self.get("validation") == other.get("validation")
+            and _close(self.get("feedback"), other.get("feedback"))
+        )
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
 
 
 def _icl_rows(run: Path) -> dict[tuple, Any]:
@@ -52,7 +86,7 @@ def _quality_rows(run: Path) -> list[Any]:
 def _rounds(run: Path) -> list[Any]:
     (summary,) = (run / "drum").glob("*/mining.json")
     return [
-        {"validation": r["validation"], "feedback": r.get("feedback")}
+        _Round(validation=r["validation"], feedback=r.get("feedback"))
         for r in _json(summary)["rounds"]
     ]
 

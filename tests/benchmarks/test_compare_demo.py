@@ -18,10 +18,15 @@ def _module() -> ModuleType:
     return module
 
 
-def _run(root: Path, code: str, accuracy: float, prediction: str) -> Path:
+def _run(
+    root: Path, code: str, accuracy: float, prediction: str, gain: float = 4.45918736, git: str = ""
+) -> Path:
     results = root / "results"
     results.mkdir(parents=True)
-    (results / "icl_results.md").write_text(f"- lvlm: `{code}/lvlm` (llava-1)\n| {accuracy} |\n")
+    git_line = f"- git: {git}\n" if git else ""
+    (results / "icl_results.md").write_text(
+        f"- lvlm: `{code}/lvlm` (llava-1)\n{git_line}| {accuracy} |\n"
+    )
     row = {"task": "vqa", "strategy": "drum", "shots": 1, "seed": None}
     metric = {"vqa_accuracy": {"value": accuracy, "ci95": [0.1, 0.9]}}
     icl = {**row, "metric": metric, "n_queries": 1, "truncated_prompts": 0, "seconds": 1.0}
@@ -33,7 +38,8 @@ def _run(root: Path, code: str, accuracy: float, prediction: str) -> Path:
     (results / "demo_timings.json").write_text(json.dumps({"icl_seconds": 2.0}))
     mining = root / "drum" / "key"
     mining.mkdir(parents=True)
-    rounds = [{"round": 0, "validation": {"vqa": {"hit@4": 0.5}}}]
+    feedback = {"vqa": {"best_gain": gain}}
+    rounds = [{"round": 0, "validation": {"vqa": {"hit@4": 0.5}}, "feedback": feedback}]
     (mining / "mining.json").write_text(json.dumps({"rounds": rounds}))
     return root
 
@@ -50,3 +56,16 @@ def test_same_tables_pass_and_a_changed_cell_is_found(tmp_path: Path) -> None:
         "icl_results.json rows",
         "icl_queries.jsonl predictions and scores",
     }
+
+
+def test_provenance_and_float_rounding_of_the_feedback_statistics_are_not_differences(
+    tmp_path: Path,
+) -> None:
+    compare = _module().compare
+    before = _run(tmp_path / "a", "/code/a", 0.5, "blue", gain=4.4591873659)
+    # a git line the other run lacks; a feedback mean moved in its 9th significant digit
+    after = _run(tmp_path / "b", "/code/b", 0.5, "blue", gain=4.4591873674, git="8952f44")
+    assert all(ok for _, ok, _ in compare(before, after))
+    moved = _run(tmp_path / "c", "/code/a", 0.5, "blue", gain=4.46)
+    failed = {label for label, ok, _ in compare(before, moved) if not ok}
+    assert failed == {"mining rounds (validation, feedback)"}
