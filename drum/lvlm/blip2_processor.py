@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from drum.lvlm.expanding_processor import TokenizerProcessor
 
-class Blip2InterleavedProcessor:
+
+class Blip2InterleavedProcessor(TokenizerProcessor):
     """Every ``<image>`` of the text expanded to ``num_query_tokens`` image tokens, plus the
     ``pixel_values`` of all the batch's images (flattened, prompt order)."""
 
@@ -28,12 +30,8 @@ class Blip2InterleavedProcessor:
         num_query_tokens: int,
         image_token: str = "<image>",
     ) -> None:
-        self.tokenizer = tokenizer
-        self.image_processor = image_processor
+        super().__init__(tokenizer, image_processor, image_token)
         self.num_query_tokens = num_query_tokens
-        self.image_token = image_token
-        self.image_token_id = tokenizer.convert_tokens_to_ids(image_token)
-        self.chat_template = getattr(tokenizer, "chat_template", None)
 
     @classmethod
     def from_pretrained(
@@ -58,11 +56,6 @@ class Blip2InterleavedProcessor:
         ``from_pretrained`` reads back beside the model's config."""
         self.tokenizer.save_pretrained(directory)
         self.image_processor.save_pretrained(directory)
-
-    def apply_chat_template(self, conversation: list[dict[str, Any]], **kwargs: Any) -> Any:
-        return self.tokenizer.apply_chat_template(
-            conversation, chat_template=self.chat_template, **kwargs
-        )
 
     def __call__(
         self,

@@ -6,7 +6,9 @@ machine without it although their image processors have Pil versions. What ``HFL
 a processor for images is small: the chat template, and one call that preprocesses a batch's
 images and expands each image placeholder of the rendered texts, in order of appearance, into
 the tokens the model writes that image's encoding to. A subclass says how a preprocessed
-batch expands (``replacements``); the rest is here.
+batch expands (``replacements``); the rest is here (Qwen2-VL's, InternVL's, Pixtral's and
+IDEFICS's). ``TokenizerProcessor`` below it is what every processor DRUM builds shares (BLIP-2's
+and Mllama's too): the tokenizer, its chat template, the image processor, the placeholder.
 """
 
 from __future__ import annotations
@@ -15,7 +17,31 @@ from collections.abc import Sequence
 from typing import Any
 
 
-class ExpandingProcessor:
+class TokenizerProcessor:
+    """What every processor DRUM builds itself shares: the checkpoint's tokenizer (its
+    ``chat_template`` renders prompts, ``apply_chat_template`` as ``ProcessorMixin``'s), the
+    family's (Pil) image processor and the per-image placeholder token.
+
+    Args:
+        tokenizer: the checkpoint's tokenizer.
+        image_processor: the family's (Pil) image processor.
+        image_token: the placeholder the chat template writes per image.
+    """
+
+    def __init__(self, tokenizer: Any, image_processor: Any, image_token: str) -> None:
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.image_token = image_token
+        self.image_token_id = tokenizer.convert_tokens_to_ids(image_token)
+        self.chat_template = getattr(tokenizer, "chat_template", None)
+
+    def apply_chat_template(self, conversation: list[dict[str, Any]], **kwargs: Any) -> Any:
+        return self.tokenizer.apply_chat_template(
+            conversation, chat_template=self.chat_template, **kwargs
+        )
+
+
+class ExpandingProcessor(TokenizerProcessor):
     """Tokenizer + image processor; each ``image_token`` of the text becomes its image's
     ``replacements(vision)`` entry (subclasses), in order of appearance across the batch.
 
@@ -26,13 +52,6 @@ class ExpandingProcessor:
             the replacement repeats once per visual token.
     """
 
-    def __init__(self, tokenizer: Any, image_processor: Any, image_token: str) -> None:
-        self.tokenizer = tokenizer
-        self.image_processor = image_processor
-        self.image_token = image_token
-        self.image_token_id = tokenizer.convert_tokens_to_ids(image_token)
-        self.chat_template = getattr(tokenizer, "chat_template", None)
-
     def preprocess(self, images: list[Any], return_tensors: str) -> dict[str, Any]:
         """The model's vision inputs for ``images`` (flattened, prompt order), plus whatever
         ``replacements`` reads (popped there)."""
@@ -41,11 +60,6 @@ class ExpandingProcessor:
     def replacements(self, vision: dict[str, Any]) -> list[str]:
         """What each image's placeholder becomes, images in order (may pop helper keys)."""
         raise NotImplementedError
-
-    def apply_chat_template(self, conversation: list[dict[str, Any]], **kwargs: Any) -> Any:
-        return self.tokenizer.apply_chat_template(
-            conversation, chat_template=self.chat_template, **kwargs
-        )
 
     def __call__(
         self,

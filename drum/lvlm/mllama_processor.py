@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from drum.lvlm.expanding_processor import TokenizerProcessor
+
 
 def image_spans(ids: Sequence[int], image_token_id: int) -> list[tuple[int, int]]:
     """Per image token of one row, in order, the ``[start, end)`` tokens that attend to its
@@ -47,7 +49,7 @@ def image_spans(ids: Sequence[int], image_token_id: int) -> list[tuple[int, int]
     return [(start, end) for start, end in spans]
 
 
-class MllamaInterleavedProcessor:
+class MllamaInterleavedProcessor(TokenizerProcessor):
     """Mllama inputs for ``HFLVLM`` (module docstring).
 
     Args:
@@ -59,11 +61,7 @@ class MllamaInterleavedProcessor:
     def __init__(
         self, tokenizer: Any, image_processor: Any, image_token: str = "<|image|>"
     ) -> None:
-        self.tokenizer = tokenizer
-        self.image_processor = image_processor
-        self.image_token = image_token
-        self.image_token_id = tokenizer.convert_tokens_to_ids(image_token)
-        self.chat_template = getattr(tokenizer, "chat_template", None)
+        super().__init__(tokenizer, image_processor, image_token)
 
     @classmethod
     def from_pretrained(
@@ -77,11 +75,6 @@ class MllamaInterleavedProcessor:
         image_token = getattr(tokenizer, "image_token", None) or "<|image|>"
         return cls(
             tokenizer, MllamaImageProcessorPil.from_pretrained(model_name_or_path), image_token
-        )
-
-    def apply_chat_template(self, conversation: list[dict[str, Any]], **kwargs: Any) -> Any:
-        return self.tokenizer.apply_chat_template(
-            conversation, chat_template=self.chat_template, **kwargs
         )
 
     def token_inputs(

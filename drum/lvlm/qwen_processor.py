@@ -5,13 +5,13 @@ processor and image-token expansion are Qwen2-VL's)."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from drum.lvlm.expanding_processor import ExpandingProcessor
 
-class Qwen2VLImageOnlyProcessor:
+
+class Qwen2VLImageOnlyProcessor(ExpandingProcessor):
     """The image half of ``Qwen2VLProcessor``, for machines without torchvision.
 
     ``Qwen2VLProcessor`` cannot be constructed without its video processor, and that needs
@@ -30,11 +30,7 @@ class Qwen2VLImageOnlyProcessor:
     def __init__(
         self, tokenizer: Any, image_processor: Any, image_token: str = "<|image_pad|>"
     ) -> None:
-        self.tokenizer = tokenizer
-        self.image_processor = image_processor
-        self.image_token = image_token
-        self.image_token_id = tokenizer.convert_tokens_to_ids(image_token)
-        self.chat_template = getattr(tokenizer, "chat_template", None)
+        super().__init__(tokenizer, image_processor, image_token)
 
     @classmethod
     def from_pretrained(
@@ -52,56 +48,11 @@ class Qwen2VLImageOnlyProcessor:
             processor.chat_template = _processor_chat_template(model_name_or_path)
         return processor
 
-    def apply_chat_template(self, conversation: list[dict[str, Any]], **kwargs: Any) -> Any:
-        return self.tokenizer.apply_chat_template(
-            conversation, chat_template=self.chat_template, **kwargs
-        )
-
-    def __call__(
-        self,
-        text: Sequence[str],
-        images: Sequence[Sequence[Any]] | None = None,
-        return_tensors: str = "pt",
-        padding: bool = True,
-        return_text_replacement_offsets: bool = False,
-    ) -> Any:
-        """``input_ids`` / ``attention_mask`` of ``text`` with image placeholders expanded, plus
-        ``pixel_values`` / ``image_grid_thw`` of ``images`` (one list of images per text).
-
-        With ``return_text_replacement_offsets``, also ``text_replacement_offsets``: per text,
-        one ``{"type": "image", "replacement": ...}`` per placeholder in order, the string it
-        became (the subset of ``ProcessorMixin``'s entries ``HFLVLM`` reads)."""
-        from transformers import BatchFeature
-
-        flat = [image for row in images or [] for image in row]
-        texts = list(text)
-        data: dict[str, Any] = {}
-        offsets: list[list[dict[str, Any]]] = [[] for _ in texts]
-        if flat:
-            vision = self.image_processor(images=flat, return_tensors=return_tensors)
-            merge = self.image_processor.merge_size**2
-            counts = iter([int(grid.prod()) // merge for grid in vision["image_grid_thw"]])
-            found = sum(t.count(self.image_token) for t in texts)
-            if found != len(flat):
-                raise ValueError(f"{found} {self.image_token} placeholders but {len(flat)} images")
-            pattern = re.compile(re.escape(self.image_token))
-
-            def expand(row: list[dict[str, Any]]) -> Callable[[re.Match[str]], str]:
-                def replace(_: re.Match[str]) -> str:
-                    replacement = self.image_token * next(counts)
-                    row.append({"type": "image", "replacement": replacement})
-                    return replacement
-
-                return replace
-
-            texts = [pattern.sub(expand(row), t) for t, row in zip(texts, offsets, strict=True)]
-            data.update(vision)
-        elif any(self.image_token in t for t in texts):
-            raise ValueError(f"{self.image_token} placeholders in the text but no images")
-        data.update(self.tokenizer(texts, padding=padding, return_tensors=return_tensors))
-        if return_text_replacement_offsets:
-            data["text_replacement_offsets"] = offsets
-        return BatchFeature(data)
+    def replacements(self, vision: dict[str, Any]) -> list[str]:
+        """Each image's placeholder repeated once per merged patch group: ``t * h * w //
+        merge_size**2`` of its ``image_grid_thw``."""
+        merge = self.image_processor.merge_size**2
+        return [self.image_token * (int(grid.prod()) // merge) for grid in vision["image_grid_thw"]]
 
 
 def _processor_chat_template(model_name_or_path: str | Path) -> str | None:
