@@ -22,6 +22,8 @@ from tests.lvlm.tiny_lvlms import (
     _set_generation_ids,
     _tokenizer,
     chat_template,
+    mrope_text_config,
+    vision_tower,
 )
 
 
@@ -57,24 +59,7 @@ def build_tiny_qwen3_vl(path: Path, seed: int = 0) -> TinyLVLM:
             "num_position_embeddings": (IMAGE_SIZE // patch) ** 2,
             "deepstack_visual_indexes": [0],
         },
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": hidden,
-            "intermediate_size": 2 * hidden,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 2,
-            "head_dim": 32,
-            "max_position_embeddings": 1024,
-            "rope_parameters": {
-                "rope_type": "default",
-                "mrope_section": [4, 6, 6],
-                "rope_theta": 10000.0,
-            },
-            "pad_token_id": tokenizer.pad_token_id,
-            "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-        },
+        text_config=mrope_text_config(tokenizer, hidden, head_dim=32),
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
@@ -120,15 +105,7 @@ def build_tiny_gemma3(path: Path, seed: int = 0) -> TinyLVLM:
     tokenizer._set_model_specific_special_tokens(special_tokens=GEMMA3_TOKENS)
     patch, tokens = 8, 4
     config = Gemma3Config(
-        vision_config={
-            "model_type": "siglip_vision_model",
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": IMAGE_SIZE,
-            "patch_size": patch,
-        },
+        vision_config=vision_tower(patch, model_type="siglip_vision_model"),
         text_config={
             "vocab_size": len(tokenizer),
             "hidden_size": 32,
@@ -190,15 +167,7 @@ def build_tiny_llava_onevision(path: Path, seed: int = 0) -> TinyLVLM:
     ]
     text = {**_llama_text_config(tokenizer), "model_type": "qwen2"}
     config = LlavaOnevisionConfig(
-        vision_config={
-            "model_type": "siglip_vision_model",
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": IMAGE_SIZE,
-            "patch_size": patch,
-        },
+        vision_config=vision_tower(patch, model_type="siglip_vision_model"),
         text_config=text,
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
@@ -238,14 +207,7 @@ def build_tiny_idefics2(path: Path, seed: int = 0) -> TinyLVLM:
     tokenizer = _tokenizer(("<fake_token_around_image>", "<image>", "<end_of_utterance>"))
     latents = 4
     config = Idefics2Config(
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": IMAGE_SIZE,
-            "patch_size": 8,
-        },
+        vision_config=vision_tower(8),
         perceiver_config={
             "hidden_size": 32,
             "resampler_n_latents": latents,

@@ -19,6 +19,7 @@ from tests.lvlm.tiny_lvlms import (
     _set_generation_ids,
     _tokenizer,
     chat_template,
+    vision_tower,
 )
 
 INTERNVL_TOKENS = ("<IMG_CONTEXT>", "<img>", "</img>", "<video>")
@@ -44,14 +45,7 @@ def build_tiny_internvl(path: Path, seed: int = 0) -> TinyLVLM:
     patch, ratio = 8, 0.5
     seq_length = int((IMAGE_SIZE // patch) ** 2 * ratio**2)
     config = InternVLConfig(
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": IMAGE_SIZE,
-            "patch_size": patch,
-        },
+        vision_config=vision_tower(patch),
         text_config=_llama_text_config(tokenizer),
         image_token_id=tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>"),
         image_seq_length=seq_length,
@@ -89,16 +83,7 @@ def build_tiny_mistral3(path: Path, seed: int = 0) -> TinyLVLM:
     tokenizer = _tokenizer(PIXTRAL_TOKENS)
     patch, merge = 8, 2
     config = Mistral3Config(
-        vision_config={
-            "model_type": "pixtral",
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "head_dim": 16,
-            "image_size": IMAGE_SIZE,
-            "patch_size": patch,
-        },
+        vision_config=vision_tower(patch, model_type="pixtral", head_dim=16),
         text_config=_llama_text_config(tokenizer),
         image_token_index=tokenizer.convert_tokens_to_ids("[IMG]"),
         spatial_merge_size=merge,

@@ -83,6 +83,44 @@ def _llama_text_config(tokenizer: PreTrainedTokenizerFast, hidden: int = 32) -> 
     }
 
 
+def vision_tower(patch: int, **extra: object) -> dict:
+    """The tiny vision tower every builder's family starts from (32 wide, 2 layers, 2 heads,
+    32 px images, ``patch`` px patches), plus the family's own ``extra`` keys."""
+    return {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": IMAGE_SIZE,
+        "patch_size": patch,
+        **extra,
+    }
+
+
+def mrope_text_config(tokenizer: PreTrainedTokenizerFast, hidden: int, **extra: object) -> dict:
+    """A Qwen-VL-style language model config: ``hidden`` wide, 2 layers, M-RoPE sections sized
+    for head dim 32 (plus ``extra`` keys)."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden,
+        "intermediate_size": 2 * hidden,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 1024,
+        # M-RoPE splits head_dim / 2 = 16 rotary frequencies into (t, h, w) sections.
+        "rope_parameters": {
+            "rope_type": "default",
+            "mrope_section": [4, 6, 6],
+            "rope_theta": 10000.0,
+        },
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        **extra,
+    }
+
+
 def _set_generation_ids(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast) -> None:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -103,16 +141,7 @@ def build_tiny_llava(path: Path, seed: int = 0) -> TinyLVLM:
     tokenizer = _tokenizer(("<image>",))
     patch = 16
     config = LlavaConfig(
-        vision_config={
-            "model_type": "clip_vision_model",
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": IMAGE_SIZE,
-            "patch_size": patch,
-            "projection_dim": 16,
-        },
+        vision_config=vision_tower(patch, model_type="clip_vision_model", projection_dim=16),
         text_config=_llama_text_config(tokenizer),
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         vision_feature_select_strategy="default",
@@ -153,14 +182,7 @@ def build_tiny_idefics3(path: Path, seed: int = 0) -> TinyLVLM:
     patch, scale = 8, 2
     image_seq_len = (IMAGE_SIZE // patch) ** 2 // scale**2
     config = Idefics3Config(
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": IMAGE_SIZE,
-            "patch_size": patch,
-        },
+        vision_config=vision_tower(patch),
         text_config=_llama_text_config(tokenizer),
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         scale_factor=scale,
@@ -229,24 +251,7 @@ def _build_tiny_qwen(path: Path, model_type: str, seed: int) -> TinyLVLM:
         }
     config = config_class(
         vision_config=vision,
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": hidden,
-            "intermediate_size": 2 * hidden,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 1024,
-            # M-RoPE splits head_dim / 2 = 16 rotary frequencies into (t, h, w) sections.
-            "rope_parameters": {
-                "rope_type": "default",
-                "mrope_section": [4, 6, 6],
-                "rope_theta": 10000.0,
-            },
-            "pad_token_id": tokenizer.pad_token_id,
-            "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-        },
+        text_config=mrope_text_config(tokenizer, hidden),
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
@@ -290,14 +295,7 @@ def build_tiny_blip2(path: Path, seed: int = 0, patch_size: int = 16) -> TinyLVL
     tokenizer = _tokenizer(("<image>",))
     queries = 4
     config = Blip2Config(
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": IMAGE_SIZE,
-            "patch_size": patch_size,
-        },
+        vision_config=vision_tower(patch_size),
         qformer_config={
             "hidden_size": 32,
             "intermediate_size": 64,
