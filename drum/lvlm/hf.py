@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -467,6 +467,28 @@ class HFLVLM(LVLM):
         self.dropped_demos += dropped
         return fitted
 
+    def _encoded_to_fit(
+        self,
+        encode: Callable[[Sequence[ICLPrompt]], tuple],
+        prompts: Sequence[ICLPrompt],
+        reserve: Sequence[int],
+        start: int,
+        what: str,
+    ) -> tuple:
+        """``encode(prompts)`` (its first element: the prompt ids) with the prompts fitted to
+        the context first (``_fit``): encoded again only when a prompt was shortened."""
+        encoded = encode(prompts)
+        fitted = self._fit(prompts, encoded[0], reserve, start, what)
+        return encoded if fitted is None else encode(fitted)
+
+    def _prompt_encoder(self, positions: bool) -> Callable[[Sequence[ICLPrompt]], tuple]:
+        """How ``score_inputs`` and generation encode prompts: from the feature cache's image
+        encodings for LLaVA (no PNG decoding, preprocessing or vision tower per batch; the
+        same ids and encodings), else with the processor (``_encode``)."""
+        if self._expands_like_llava and self._uses_cached_features():
+            return lambda prompts: self._encode_from_features(prompts, positions)
+        return lambda prompts: self._encode(prompts, positions)
+
     # -------------------------------------------------------------------------------- scoring
     def _answer_ids(self, answer: str) -> list[int]:
         """The answer's token ids, tokenised once per distinct answer (memoised)."""
@@ -536,10 +558,9 @@ class HFLVLM(LVLM):
         for first in range(0, len(prompts), window):
             rows = list(prompts[first : first + window])
             answer_ids = [self._answer_ids(answer) for answer in answers[first : first + window]]
-            ids, features, images, _ = self._encode_rows(rows)
-            fitted = self._fit(rows, ids, [len(a) for a in answer_ids], first, "answer")
-            if fitted is not None:
-                ids, features, images, _ = self._encode_rows(fitted)
+            ids, features, images, _ = self._encoded_to_fit(
+                self._encode_rows, rows, [len(a) for a in answer_ids], first, "answer"
+            )
             order = sorted(range(len(rows)), key=lambda i: len(ids[i]) + len(answer_ids[i]))
             for start in range(0, len(order), batch_size):
                 batch = order[start : start + batch_size]
@@ -575,15 +596,9 @@ class HFLVLM(LVLM):
         if positions is None:
             positions = self._hooks.active
         answer_ids = [list(a) for a in answer_ids]
-        encode = (
-            self._encode_from_features
-            if self._expands_like_llava and self._uses_cached_features()
-            else self._encode
+        prompt_ids, vision, images, counts = self._encoded_to_fit(
+            self._prompt_encoder(positions), prompts, [len(a) for a in answer_ids], start, "answer"
         )
-        prompt_ids, vision, images, counts = encode(prompts, positions)
-        fitted = self._fit(prompts, prompt_ids, [len(a) for a in answer_ids], start, "answer")
-        if fitted is not None:
-            prompt_ids, vision, images, counts = encode(fitted, positions)
         return self._assemble(prompt_ids, vision, images, counts, answer_ids)
 
     def _padded(
@@ -780,19 +795,11 @@ class HFLVLM(LVLM):
     def _generate_rows(
         self, prompts: Sequence[ICLPrompt], max_new_tokens: int, start: int = 0
     ) -> list[str]:
-        # As ``score_inputs``: LLaVA prompts take their image encodings from the feature cache
-        # (no PNG decoding, preprocessing or vision tower per batch; the encodings are the
-        # vision tower's own, so the replies are the same).
-        encode = (
-            self._encode_from_features
-            if self._expands_like_llava and self._uses_cached_features()
-            else self._encode
-        )
-        prompt_ids, vision, _, counts = encode(prompts, self._hooks.active)
+        # Encoded as ``score_inputs`` encodes (the feature cache's encodings for LLaVA).
         reserve = [max_new_tokens] * len(prompts)
-        fitted = self._fit(prompts, prompt_ids, reserve, start, "new")
-        if fitted is not None:
-            prompt_ids, vision, _, counts = encode(fitted, self._hooks.active)
+        prompt_ids, vision, _, counts = self._encoded_to_fit(
+            self._prompt_encoder(self._hooks.active), prompts, reserve, start, "new"
+        )
         # Left padding so every row's next token comes at the same position.
         batch = self._padded(prompt_ids, [len(p) for p in prompt_ids], counts, True, vision)
         length = batch.input_ids.shape[1]

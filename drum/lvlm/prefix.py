@@ -163,16 +163,13 @@ def _encode_window(lvlm: HFLVLM, rows: list[ICLPrompt], answers: list[str], firs
     """Prompt ids, image encodings and sizes, answer ids (and M-RoPE positions) of a window,
     prompts fitted to the context as ``score`` fits them."""
     answer_ids = [lvlm._answer_ids(answer) for answer in answers]
+    reserve = [len(a) for a in answer_ids]
     if lvlm._expands_like_llava:
-        ids, features, images, sizes = lvlm._encode_rows(rows)
-        fitted = lvlm._fit(rows, ids, [len(a) for a in answer_ids], first, "answer")
-        if fitted is not None:
-            ids, features, images, sizes = lvlm._encode_rows(fitted)
+        ids, features, images, sizes = lvlm._encoded_to_fit(
+            lvlm._encode_rows, rows, reserve, first, "answer"
+        )
         return _Window(ids, images, features, sizes, answer_ids, None)
-    ids, vision, images, _ = lvlm._encode(rows)
-    fitted = lvlm._fit(rows, ids, [len(a) for a in answer_ids], first, "answer")
-    if fitted is not None:
-        ids, vision, images, _ = lvlm._encode(fitted)
+    ids, vision, images, _ = lvlm._encoded_to_fit(lvlm._encode, rows, reserve, first, "answer")
     return _mrope_window(lvlm, ids, vision, images, answer_ids)
 
 
