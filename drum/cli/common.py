@@ -255,6 +255,17 @@ def load_lvlm(
         fail(f"{option}: {error}")
 
 
+LVLMOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="LVLM: a hub id, a save_pretrained directory, or a served model "
+        "openai:<base_url>#<model> (README: served and API models).",
+    ),
+]
+
+
 AllowOtherBaseOption = Annotated[
     bool,
     typer.Option(

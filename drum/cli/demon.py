@@ -22,6 +22,7 @@ from drum.cli.common import (
     DeviceMapOption,
     DeviceOption,
     DtypeOption,
+    LVLMOption,
     check_adapter,
     check_device,
     check_lvlm,
@@ -147,15 +148,7 @@ def demon_score_command(
 
 @app.command("eval")
 def demon_eval_command(
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            "-m",
-            help="LVLM: a hub id, a save_pretrained directory, or a served model "
-            "openai:<base_url>#<model> (README: served and API models).",
-        ),
-    ],
+    model: LVLMOption,
     data: DataOption,
     out: Annotated[
         Path, typer.Option(help="Directory for <Task>/pred.json (resumed), scores and reports.")

@@ -13,6 +13,7 @@ from drum.cli.common import (
     DeviceMapOption,
     DeviceOption,
     DtypeOption,
+    LVLMOption,
     check_adapter,
     check_lvlm,
     check_model,
@@ -76,15 +77,7 @@ def embedder_paths(
 
 def eval_command(
     out: Annotated[Path, typer.Option(help="Directory for icl_results.json / .md / .png.")],
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            "-m",
-            help="LVLM: a hub id, a save_pretrained directory, or a served model "
-            "openai:<base_url>#<model> (README: served and API models).",
-        ),
-    ],
+    model: LVLMOption,
     world: Annotated[
         Path | None, typer.Option(help="A world directory (drum data make-world).")
     ] = None,
