@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,9 @@ class ImageStore:
             raise RequestError(f"{where}: the image's base64 data does not decode") from None
         path = self.directory / hashlib.sha256(raw).hexdigest()
         if not path.is_file():
-            staged = self.directory / f"{path.name}.check"
+            # A name of its own per request: requests are parsed on several threads, and two
+            # carrying the same image would otherwise stage, check and rename one shared file.
+            staged = self.directory / f"{path.name}.{uuid.uuid4().hex}.check"
             atomic_write_bytes(staged, raw)
             try:
                 decode_image(staged)
