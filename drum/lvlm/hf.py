@@ -43,8 +43,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,14 +52,15 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from drum.data.images import load_image
 from drum.lvlm.base import LVLM, ScoreResult
+from drum.lvlm.bucketed import score_bucketed
 from drum.lvlm.context import (
     CONTEXT_OVERFLOW,
     context_length,
     fit_to_context,
 )
 from drum.lvlm.context import ContextOverflowError as ContextOverflowError  # re-exported
+from drum.lvlm.encoding import PromptEncoding
 from drum.lvlm.families import served_family
 from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
 from drum.lvlm.image_count_groups import in_image_count_groups
@@ -74,44 +75,6 @@ from drum.utils.fingerprint import directory_digest
 
 # Distinct answers whose token ids ``HFLVLM`` remembers (cleared when full).
 _ANSWER_MEMO_LIMIT = 1 << 16
-# Batches encoded together and sorted by length in ``HFLVLM.score`` (LLaVA-style models).
-BUCKET_WINDOW = 4
-
-
-def _encoder_outputs(features: list[torch.Tensor], stacked: bool = False) -> dict[str, Any]:
-    """Image encodings (one tensor per image) as the model's ``mm_encoder_outputs`` input:
-    the list, or (``stacked``: Gemma 3) one ``(images, tokens, width)`` tensor."""
-    from transformers.modeling_outputs import BaseModelOutputWithPooling
-
-    pooled: Any = torch.stack(features) if stacked else features
-    return {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=pooled)}}
-
-
-# Processor outputs laid out along the processor's own padded token axis: dropped, since
-# scoring and generation re-pad the ids themselves (``mm_token_type_ids`` is re-derived). Named
-# rather than detected by shape, which a vision tensor can match by coincidence (Qwen2-VL's
-# ``pixel_values`` is ``(patches, patch_dim)``).
-TOKEN_ALIGNED_KEYS = (
-    "input_ids",
-    "attention_mask",
-    "token_type_ids",
-    "mm_token_type_ids",
-    "image_attention_mask",  # IDEFICS: re-derived by the processor's token_inputs
-    "cross_attention_mask",  # Mllama: likewise
-)
-
-
-@dataclass(frozen=True, eq=False)
-class _PaddedBatch:
-    """Token-id rows padded to one length (``HFLVLM._padded``): ids and mask on the model's
-    device, ``{"mm_token_type_ids": ...}`` for models that take them (else empty), and the
-    visual positions (None unless asked for). ``token_types`` also holds what the
-    processor's ``token_inputs`` derives from the padded ids (cross-attention masks)."""
-
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    token_types: dict[str, torch.Tensor]
-    visual: VisualPositions | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,7 +115,7 @@ class ScoreInputs:
         )
 
 
-class HFLVLM(LVLM):
+class HFLVLM(PromptEncoding, LVLM):
     """An ``AutoModelForImageTextToText`` and its processor (``drum.lvlm.processors``).
 
     Args:
@@ -287,136 +250,6 @@ class HFLVLM(LVLM):
     def fingerprint(self) -> str:
         return self._fingerprint
 
-    def render(self, prompt: ICLPrompt) -> str:
-        """The prompt as the model's chat template writes it (before image expansion)."""
-        return self.processor.apply_chat_template(
-            prompt.to_messages(), add_generation_prompt=True, tokenize=False
-        )
-
-    def _encode(
-        self, prompts: Sequence[ICLPrompt], count_image_tokens: bool = False
-    ) -> tuple[list[list[int]], dict[str, Any], list[list[Path]], list[list[int]] | None]:
-        """Token ids per prompt (images expanded, unpadded), the batch's vision inputs, each
-        prompt's image paths and, if ``count_image_tokens``, how many image tokens the
-        processor gave each image of each prompt (what per-image spans are cut by)."""
-        texts = [self.render(prompt) for prompt in prompts]
-        images = [list(prompt.images) for prompt in prompts]
-        kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
-        if any(images):
-            kwargs["images"] = [[load_image(p) for p in row] for row in images]
-            if count_image_tokens:
-                kwargs["return_text_replacement_offsets"] = True
-        batch = self.processor(**kwargs)
-        mask = batch["attention_mask"].bool()
-        ids = [
-            row[row_mask].tolist() for row, row_mask in zip(batch["input_ids"], mask, strict=True)
-        ]
-        vision = {
-            key: value
-            for key, value in batch.items()
-            if key not in TOKEN_ALIGNED_KEYS and key != "text_replacement_offsets"
-        }
-        if self.family.requires_image and "pixel_values" not in vision:
-            raise ValueError(
-                f"{self.name}: a {self.model_type} batch needs at least one image (its forward "
-                "and generate take pixel_values); batch text-only prompts with imaged ones"
-            )
-        counts = None
-        if count_image_tokens:
-            # Each image's placeholder became one replacement string (for Idefics3 with all
-            # its tiles, Gemma 3 with its pan-and-scan crops): its image tokens are that
-            # string's image tokens (Gemma 3's placeholder is another token than those).
-            offsets = batch.get("text_replacement_offsets") or [[] for _ in prompts]
-            token = self.tokenizer.convert_ids_to_tokens(self.image_token_id)
-            counts = [
-                [entry["replacement"].count(token) for entry in row if entry["type"] == "image"]
-                for row in offsets
-            ]
-        return ids, vision, images, counts
-
-    def _token_type_ids(self, ids: list[int]) -> list[int]:
-        # The per-token image mask (``_token_types``): 1 at image tokens, 0 elsewhere.
-        return [int(token == self.image_token_id) for token in ids]
-
-    # --------------------------------------------------------------------- image feature cache
-    def _uses_cached_features(self) -> bool:
-        """Whether image encodings come from the feature cache: families whose record has
-        ``feature_cache``, with a non-empty cache, outside ``feature_cache_bypassed``."""
-        return (
-            self.family.feature_cache
-            and self.feature_cache.capacity > 0
-            and not self._feature_cache_bypass
-        )
-
-    def _cached_image_features(
-        self, images: list[list[Path]], vision: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Replace ``pixel_values`` by cached encodings (one per distinct image); left as they
-        are where they are not one row per image (Gemma 3's pan-and-scan crops)."""
-        if not self._uses_cached_features() or "pixel_values" not in vision:
-            return vision
-        flat = [path for row in images for path in row]
-        if len(vision["pixel_values"]) != len(flat):
-            return vision
-        features = self.feature_cache.features(flat, vision["pixel_values"])
-        rest = {k: v for k, v in vision.items() if k != "pixel_values"}
-        return {**rest, **_encoder_outputs(features, self.family.stacked_encodings)}
-
-    def _encode_from_features(
-        self, prompts: Sequence[ICLPrompt], count_image_tokens: bool = False
-    ) -> tuple[list[list[int]], dict[str, Any], list[list[Path]], list[list[int]] | None]:
-        """``_encode`` for LLaVA prompts whose image encodings come from the feature cache
-        (``_encode_rows``), with the encodings already in the vision inputs (as
-        ``mm_encoder_outputs``)."""
-        ids, features, images, counts = self._encode_rows(prompts)
-        flat = [feature for row in features for feature in row]
-        vision = _encoder_outputs(flat) if flat else {}
-        return ids, vision, images, counts if count_image_tokens else None
-
-    def _encode_rows(
-        self, prompts: Sequence[ICLPrompt]
-    ) -> tuple[list[list[int]], list[list[torch.Tensor]], list[list[Path]], list[list[int]]]:
-        """Token ids, image encodings, image paths and image-token counts of each prompt,
-        without the processor's per-batch image work: images not cached yet are loaded,
-        preprocessed and encoded once (``ImageFeatureCache.features``); each image placeholder
-        of the rendered text is expanded into as many image tokens as its encoding has rows (what
-        ``LlavaProcessor`` does from the pixel size, and what the model checks), then the texts
-        are tokenised in one call. The ids are ``_encode``'s (``tests/lvlm/test_hf_lvlm.py``
-        checks it)."""
-        texts = [self.render(prompt) for prompt in prompts]
-        images = [list(prompt.images) for prompt in prompts]
-        flat = self.feature_cache.features([path for row in images for path in row])
-        token = self.processor.image_token
-        expanded, features, counts, position = [], [], [], 0
-        for number, (text, row) in enumerate(zip(texts, images, strict=True)):
-            pieces = text.split(token)
-            if len(pieces) - 1 != len(row):
-                raise ValueError(
-                    f"prompt {number}: its rendered text has {len(pieces) - 1} {token} "
-                    f"placeholders for {len(row)} images"
-                )
-            features.append(flat[position : position + len(row)])
-            position += len(row)
-            sizes = [int(feature.shape[0]) for feature in features[-1]]
-            counts.append(sizes)
-            out = [pieces[0]]
-            for size, piece in zip(sizes, pieces[1:], strict=True):
-                out += [token * size, piece]
-            expanded.append("".join(out))
-        ids = self.tokenizer(expanded)["input_ids"] if expanded else []
-        return ids, features, images, counts
-
-    @contextmanager
-    def feature_cache_bypassed(self) -> Iterator[None]:
-        """Inside the block every pass runs the vision tower and projector on its images
-        (nothing read from or written to the image-feature cache): for adapters that read the
-        vision tower's patch features, or that need features made outside inference mode."""
-        self._feature_cache_bypass += 1
-        try:
-            yield
-        finally:
-            self._feature_cache_bypass -= 1
-
     # ---------------------------------------------------------------------------------- hooks
     def layer_hook(self, layer_index: int, hook: LayerHook) -> AbstractContextManager[None]:
         """Let ``hook(hidden, visual) -> hidden`` rewrite decoder layer ``layer_index``'s output
@@ -481,14 +314,6 @@ class HFLVLM(LVLM):
         fitted = self._fit(prompts, encoded[0], reserve, start, what)
         return encoded if fitted is None else encode(fitted)
 
-    def _prompt_encoder(self, positions: bool) -> Callable[[Sequence[ICLPrompt]], tuple]:
-        """How ``score_inputs`` and generation encode prompts: from the feature cache's image
-        encodings for LLaVA (no PNG decoding, preprocessing or vision tower per batch; the
-        same ids and encodings), else with the processor (``_encode``)."""
-        if self._expands_like_llava and self._uses_cached_features():
-            return lambda prompts: self._encode_from_features(prompts, positions)
-        return lambda prompts: self._encode(prompts, positions)
-
     # -------------------------------------------------------------------------------- scoring
     def _answer_ids(self, answer: str) -> list[int]:
         """The answer's token ids, tokenised once per distinct answer (memoised)."""
@@ -515,7 +340,7 @@ class HFLVLM(LVLM):
         Where ``drum.lvlm.prefix.shares_prefixes`` holds (LLaVA-style models with the
         feature cache on, Qwen2-VL; no layer hook), prompts sharing demonstrations share
         their key/value prefix (``drum.lvlm.prefix``). Else LLaVA-style models with the
-        feature cache on and no layer hook run ``_score_bucketed`` (each window of
+        feature cache on and no layer hook run ``drum.lvlm.bucketed`` (each window of
         ``BUCKET_WINDOW`` batches encoded in one go and batched by length); the scores are
         the same up to float rounding (a row's score never depends on its batch-mates: right
         padding, causal attention)."""
@@ -527,7 +352,7 @@ class HFLVLM(LVLM):
             return score_with_shared_prefixes(self, prompts, answers, batch_size, progress)
         # With a layer hook the batches stay in the prompts' order (what a hook sees).
         if self._expands_like_llava and self._uses_cached_features() and not self._hooks.active:
-            return self._score_bucketed(prompts, answers, batch_size, progress)
+            return score_bucketed(self, prompts, answers, batch_size, progress)
         results: list[ScoreResult] = []
         starts = range(0, len(prompts), batch_size)
         for start in tqdm(starts, desc="scoring", disable=not progress or len(starts) < 2):
@@ -535,50 +360,6 @@ class HFLVLM(LVLM):
             batch_answers = answers[start : start + batch_size]
             results.extend(self._score_batch(batch_prompts, batch_answers, start))
         return results
-
-    def _score_bucketed(
-        self,
-        prompts: Sequence[ICLPrompt],
-        answers: Sequence[str],
-        batch_size: int,
-        progress: bool,
-    ) -> list[ScoreResult]:
-        """``score`` with less padding and no repeated work: every window of ``BUCKET_WINDOW x
-        batch_size`` prompts is rendered, tokenised and has its images looked up (or encoded)
-        once (``_encode_rows``), then sorted by length (prompt + answer tokens) and cut into
-        batches, so each batch pads to a length close to its rows' own (a feedback run's
-        zero-shot prompts, about half as long as its one-shot ones, share batches). Results are
-        put back in the prompts' order. Windows bound the memory held in image encodings."""
-        results: list[ScoreResult | None] = [None] * len(prompts)
-        window = batch_size * BUCKET_WINDOW
-        bar = tqdm(
-            total=len(prompts), desc="scoring", unit="prompt",
-            disable=not progress or len(prompts) <= batch_size,
-        )  # fmt: skip
-        for first in range(0, len(prompts), window):
-            rows = list(prompts[first : first + window])
-            answer_ids = [self._answer_ids(answer) for answer in answers[first : first + window]]
-            ids, features, images, _ = self._encoded_to_fit(
-                self._encode_rows, rows, [len(a) for a in answer_ids], first, "answer"
-            )
-            order = sorted(range(len(rows)), key=lambda i: len(ids[i]) + len(answer_ids[i]))
-            for start in range(0, len(order), batch_size):
-                batch = order[start : start + batch_size]
-                flat = [feature for i in batch for feature in features[i]]
-                inputs = self._assemble(
-                    [ids[i] for i in batch],
-                    _encoder_outputs(flat) if flat else {},
-                    [images[i] for i in batch],
-                    None,  # no layer hook: no visual positions
-                    [answer_ids[i] for i in batch],
-                    trim_last=True,
-                )
-                scores = self._score_from_inputs(inputs, prune_last_mlp=True)
-                for i, result in zip(batch, scores, strict=True):
-                    results[first + i] = result
-                bar.update(len(batch))
-        bar.close()
-        return [result for result in results if result is not None]
 
     def score_inputs(
         self,
@@ -600,58 +381,6 @@ class HFLVLM(LVLM):
             self._prompt_encoder(positions), prompts, [len(a) for a in answer_ids], start, "answer"
         )
         return self._assemble(prompt_ids, vision, images, counts, answer_ids)
-
-    def _padded(
-        self,
-        sequences: list[list[int]],
-        prompt_lengths: list[int],
-        counts: list[list[int]] | None,
-        left: bool,
-        vision: dict[str, Any] | None = None,
-    ) -> _PaddedBatch:
-        """One padded batch of token-id rows for scoring (right padding) or generation
-        (``left``): ids, attention mask, Qwen2-VL style ``mm_token_type_ids`` where the model
-        takes them, what the processor's ``token_inputs`` derives from the ids and the batch's
-        ``vision`` inputs (cross-attention masks), and the visual positions when ``counts``
-        (image tokens per image) is given."""
-        length = max(len(s) for s in sequences)
-        pad = self.tokenizer.pad_token_id or 0
-        fills = [length - len(s) for s in sequences]
-        if left:
-            ids = [[pad] * f + s for s, f in zip(sequences, fills, strict=True)]
-            mask = [[0] * f + [1] * len(s) for s, f in zip(sequences, fills, strict=True)]
-            starts = fills
-        else:
-            ids = [s + [pad] * f for s, f in zip(sequences, fills, strict=True)]
-            mask = [[1] * len(s) + [0] * f for s, f in zip(sequences, fills, strict=True)]
-            starts = [0] * len(sequences)
-        visual = (
-            None
-            if counts is None
-            else VisualPositions.of_rows(
-                sequences,
-                starts,
-                prompt_lengths,
-                length,
-                self.image_token_id,
-                counts,
-                self.device,
-            )
-        )
-        token_types: dict[str, torch.Tensor] = {}
-        if self._token_types:
-            types = [self._token_type_ids(s) for s in sequences]
-            rows = [[0] * f + t if left else t + [0] * f for t, f in zip(types, fills, strict=True)]
-            token_types[self._token_types] = torch.tensor(rows).to(self.device)
-        input_ids = torch.tensor(ids).to(self.device)
-        if hasattr(self.processor, "token_inputs"):  # cross-attention masks (IDEFICS, Mllama)
-            token_types.update(self.processor.token_inputs(input_ids, vision))
-        return _PaddedBatch(
-            input_ids=input_ids,
-            attention_mask=torch.tensor(mask).to(self.device),
-            token_types=token_types,
-            visual=visual,
-        )
 
     def _assemble(
         self,

@@ -58,6 +58,7 @@ import torch
 from tqdm.auto import tqdm
 
 from drum.lvlm.base import ScoreResult
+from drum.lvlm.encoding import encoder_outputs
 from drum.lvlm.last_layer_mlp import only_at_positions
 from drum.lvlm.prompt import ICLPrompt, grouped_by_demos
 
@@ -206,9 +207,7 @@ def _mrope_window(
 
 
 def _encoder_outputs(features: list[torch.Tensor]) -> dict[str, Any]:
-    from drum.lvlm.hf import _encoder_outputs as outputs
-
-    return outputs(features) if features else {}
+    return encoder_outputs(features) if features else {}
 
 
 def _row_positions(window: _Window, row: int, start: int, length: int) -> torch.Tensor:

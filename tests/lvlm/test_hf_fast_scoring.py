@@ -19,7 +19,8 @@ from PIL import Image
 
 from drum.data import read_examples
 from drum.lvlm.base import ScoreResult
-from drum.lvlm.hf import BUCKET_WINDOW, HFLVLM
+from drum.lvlm.bucketed import BUCKET_WINDOW
+from drum.lvlm.hf import HFLVLM
 from drum.lvlm.prompt import ICLPrompt, build_prompt
 
 ATOL = 1e-4
