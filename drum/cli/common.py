@@ -178,11 +178,12 @@ def load_embedder(
     dtype: str = "auto",
     joint: bool = False,
     lvlm: HFLVLM | None = None,
+    instruction: str = "",
 ) -> HFDualEncoder | LVLMEmbedder:
     """``HFDualEncoder(model)`` on ``device`` in ``dtype`` (``DTYPES``), or with ``joint`` (the
-    embedder of a ``joint`` strategy) ``LVLMEmbedder(model)``, on ``lvlm`` itself when given
-    (an LVLM already loaded from ``model``: one copy of the weights); a bad model argument
-    exits 2 naming ``option``."""
+    embedder of a ``joint`` strategy) ``LVLMEmbedder(model, instruction)``, on ``lvlm`` itself
+    when given (an LVLM already loaded from ``model``: one copy of the weights); a bad model
+    argument exits 2 naming ``option``."""
     from drum.utils.model_path import ModelPathError
 
     torch_dtype = parse_dtype(dtype)
@@ -191,8 +192,8 @@ def load_embedder(
             from drum.embed.joint import LVLMEmbedder
 
             if lvlm is not None:
-                return LVLMEmbedder(lvlm)
-            return LVLMEmbedder(str(model), device=device, dtype=torch_dtype)
+                return LVLMEmbedder(lvlm, instruction)
+            return LVLMEmbedder(str(model), instruction, device=device, dtype=torch_dtype)
         from drum.embed.hf import HFDualEncoder
 
         return HFDualEncoder(str(model), device=device, dtype=torch_dtype)
@@ -253,6 +254,25 @@ def load_lvlm(
         return HFLVLM(str(model), **placement)
     except ModelPathError as error:
         fail(f"{option}: {error}")
+
+
+JointInstructionOption = Annotated[
+    str,
+    typer.Option(
+        help="For a joint strategy: the instruction put before every input's text by the LVLM "
+        "read as a joint embedder (the one a GME / VLM2Vec checkpoint was trained with; "
+        "default none). Part of the embeddings' cache key."
+    ),
+]
+
+
+def check_joint_instruction(instruction: str, joint: bool, strategy: str) -> None:
+    """Exit 2 if ``--joint-instruction`` is given where no ``joint`` strategy embeds with it."""
+    if instruction.strip() and not joint:
+        fail(
+            f"--joint-instruction: no strategy of {strategy!r} embeds joint vectors; it applies "
+            "to a joint strategy (e.g. 'joint') only"
+        )
 
 
 LVLMOption = Annotated[

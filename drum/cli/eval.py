@@ -13,8 +13,10 @@ from drum.cli.common import (
     DeviceMapOption,
     DeviceOption,
     DtypeOption,
+    JointInstructionOption,
     LVLMOption,
     check_adapter,
+    check_joint_instruction,
     check_lvlm,
     check_model,
     check_out,
@@ -133,6 +135,7 @@ def eval_command(
         str, typer.Option(help="rescore (exact) or fixed_statistics (fast) CIs for CIDEr/ROUGE-L.")
     ] = default_of(ICL_EVAL_CONFIG, "corpus_ci"),
     cache: Annotated[Path, typer.Option(help="Embedding cache directory.")] = Path("runs/cache"),
+    joint_instruction: JointInstructionOption = "",
     feedback_cache: Annotated[
         Path | None,
         typer.Option(
@@ -187,6 +190,8 @@ def eval_command(
     except ValueError as error:
         fail(str(error))
     paths, options = embedder_paths(embedder or [], drum_embedder)
+    joint_parts = any("joint" in config.embedder_parts(n) for n in config.required_embedders)
+    check_joint_instruction(joint_instruction, joint_parts, strategy)
     # Every check that needs no model runs before the (slow) models load: the options, each
     # task's pool and queries (every image decoded), shots against pools, the output, and the
     # model arguments.
@@ -230,6 +235,7 @@ def eval_command(
             dtype=dtype,
             joint=joint,
             lvlm=lvlm if same else None,
+            instruction=joint_instruction if joint else "",
         )
     if adapter is not None:
         lvlm = wrap_adapter(lvlm, adapter, allow_other_base=allow_other_base)

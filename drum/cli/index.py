@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from drum.cli.common import (
+    JointInstructionOption,
     ModelOption,
+    check_joint_instruction,
     check_model,
     check_out,
     console,
@@ -35,6 +37,7 @@ def index_build_command(
         INDEX_CONFIG, "factory"
     ),
     cache: Path = Path("runs/cache"),
+    joint_instruction: JointInstructionOption = "",
 ) -> None:
     """Build and save a FAISS index over a pool's vectors for one strategy."""
     import numpy as np
@@ -52,6 +55,7 @@ def index_build_command(
         fail(f"--strategy / --image-weight: {error}")
     if not config.uses_similarity:
         fail(f"strategy {strategy!r} does not use an index; use a similarity strategy")
+    check_joint_instruction(joint_instruction, "joint" in config.spec.parts, strategy)
     try:
         index_config = IndexConfig(factory=factory)
     except ValueError as error:
@@ -61,7 +65,7 @@ def index_build_command(
     examples = read_dataset(pool, pool=True)
     check_model(model, "--model")
     parts = config.spec.parts
-    embedder = load_embedder(model, joint="joint" in parts)
+    embedder = load_embedder(model, joint="joint" in parts, instruction=joint_instruction)
     empty = np.zeros((1, embedder.dim), dtype=np.float32)
     dim = pool_vectors(config, empty, empty, empty).shape[1]
     try:

@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from drum.cli.common import check_model, check_out, console, fail, load_embedder, read_dataset
+from drum.cli.common import (
+    JointInstructionOption,
+    check_joint_instruction,
+    check_model,
+    check_out,
+    console,
+    fail,
+    load_embedder,
+    read_dataset,
+)
 from drum.cli.defaults import default_of
 
 RETRIEVAL_CONFIG = "drum.retrieve.strategies:RetrievalConfig"
@@ -33,6 +42,7 @@ def retrieve_command(
     image_weight: float = default_of(RETRIEVAL_CONFIG, "image_weight"),
     seed: int = default_of(RETRIEVAL_CONFIG, "seed"),
     cache: Path = Path("runs/cache"),
+    joint_instruction: JointInstructionOption = "",
 ) -> None:
     """Choose k demonstrations per query and write them as JSONL (in prompt order)."""
     from drum.embed.cache import EmbeddingCache
@@ -51,6 +61,7 @@ def retrieve_command(
         fail(str(error))
     if config.uses_similarity and model is None:
         fail(f"strategy {strategy!r} needs --model")
+    check_joint_instruction(joint_instruction, "joint" in config.spec.parts, strategy)
     check_out(out, "file")
     pool_examples, query_examples = read_dataset(pool, pool=True), read_dataset(queries)
     if config.k > len(pool_examples):
@@ -68,7 +79,7 @@ def retrieve_command(
         assert model is not None
         check_model(model, "--model")
         parts = config.spec.parts
-        embedder = load_embedder(model, joint="joint" in parts)
+        embedder = load_embedder(model, joint="joint" in parts, instruction=joint_instruction)
         store = EmbeddingCache(cache)
         pool_side = ExampleEmbeddings.compute(pool_examples, embedder, store, True, parts)
         query_embeddings = ExampleEmbeddings.compute(query_examples, embedder, store, True, parts)

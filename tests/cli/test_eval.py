@@ -241,3 +241,17 @@ def test_eval_serves_each_named_embedder_to_its_strategies(
     assert isinstance(result.exception, Stop), result.output
     assert served == {"default": "encoder:e0", "drum": "encoder:e1", "siglip": "encoder:e2"}
     assert loaded["e2"] == ("e2", "--embedder siglip=...")
+
+
+def test_a_joint_instruction_needs_a_joint_strategy(
+    tiny_world: Path, tiny_llava_dir: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from drum.cli.main import app
+
+    args = ["eval", "--world", str(tiny_world), "--model", str(tiny_llava_dir), "--task", "vqa"]
+    args += ["--strategy", "random", "--shots", "1", "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, [*args, "--joint-instruction", "what color"])
+    assert result.exit_code == 2
+    assert "--joint-instruction: no strategy of 'random' embeds joint vectors" in result.output

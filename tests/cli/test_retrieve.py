@@ -115,3 +115,13 @@ def test_k_above_the_pool_left_once_the_query_is_excluded_is_one_line_before_emb
     assert result.output.count("\n") == 1 and "Traceback" not in result.output
     assert f"k={size}" in result.output and "remain after excluding the query" in result.output
     assert not out.exists()
+
+
+def test_a_joint_instruction_needs_a_joint_strategy(tiny_world: Path, tmp_path: Path) -> None:
+    args = ["retrieve", "--pool", str(tiny_world / "vqa" / "pool.jsonl")]
+    args += ["--queries", str(tiny_world / "vqa" / "val.jsonl"), "--strategy", "random"]
+    args += ["--out", str(tmp_path / "r.jsonl"), "--joint-instruction", "what color"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "--joint-instruction: no strategy of 'random' embeds joint vectors" in result.output
+    assert not (tmp_path / "r.jsonl").exists()
