@@ -13,8 +13,8 @@ request alone in arrival order, as one lock would.
 
 There is no thread of its own: the first caller to find no batch running runs batches (the
 queue's oldest first, its own among them) until its own item is answered, then hands over to a
-waiting caller. ``batches`` and ``requests`` count what ran (read them in-process: tests and
-``benchmarks/bench_serve.py`` do).
+waiting caller. ``batches``, ``requests``, ``largest`` and ``busy_seconds`` (time in ``run``)
+say what ran (read them in-process: tests and ``benchmarks/bench_serve.py`` do).
 
 Example::
 
@@ -84,6 +84,7 @@ class Batcher(Generic[T, R]):
         self.batches = 0  # batches run
         self.requests = 0  # items answered
         self.largest = 0  # the largest batch run
+        self.busy_seconds = 0.0  # wall-clock seconds spent in run
 
     @property
     def queued(self) -> int:
@@ -129,6 +130,7 @@ class Batcher(Generic[T, R]):
             batch = [self._queue.popleft() for _ in range(min(size, len(self._queue)))]
         # Should run end without outcomes (an interrupt), no caller waits for ever.
         outcomes: list[Any] = [RuntimeError("the batch did not finish")] * len(batch)
+        started = time.perf_counter()
         try:
             outcomes = self.run([slot.item for slot in batch])
             if len(outcomes) != len(batch):
@@ -142,4 +144,5 @@ class Batcher(Generic[T, R]):
                 self.batches += 1
                 self.requests += len(batch)
                 self.largest = max(self.largest, len(batch))
+                self.busy_seconds += time.perf_counter() - started
                 self._changed.notify_all()

@@ -110,6 +110,11 @@ class ServeEngine:
     def largest_batch(self) -> int:
         return self._batcher.largest
 
+    @property
+    def busy_seconds(self) -> float:
+        """Wall-clock seconds spent running batches (the model's share of the time)."""
+        return self._batcher.busy_seconds
+
     def complete(self, request: ChatRequest) -> dict[str, Any]:
         """The chat.completion response to ``request`` (module docstring), in a batch with the
         requests of other threads; raises what failed it (``RequestError``,
