@@ -40,6 +40,7 @@ import torch
 from drum.lvlm.base import LVLM
 from drum.lvlm.hf import HFLVLM, ScoreInputs
 from drum.lvlm.image_count_groups import in_image_count_groups
+from drum.lvlm.prompt import ICLPrompt
 from drum.serve.batching import Batcher, BatchingConfig
 from drum.serve.protocol import ChatRequest, RequestError
 
@@ -108,6 +109,7 @@ class ServeEngine:
 
     @property
     def largest_batch(self) -> int:
+        """The most requests one batch answered."""
         return self._batcher.largest
 
     @property
@@ -158,7 +160,7 @@ class ServeEngine:
         return outcomes
 
     @torch.inference_mode()
-    def _prompt_ids(self, prompts: Sequence[Any]) -> list[list[int]]:
+    def _prompt_ids(self, prompts: Sequence[ICLPrompt]) -> list[list[int]]:
         """The prompts' tokens as scoring and generation see them (images expanded)."""
         inputs = self.base.score_inputs(prompts, [[] for _ in prompts], positions=False)
         return [
