@@ -1,6 +1,8 @@
 """``drum serve``: an in-process LVLM (any ``HFLVLM`` checkpoint, the built-in LVLM included,
 a VPG-C adapter on top with ``--adapter``) over the OpenAI chat-completions subset that
-``--model openai:<base_url>#<model>`` speaks (``drum.serve``)."""
+``--model openai:<base_url>#<model>`` speaks (``drum.serve``). Requests in the server at once
+are batched for the model (``--max-batch-size``, ``--batch-wait-ms``: ``drum.serve.batching``);
+``--max-batch-size 1`` answers one at a time."""
 
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from drum.cli.common import (
     wrap_adapter,
 )
 
+BATCHING_CONFIG = "drum.serve.batching:BatchingConfig"
+
 
 def serve_command(
     model: Annotated[
@@ -46,6 +50,20 @@ def serve_command(
     max_concurrent_requests: Annotated[
         int, typer.Option(help="Requests in the server at once; beyond, a 429 (retry later).")
     ] = default_of("drum.serve.app:create_app", "max_concurrent_requests"),
+    max_batch_size: Annotated[
+        int,
+        typer.Option(
+            help="Requests one model pass answers at most (scoring in one forward, generation "
+            "per max_tokens); 1: one at a time. Batches never exceed --max-concurrent-requests."
+        ),
+    ] = default_of(BATCHING_CONFIG, "max_batch_size"),
+    batch_wait_ms: Annotated[
+        float,
+        typer.Option(
+            help="Milliseconds a batch starting with fewer requests waits for more (0: none; "
+            "requests that queue while the model is busy always go together)."
+        ),
+    ] = default_of(BATCHING_CONFIG, "batch_wait_ms"),
     api_key_env: Annotated[
         str | None,
         typer.Option(
@@ -71,6 +89,10 @@ def serve_command(
     parse_dtype(dtype)
     if max_concurrent_requests < 1:
         fail(f"--max-concurrent-requests must be >= 1, got {max_concurrent_requests}")
+    if max_batch_size < 1:
+        fail(f"--max-batch-size must be >= 1, got {max_batch_size}")
+    if not 0 <= batch_wait_ms < float("inf"):  # NaN fails too
+        fail(f"--batch-wait-ms must be a number of milliseconds >= 0, got {batch_wait_ms}")
     if not 0 < port < 65536:
         fail(f"--port must be from 1 to 65535, got {port}")
     api_key = None
@@ -84,6 +106,7 @@ def serve_command(
     import uvicorn
 
     from drum.serve.app import create_app
+    from drum.serve.batching import BatchingConfig
     from drum.serve.engine import ServeEngine
 
     lvlm = load_lvlm(model, device=device, dtype=dtype)
@@ -91,7 +114,7 @@ def serve_command(
         lvlm = wrap_adapter(lvlm, adapter, allow_other_base=allow_other_base)
     name = served_model_name or model
     app = create_app(
-        ServeEngine(lvlm, name),
+        ServeEngine(lvlm, name, BatchingConfig(max_batch_size, batch_wait_ms)),
         max_concurrent_requests,
         api_key,
         prompt_logprobs=not no_prompt_logprobs,

@@ -4,7 +4,9 @@
 Routes: ``POST /v1/chat/completions`` (``drum.serve.protocol``: generate, or score with vLLM's
 ``prompt_logprobs``), ``GET /v1/models``, ``GET /health``. Beyond ``max_concurrent_requests``
 requests in the server at once a request is answered 429 at once (``Retry-After: 1``), as a
-loaded server answers; the model itself runs one request at a time (``ServeEngine``'s lock).
+loaded server answers; the requests in the server are batched for the model (``ServeEngine``,
+``drum.serve.batching``: at most ``max_batch_size`` a pass, so a batch is never larger than
+``max_concurrent_requests``).
 With ``api_key`` set, a request without ``Authorization: Bearer <api_key>`` is answered 401.
 With ``prompt_logprobs=False`` the app answers as a hosted API does, refusing vLLM's fields
 (``VLLM_FIELDS``: a 400 naming the first): generation alone, what a client's generation-only path
@@ -72,6 +74,7 @@ def create_app(
     if max_concurrent_requests < 1:
         raise ValueError(f"max_concurrent_requests must be >= 1, got {max_concurrent_requests}")
     app = FastAPI(title="drum serve", docs_url=None, redoc_url=None)
+    app.state.engine = engine  # its batching counters, read in-process (tests, benchmarks)
     if image_dir is None:
         app.state.image_tmp = tempfile.TemporaryDirectory(prefix="drum-serve-")
         image_dir = Path(app.state.image_tmp.name)

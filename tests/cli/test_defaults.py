@@ -97,6 +97,7 @@ def backing_configs() -> dict[str, dict[str, Any]]:
     from drum.pipelines.drum_experiments import DrumExperimentConfig
     from drum.pipelines.vpgc_icl import VPGCICLConfig
     from drum.retrieve.strategies import RetrievalConfig
+    from drum.serve.batching import BatchingConfig
 
     mining = MiningConfig()
     mine = {
@@ -143,6 +144,8 @@ def backing_configs() -> dict[str, dict[str, Any]]:
             "ceiling_steps": DemonBenchmarkConfig().ceiling.max_steps,
             "ceiling": DemonBenchmarkConfig().with_ceiling,
         },
+        # --max-concurrent-requests is drum.serve.app.create_app's (default_of)
+        "serve": field_defaults(BatchingConfig),
     }
 
 
@@ -206,7 +209,6 @@ def test_every_command_with_a_config_is_covered() -> None:
         "vpgc experiments",  # arms from drum.pipelines.vpgc_experiments (REDUCED/FULL_ARMS)
         "vpgc freeze-blip2",
         "vpgc bottleneck",  # arms and recipe from drum.pipelines.vpgc_bottleneck
-        "serve",  # its one library default is drum.serve.app.create_app's (default_of)
     }
     assert names == set(backing_configs()) | without_config
 

@@ -235,6 +235,7 @@ def test_a_vpgc_adapter_is_served_as_in_process(builtin_lvlm: Any, tiny_world: P
 
     from drum.adapters.vpgc import VPGCLVLM, VPGCConfig
     from drum.serve.app import create_app
+    from drum.serve.batching import BatchingConfig
     from drum.serve.engine import ServeEngine
 
     adapted = VPGCLVLM(builtin_lvlm, VPGCConfig(num_heads=1, hidden_size=8))
@@ -246,10 +247,13 @@ def test_a_vpgc_adapter_is_served_as_in_process(builtin_lvlm: Any, tiny_world: P
     expected = adapted.score(prompts, answers)
     plain = builtin_lvlm.score(prompts, answers)
     assert any(abs(a.sum - b.sum) > 1e-3 for a, b in zip(expected, plain, strict=True))
-    with thread_server(create_app(ServeEngine(adapted, "builtin"))) as base_url:
-        got = ServedLVLM(ServedConfig(base_url, "builtin", cache_dir=None)).score(prompts, answers)
+    engine = ServeEngine(adapted, "builtin", BatchingConfig(batch_wait_ms=50.0))
+    with thread_server(create_app(engine)) as base_url:
+        config = ServedConfig(base_url, "builtin", cache_dir=None, concurrency=8)
+        got = ServedLVLM(config).score(prompts, answers)
     for mine, theirs in zip(got, expected, strict=True):
         assert mine.sum == pytest.approx(theirs.sum, abs=1e-4)
+    assert engine.largest_batch > 1  # the adapter acts on batched passes too
 
 
 def test_score_fails_up_front_where_the_server_has_no_prompt_logprobs(
