@@ -2,7 +2,8 @@
 ``drum.lvlm.served`` speaks, so a served model is tested against a real server.
 
 Routes: ``POST /v1/chat/completions`` (``drum.serve.protocol``: generate, or score with vLLM's
-``prompt_logprobs``), ``GET /v1/models``, ``GET /health``. Beyond ``max_concurrent_requests``
+``prompt_logprobs``), ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (Prometheus text,
+``drum.serve.metrics``). Beyond ``max_concurrent_requests``
 requests in the server at once a request is answered 429 at once (``Retry-After: 1``), as a
 loaded server answers; the requests in the server are batched for the model (``ServeEngine``,
 ``drum.serve.batching``: at most ``max_batch_size`` a pass, so a batch is never larger than
@@ -27,11 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from drum.lvlm.context import ContextOverflowError
 from drum.serve.engine import ServeEngine
+from drum.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from drum.serve.metrics import ServeMetrics
 from drum.serve.protocol import ImageStore, RequestError, parse_chat_request
 
 log = logging.getLogger(__name__)
@@ -109,8 +112,20 @@ def create_app(
                               f"serves `{engine.name}`).")  # fmt: skip
         return engine.complete(request)
 
+    metrics = ServeMetrics(engine, lambda: in_flight)
+    app.state.metrics = metrics
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
+        response = await respond(request)
+        metrics.count(response.status_code if isinstance(response, Response) else 200)
+        return response
+
+    async def respond(request: Request) -> Any:
         nonlocal in_flight
         if not authorised(request):
             return error_response(401, "a valid API key is required (Authorization: Bearer)")

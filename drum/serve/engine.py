@@ -117,6 +117,11 @@ class ServeEngine:
         """Wall-clock seconds spent running batches (the model's share of the time)."""
         return self._batcher.busy_seconds
 
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a batch now (not those running)."""
+        return self._batcher.queued
+
     def complete(self, request: ChatRequest) -> dict[str, Any]:
         """The chat.completion response to ``request`` (module docstring), in a batch with the
         requests of other threads; raises what failed it (``RequestError``,
