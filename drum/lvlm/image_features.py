@@ -12,7 +12,8 @@ only when it changed.
 What else an encoding depends on is fixed per cache: the model (its weights and dtype) and
 the processor's image settings (Qwen's ``min_pixels`` / ``max_pixels``, which set an image's
 patch grid), both those of the one ``HFLVLM`` that owns the cache; so the content key is the
-whole key. A cache must not be shared across models or processors.
+whole key. A cache must not be shared across models or processors, and whoever changes the
+processor's image settings in place must ``clear()`` it.
 
 How a family's processor lays out a batch's pixel inputs, and so how the cache cuts them per
 image and encodes the images it lacks, is a ``PixelLayout`` (``LAYOUTS``, named by the family
