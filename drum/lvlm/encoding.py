@@ -1,9 +1,12 @@
 """How ``HFLVLM`` turns prompts into model inputs (``PromptEncoding``, a mixin of ``HFLVLM``):
 rendering by the model's chat template, token ids with every image expanded into its visual
 tokens (by the processor, or for LLaVA from the image-feature cache's encodings without the
-processor's image work), the per-image token counts that visual positions are cut by, and the
-padded batches with the per-token inputs some families take (M-RoPE's ``mm_token_type_ids``,
-Gemma 3's ``token_type_ids``, IDEFICS's and Mllama's cross-attention masks).
+processor's image work), the processor's pixel inputs swapped for the image-feature cache's
+encodings (``_cached_image_features``: LLaVA, Gemma 3, Qwen2-VL, Qwen2.5-VL; the family
+record's ``feature_cache`` names how pixels are cut per image), the per-image token counts that
+visual positions are cut by, and the padded batches with the per-token inputs some families
+take (M-RoPE's ``mm_token_type_ids``, Gemma 3's ``token_type_ids``, IDEFICS's and Mllama's
+cross-attention masks).
 
 Kept apart from ``drum.lvlm.hf`` (scoring, generation, hooks, context) because the shared-prefix
 scorer (``drum.lvlm.prefix``) and the bucketed scorer (``drum.lvlm.bucketed``) build on the same
@@ -142,17 +145,28 @@ class PromptEncoding:
             and not self._feature_cache_bypass
         )
 
+    def _cached_encodings(
+        self, images: list[list[Path]], vision: dict[str, Any]
+    ) -> list[torch.Tensor] | None:
+        """The encodings of the batch's images (one per image, prompt by prompt), from the
+        feature cache (the missing ones encoded in one vision call and cached); None where the
+        cache does not serve the batch: off, bypassed, no pixels, or pixel inputs that are not
+        one entry per image in the family's layout (Gemma 3's pan-and-scan crops)."""
+        if not self._uses_cached_features() or "pixel_values" not in vision:
+            return None
+        flat = [path for row in images for path in row]
+        pixels = self.feature_cache.layout.split(vision, len(flat))
+        return None if pixels is None else self.feature_cache.features(flat, pixels)
+
     def _cached_image_features(
         self, images: list[list[Path]], vision: dict[str, Any]
     ) -> dict[str, Any]:
-        """Replace ``pixel_values`` by cached encodings (one per distinct image); left as they
-        are where they are not one row per image (Gemma 3's pan-and-scan crops)."""
-        if not self._uses_cached_features() or "pixel_values" not in vision:
+        """Replace ``pixel_values`` by cached encodings (``_cached_encodings``) passed as
+        ``mm_encoder_outputs``; the other vision inputs stay (Qwen's ``image_grid_thw``, which
+        its M-RoPE positions need). Left as they are where the cache does not serve them."""
+        features = self._cached_encodings(images, vision)
+        if features is None:
             return vision
-        flat = [path for row in images for path in row]
-        if len(vision["pixel_values"]) != len(flat):
-            return vision
-        features = self.feature_cache.features(flat, vision["pixel_values"])
         rest = {k: v for k, v in vision.items() if k != "pixel_values"}
         return {**rest, **encoder_outputs(features, self.family.stacked_encodings)}
 

@@ -4,7 +4,8 @@ One frozen ``LVLMFamily`` record per supported ``model_type`` (as peft keeps its
 target modules in one mapping), read by everything that treats families differently:
 
 * ``HFLVLM`` (``drum.lvlm.hf``, ``drum.lvlm.processors``): which processor to build
-  (``processor``), whether image encodings can be cached and passed back (``feature_cache``),
+  (``processor``), whether image encodings can be cached and passed back and how its pixel
+  inputs are cut per image (``feature_cache``),
   whether a batch needs an image (``requires_image``), which forward argument takes the
   per-token image mask (``token_types``);
 * the layer hooks (``drum.lvlm.hooks.decoder_layers``): where the decoder layers are;
@@ -68,6 +69,9 @@ PROCESSORS = (
 # The forward argument that takes the per-token image mask (1 at image tokens) HFLVLM derives
 # from the final ids: Qwen2-VL-style M-RoPE, Gemma 3's bidirectional attention within images.
 TOKEN_TYPES = ("", "mm_token_type_ids", "token_type_ids")
+# How the image-feature cache cuts a batch's pixel inputs per image and encodes them
+# (``drum.lvlm.image_features.LAYOUTS``); "" caches nothing.
+FEATURE_CACHE = ("", "rows", "grid")
 PATCH_FEATURES_AT = ("input", "output")
 
 
@@ -94,7 +98,10 @@ class LVLMFamily:
         token_merge: how many patches per side one visual token covers, from the config.
         qformer: a Q-Former base (the LLM sees query outputs, not patches).
         feature_cache: its image encodings are one tensor per image that can be passed back
-            through ``mm_encoder_outputs`` (so ``HFLVLM`` caches them).
+            through ``mm_encoder_outputs`` (so ``HFLVLM`` caches them), and how its pixel
+            inputs are laid out per image (``FEATURE_CACHE``): ``"rows"``, one row of
+            ``pixel_values`` per image (LLaVA, Gemma 3); ``"grid"``, each image's
+            ``image_grid_thw`` patches in turn (Qwen2-VL, Qwen2.5-VL); ``""``: not cached.
         stacked_encodings: its forward takes those encodings as one ``(images, tokens,
             width)`` tensor, not a list of them (Gemma 3).
         requires_image: its forward and generate cannot run without an image.
@@ -128,7 +135,7 @@ class LVLMFamily:
     vision_width: Callable[[Any], int]
     token_merge: Callable[[Any], int]
     qformer: bool = False
-    feature_cache: bool = False
+    feature_cache: str = ""
     stacked_encodings: bool = False
     requires_image: bool = False
     cross_attention: bool = False
@@ -144,6 +151,10 @@ class LVLMFamily:
             raise ValueError(
                 f"patch_features_at must be one of {PATCH_FEATURES_AT}, "
                 f"got {self.patch_features_at!r}"
+            )
+        if self.feature_cache not in FEATURE_CACHE:
+            raise ValueError(
+                f"feature_cache must be one of {FEATURE_CACHE}, got {self.feature_cache!r}"
             )
         if self.token_types not in TOKEN_TYPES:
             raise ValueError(f"token_types must be one of {TOKEN_TYPES}, got {self.token_types!r}")
@@ -280,7 +291,7 @@ FAMILIES: dict[str, LVLMFamily] = {
             projector="model.multi_modal_projector",
             vision_width=_llava_vision_width,
             token_merge=_one_patch,
-            feature_cache=True,
+            feature_cache="rows",
         ),
         LVLMFamily(
             model_type="idefics3",  # SmolVLM (v1) checkpoints are idefics3 too
@@ -292,9 +303,18 @@ FAMILIES: dict[str, LVLMFamily] = {
             vision_width=_vision_hidden_size,
             token_merge=_pixel_shuffle,
         ),
-        LVLMFamily(model_type="qwen2_vl", vision_width=_qwen2_vl_vision_width, **_QWEN),
-        LVLMFamily(model_type="qwen2_5_vl", vision_width=_vision_hidden_size, **_QWEN),
+        LVLMFamily(
+            model_type="qwen2_vl",
+            vision_width=_qwen2_vl_vision_width,
+            feature_cache="grid",
+            **_QWEN,
+        ),
+        LVLMFamily(
+            model_type="qwen2_5_vl", vision_width=_vision_hidden_size, feature_cache="grid", **_QWEN
+        ),
         # Its image processor is Qwen2-VL's; deepstack features join after the first layers.
+        # Not cached: an image's encoding is its tokens plus one deepstack feature per deepstack
+        # layer, passed back as transformers' deepstack output, which the cache does not hold.
         LVLMFamily(model_type="qwen3_vl", vision_width=_vision_hidden_size, **_QWEN),
         LVLMFamily(
             model_type="gemma3",
@@ -306,7 +326,7 @@ FAMILIES: dict[str, LVLMFamily] = {
             vision_width=_vision_hidden_size,
             token_merge=_gemma3_pool,
             token_types="token_type_ids",
-            feature_cache=True,  # not for an image cut into pan-and-scan crops
+            feature_cache="rows",  # not for an image cut into pan-and-scan crops
             stacked_encodings=True,
         ),
         LVLMFamily(

@@ -7,9 +7,13 @@ through this very class.
 
 Scoring appends the answer's tokens to each rendered prompt and sums their log-probabilities.
 Only the logits at answer positions are materialised (``logits_to_keep``), and for the families
-whose record allows it (``feature_cache``: LLaVA, Gemma 3) the image encodings are computed
-once per distinct image and reused across prompts and batches (an LRU cache keyed by image
-content). With that cache on, LLaVA's ``score`` skips the
+whose record allows it (``feature_cache``: LLaVA, Gemma 3, Qwen2-VL, Qwen2.5-VL) the image
+encodings are computed once per distinct image and reused across prompts, batches and calls
+(an LRU cache keyed by image content, ``drum.lvlm.image_features``), in scoring, generation and
+the shared-prefix scorer; ``answer_loss``, VPG-C and the attention reader bypass it
+(``feature_cache_bypassed``). Qwen's batches pass the encodings with ``image_grid_thw`` beside
+(its M-RoPE positions); Qwen3-VL is not cached (its deepstack features). With that cache on,
+LLaVA's ``score`` skips the
 processor's image work altogether for images already encoded (``_encode_rows``: placeholders
 expanded by the encodings' lengths, the same ids as the processor's), and sorts each window of
 batches by length to cut padding; results keep the prompts' order. That path also runs the
@@ -126,8 +130,9 @@ class HFLVLM(PromptEncoding, LVLM):
             visible GPUs by ``accelerate``, for a model too large for one); replaces
             ``device``.
         trust_remote_code: passed to ``from_pretrained``; off unless the user asks.
-        image_feature_cache_size: distinct images whose encodings are kept (LLaVA, Gemma 3;
-            ``HFLVLM.feature_cache``, ``drum.lvlm.image_features``); 0 keeps none.
+        image_feature_cache_size: distinct images whose encodings are kept (LLaVA, Gemma 3,
+            Qwen2-VL, Qwen2.5-VL; ``HFLVLM.feature_cache``, ``drum.lvlm.image_features``); 0
+            keeps none (every pass runs the vision tower on its images, as without a cache).
         context_overflow: for a prompt longer than the context (module docstring), ``"error"``
             (raise ``ContextOverflowError``) or ``"drop_demos"`` (drop its oldest
             demonstrations until it fits, counted in ``truncated_prompts`` and
@@ -213,12 +218,15 @@ class HFLVLM(PromptEncoding, LVLM):
         # bidirectional image attention); for a stand-in record, what the signature shows.
         accepts = "mm_token_type_ids" in inspect.signature(self.model.forward).parameters
         self._token_types = self.family.token_types or ("mm_token_type_ids" if accepts else "")
-        # Post-projector image encodings, reused across prompts and calls (LLaVA, Gemma 3).
+        # Post-projector image encodings, reused across prompts and calls (the families whose
+        # record names a ``feature_cache`` layout). The processor is fixed for this object's
+        # life, so the images' content is the whole key (``drum.lvlm.image_features``).
         self.feature_cache = ImageFeatureCache(
             self.model,
             getattr(self.processor, "image_processor", None),
             self.device,
             image_feature_cache_size,
+            self.family.feature_cache or "rows",
         )
         self._feature_cache_bypass = 0
         self._answer_memo: dict[str, list[int]] = {}
@@ -372,8 +380,8 @@ class HFLVLM(PromptEncoding, LVLM):
         ``prompts[i]``: what ``score`` runs, and what a training loss on answer tokens runs.
 
         ``positions``: whether to compute the visual positions (default: when a layer hook
-        is installed). Image encodings come from the feature cache (LLaVA, Gemma 3)
-        unless it is bypassed (``feature_cache_bypassed``)."""
+        is installed). Image encodings come from the feature cache (LLaVA, Gemma 3, Qwen2-VL,
+        Qwen2.5-VL) unless it is bypassed (``feature_cache_bypassed``)."""
         if positions is None:
             positions = self._hooks.active
         answer_ids = [list(a) for a in answer_ids]
@@ -524,17 +532,18 @@ class HFLVLM(PromptEncoding, LVLM):
     def _generate_rows(
         self, prompts: Sequence[ICLPrompt], max_new_tokens: int, start: int = 0
     ) -> list[str]:
-        # Encoded as ``score_inputs`` encodes (the feature cache's encodings for LLaVA).
+        # Encoded as ``score_inputs`` encodes (the feature cache's encodings).
         reserve = [max_new_tokens] * len(prompts)
-        prompt_ids, vision, _, counts = self._encoded_to_fit(
+        prompt_ids, vision, images, counts = self._encoded_to_fit(
             self._prompt_encoder(self._hooks.active), prompts, reserve, start, "new"
         )
         # Left padding so every row's next token comes at the same position.
         batch = self._padded(prompt_ids, [len(p) for p in prompt_ids], counts, True, vision)
         length = batch.input_ids.shape[1]
-        extra = {
-            k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in vision.items()
-        }
+        extra = self._cached_image_features(
+            images,
+            {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in vision.items()},
+        )
         extra.update(batch.token_types)
         # Hooks act on the prefill alone (the one pass as long as the padded prompt).
         with self._hooks.batch(batch.visual):

@@ -1,4 +1,5 @@
-"""An LRU cache of a model's image encodings (LLaVA, Gemma 3), keyed by image content.
+"""An LRU cache of a model's image encodings (LLaVA, Gemma 3, Qwen2-VL, Qwen2.5-VL), keyed by
+image content.
 
 Feedback scoring and evaluation show the same images in many prompts (a query's image in
 every one of its candidates' prompts, a pool image in every query it is a candidate for).
@@ -7,12 +8,34 @@ preprocessed and sent through the vision tower and projector once, then reused f
 it stays among the ``capacity`` most recently used. Keys are ``drum.data.images.image_key``
 (the file's SHA-1), memoised per path by ``(size, mtime_ns)`` so that a file is hashed again
 only when it changed.
+
+What else an encoding depends on is fixed per cache: the model (its weights and dtype) and
+the processor's image settings (Qwen's ``min_pixels`` / ``max_pixels``, which set an image's
+patch grid), both those of the one ``HFLVLM`` that owns the cache; so the content key is the
+whole key. A cache must not be shared across models or processors, and whoever changes the
+processor's image settings in place must ``clear()`` it.
+
+How a family's processor lays out a batch's pixel inputs, and so how the cache cuts them per
+image and encodes the images it lacks, is a ``PixelLayout`` (``LAYOUTS``, named by the family
+record's ``feature_cache``):
+
+* ``"rows"`` (LLaVA, Gemma 3 without pan-and-scan): ``pixel_values`` is one row per image;
+  ``get_image_features(pixel_values)``;
+* ``"grid"`` (Qwen2-VL, Qwen2.5-VL): ``pixel_values`` is every image's patches back to back,
+  image ``i`` owning ``prod(image_grid_thw[i])`` rows;
+  ``get_image_features(pixel_values, image_grid_thw)``, one pooled tensor per image of
+  ``prod / merge_size**2`` tokens. The vision tower attends within each image alone
+  (``cu_seqlens``; Qwen2.5-VL's windows lie inside an image), so an image's encoding does not
+  depend on its batch-mates (``tests/lvlm/test_qwen_feature_cache.py`` measures it: equal to
+  the bit on the tiny models). The forward still needs ``image_grid_thw`` beside the
+  encodings, for its M-RoPE positions.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,27 +46,100 @@ from drum.data.images import image_key, load_image
 # Image paths whose content keys are remembered (cleared when full).
 PATH_KEYS_LIMIT = 1 << 16
 
+# One image's pixel inputs, as the layout cuts them from a batch's (keys of the processor's).
+ImagePixels = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class PixelLayout:
+    """How a family's pixel inputs are laid out per image (module docstring).
+
+    Attributes:
+        name: the family record's ``feature_cache`` value.
+        grid: ``pixel_values`` rows are patches, ``image_grid_thw`` says how many each image
+            owns (else one row per image).
+    """
+
+    name: str
+    grid: bool
+
+    def split(self, vision: dict[str, Any], count: int) -> list[ImagePixels] | None:
+        """Each of ``count`` images' pixel inputs cut from the batch's ``vision``, or None where
+        they are not laid out as this layout expects (Gemma 3's pan-and-scan crops: more rows
+        than images)."""
+        pixels = vision.get("pixel_values")
+        if pixels is None:
+            return None
+        if not self.grid:
+            if len(pixels) != count:
+                return None
+            return [{"pixel_values": pixels[i : i + 1]} for i in range(count)]
+        grids = vision.get("image_grid_thw")
+        if grids is None or len(grids) != count:
+            return None
+        rows = [int(grid.prod()) for grid in grids]
+        if sum(rows) != len(pixels):
+            return None
+        parts, start = [], 0
+        for index, size in enumerate(rows):
+            parts.append(
+                {
+                    "pixel_values": pixels[start : start + size],
+                    "image_grid_thw": grids[index : index + 1],
+                }
+            )
+            start += size
+        return parts
+
+    def encode(
+        self, model: Any, images: Sequence[ImagePixels], device: torch.device
+    ) -> list[torch.Tensor]:
+        """The post-projector encodings of ``images`` (one tensor each, ``(tokens, width)``)
+        in one vision-tower call of ``model`` (a ``...ForConditionalGeneration``)."""
+        pixels = torch.cat([image["pixel_values"] for image in images])
+        kwargs = {"pixel_values": pixels.to(device, model.dtype)}
+        if self.grid:
+            grids = torch.cat([image["image_grid_thw"] for image in images])
+            kwargs["image_grid_thw"] = grids.to(device)
+        return list(model.model.get_image_features(**kwargs).pooler_output)
+
+
+LAYOUTS = {
+    layout.name: layout for layout in (PixelLayout("rows", False), PixelLayout("grid", True))
+}
+
 
 class ImageFeatureCache:
     """Encodings of ``model`` (``model.model.get_image_features``), at most ``capacity``.
 
     Args:
         model: a ``...ForConditionalGeneration`` whose ``model.get_image_features`` encodes
-            ``pixel_values`` of one row per image (LLaVA, Gemma 3 without pan-and-scan).
+            pixel inputs laid out as ``layout`` says.
         image_processor: the processor's image processor (what makes ``pixel_values``).
         device: where the pixel values go.
         capacity: distinct images kept; 0 keeps none (every call encodes its images).
+        layout: a ``LAYOUTS`` name (module docstring).
     """
 
     def __init__(
-        self, model: Any, image_processor: Any, device: torch.device, capacity: int
+        self,
+        model: Any,
+        image_processor: Any,
+        device: torch.device,
+        capacity: int,
+        layout: str = "rows",
     ) -> None:
         if capacity < 0:
             raise ValueError(f"image feature cache capacity must be >= 0, got {capacity}")
+        if layout not in LAYOUTS:
+            raise ValueError(
+                f"image feature layout must be one of {sorted(LAYOUTS)}, got {layout!r}"
+            )
         self.model = model
         self.image_processor = image_processor
         self.device = device
         self.capacity = capacity
+        self.layout = LAYOUTS[layout]
         self._encodings: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._path_keys: dict[Path, tuple[tuple[int, int], str]] = {}
 
@@ -70,19 +166,24 @@ class ImageFeatureCache:
             keys.append(known[1])
         return keys
 
-    def pixel_values(self, paths: Sequence[Path]) -> torch.Tensor:
-        """``pixel_values`` of ``paths`` as ``LlavaProcessor`` makes them: its image
-        processor's, with no text to tokenise alongside."""
+    def preprocess(self, paths: Sequence[Path]) -> dict[str, Any]:
+        """The image processor's inputs for ``paths`` (``pixel_values`` and, for Qwen,
+        ``image_grid_thw``), as the processor makes them with no text alongside."""
         images = [load_image(path) for path in paths]
-        return self.image_processor(images, return_tensors="pt")["pixel_values"]
+        return dict(self.image_processor(images, return_tensors="pt"))
+
+    def pixel_values(self, paths: Sequence[Path]) -> torch.Tensor:
+        """``pixel_values`` of ``paths`` as ``LlavaProcessor`` makes them (``preprocess``)."""
+        return self.preprocess(paths)["pixel_values"]
 
     def features(
-        self, paths: Sequence[Path], pixels: torch.Tensor | None = None
+        self, paths: Sequence[Path], pixels: Sequence[ImagePixels] | None = None
     ) -> list[torch.Tensor]:
         """The post-projector encoding of every image in ``paths`` (one tensor each), from the
         cache where present; the others are encoded once each (one vision-tower call) and
-        cached. ``pixels``: the images' ``pixel_values`` when already computed (row ``i`` is
-        ``paths[i]``), else only the missing images are loaded and preprocessed."""
+        cached. ``pixels``: each image's pixel inputs when already computed (``paths[i]``'s
+        is ``pixels[i]``, as ``layout.split`` cuts them), else only the missing images are
+        loaded and preprocessed."""
         keys = self.keys(paths)
         # This call's features are gathered here, not read back from the cache afterwards:
         # inserting new encodings may evict entries this very call needs (more distinct images
@@ -97,13 +198,17 @@ class ImageFeatureCache:
                 missing[key] = index
         if missing:
             rows = list(missing.values())
-            new_pixels = (
-                self.pixel_values([paths[i] for i in rows]) if pixels is None else pixels[rows]
-            )
+            if pixels is None:
+                new = self.layout.split(self.preprocess([paths[i] for i in rows]), len(rows))
+                if new is None:
+                    raise ValueError(
+                        f"the image processor's pixel inputs are not laid out "
+                        f"{self.layout.name!r} (one entry per image)"
+                    )
+            else:
+                new = [pixels[i] for i in rows]
             with torch.inference_mode():
-                encoded = self.model.model.get_image_features(
-                    pixel_values=new_pixels.to(self.device, self.model.dtype)
-                ).pooler_output
+                encoded = self.layout.encode(self.model, new, self.device)
             for key, feature in zip(missing, encoded, strict=True):
                 found[key] = feature
                 self._encodings[key] = feature

@@ -31,7 +31,8 @@ back), and
 
 * LLaVA-style models (the built-in LVLM included) with the image-feature cache on, outside
   ``feature_cache_bypassed``;
-* Qwen2-VL (``qwen2_vl``), outside ``feature_cache_bypassed``.
+* Qwen2-VL (``qwen2_vl``), outside ``feature_cache_bypassed``; its images' encodings come
+  from the image-feature cache where it is on (``image_feature_cache_size > 0``).
 
 Everything else runs ``score``'s usual path: Idefics3 / SmolVLM, Qwen2.5-VL, BLIP-2 (a family
 that needs an image in every batch), families without a record, and LLaVA with the feature
@@ -181,14 +182,20 @@ def _mrope_window(
     images: list[list[Path]],
     answer_ids: list[list[int]],
 ) -> _Window:
-    """Qwen2-VL: every image encoded (one vision call), and each row's M-RoPE positions over
-    its prompt + answer tokens (``get_rope_index``, as the model's own forward computes them)."""
+    """Qwen2-VL: every image's encoding, from the image-feature cache (the images it lacks
+    encoded in one vision call) or, with the cache off, all encoded in one vision call; and
+    each row's M-RoPE positions over its prompt + answer tokens (``get_rope_index``, as the
+    model's own forward computes them)."""
     inner = lvlm.model.model
     grids = vision.get("image_grid_thw")
     flat: list[torch.Tensor] = []
     if grids is not None:
-        pixels = vision["pixel_values"].to(lvlm.device)
-        flat = list(inner.get_image_features(pixels, grids.to(lvlm.device)).pooler_output)
+        cached = lvlm._cached_encodings(images, vision)
+        if cached is not None:
+            flat = cached
+        else:
+            pixels = vision["pixel_values"].to(lvlm.device)
+            flat = list(inner.get_image_features(pixels, grids.to(lvlm.device)).pooler_output)
     features, sizes, start = [], [], 0
     for count in (len(row) for row in images):
         features.append(flat[start : start + count])

@@ -208,9 +208,12 @@ def build_tiny_idefics3(path: Path, seed: int = 0) -> TinyLVLM:
 QWEN_SPECIAL_TOKENS = ("<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>")
 
 
-def _build_tiny_qwen(path: Path, model_type: str, seed: int) -> TinyLVLM:
+def _build_tiny_qwen(
+    path: Path, model_type: str, seed: int, max_pixels: int = IMAGE_SIZE * IMAGE_SIZE
+) -> TinyLVLM:
     """Qwen2-VL / Qwen2.5-VL: 8 px patches merged 2 x 2, so a 32 px image is a 4 x 4 patch
-    grid and 4 visual tokens; M-RoPE sections sized for head dim 32.
+    grid and 4 visual tokens; M-RoPE sections sized for head dim 32. ``max_pixels`` above
+    32 x 32 lets larger images keep more patches (a grid of their own size).
 
     ``Qwen2VLProcessor`` cannot be built without torchvision (its video processor needs it),
     so the tokenizer (carrying the chat template) and a ``Qwen2VLImageProcessorPil`` are saved
@@ -259,9 +262,11 @@ def _build_tiny_qwen(path: Path, model_type: str, seed: int) -> TinyLVLM:
     )
     model = model_class(config)
     _set_generation_ids(model, tokenizer)
-    pixels = IMAGE_SIZE * IMAGE_SIZE
     image_processor = Qwen2VLImageProcessorPil(
-        min_pixels=pixels, max_pixels=pixels, patch_size=patch, merge_size=merge
+        min_pixels=IMAGE_SIZE * IMAGE_SIZE,
+        max_pixels=max_pixels,
+        patch_size=patch,
+        merge_size=merge,
     )
     placeholder = "<|vision_start|><|image_pad|><|vision_end|>"
     tokenizer.chat_template = chat_template(placeholder)
@@ -271,14 +276,18 @@ def _build_tiny_qwen(path: Path, model_type: str, seed: int) -> TinyLVLM:
     return TinyLVLM(model_type, path, (IMAGE_SIZE // patch) ** 2 // merge**2, placeholder)
 
 
-def build_tiny_qwen2_vl(path: Path, seed: int = 0) -> TinyLVLM:
+def build_tiny_qwen2_vl(
+    path: Path, seed: int = 0, max_pixels: int = IMAGE_SIZE * IMAGE_SIZE
+) -> TinyLVLM:
     """Qwen2-VL (see ``_build_tiny_qwen``)."""
-    return _build_tiny_qwen(path, "qwen2_vl", seed)
+    return _build_tiny_qwen(path, "qwen2_vl", seed, max_pixels)
 
 
-def build_tiny_qwen2_5_vl(path: Path, seed: int = 0) -> TinyLVLM:
+def build_tiny_qwen2_5_vl(
+    path: Path, seed: int = 0, max_pixels: int = IMAGE_SIZE * IMAGE_SIZE
+) -> TinyLVLM:
     """Qwen2.5-VL (see ``_build_tiny_qwen``): windowed vision attention, same processor."""
-    return _build_tiny_qwen(path, "qwen2_5_vl", seed)
+    return _build_tiny_qwen(path, "qwen2_5_vl", seed, max_pixels)
 
 
 def build_tiny_blip2(path: Path, seed: int = 0, patch_size: int = 16) -> TinyLVLM:
