@@ -23,7 +23,7 @@ against that cache:
   every row keeps at least its last prompt token in the suffix (its logit predicts the answer).
 
 Scores equal the unshared path's up to float rounding (``tests/lvlm/test_prefix.py``: within
-1e-4 on LLaVA, Qwen2-VL and the built-in LVLM; batched equals one at a time).
+1e-4 on LLaVA, Qwen2-VL, Qwen2.5-VL and the built-in LVLM; batched equals one at a time).
 
 Where it runs (``shares_prefixes``): ``HFLVLM(share_prefixes=True)`` (the default), no layer
 hook installed (a hook sees whole prompts; VPG-C's adapter installs one, so it always falls
@@ -31,10 +31,13 @@ back), and
 
 * LLaVA-style models (the built-in LVLM included) with the image-feature cache on, outside
   ``feature_cache_bypassed``;
-* Qwen2-VL (``qwen2_vl``), outside ``feature_cache_bypassed``; its images' encodings come
-  from the image-feature cache where it is on (``image_feature_cache_size > 0``).
+* Qwen2-VL and Qwen2.5-VL (``MROPE_FAMILIES``), outside ``feature_cache_bypassed``; their
+  images' encodings come from the image-feature cache where it is on
+  (``image_feature_cache_size > 0``). Qwen2.5-VL's M-RoPE positions of images are Qwen2-VL's
+  (its ``second_per_grid_ts`` concerns videos only).
 
-Everything else runs ``score``'s usual path: Idefics3 / SmolVLM, Qwen2.5-VL, BLIP-2 (a family
+Everything else runs ``score``'s usual path: Idefics3 / SmolVLM, Qwen3-VL (its deepstack
+features join the first layers' hidden states, which a prefix's states would need), BLIP-2 (a family
 that needs an image in every batch), families without a record, and LLaVA with the feature
 cache off; none of them verified here. Only ``score`` uses it; ``score_inputs`` (training
 losses) and ``generate`` are unchanged.
@@ -67,7 +70,7 @@ if TYPE_CHECKING:
     from drum.lvlm.hf import HFLVLM
 
 # Families whose positions are M-RoPE's (computed on the full sequence, sliced per part).
-MROPE_FAMILIES = ("qwen2_vl",)
+MROPE_FAMILIES = ("qwen2_vl", "qwen2_5_vl")
 # Prompts encoded together (and grouped) per window: as many as ``score``'s fast path.
 WINDOW_BATCHES = 4
 # Prefix and suffix batches hold at most this many times ``batch_size`` rows: each part is

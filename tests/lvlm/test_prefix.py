@@ -74,11 +74,12 @@ def paths(build: Callable[[str], Any]) -> dict[str, Path]:
     return {
         "llava": build("llava").path,
         "qwen2_vl": build("qwen2_vl").path,
+        "qwen2_5_vl": build("qwen2_5_vl").path,
         "builtin": BUILTIN,
     }
 
 
-@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "builtin"])
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "qwen2_5_vl", "builtin"])
 def test_shared_prefixes_score_what_whole_prompts_score(
     family: str, paths: dict[str, Path], feedback: Prompts
 ) -> None:
@@ -95,7 +96,7 @@ def test_shared_prefixes_score_what_whole_prompts_score(
     _close(shared.score(prompts[::-1], answers[::-1], batch_size=5), expected[::-1])
 
 
-@pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "qwen2_5_vl"])
 def test_prefixes_of_different_lengths_run_once_each(
     family: str, paths: dict[str, Path], feedback: Prompts
 ) -> None:
@@ -170,7 +171,7 @@ def test_different_images_behind_the_same_tokens_are_not_shared(
     assert length == query_start
 
 
-@pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "qwen2_5_vl"])
 def test_demonstrations_that_differ_only_in_their_images_get_their_own_prefixes(
     family: str, paths: dict[str, Path], tiny_world: Path
 ) -> None:
@@ -186,7 +187,7 @@ def test_demonstrations_that_differ_only_in_their_images_get_their_own_prefixes(
     _close(HFLVLM(paths[family]).score(prompts, answers), expected)
 
 
-@pytest.mark.parametrize("family", ["idefics3", "qwen2_5_vl", "blip2"])
+@pytest.mark.parametrize("family", ["idefics3", "blip2"])
 def test_unverified_families_fall_back(family: str, build: Callable[[str], Any]) -> None:
     assert not shares_prefixes(HFLVLM(build(family).path))
 
