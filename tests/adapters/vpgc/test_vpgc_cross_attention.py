@@ -3,7 +3,8 @@ the residual reaches only the image states of the cross-attention layers after t
 layer, at every real image (Mllama: every real tile) and nowhere else; replies act through
 every decode step as a by-hand greedy decode does; batched replies are the alone ones; the
 adapter saves, checks and loads onto its own base alone; a few steps of synthetic training
-lower its loss. ``test_vpgc`` runs its family checks on both too."""
+lower its loss; the projector and LoRA baselines train and save a model ``HFLVLM`` loads.
+``test_vpgc`` runs its family checks on both too."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from PIL import Image
 from drum.adapters import AdapterBaseError, check_adapter_dir
 from drum.adapters.vpgc import VPGCLVLM, VPGCConfig, VPGCConfigError, load_adapter
 from drum.adapters.vpgc.cross_attention import CrossAttentionVPGC
-from drum.adapters.vpgc.train import VPGCTrainConfig
+from drum.adapters.vpgc.train import VPGCTrainConfig, lora_target_names
 from drum.builtin.vpgc.sources import VPGCDataConfig, train_on_synthetic
 from drum.data import read_examples
 from drum.demon.format import read_demon_task
@@ -237,3 +238,27 @@ def test_synthetic_training_lowers_the_loss(
         fresh = VPGCLVLM(HFLVLM(base_path), VPGCConfig(num_heads=2)).loss(prompts, answers, True)
         trained = load_adapter(HFLVLM(base_path), out).loss(prompts, answers, True)
     assert trained < fresh - 0.05
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method", ["projector", "lora"])
+def test_the_baselines_write_a_model_hflvlm_loads(
+    base_dir: Callable[[str], Path], vpgc_prompts: Prompts, tmp_path: Path, family: str, method: str
+) -> None:
+    base_path = base_dir(family)
+    # LoRA on the self-attention of every decoder layer (Mllama's cross-attention layers have
+    # none): its targets are exactly those.
+    model = HFLVLM(base_path).model
+    names = lora_target_names(model)
+    layers = [layer for layer in decoder_layers(model) if hasattr(layer, "self_attn")]
+    assert len(names) == 2 * len(layers) and not any("cross_attn" in n for n in names)
+    train = VPGCTrainConfig(method=method, adapter=VPGCConfig(num_heads=2), lr=1e-2,
+                            batch_size=2, max_steps=2, warmup=1, checkpoint_every=2,
+                            log_every=1)  # fmt: skip
+    data = VPGCDataConfig(source="world", n_train=2, region="random")
+    out = train_on_synthetic(base_path, tmp_path / method, train, data,
+                             data_dir=tmp_path / "data", progress=False)  # fmt: skip
+    prompts, answers = vpgc_prompts
+    before = [s.sum for s in HFLVLM(base_path).score(prompts, answers)]
+    after = [s.sum for s in HFLVLM(out).score(prompts, answers)]  # the processor saved too
+    assert after != before
