@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from drum.adapters.vpgc.config import VPGCConfig
+from drum.adapters.vpgc.config import VPGCConfig, VPGCConfigError
 from drum.adapters.vpgc.layer import VPGCError, images_of
 from drum.lvlm.families import module_at
 from drum.lvlm.hooks import VisualPositions
@@ -122,6 +122,12 @@ class CrossAttentionHooks:
         family = base.family
         self._arg = family.image_states_arg
         self._modules = family.cross_attention_modules(base.model)
+        if not any(index >= layer for index, _ in self._modules):
+            raise VPGCConfigError(
+                f"VPG-C layer {layer}: {base.model_type} has no cross-attention layer at or "
+                f"after it (they run at decoder layers {[i for i, _ in self._modules]}), so its "
+                "residual would reach nothing; pick a layer at or before the last of them"
+            )
         self._tower = module_at(base.model, family.patch_features)
         self._reset()
 

@@ -205,6 +205,14 @@ def test_save_check_and_load_onto_its_own_base(
         load_adapter(HFLVLM(vpgc_base_dir("llava")), saved)
 
 
+def test_a_layer_after_the_last_cross_attention_layer_is_a_clear_error(
+    vpgc_base_dir: Callable[[str], Path],
+) -> None:
+    # The default tiny Mllama: 3 decoder layers, cross-attention at layer 1 alone.
+    with pytest.raises(VPGCConfigError, match=r"no cross-attention layer at or after it.*\[1\]"):
+        VPGCLVLM(HFLVLM(vpgc_base_dir("mllama")), VPGCConfig(layer=2, num_heads=2))
+
+
 def test_the_state_width_is_the_cross_attention_bases_own() -> None:
     fields = dict(model_type="idefics", base_kind="cross_attention", num_layers=2,
                   llm_hidden_size=48, vision_hidden_size=32, state_size=24)  # fmt: skip
