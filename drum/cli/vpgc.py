@@ -137,6 +137,12 @@ def vpgc_train_command(
             f"--method queries needs a Q-Former base (BLIP-2); --base {base} is "
             f"{fields['model_type']}"
         )
+    if region == "attention" and fields["base_kind"] == "cross_attention":
+        fail(
+            f"--region attention reads where the base's prompt attends among its visual tokens; "
+            f"--base {base} is {fields['model_type']}, whose images reach it through "
+            "cross-attention layers (no visual tokens): use --region random"
+        )
     limit_threads()
     try:
         train_on_synthetic(base, out, config, data_config, data_dir=data)

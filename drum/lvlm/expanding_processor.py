@@ -14,6 +14,7 @@ and Mllama's too): the tokenizer, its chat template, the image processor, the pl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -39,6 +40,13 @@ class TokenizerProcessor:
         return self.tokenizer.apply_chat_template(
             conversation, chat_template=self.chat_template, **kwargs
         )
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write the tokenizer (with its chat template) and the image processor, what the
+        family's ``from_pretrained`` reads back beside the model (VPG-C's baselines save a
+        whole model directory)."""
+        self.tokenizer.save_pretrained(directory)
+        self.image_processor.save_pretrained(directory)
 
 
 class ExpandingProcessor(TokenizerProcessor):

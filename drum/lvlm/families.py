@@ -13,8 +13,10 @@ target modules in one mapping), read by everything that treats families differen
   (``patch_features``, ``patch_features_at``) and how wide they are (``vision_width``), and
   whether the base is a Q-Former one (``qformer``: BLIP-2), how many rows of those features
   each image has where the visual-token counts cannot say (``patch_rows``: LLaVA-OneVision's
-  anyres tiles); its trainer's projector-tuning
-  baseline: which module maps visual features into the LLM (``projector``);
+  anyres tiles); on a cross-attention base, which modules take the image states and where
+  they run among the decoder layers (``cross_attention_modules``), under which keyword
+  (``image_states_arg``) and how wide the states are (``image_states_width``); its trainer's
+  projector-tuning baseline: which module maps visual features into the LLM (``projector``);
 * the attention reader (``drum.lvlm.attention``): Q-Former cross-attention or the prompt's
   attention to visual tokens (``qformer``), and how many patches per side one visual token
   covers (``token_merge``).
@@ -109,7 +111,8 @@ class LVLMFamily:
             never as tokens of the sequence (IDEFICS, Mllama): an image's span
             (``VisualPositions``) is its placeholder token, the one token of the sequence
             that stands for it; the processor derives the cross-attention mask from the
-            padded ids (``token_inputs``). VPG-C and the attention reader refuse it
+            padded ids (``token_inputs``). VPG-C adds its residual to the image states
+            (``drum.adapters.vpgc.cross_attention``); the attention reader refuses it
             (``cross_attention_refusal``).
         batch_by_image_count: ``HFLVLM`` runs each batch as one sub-batch per image count
             (``drum.lvlm.image_count_groups``: Mllama's imageless tokens see the batch's
@@ -121,6 +124,13 @@ class LVLMFamily:
             has, where that is not the same number of visual tokens per row for every image
             (LLaVA-OneVision's anyres tiles); ``None`` (the default reader): VPG-C finds it
             from the visual-token counts.
+        cross_attention_modules: ``cross_attention_modules(model)``, a cross-attention base's
+            modules that read the image states, each with the index of the decoder layer it
+            runs at or just before (IDEFICS: its gated cross-attention blocks' ``cross_attn``,
+            each run before decoder layer ``j * cross_layer_interval``; Mllama: the
+            ``cross_attn`` of its cross-attention decoder layers); ``[]`` elsewhere.
+        image_states_arg: the keyword argument of those modules that takes the image states.
+        image_states_width: the width of the image states, from the model's config.
         recorded: ``False`` for the stand-in ``served_family`` gives a ``model_type`` without a
             record; its ``decoder_layers`` is empty (searched at the usual paths) and its
             patch-feature facts raise ``UnsupportedFamilyError``.
@@ -142,6 +152,9 @@ class LVLMFamily:
     batch_by_image_count: bool = False
     token_types: str = ""
     patch_rows: Callable[[Any, dict[str, Any]], list[int] | None] = lambda config, inputs: None
+    cross_attention_modules: Callable[[Any], list[tuple[int, Any]]] = lambda model: []
+    image_states_arg: str = ""
+    image_states_width: Callable[[Any], int] = lambda config: 0
     recorded: bool = True
 
     def __post_init__(self) -> None:
@@ -214,6 +227,25 @@ def _idefics_vision_width(config: Any) -> int:
 
 def _mllama_vision_width(config: Any) -> int:
     return int(config.vision_config.vision_output_dim)
+
+
+def _idefics_cross_attention(model: Any) -> list[tuple[int, Any]]:
+    # Gated cross-attention block j runs just before decoder layer j * cross_layer_interval.
+    interval = int(model.config.cross_layer_interval)
+    blocks = model.model.gated_cross_attn_layers
+    return [(j * interval, block.cross_attn) for j, block in enumerate(blocks)]
+
+
+def _mllama_cross_attention(model: Any) -> list[tuple[int, Any]]:
+    # Its cross-attention layers are decoder layers of their own (among the self-attention ones).
+    layers = model.model.language_model.layers
+    indices = model.config.text_config.cross_attention_layers
+    return [(int(i), layers[int(i)].cross_attn) for i in indices]
+
+
+def _mllama_states_width(config: Any) -> int:
+    # The projector maps the vision output to the text width.
+    return int(config.text_config.hidden_size)
 
 
 def _one_patch(config: Any) -> int:
@@ -394,6 +426,10 @@ FAMILIES: dict[str, LVLMFamily] = {
             token_merge=_one_patch,
             requires_image=True,
             cross_attention=True,
+            cross_attention_modules=_idefics_cross_attention,
+            image_states_arg="key_value_states",
+            # The perceiver's latents keep the vision width.
+            image_states_width=_idefics_vision_width,
         ),
         LVLMFamily(
             model_type="mllama",  # Llama 3.2 Vision
@@ -406,13 +442,16 @@ FAMILIES: dict[str, LVLMFamily] = {
             token_merge=_one_patch,
             cross_attention=True,
             batch_by_image_count=True,
+            cross_attention_modules=_mllama_cross_attention,
+            image_states_arg="cross_attention_states",
+            image_states_width=_mllama_states_width,
         ),
     )
 }
 
 
 def cross_attention_refusal(family: LVLMFamily, what: str) -> UnsupportedFamilyError:
-    """Why ``what`` (VPG-C, the attention reader) cannot act on a cross-attention family."""
+    """Why ``what`` (the attention reader) cannot act on a cross-attention family."""
     return UnsupportedFamilyError(
         f"{what} does not support model_type {family.model_type!r}: its images reach the "
         "language model through cross-attention layers, not as visual tokens of the sequence "

@@ -51,3 +51,13 @@ def test_options_that_do_not_fit_the_base(
 ) -> None:
     output = _train(tiny_llava_dir, tmp_path / "adapter", *options)
     assert expected in output and "--base" in output
+
+
+def test_attention_regions_on_a_cross_attention_base(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, no_training: None
+) -> None:
+    from tests.lvlm.tiny_lvlms import BUILDERS
+
+    base = BUILDERS["idefics"](tmp_path_factory.mktemp("idefics")).path
+    output = _train(base, tmp_path / "adapter")  # --region attention is the default
+    assert "--region attention" in output and "idefics" in output and "--region random" in output

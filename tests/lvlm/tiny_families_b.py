@@ -8,6 +8,7 @@ Images are the tiny world's 32 px PNGs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -161,12 +162,15 @@ def build_tiny_idefics(path: Path, seed: int = 0) -> TinyLVLM:
     return TinyLVLM("idefics", path, 1, IDEFICS_PLACEHOLDER)
 
 
-def build_tiny_mllama(path: Path, seed: int = 0) -> TinyLVLM:
+def build_tiny_mllama(
+    path: Path, seed: int = 0, num_layers: int = 3, cross_attention_layers: Sequence[int] = (1,)
+) -> TinyLVLM:
     """Mllama (Llama 3.2 Vision): a 32 px tiled vision tower (16 px patches, up to 2 tiles,
     one global layer) and 3 decoder layers, the second a cross-attention layer
     (``cross_attention_layers=[1]``) whose gates start open (Mllama starts them at zero,
     which would make a random tiny model blind). Each image is one ``<|image|>`` token, the
-    image's whole span in the sequence.
+    image's whole span in the sequence. ``num_layers`` and ``cross_attention_layers`` give
+    other layouts (VPG-C's tests want cross-attention layers on both sides of its layer).
 
     The tokenizer (carrying the chat template) and a ``MllamaImageProcessorPil`` are saved
     side by side; ``HFLVLM`` builds ``MllamaInterleavedProcessor`` from them."""
@@ -196,8 +200,8 @@ def build_tiny_mllama(path: Path, seed: int = 0) -> TinyLVLM:
             # self-attention, cross-attention, self-attention: what a hook writes at an
             # <|image|> token before the cross-attention layer (which mixes no tokens) reaches
             # the later tokens through the last layer.
-            "num_hidden_layers": 3,
-            "cross_attention_layers": [1],
+            "num_hidden_layers": num_layers,
+            "cross_attention_layers": list(cross_attention_layers),
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
         },
         image_token_index=tokenizer.convert_tokens_to_ids("<|image|>"),

@@ -21,6 +21,7 @@ import torch
 
 from drum.adapters.registry import CONFIG_NAME, AdapterConfigError
 from drum.adapters.vpgc.config import VPGCConfig, VPGCConfigError
+from drum.adapters.vpgc.cross_attention import CrossAttentionVPGC
 from drum.adapters.vpgc.layer import ProjectorVPGC, QFormerVPGC
 
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -44,6 +45,8 @@ def expected_shapes(config: VPGCConfig) -> dict[str, tuple[int, ...]]:
             assert config.num_queries is not None and config.hidden_size is not None
             queries = torch.empty(config.num_queries, config.hidden_size)
             module: torch.nn.Module = QFormerVPGC(config, torch.nn.Identity(), queries)
+        elif config.base_kind == "cross_attention":
+            module = CrossAttentionVPGC(config)
         else:
             module = ProjectorVPGC(config)
     return {name: tuple(tensor.shape) for name, tensor in module.state_dict().items()}

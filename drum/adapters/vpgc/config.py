@@ -6,7 +6,10 @@ in ``drum.adapters.vpgc.model``, read from the base's family record) and checks 
 resolved config is what ``adapter_config.json`` holds, so a saved adapter says exactly which
 base shape it fits. The per-base rules live in ``resolve``: the layer defaults to
 ``num_layers // 2``; a projector base's re-attention width is ``hidden_size`` (``None``: the
-vision width); a Q-Former base (BLIP-2) always uses its Q-Former's width and query count.
+vision width); a Q-Former base (BLIP-2) always uses its Q-Former's width and query count; a
+cross-attention base (IDEFICS, Mllama) also fixes ``state_size``, the width of the image states
+its residual is added to (a field written to ``adapter_config.json`` only when set, so other
+adapters' files stay as they were).
 """
 
 from __future__ import annotations
@@ -21,11 +24,15 @@ from drum.utils.io import atomic_write_json
 
 ADAPTER_TYPE = "vpgc"
 # How the adapter regenerates visual prompts: re-attention from per-visual-token queries over
-# the vision tower's patch features (projector bases), or a trainable copy of the base's
-# Q-Former queries run through its frozen Q-Former (BLIP-2).
-BASE_KINDS = ("projector", "qformer")
+# the vision tower's patch features (projector bases), a trainable copy of the base's
+# Q-Former queries run through its frozen Q-Former (BLIP-2), or re-attention from per-image-
+# state queries whose residual joins the image states the later cross-attention layers read
+# (IDEFICS, Mllama: drum.adapters.vpgc.cross_attention).
+BASE_KINDS = ("projector", "qformer", "cross_attention")
 # Fields a base may fix over a config's own value (a Q-Former base: its width and queries).
 BASE_FIXED = ("hidden_size", "num_queries", "base_kind")
+# Written to adapter_config.json only when set (the adapters made before it never had it).
+OPTIONAL_FIELDS = ("state_size",)
 
 
 class VPGCConfigError(AdapterConfigError):
@@ -51,12 +58,15 @@ class VPGCConfig:
             image's ``j``-th visual token. More copies, more capacity at the same positions
             (on the built-in BLIP-2, 4 copies carried what 1 could not). Projector bases: 1.
         seed: seeds the non-zero initial weights (the zero-init maps start at zero anyway).
-        base_kind: ``"projector"`` or ``"qformer"``; ``None``: from the base's model type.
+        base_kind: ``"projector"``, ``"qformer"`` or ``"cross_attention"``; ``None``: from the
+            base's model type.
         model_type: the base's ``model_type`` (filled by ``resolve``).
         num_layers: the base's decoder layers (filled by ``resolve``).
         llm_hidden_size: the base's language-model width (filled by ``resolve``).
         vision_hidden_size: width of the patch features the adapter attends over (filled by
             ``resolve``).
+        state_size: cross-attention bases: width of the image states the cross-attention
+            layers read (filled by ``resolve``); ``None`` on the others.
     """
 
     layer: int | None = None
@@ -70,6 +80,7 @@ class VPGCConfig:
     num_layers: int | None = None
     llm_hidden_size: int | None = None
     vision_hidden_size: int | None = None
+    state_size: int | None = None
 
     # ------------------------------------------------------------------------------- checks
     @property
@@ -103,17 +114,23 @@ class VPGCConfig:
             raise VPGCConfigError(
                 f"num_heads ({self.num_heads}) must divide hidden_size ({self.hidden_size})"
             )
-        if self.query_copies < 1 or (self.base_kind == "projector" and self.query_copies != 1):
+        if self.query_copies < 1 or (self.base_kind != "qformer" and self.query_copies != 1):
             raise VPGCConfigError(
-                f"query_copies must be >= 1, and 1 on a projector base; got {self.query_copies}"
+                "query_copies must be >= 1, and 1 on a projector or cross-attention base; got "
+                f"{self.query_copies}"
             )
         if self.base_kind == "qformer" and not self.num_queries:
             raise VPGCConfigError("a Q-Former VPG-C needs num_queries")
+        if (self.base_kind == "cross_attention") != (self.state_size is not None):
+            raise VPGCConfigError(
+                "state_size (the image states' width) is set on a cross-attention base and "
+                f"only there; got base_kind={self.base_kind!r}, state_size={self.state_size!r}"
+            )
 
     def resolve(self, **base: Any) -> VPGCConfig:
         """This config fitted to a base described by ``base`` (``model_type``, ``num_layers``,
         ``llm_hidden_size``, ``vision_hidden_size``, ``base_kind``; a Q-Former base also
-        ``hidden_size`` and ``num_queries``), checked.
+        ``hidden_size`` and ``num_queries``; a cross-attention base ``state_size``), checked.
 
         A config not yet fitted to any base (``model_type is None``) takes every field the base
         fixes, ``hidden_size`` of a Q-Former base included (the width of its queries); a fitted
@@ -140,7 +157,11 @@ class VPGCConfig:
 
     # --------------------------------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
-        return {"adapter_type": ADAPTER_TYPE, **asdict(self)}
+        data = asdict(self)
+        for name in OPTIONAL_FIELDS:
+            if data[name] is None:
+                del data[name]
+        return {"adapter_type": ADAPTER_TYPE, **data}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VPGCConfig:

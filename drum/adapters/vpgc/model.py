@@ -7,6 +7,9 @@ output of decoder layer ``config.layer - 1`` adds the adapter's residual at ever
 visual tokens. The base's post-projector feature cache is bypassed meanwhile (a cached image
 would skip the vision tower, leaving nothing to capture), so every pass re-encodes its images.
 Decode steps of ``generate`` are not hooked (the KV cache holds the rewritten prompt).
+On a cross-attention base (IDEFICS, Mllama) the hooks are ``CrossAttentionHooks``
+(``drum.adapters.vpgc.cross_attention``): the residual joins the image states the
+cross-attention layers after the guidance layer read.
 
 The base is frozen (``requires_grad=False`` on all its parameters); only the adapter trains.
 ``save_adapter`` writes the adapter alone (``adapter_config.json`` +
@@ -37,9 +40,10 @@ from drum.adapters.registry import AdapterBaseError, AdapterWarning
 from drum.adapters.vpgc.check import WEIGHTS_NAME as WEIGHTS_NAME  # re-exported
 from drum.adapters.vpgc.check import SavedAdapter, read_adapter
 from drum.adapters.vpgc.config import VPGCConfig
+from drum.adapters.vpgc.cross_attention import CrossAttentionHooks, CrossAttentionVPGC
 from drum.adapters.vpgc.layer import PREFIX, ProjectorVPGC, QFormerVPGC, VPGCError, images_of
 from drum.lvlm.base import ScoreResult, WrappedLVLM
-from drum.lvlm.families import cross_attention_refusal, family_of, module_at
+from drum.lvlm.families import family_of, module_at
 from drum.lvlm.hf import HFLVLM
 from drum.lvlm.hooks import VisualPositions, decoder_layers
 from drum.lvlm.prompt import ICLPrompt
@@ -59,11 +63,8 @@ def config_fields(config: Any) -> dict[str, Any]:
     """``base_fields`` from a base's ``transformers`` config alone (its ``config.json``, no
     weights loaded; the decoder layers counted as ``num_hidden_layers``), so options can be
     checked before a base loads; ``UnsupportedFamilyError`` for a ``model_type`` without a
-    family record (not a vision-language model VPG-C knows) or for a cross-attention family
-    (IDEFICS, Mllama: no visual tokens in the sequence for the residuals)."""
+    family record (not a vision-language model VPG-C knows)."""
     family = family_of(str(config.model_type))
-    if family.cross_attention:  # no visual tokens in the sequence to add residuals at
-        raise cross_attention_refusal(family, "VPG-C")
     text = getattr(config, "text_config", None) or config
     fields: dict[str, Any] = {
         "model_type": family.model_type,
@@ -76,6 +77,9 @@ def config_fields(config: Any) -> dict[str, Any]:
         fields["base_kind"] = "qformer"
         fields["num_queries"] = int(config.num_query_tokens)
         fields["hidden_size"] = int(config.qformer_config.hidden_size)
+    if family.cross_attention:  # the residual joins the image states (cross_attention.py)
+        fields["base_kind"] = "cross_attention"
+        fields["state_size"] = family.image_states_width(config)
     return fields
 
 
@@ -119,8 +123,13 @@ class VPGCLVLM(WrappedLVLM):
             parameter.requires_grad_(False)
         self._captures = base.family.patch_features_at
         self._source = module_at(base.model, base.family.patch_features)
-        self.adapter: ProjectorVPGC | QFormerVPGC
-        if self.config.base_kind == "qformer":
+        self.adapter: ProjectorVPGC | QFormerVPGC | CrossAttentionVPGC
+        self._cross: CrossAttentionHooks | None = None
+        if self.config.base_kind == "cross_attention":
+            dtype = next(base.model.parameters()).dtype
+            self.adapter = CrossAttentionVPGC(self.config).to(base.device, dtype)
+            self._cross = CrossAttentionHooks(base, self.adapter, self.config.layer)
+        elif self.config.base_kind == "qformer":
             model = base.model
             self.adapter = QFormerVPGC(self.config, model.qformer, model.query_tokens)
             self.adapter.to(base.device, model.query_tokens.dtype)
@@ -170,6 +179,10 @@ class VPGCLVLM(WrappedLVLM):
         """Inside the block the base's passes run with the adapter (score, generate, forward
         through ``self.base``)."""
         assert self.config.layer is not None
+        if self._cross is not None:
+            with self._cross.active():
+                yield
+            return
         with ExitStack() as stack:
             stack.enter_context(self.base.feature_cache_bypassed())
             if self._captures == "input":

@@ -24,9 +24,10 @@
 * ``"queries"``: a Q-Former base's query tokens alone (BLIP-2: what its pre-training tuned
   last); ``out_dir`` is a full model directory;
 * ``"lora"``: ``peft``'s LoRA (``B`` zero-init, ``alpha = r``) on the query and value
-  projections of every LLM layer, rank chosen so its parameter count is the closest to the
-  VPG-C adapter's; merged into the weights at the end (``merge_and_unload``), so ``out_dir`` is
-  a full model directory too (the evaluation is plain ``HFLVLM``).
+  projections of every LLM layer's self-attention (Mllama's cross-attention layers have none),
+  rank chosen so its parameter count is the closest to the VPG-C adapter's; merged into the
+  weights at the end (``merge_and_unload``), so ``out_dir`` is a full model directory too (the
+  evaluation is plain ``HFLVLM``).
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def lora_rank_for(model: nn.Module, target: int) -> int:
     """The LoRA rank whose parameter count (``LORA_TARGETS`` of every decoder layer) is the
     closest to ``target`` (at least 1)."""
     per_rank = 0
-    for layer in decoder_layers(model):
+    for layer in _self_attention_layers(model):
         for name in LORA_TARGETS:
             linear = getattr(layer.self_attn, name)
             per_rank += linear.in_features + linear.out_features
@@ -126,9 +127,15 @@ def lora_rank_for(model: nn.Module, target: int) -> int:
 def lora_target_names(model: nn.Module) -> list[str]:
     """Full module names of ``LORA_TARGETS`` in the language model's decoder layers (the vision
     tower's attention has the same short names and stays untouched)."""
-    layers = decoder_layers(model)
+    layers = _self_attention_layers(model)
     wanted = {id(getattr(layer.self_attn, name)) for layer in layers for name in LORA_TARGETS}
     return [name for name, module in model.named_modules() if id(module) in wanted]
+
+
+def _self_attention_layers(model: nn.Module) -> list[nn.Module]:
+    """The decoder layers with self-attention (not Mllama's cross-attention layers, which sit
+    among them and attend to the image states alone)."""
+    return [layer for layer in decoder_layers(model) if hasattr(layer, "self_attn")]
 
 
 def add_lora(model: nn.Module, rank: int, seed: int) -> nn.Module:

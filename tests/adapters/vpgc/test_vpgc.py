@@ -35,6 +35,9 @@ CONFIG = VPGCConfig(num_heads=2, seed=3)
 # changes scores and replies alike batched and alone, the residual lands at every image's
 # visual tokens).
 NEW_FAMILIES = ("qwen3_vl", "gemma3", "llava_onevision", "idefics2", "internvl", "mistral3")
+# Images through cross-attention layers: the residual joins their image states
+# (drum.adapters.vpgc.cross_attention; its own checks in test_vpgc_cross_attention.py).
+CROSS_ATTENTION = ("idefics", "mllama")
 
 
 def _perturb(model: VPGCLVLM, seed: int = 0) -> None:
@@ -48,7 +51,9 @@ def _sums(results: list[Any]) -> torch.Tensor:
     return torch.tensor([r.sum for r in results], dtype=torch.float64)
 
 
-@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "idefics3", "blip2", *NEW_FAMILIES])
+@pytest.mark.parametrize(
+    "family", ["llava", "qwen2_vl", "idefics3", "blip2", *NEW_FAMILIES, *CROSS_ATTENTION]
+)
 def test_a_fresh_adapter_is_exactly_its_base(
     fresh_base: Base, vpgc_prompts: Prompts, family: str
 ) -> None:
@@ -63,7 +68,7 @@ def test_a_fresh_adapter_is_exactly_its_base(
     assert torch.allclose(_sums(base.score(prompts, answers)), scores, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("family", ["llava", "qwen2_vl", *NEW_FAMILIES])
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl", *NEW_FAMILIES, *CROSS_ATTENTION])
 def test_a_perturbed_adapter_changes_scores(
     fresh_base: Base, vpgc_prompts: Prompts, family: str
 ) -> None:
@@ -81,14 +86,28 @@ def test_a_perturbed_adapter_changes_scores(
     [text_only] = [i for i in range(len(prompts)) if i not in imaged]
     assert changed[text_only] == scores[text_only]
     # Batched as one at a time: every image of the batch got its own patch features.
-    alone = torch.cat([_sums(model.score([p], [a])) for p, a in zip(prompts, answers, strict=True)])
-    assert torch.allclose(alone, changed, rtol=0, atol=1e-4)
+    assert torch.allclose(_alone(model, prompts, answers), changed, rtol=0, atol=1e-4)
+
+
+def _alone(model: VPGCLVLM, prompts: list[ICLPrompt], answers: list[str]) -> torch.Tensor:
+    """Each prompt's score run alone; a text-only prompt of a base whose batches need an image
+    (IDEFICS) beside the first imaged one (its row sees none of that image)."""
+    scores = []
+    for prompt, answer in zip(prompts, answers, strict=True):
+        if prompt.images or not model.base.family.requires_image:
+            scores.append(model.score([prompt], [answer])[0].sum)
+        else:
+            pairs = zip(prompts, answers, strict=True)
+            imaged, its_answer = next((p, a) for p, a in pairs if p.images)
+            scores.append(model.score([imaged, prompt], [its_answer, answer])[1].sum)
+    return torch.tensor(scores, dtype=torch.float64)
 
 
 # The tiny Mistral3's greedy replies do not depend on its images at all (the same reply for
 # every prompt), so no adapter can change them: its scores are checked above.
 @pytest.mark.parametrize(
-    "family", ["llava", "qwen2_vl", *(f for f in NEW_FAMILIES if f != "mistral3")]
+    "family",
+    ["llava", "qwen2_vl", *(f for f in NEW_FAMILIES if f != "mistral3"), *CROSS_ATTENTION],
 )
 def test_a_perturbed_adapter_changes_replies(
     fresh_base: Base, vpgc_prompts: Prompts, family: str
@@ -131,7 +150,7 @@ def test_the_residual_lands_exactly_at_every_images_visual_tokens(
     assert torch.equal(with_adapter[~visual.mask], without[~visual.mask])
 
 
-@pytest.mark.parametrize("family", ["llava", "blip2"])
+@pytest.mark.parametrize("family", ["llava", "blip2", *CROSS_ATTENTION])
 def test_only_the_adapter_trains(fresh_base: Base, vpgc_prompts: Prompts, family: str) -> None:
     base = fresh_base(family)
     model = VPGCLVLM(base, CONFIG)
