@@ -43,42 +43,19 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from drum.adapters.vpgc.config import VPGCConfig, VPGCConfigError
-from drum.adapters.vpgc.layer import VPGCError, images_of
+from drum.adapters.vpgc.layer import GuidedReattention, VPGCError, images_of
 from drum.lvlm.families import module_at
 from drum.lvlm.hooks import VisualPositions
 
 
-class CrossAttentionVPGC(nn.Module):
+class CrossAttentionVPGC(GuidedReattention):
     """VPG-C for cross-attention bases (module docstring): a residual per image state."""
 
     def __init__(self, config: VPGCConfig) -> None:
-        super().__init__()
-        config.check()
-        assert config.hidden_size and config.llm_hidden_size and config.vision_hidden_size
         assert config.state_size
-        width, llm = config.hidden_size, config.llm_hidden_size
-        vision, state = config.vision_hidden_size, config.state_size
-        self.config = config
-        self.num_heads = config.num_heads
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            self.vpgc_query_norm = nn.LayerNorm(state)
-            self.vpgc_query_proj = nn.Linear(state, width)
-            self.vpgc_guidance_proj = nn.Linear(llm, width)
-            self.vpgc_patch_norm = nn.LayerNorm(vision)
-            self.vpgc_key_proj = nn.Linear(vision, width)
-            self.vpgc_value_proj = nn.Linear(vision, width)
-            self.vpgc_out_proj = nn.Linear(width, state)
-        for zero in (self.vpgc_guidance_proj, self.vpgc_out_proj):
-            nn.init.zeros_(zero.weight)
-            nn.init.zeros_(zero.bias)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        n, length, width = x.shape
-        return x.view(n, length, self.num_heads, width // self.num_heads).transpose(1, 2)
+        super().__init__(config, config.state_size)
 
     def forward(
         self,
@@ -92,15 +69,10 @@ class CrossAttentionVPGC(nn.Module):
         ``state_mask`` ``(N, L)`` is false; ``patches`` ``(N, M, d)`` are each image's keys,
         ``patch_mask`` ``(N, M)`` its real ones, ``guidance`` ``(N, D)`` its row's."""
         dtype = self.vpgc_out_proj.weight.dtype
-        q = self.vpgc_query_proj(self.vpgc_query_norm(states.to(dtype)))
-        q = q + self.vpgc_guidance_proj(guidance.to(dtype))[:, None, :]
-        normed = self.vpgc_patch_norm(patches.to(dtype))
-        k, v = self.vpgc_key_proj(normed), self.vpgc_value_proj(normed)
-        attended = F.scaled_dot_product_attention(
-            self._heads(q), self._heads(k), self._heads(v), attn_mask=patch_mask[:, None, None, :]
+        residual = self.reattend(
+            states.to(dtype), guidance.to(dtype), patches.to(dtype), patch_mask
         )
-        attended = attended.transpose(1, 2).reshape(states.shape[0], states.shape[1], -1)
-        return self.vpgc_out_proj(attended) * state_mask[..., None].to(dtype)
+        return residual * state_mask[..., None].to(dtype)
 
 
 class CrossAttentionHooks:

@@ -118,10 +118,19 @@ def split_rows(
     return [chunk.reshape(-1, rows.shape[-1]) for chunk in torch.split(rows, list(per_image))]
 
 
-class ProjectorVPGC(nn.Module):
-    """VPG-C for projector-style bases (module docstring): residuals at visual positions."""
+class GuidedReattention(nn.Module):
+    """The re-attention of the VPG-C kinds that make their own queries (``ProjectorVPGC``,
+    ``CrossAttentionVPGC``): one query per position from what sits there (a visual token's
+    hidden state, an image state), plus the row's guidance, attends over its image's patch
+    features; the result is mapped back to the queries' width::
 
-    def __init__(self, config: VPGCConfig) -> None:
+        q = W_q(LN(x)) + W_g(g)        a = MultiHeadAttention(q, W_k/W_v(LN(patches)))
+        residual = W_o(a)              W_g and W_o zero-initialised
+
+    Parameter names (``vpgc_*``) are the saved adapter's tensor names; they are made in one
+    order under ``config.seed``, so a config always starts from the same weights."""
+
+    def __init__(self, config: VPGCConfig, query_width: int) -> None:
         super().__init__()
         config.check()
         assert config.hidden_size and config.llm_hidden_size and config.vision_hidden_size
@@ -130,13 +139,13 @@ class ProjectorVPGC(nn.Module):
         self.num_heads = config.num_heads
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            self.vpgc_query_norm = nn.LayerNorm(llm)
-            self.vpgc_query_proj = nn.Linear(llm, width)
+            self.vpgc_query_norm = nn.LayerNorm(query_width)
+            self.vpgc_query_proj = nn.Linear(query_width, width)
             self.vpgc_guidance_proj = nn.Linear(llm, width)
             self.vpgc_patch_norm = nn.LayerNorm(vision)
             self.vpgc_key_proj = nn.Linear(vision, width)
             self.vpgc_value_proj = nn.Linear(vision, width)
-            self.vpgc_out_proj = nn.Linear(width, llm)
+            self.vpgc_out_proj = nn.Linear(width, query_width)
         for zero in (self.vpgc_guidance_proj, self.vpgc_out_proj):
             nn.init.zeros_(zero.weight)
             nn.init.zeros_(zero.bias)
@@ -144,6 +153,34 @@ class ProjectorVPGC(nn.Module):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         n, length, width = x.shape
         return x.view(n, length, self.num_heads, width // self.num_heads).transpose(1, 2)
+
+    def reattend(
+        self,
+        queries: torch.Tensor,
+        guidance: torch.Tensor,
+        patches: torch.Tensor,
+        patch_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """The residual ``(N, L, query_width)`` of ``N`` images' ``L`` query sources
+        ``queries``, each image attending over its ``patches`` ``(N, M, d)`` (``patch_mask``
+        ``(N, M)``: its real ones) with its row's ``guidance`` ``(N, D)``."""
+        q = self.vpgc_query_proj(self.vpgc_query_norm(queries))
+        q = q + self.vpgc_guidance_proj(guidance)[:, None, :]
+        normed = self.vpgc_patch_norm(patches)
+        k, v = self.vpgc_key_proj(normed), self.vpgc_value_proj(normed)
+        attended = F.scaled_dot_product_attention(
+            self._heads(q), self._heads(k), self._heads(v), attn_mask=patch_mask[:, None, None, :]
+        )
+        attended = attended.transpose(1, 2).reshape(queries.shape[0], queries.shape[1], -1)
+        return self.vpgc_out_proj(attended)
+
+
+class ProjectorVPGC(GuidedReattention):
+    """VPG-C for projector-style bases (module docstring): residuals at visual positions."""
+
+    def __init__(self, config: VPGCConfig) -> None:
+        assert config.llm_hidden_size
+        super().__init__(config, config.llm_hidden_size)
 
     def per_image(
         self,
@@ -167,23 +204,14 @@ class ProjectorVPGC(nn.Module):
         layout = _Layout.of(hidden, visual, len(per_image))
         if layout is None:
             return hidden
-        n, queries, guidance = layout.n, layout.queries, layout.guidance
         device = hidden.device
         keys = nn.utils.rnn.pad_sequence(
             [p.to(device=device, dtype=hidden.dtype) for p in per_image], batch_first=True
         )
         lengths = torch.tensor([p.shape[0] for p in per_image], device=device)
         key_mask = torch.arange(keys.shape[1], device=device)[None, :] < lengths[:, None]
-
-        q = self.vpgc_query_proj(self.vpgc_query_norm(queries))
-        q = q + self.vpgc_guidance_proj(guidance)[:, None, :]
-        normed = self.vpgc_patch_norm(keys)
-        k, v = self.vpgc_key_proj(normed), self.vpgc_value_proj(normed)
-        attended = F.scaled_dot_product_attention(
-            self._heads(q), self._heads(k), self._heads(v), attn_mask=key_mask[:, None, None, :]
-        )
-        attended = attended.transpose(1, 2).reshape(n, queries.shape[1], -1)
-        return layout.add(hidden, self.vpgc_out_proj(attended))
+        residual = self.reattend(layout.queries, layout.guidance, keys, key_mask)
+        return layout.add(hidden, residual)
 
 
 class _Layout:
