@@ -26,13 +26,11 @@ prompts in one round: a run of a few seconds.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import torch
@@ -44,6 +42,7 @@ from drum.lvlm.hf import HFLVLM
 from drum.lvlm.prompt import ICLPrompt, build_prompt
 from drum.lvlm.served import ServedConfig, ServedLVLM
 from drum.serve.app import create_app
+from drum.serve.background import serve_in_background
 from drum.serve.batching import BatchingConfig
 from drum.serve.engine import ServeEngine
 
@@ -55,28 +54,9 @@ CONCURRENCY = 8  # ServedConfig's default: what drum eval / drum mine send at on
 SIDES = (1, 16)  # max_batch_size
 
 
-@contextmanager
-def serving(engine: ServeEngine, max_concurrent_requests: int) -> Iterator[str]:
+def serving(engine: ServeEngine, max_concurrent_requests: int) -> AbstractContextManager[str]:
     """``engine``'s app under uvicorn in a thread on a free loopback port; its base URL."""
-    import uvicorn
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    app = create_app(engine, max_concurrent_requests)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if not server.started:
-        raise RuntimeError("the server did not start")
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    return serve_in_background(create_app(engine, max_concurrent_requests))
 
 
 def workload(world: Path, prompts: int) -> tuple[list[ICLPrompt], list[str]]:

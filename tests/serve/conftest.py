@@ -6,13 +6,11 @@ server without prompt log-probabilities). Every wait is bounded."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,18 +19,12 @@ import httpx
 import pytest
 
 from drum.builtin.assets import ASSETS_DIR
+from drum.serve.background import free_port, serve_in_background
 
 BUILTIN_LVLM = ASSETS_DIR / "lvlm"
 KEY_ENV = "DRUM_TEST_SERVE_KEY"
 SECRET = "sk-drum-test-0b5e1c9f7a3d4e2b"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """A port nothing on 127.0.0.1 listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -103,25 +95,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
             os.environ[KEY_ENV] = previous
 
 
-@contextmanager
-def thread_server(app: Any) -> Iterator[str]:
+def thread_server(app: Any) -> AbstractContextManager[str]:
     """``app`` under uvicorn in a thread on a free loopback port; yields its base URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not server.started:
-        raise RuntimeError("the thread server did not start")
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    return serve_in_background(app)
 
 
 @pytest.fixture(scope="session")
