@@ -348,7 +348,7 @@ class HFLVLM(PromptEncoding, LVLM):
         """Log-likelihood of ``answers[i]`` after ``prompts[i]``, in the prompts' order.
 
         Where ``drum.lvlm.prefix.shares_prefixes`` holds (LLaVA-style models with the
-        feature cache on, Qwen2-VL, Qwen2.5-VL; no layer hook), prompts sharing
+        feature cache on, Qwen2-VL, Qwen2.5-VL, Qwen3-VL; no layer hook), prompts sharing
         demonstrations share their key/value prefix (``drum.lvlm.prefix``). Else LLaVA-style
         models with the feature cache on and no layer hook run ``drum.lvlm.bucketed`` (each
         window of ``BUCKET_WINDOW`` batches encoded in one go and batched by length); the scores are

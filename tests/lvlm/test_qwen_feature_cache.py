@@ -237,7 +237,7 @@ def test_generation_replies_as_without_the_cache(
     assert not calls
 
 
-@pytest.mark.parametrize("family", ["qwen2_vl"])
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen3_vl"])
 def test_shared_prefixes_read_the_cache(
     family: str, mixed: Callable[[str], Path], sized: list[Path], tiny_world: Path
 ) -> None:
