@@ -133,8 +133,8 @@ class HFLVLM(PromptEncoding, LVLM):
         trust_remote_code: passed to ``from_pretrained``; off unless the user asks.
         image_feature_cache_size: distinct images whose encodings are kept (LLaVA, Gemma 3,
             Qwen2-VL, Qwen2.5-VL, Qwen3-VL; ``HFLVLM.feature_cache``,
-            ``drum.lvlm.image_features``); 0
-            keeps none (every pass runs the vision tower on its images, as without a cache).
+            ``drum.lvlm.image_features``); 0 keeps none (every pass runs the vision tower on
+            its images, as without a cache).
         context_overflow: for a prompt longer than the context (module docstring), ``"error"``
             (raise ``ContextOverflowError``) or ``"drop_demos"`` (drop its oldest
             demonstrations until it fits, counted in ``truncated_prompts`` and

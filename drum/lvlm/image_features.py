@@ -29,6 +29,19 @@ record's ``feature_cache``):
   depend on its batch-mates (``tests/lvlm/test_qwen_feature_cache.py`` measures it: equal to
   the bit on the tiny models). The forward still needs ``image_grid_thw`` beside the
   encodings, for its M-RoPE positions.
+* ``"grid_deepstack"`` (Qwen3-VL): pixels cut as ``"grid"``; an image's encoding is a
+  ``DeepstackEncoding``: its pooled tokens and, per deepstack layer, the features the decoder
+  adds at its visual positions after that layer (``get_image_features``' ``deepstack_features``,
+  cut per image as its pooled output is). One cache entry holds both, so an image is counted,
+  kept and evicted whole. Its vision tower too attends within each image (``cu_seqlens``) and
+  resamples its position embeddings per image grid (tested as for ``"grid"``). ``capacity``
+  counts images, not bytes: an entry is ``1 + len(deepstack_visual_indexes)`` tensors of its
+  tokens' width (4 with the config's default of 3 deepstack layers), so on a device short of
+  memory a smaller ``image_feature_cache_size`` keeps the same bytes as a Qwen2-VL cache.
+
+An encoding (``Encoding``) is a ``(tokens, width)`` tensor or a ``DeepstackEncoding``;
+``len(encoding)`` is its token count either way. ``drum.lvlm.encoding.encoder_outputs`` turns a
+list of them into the forward's ``mm_encoder_outputs``.
 """
 
 from __future__ import annotations
