@@ -1,8 +1,9 @@
-"""The image-feature cache on Qwen2-VL / Qwen2.5-VL: ``score_feedback`` with the cache on vs
+"""The image-feature cache on the Qwen families: ``score_feedback`` with the cache on vs
 ``HFLVLM(image_feature_cache_size=0)``, side by side.
 
 Model: the tiny random Qwen2-VL of ``tests/lvlm/tiny_lvlms.py`` (``--family qwen2_5_vl``: its
-Qwen2.5-VL), built into a temporary directory, its processor keeping images up to 64 x 64 px,
+Qwen2.5-VL; ``qwen3_vl``: its Qwen3-VL, whose cache entries hold deepstack features too), built
+into a temporary directory, its processor keeping images up to 64 x 64 px,
 so that images of 32, 48 and 64 px get patch grids of their own. Workload: ``--queries`` (20)
 queries, each with ``--candidates`` (10) one-shot candidates drawn (seeded) from a pool of
 ``--pool`` (30) examples, so pool images recur across queries as retrieved demonstrations do;
@@ -19,7 +20,7 @@ more than 1e-5. On a tiny model the vision tower is a small share of the work, s
 says little about real sizes (a 7B model's ViT runs ~1,000 patches an image).
 
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_feature_cache.py [--quick]
-[--family qwen2_vl|qwen2_5_vl]``; ``--quick``: 4 queries x 3 candidates, 1 round.
+[--family qwen2_vl|qwen2_5_vl|qwen3_vl]``; ``--quick``: 4 queries x 3 candidates, 1 round.
 """
 
 from __future__ import annotations
@@ -71,7 +72,9 @@ def make_examples(directory: Path, count: int, prefix: str, seed: int) -> list[E
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 queries x 3 candidates, 1 round")
-    parser.add_argument("--family", choices=("qwen2_vl", "qwen2_5_vl"), default="qwen2_vl")
+    parser.add_argument(
+        "--family", choices=("qwen2_vl", "qwen2_5_vl", "qwen3_vl"), default="qwen2_vl"
+    )
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--candidates", type=int, default=10)
     parser.add_argument("--pool", type=int, default=30)

@@ -2,8 +2,9 @@
 rendering by the model's chat template, token ids with every image expanded into its visual
 tokens (by the processor, or for LLaVA from the image-feature cache's encodings without the
 processor's image work), the processor's pixel inputs swapped for the image-feature cache's
-encodings (``_cached_image_features``: LLaVA, Gemma 3, Qwen2-VL, Qwen2.5-VL; the family
-record's ``feature_cache`` names how pixels are cut per image), the per-image token counts that
+encodings (``_cached_image_features``: LLaVA, Gemma 3, Qwen2-VL, Qwen2.5-VL, Qwen3-VL with its
+deepstack features; the family record's ``feature_cache`` names how pixels are cut per image and
+what an image's encoding holds), the per-image token counts that
 visual positions are cut by, and the padded batches with the per-token inputs some families
 take (M-RoPE's ``mm_token_type_ids``, Gemma 3's ``token_type_ids``, IDEFICS's and Mllama's
 cross-attention masks).
@@ -25,6 +26,7 @@ import torch
 
 from drum.data.images import load_image
 from drum.lvlm.hooks import VisualPositions
+from drum.lvlm.image_features import DeepstackEncoding, Encoding
 from drum.lvlm.prompt import ICLPrompt
 
 if TYPE_CHECKING:
@@ -32,12 +34,27 @@ if TYPE_CHECKING:
     from drum.lvlm.image_features import ImageFeatureCache
 
 
-def encoder_outputs(features: list[torch.Tensor], stacked: bool = False) -> dict[str, Any]:
-    """Image encodings (one tensor per image) as the model's ``mm_encoder_outputs`` input:
-    the list, or (``stacked``: Gemma 3) one ``(images, tokens, width)`` tensor."""
+def encoder_outputs(features: Sequence[Encoding], stacked: bool = False) -> dict[str, Any]:
+    """Image encodings (one per image, in the prompts' order) as the model's
+    ``mm_encoder_outputs`` input: the list of tensors, or (``stacked``: Gemma 3) one
+    ``(images, tokens, width)`` tensor; for ``DeepstackEncoding``s (Qwen3-VL), the pooled
+    tensors and, per deepstack layer, the list of the images' features for that layer, in
+    transformers' deepstack output (what its ``get_image_features`` returns after its split)."""
     from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-    pooled: Any = torch.stack(features) if stacked else features
+    deep = [feature for feature in features if isinstance(feature, DeepstackEncoding)]
+    if deep:
+        from transformers.models.qwen3_vl.modeling_qwen3_vl import (
+            BaseModelOutputWithDeepstackFeatures,
+        )
+
+        layers = len(deep[0].deepstack)
+        output: Any = BaseModelOutputWithDeepstackFeatures(
+            pooler_output=[feature.pooled for feature in deep],
+            deepstack_features=[[feature.deepstack[i] for feature in deep] for i in range(layers)],
+        )
+        return {"mm_encoder_outputs": {"image": output}}
+    pooled: Any = torch.stack(features) if stacked else list(features)
     return {"mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=pooled)}}
 
 
@@ -147,7 +164,7 @@ class PromptEncoding:
 
     def _cached_encodings(
         self, images: list[list[Path]], vision: dict[str, Any]
-    ) -> list[torch.Tensor] | None:
+    ) -> list[Encoding] | None:
         """The encodings of the batch's images (one per image, prompt by prompt), from the
         feature cache (the missing ones encoded in one vision call and cached); None where the
         cache does not serve the batch: off, bypassed, no pixels, or pixel inputs that are not

@@ -73,7 +73,7 @@ PROCESSORS = (
 TOKEN_TYPES = ("", "mm_token_type_ids", "token_type_ids")
 # How the image-feature cache cuts a batch's pixel inputs per image and encodes them
 # (``drum.lvlm.image_features.LAYOUTS``); "" caches nothing.
-FEATURE_CACHE = ("", "rows", "grid")
+FEATURE_CACHE = ("", "rows", "grid", "grid_deepstack")
 PATCH_FEATURES_AT = ("input", "output")
 
 
@@ -103,7 +103,9 @@ class LVLMFamily:
             through ``mm_encoder_outputs`` (so ``HFLVLM`` caches them), and how its pixel
             inputs are laid out per image (``FEATURE_CACHE``): ``"rows"``, one row of
             ``pixel_values`` per image (LLaVA, Gemma 3); ``"grid"``, each image's
-            ``image_grid_thw`` patches in turn (Qwen2-VL, Qwen2.5-VL); ``""``: not cached.
+            ``image_grid_thw`` patches in turn (Qwen2-VL, Qwen2.5-VL); ``"grid_deepstack"``,
+            as ``"grid"`` with each image's deepstack features kept beside its encoding
+            (Qwen3-VL); ``""``: not cached.
         stacked_encodings: its forward takes those encodings as one ``(images, tokens,
             width)`` tensor, not a list of them (Gemma 3).
         requires_image: its forward and generate cannot run without an image.
@@ -344,10 +346,14 @@ FAMILIES: dict[str, LVLMFamily] = {
         LVLMFamily(
             model_type="qwen2_5_vl", vision_width=_vision_hidden_size, feature_cache="grid", **_QWEN
         ),
-        # Its image processor is Qwen2-VL's; deepstack features join after the first layers.
-        # Not cached: an image's encoding is its tokens plus one deepstack feature per deepstack
-        # layer, passed back as transformers' deepstack output, which the cache does not hold.
-        LVLMFamily(model_type="qwen3_vl", vision_width=_vision_hidden_size, **_QWEN),
+        # Its image processor is Qwen2-VL's; deepstack features join after the first layers,
+        # so an image's cached encoding keeps them beside its tokens.
+        LVLMFamily(
+            model_type="qwen3_vl",
+            vision_width=_vision_hidden_size,
+            feature_cache="grid_deepstack",
+            **_QWEN,
+        ),
         LVLMFamily(
             model_type="gemma3",
             processor="auto",

@@ -7,12 +7,13 @@ through this very class.
 
 Scoring appends the answer's tokens to each rendered prompt and sums their log-probabilities.
 Only the logits at answer positions are materialised (``logits_to_keep``), and for the families
-whose record allows it (``feature_cache``: LLaVA, Gemma 3, Qwen2-VL, Qwen2.5-VL) the image
-encodings are computed once per distinct image and reused across prompts, batches and calls
-(an LRU cache keyed by image content, ``drum.lvlm.image_features``), in scoring, generation and
-the shared-prefix scorer; ``answer_loss``, VPG-C and the attention reader bypass it
-(``feature_cache_bypassed``). Qwen's batches pass the encodings with ``image_grid_thw`` beside
-(its M-RoPE positions); Qwen3-VL is not cached (its deepstack features). With that cache on,
+whose record allows it (``feature_cache``: LLaVA, Gemma 3, Qwen2-VL, Qwen2.5-VL, Qwen3-VL) the
+image encodings are computed once per distinct image and reused across prompts, batches and
+calls (an LRU cache keyed by image content, ``drum.lvlm.image_features``), in scoring,
+generation and the shared-prefix scorer; ``answer_loss``, VPG-C and the attention reader bypass
+it (``feature_cache_bypassed``). Qwen's batches pass the encodings with ``image_grid_thw``
+beside (its M-RoPE positions); Qwen3-VL's cached encodings carry each image's deepstack
+features, passed back in transformers' deepstack output. With that cache on,
 LLaVA's ``score`` skips the
 processor's image work altogether for images already encoded (``_encode_rows``: placeholders
 expanded by the encodings' lengths, the same ids as the processor's), and sorts each window of
@@ -131,8 +132,9 @@ class HFLVLM(PromptEncoding, LVLM):
             ``device``.
         trust_remote_code: passed to ``from_pretrained``; off unless the user asks.
         image_feature_cache_size: distinct images whose encodings are kept (LLaVA, Gemma 3,
-            Qwen2-VL, Qwen2.5-VL; ``HFLVLM.feature_cache``, ``drum.lvlm.image_features``); 0
-            keeps none (every pass runs the vision tower on its images, as without a cache).
+            Qwen2-VL, Qwen2.5-VL, Qwen3-VL; ``HFLVLM.feature_cache``,
+            ``drum.lvlm.image_features``); 0 keeps none (every pass runs the vision tower on
+            its images, as without a cache).
         context_overflow: for a prompt longer than the context (module docstring), ``"error"``
             (raise ``ContextOverflowError``) or ``"drop_demos"`` (drop its oldest
             demonstrations until it fits, counted in ``truncated_prompts`` and
@@ -346,10 +348,10 @@ class HFLVLM(PromptEncoding, LVLM):
         """Log-likelihood of ``answers[i]`` after ``prompts[i]``, in the prompts' order.
 
         Where ``drum.lvlm.prefix.shares_prefixes`` holds (LLaVA-style models with the
-        feature cache on, Qwen2-VL; no layer hook), prompts sharing demonstrations share
-        their key/value prefix (``drum.lvlm.prefix``). Else LLaVA-style models with the
-        feature cache on and no layer hook run ``drum.lvlm.bucketed`` (each window of
-        ``BUCKET_WINDOW`` batches encoded in one go and batched by length); the scores are
+        feature cache on, Qwen2-VL, Qwen2.5-VL, Qwen3-VL; no layer hook), prompts sharing
+        demonstrations share their key/value prefix (``drum.lvlm.prefix``). Else LLaVA-style
+        models with the feature cache on and no layer hook run ``drum.lvlm.bucketed`` (each
+        window of ``BUCKET_WINDOW`` batches encoded in one go and batched by length); the scores are
         the same up to float rounding (a row's score never depends on its batch-mates: right
         padding, causal attention)."""
         if len(prompts) != len(answers):
@@ -381,7 +383,7 @@ class HFLVLM(PromptEncoding, LVLM):
 
         ``positions``: whether to compute the visual positions (default: when a layer hook
         is installed). Image encodings come from the feature cache (LLaVA, Gemma 3, Qwen2-VL,
-        Qwen2.5-VL) unless it is bypassed (``feature_cache_bypassed``)."""
+        Qwen2.5-VL, Qwen3-VL) unless it is bypassed (``feature_cache_bypassed``)."""
         if positions is None:
             positions = self._hooks.active
         answer_ids = [list(a) for a in answer_ids]

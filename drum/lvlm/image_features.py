@@ -1,5 +1,5 @@
-"""An LRU cache of a model's image encodings (LLaVA, Gemma 3, Qwen2-VL, Qwen2.5-VL), keyed by
-image content.
+"""An LRU cache of a model's image encodings (LLaVA, Gemma 3, Qwen2-VL, Qwen2.5-VL, Qwen3-VL),
+keyed by image content.
 
 Feedback scoring and evaluation show the same images in many prompts (a query's image in
 every one of its candidates' prompts, a pool image in every query it is a candidate for).
@@ -29,6 +29,19 @@ record's ``feature_cache``):
   depend on its batch-mates (``tests/lvlm/test_qwen_feature_cache.py`` measures it: equal to
   the bit on the tiny models). The forward still needs ``image_grid_thw`` beside the
   encodings, for its M-RoPE positions.
+* ``"grid_deepstack"`` (Qwen3-VL): pixels cut as ``"grid"``; an image's encoding is a
+  ``DeepstackEncoding``: its pooled tokens and, per deepstack layer, the features the decoder
+  adds at its visual positions after that layer (``get_image_features``' ``deepstack_features``,
+  cut per image as its pooled output is). One cache entry holds both, so an image is counted,
+  kept and evicted whole. Its vision tower too attends within each image (``cu_seqlens``) and
+  resamples its position embeddings per image grid (tested as for ``"grid"``). ``capacity``
+  counts images, not bytes: an entry is ``1 + len(deepstack_visual_indexes)`` tensors of its
+  tokens' width (4 with the config's default of 3 deepstack layers), so on a device short of
+  memory a smaller ``image_feature_cache_size`` keeps the same bytes as a Qwen2-VL cache.
+
+An encoding (``Encoding``) is a ``(tokens, width)`` tensor or a ``DeepstackEncoding``;
+``len(encoding)`` is its token count either way. ``drum.lvlm.encoding.encoder_outputs`` turns a
+list of them into the forward's ``mm_encoder_outputs``.
 """
 
 from __future__ import annotations
@@ -50,6 +63,23 @@ PATH_KEYS_LIMIT = 1 << 16
 ImagePixels = dict[str, torch.Tensor]
 
 
+@dataclass(frozen=True, eq=False)
+class DeepstackEncoding:
+    """One Qwen3-VL image's encoding: ``pooled`` ``(tokens, width)``, what its visual tokens'
+    embeddings become, and ``deepstack``, one ``(tokens, width)`` tensor per deepstack layer,
+    added to the hidden states at its visual positions after that decoder layer."""
+
+    pooled: torch.Tensor
+    deepstack: tuple[torch.Tensor, ...]
+
+    def __len__(self) -> int:
+        return int(self.pooled.shape[0])
+
+
+# One image's encoding: a ``(tokens, width)`` tensor, or one with its deepstack features.
+Encoding = torch.Tensor | DeepstackEncoding
+
+
 @dataclass(frozen=True)
 class PixelLayout:
     """How a family's pixel inputs are laid out per image (module docstring).
@@ -58,10 +88,13 @@ class PixelLayout:
         name: the family record's ``feature_cache`` value.
         grid: ``pixel_values`` rows are patches, ``image_grid_thw`` says how many each image
             owns (else one row per image).
+        deepstack: each image's encoding carries its deepstack features
+            (``DeepstackEncoding``), else it is the pooled tensor alone.
     """
 
     name: str
     grid: bool
+    deepstack: bool = False
 
     def split(self, vision: dict[str, Any], count: int) -> list[ImagePixels] | None:
         """Each of ``count`` images' pixel inputs cut from the batch's ``vision``, or None where
@@ -93,19 +126,33 @@ class PixelLayout:
 
     def encode(
         self, model: Any, images: Sequence[ImagePixels], device: torch.device
-    ) -> list[torch.Tensor]:
-        """The post-projector encodings of ``images`` (one tensor each, ``(tokens, width)``)
-        in one vision-tower call of ``model`` (a ``...ForConditionalGeneration``)."""
+    ) -> list[Encoding]:
+        """The post-projector encodings of ``images`` (one each: ``(tokens, width)``, or a
+        ``DeepstackEncoding``) in one vision-tower call of ``model`` (a
+        ``...ForConditionalGeneration``)."""
         pixels = torch.cat([image["pixel_values"] for image in images])
         kwargs = {"pixel_values": pixels.to(device, model.dtype)}
         if self.grid:
             grids = torch.cat([image["image_grid_thw"] for image in images])
             kwargs["image_grid_thw"] = grids.to(device)
-        return list(model.model.get_image_features(**kwargs).pooler_output)
+        output = model.model.get_image_features(**kwargs)
+        if not self.deepstack:
+            return list(output.pooler_output)
+        # deepstack_features: per layer, one tensor per image (cut as pooler_output is).
+        layers = output.deepstack_features
+        return [
+            DeepstackEncoding(pooled, tuple(layer[index] for layer in layers))
+            for index, pooled in enumerate(output.pooler_output)
+        ]
 
 
 LAYOUTS = {
-    layout.name: layout for layout in (PixelLayout("rows", False), PixelLayout("grid", True))
+    layout.name: layout
+    for layout in (
+        PixelLayout("rows", False),
+        PixelLayout("grid", True),
+        PixelLayout("grid_deepstack", True, deepstack=True),
+    )
 }
 
 
@@ -140,7 +187,9 @@ class ImageFeatureCache:
         self.device = device
         self.capacity = capacity
         self.layout = LAYOUTS[layout]
-        self._encodings: OrderedDict[str, torch.Tensor] = OrderedDict()
+        # One entry per image (a ``DeepstackEncoding`` keeps its layers together): ``capacity``
+        # counts images, and evicting an image drops all of its tensors.
+        self._encodings: OrderedDict[str, Encoding] = OrderedDict()
         self._path_keys: dict[Path, tuple[tuple[int, int], str]] = {}
 
     def __len__(self) -> int:
@@ -178,8 +227,8 @@ class ImageFeatureCache:
 
     def features(
         self, paths: Sequence[Path], pixels: Sequence[ImagePixels] | None = None
-    ) -> list[torch.Tensor]:
-        """The post-projector encoding of every image in ``paths`` (one tensor each), from the
+    ) -> list[Encoding]:
+        """The post-projector encoding of every image in ``paths`` (one each), from the
         cache where present; the others are encoded once each (one vision-tower call) and
         cached. ``pixels``: each image's pixel inputs when already computed (``paths[i]``'s
         is ``pixels[i]``, as ``layout.split`` cuts them), else only the missing images are
@@ -188,7 +237,7 @@ class ImageFeatureCache:
         # This call's features are gathered here, not read back from the cache afterwards:
         # inserting new encodings may evict entries this very call needs (more distinct images
         # than the cache holds, or hits that were the least recently used).
-        found: dict[str, torch.Tensor] = {}
+        found: dict[str, Encoding] = {}
         missing: dict[str, int] = {}
         for index, key in enumerate(keys):
             if key in self._encodings:

@@ -16,14 +16,20 @@ against that cache:
   every row gets its own prefix's states, padded to the batch's longest prefix, and a 4D
   attention mask that hides the padding of both parts (causal inside the suffix);
 * position ids continue from each row's prefix: ``prefix + t`` for LLaVA-style models; for
-  Qwen2-VL's M-RoPE the full sequence's ``(3, T)`` positions (``get_rope_index``: image
+  Qwen's M-RoPE the full sequence's ``(3, T)`` positions (``get_rope_index``: image
   tokens take 2D positions, and text after an image resumes from the image's extent, so
   positions are not token indices) are computed and the suffix's slice passed;
 * a prefix never ends inside an image's tokens (its image's encoding belongs to one part), and
-  every row keeps at least its last prompt token in the suffix (its logit predicts the answer).
+  every row keeps at least its last prompt token in the suffix (its logit predicts the answer);
+* each pass gets its own part's images' encodings (``mm_encoder_outputs``), in order. For
+  Qwen3-VL these carry the images' deepstack features, which the model adds to the hidden
+  states at the visual positions of the pass's own ids after its first decoder layers: the
+  prefix pass adds its images', the suffix pass its own, and as the addition is per position,
+  a prefix's key/value states are those the whole prompt's pass computes for its tokens.
 
 Scores equal the unshared path's up to float rounding (``tests/lvlm/test_prefix.py``: within
-1e-4 on LLaVA, Qwen2-VL, Qwen2.5-VL and the built-in LVLM; batched equals one at a time).
+1e-4 on LLaVA, Qwen2-VL, Qwen2.5-VL, Qwen3-VL and the built-in LVLM; batched equals one at a
+time).
 
 Where it runs (``shares_prefixes``): ``HFLVLM(share_prefixes=True)`` (the default), no layer
 hook installed (a hook sees whole prompts; VPG-C's adapter installs one, so it always falls
@@ -31,13 +37,14 @@ back), and
 
 * LLaVA-style models (the built-in LVLM included) with the image-feature cache on, outside
   ``feature_cache_bypassed``;
-* Qwen2-VL and Qwen2.5-VL (``MROPE_FAMILIES``), outside ``feature_cache_bypassed``; their
-  images' encodings come from the image-feature cache where it is on
-  (``image_feature_cache_size > 0``). Qwen2.5-VL's M-RoPE positions of images are Qwen2-VL's
-  (its ``second_per_grid_ts`` concerns videos only).
+* Qwen2-VL, Qwen2.5-VL and Qwen3-VL (``MROPE_FAMILIES``), outside ``feature_cache_bypassed``;
+  their images' encodings (Qwen3-VL's with its deepstack features) come from the image-feature
+  cache where it is on (``image_feature_cache_size > 0``), else from one vision call per window
+  in the cache's layout. Qwen2.5-VL's M-RoPE positions of images are Qwen2-VL's (its
+  ``second_per_grid_ts`` concerns videos only); Qwen3-VL's come from its own
+  ``get_rope_index``.
 
-Everything else runs ``score``'s usual path: Idefics3 / SmolVLM, Qwen3-VL (its deepstack
-features join the first layers' hidden states, which a prefix's states would need), BLIP-2 (a family
+Everything else runs ``score``'s usual path: Idefics3 / SmolVLM, BLIP-2 (a family
 that needs an image in every batch), families without a record, and LLaVA with the feature
 cache off; none of them verified here. Only ``score`` uses it; ``score_inputs`` (training
 losses) and ``generate`` are unchanged.
@@ -63,6 +70,7 @@ from tqdm.auto import tqdm
 
 from drum.lvlm.base import ScoreResult
 from drum.lvlm.encoding import encoder_outputs
+from drum.lvlm.image_features import Encoding
 from drum.lvlm.last_layer_mlp import only_at_positions
 from drum.lvlm.prompt import ICLPrompt, grouped_by_demos
 
@@ -70,7 +78,7 @@ if TYPE_CHECKING:
     from drum.lvlm.hf import HFLVLM
 
 # Families whose positions are M-RoPE's (computed on the full sequence, sliced per part).
-MROPE_FAMILIES = ("qwen2_vl", "qwen2_5_vl")
+MROPE_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 # Prompts encoded together (and grouped) per window: as many as ``score``'s fast path.
 WINDOW_BATCHES = 4
 # Prefix and suffix batches hold at most this many times ``batch_size`` rows: each part is
@@ -95,7 +103,7 @@ class _Window:
 
     ids: list[list[int]]
     images: list[list[Path]]
-    features: list[list[torch.Tensor]]
+    features: list[list[Encoding]]
     sizes: list[list[int]]
     answers: list[list[int]]
     positions: list[torch.Tensor] | None
@@ -185,24 +193,28 @@ def _mrope_window(
     images: list[list[Path]],
     answer_ids: list[list[int]],
 ) -> _Window:
-    """Qwen2-VL: every image's encoding, from the image-feature cache (the images it lacks
-    encoded in one vision call) or, with the cache off, all encoded in one vision call; and
+    """Qwen2-VL, Qwen2.5-VL, Qwen3-VL: every image's encoding, from the image-feature cache (the
+    images it lacks encoded in one vision call) or, with the cache off, all encoded in one vision
+    call (the cache's layout: Qwen3-VL's deepstack features too); and
     each row's M-RoPE positions over its prompt + answer tokens (``get_rope_index``, as the
     model's own forward computes them)."""
     inner = lvlm.model.model
     grids = vision.get("image_grid_thw")
-    flat: list[torch.Tensor] = []
+    flat: list[Encoding] = []
     if grids is not None:
         cached = lvlm._cached_encodings(images, vision)
         if cached is not None:
             flat = cached
-        else:
-            pixels = vision["pixel_values"].to(lvlm.device)
-            flat = list(inner.get_image_features(pixels, grids.to(lvlm.device)).pooler_output)
+        else:  # the cache's layout cuts and encodes them (Qwen3-VL: deepstack features too)
+            layout = lvlm.feature_cache.layout
+            pixels = layout.split(vision, sum(len(row) for row in images))
+            if pixels is None:
+                raise ValueError(f"{lvlm.name}: pixel inputs are not one image_grid_thw an image")
+            flat = layout.encode(lvlm.model, pixels, lvlm.device)
     features, sizes, start = [], [], 0
     for count in (len(row) for row in images):
         features.append(flat[start : start + count])
-        sizes.append([int(feature.shape[0]) for feature in features[-1]])
+        sizes.append([len(feature) for feature in features[-1]])
         start += count
     sequences = [p + a[:-1] for p, a in zip(ids, answer_ids, strict=True)]
     batch = lvlm._padded(sequences, [len(p) for p in ids], None, left=False)
@@ -216,7 +228,7 @@ def _mrope_window(
     return _Window(ids, images, features, sizes, answer_ids, rows)
 
 
-def _encoder_outputs(features: list[torch.Tensor]) -> dict[str, Any]:
+def _encoder_outputs(features: list[Encoding]) -> dict[str, Any]:
     return encoder_outputs(features) if features else {}
 
 

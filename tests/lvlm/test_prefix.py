@@ -1,7 +1,8 @@
 """Shared demonstration prefixes (``drum.lvlm.prefix``): the prefix path scores what the
-whole-prompt path scores (within 1e-4) on LLaVA, Qwen2-VL and the built-in LVLM, batched or
-one at a time, with prefixes of different lengths and zero-shot prompts in one call; where it
-does not apply, ``score`` falls back to the whole-prompt path."""
+whole-prompt path scores (within 1e-4) on LLaVA, Qwen2-VL, Qwen2.5-VL, Qwen3-VL (its deepstack
+features: each pass its own images') and the built-in LVLM, batched or one at a time, with
+prefixes of different lengths and zero-shot prompts in one call; where it does not apply,
+``score`` falls back to the whole-prompt path."""
 
 from __future__ import annotations
 
@@ -75,11 +76,12 @@ def paths(build: Callable[[str], Any]) -> dict[str, Path]:
         "llava": build("llava").path,
         "qwen2_vl": build("qwen2_vl").path,
         "qwen2_5_vl": build("qwen2_5_vl").path,
+        "qwen3_vl": build("qwen3_vl").path,
         "builtin": BUILTIN,
     }
 
 
-@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "qwen2_5_vl", "builtin"])
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "builtin"])
 def test_shared_prefixes_score_what_whole_prompts_score(
     family: str, paths: dict[str, Path], feedback: Prompts
 ) -> None:
@@ -96,7 +98,7 @@ def test_shared_prefixes_score_what_whole_prompts_score(
     _close(shared.score(prompts[::-1], answers[::-1], batch_size=5), expected[::-1])
 
 
-@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "qwen2_5_vl"])
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
 def test_prefixes_of_different_lengths_run_once_each(
     family: str, paths: dict[str, Path], feedback: Prompts
 ) -> None:
@@ -171,7 +173,7 @@ def test_different_images_behind_the_same_tokens_are_not_shared(
     assert length == query_start
 
 
-@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "qwen2_5_vl"])
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
 def test_demonstrations_that_differ_only_in_their_images_get_their_own_prefixes(
     family: str, paths: dict[str, Path], tiny_world: Path
 ) -> None:

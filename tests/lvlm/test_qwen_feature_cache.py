@@ -1,9 +1,12 @@
-"""The image-feature cache on Qwen2-VL and Qwen2.5-VL (``drum.lvlm.image_features``' ``"grid"``
-layout): an image's encoding does not depend on its batch-mates; scores and replies with the
-cache equal those without it (bypassed, or a cache of size 0) for prompts of 1 to 3 images of
-different sizes (patch grids) beside text-only prompts; repeated images run the vision tower
-once; the shared-prefix scorer reads the cache; layer hooks work on cached encodings and VPG-C
-bypasses the cache. Gemma 3's generation, which reads the cache too, replies as without it."""
+"""The image-feature cache on Qwen2-VL, Qwen2.5-VL (``drum.lvlm.image_features``' ``"grid"``
+layout) and Qwen3-VL (``"grid_deepstack"``: each image's deepstack features cached beside its
+encoding): an image's encoding (and deepstack features) does not depend on its batch-mates;
+scores and replies with the cache equal those without it (bypassed, or a cache of size 0) for
+prompts of 1 to 3 images of different sizes (patch grids) beside text-only prompts; repeated
+images run the vision tower once; the shared-prefix scorer reads the cache; layer hooks work on
+cached encodings and VPG-C bypasses the cache. Gemma 3's generation, which reads the cache too,
+replies as without it. Qwen3-VL's deepstack features reach the scores, its entries are evicted
+whole, and ``answer_loss`` bypasses its cache."""
 
 from __future__ import annotations
 
@@ -21,12 +24,12 @@ from drum.data import read_examples
 from drum.lvlm.base import ScoreResult
 from drum.lvlm.families import FAMILIES, FEATURE_CACHE
 from drum.lvlm.hf import HFLVLM
-from drum.lvlm.image_features import LAYOUTS
+from drum.lvlm.image_features import LAYOUTS, DeepstackEncoding, Encoding
 from drum.lvlm.prefix import shares_prefixes
 from drum.lvlm.prompt import ICLPrompt, ImagePart, TextPart, Turn, build_prompt
 from tests.lvlm import tiny_lvlms
 
-QWEN = ("qwen2_vl", "qwen2_5_vl")
+QWEN = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 ATOL = 1e-5
 # (width, height) of the images beside the tiny world's 32 px ones: patch grids of 4 x 8,
 # 8 x 4, 8 x 8 and 6 x 8 (8 px patches, up to 64 x 64 px).
@@ -102,6 +105,13 @@ def _max_diff(actual: list[ScoreResult], expected: list[ScoreResult]) -> float:
     return max(abs(a.sum - e.sum) for a, e in zip(actual, expected, strict=True))
 
 
+def _tensors(encoding: Encoding) -> tuple[torch.Tensor, ...]:
+    """An encoding's tensors: its pooled one, then its deepstack features (Qwen3-VL)."""
+    if isinstance(encoding, DeepstackEncoding):
+        return (encoding.pooled, *encoding.deepstack)
+    return (encoding,)
+
+
 @contextmanager
 def vision_calls(lvlm: HFLVLM) -> Iterator[list[int]]:
     """The patch rows of each vision-tower call of ``lvlm`` inside the block."""
@@ -117,8 +127,9 @@ def vision_calls(lvlm: HFLVLM) -> Iterator[list[int]]:
 
 def test_the_layouts_are_the_records_values() -> None:
     assert sorted(LAYOUTS) == sorted(name for name in FEATURE_CACHE if name)
-    assert {FAMILIES[name].feature_cache for name in QWEN} == {"grid"}
-    assert not FAMILIES["qwen3_vl"].feature_cache  # its deepstack features are not cached
+    assert {FAMILIES[name].feature_cache for name in QWEN[:2]} == {"grid"}
+    assert FAMILIES["qwen3_vl"].feature_cache == "grid_deepstack"
+    assert LAYOUTS["grid_deepstack"].grid and LAYOUTS["grid_deepstack"].deepstack
 
 
 @pytest.mark.parametrize("family", QWEN)
@@ -136,11 +147,18 @@ def test_an_images_encoding_does_not_depend_on_its_batch_mates(
         together = layout.encode(lvlm.model, pixels, lvlm.device)
         reversed_ = layout.encode(lvlm.model, pixels[::-1], lvlm.device)[::-1]
         alone = [layout.encode(lvlm.model, [image], lvlm.device)[0] for image in pixels]
+    deepstack = lvlm.feature_cache.layout.deepstack
+    width = lvlm.model.config.text_config.hidden_size
     for grid, feature in zip(grids, together, strict=True):
-        assert feature.shape[0] == grid[0] * grid[1] * grid[2] // 4  # 2 x 2 patches a token
-    # Measured on the tiny models: equal to the bit (cu_seqlens, windows within an image).
+        assert isinstance(feature, DeepstackEncoding) == deepstack
+        # 2 x 2 patches a token, in the pooled output and every deepstack layer (Qwen3-VL: 1).
+        shapes = [tuple(tensor.shape) for tensor in _tensors(feature)]
+        assert shapes == [(grid[0] * grid[1] * grid[2] // 4, width)] * (2 if deepstack else 1)
+    # Measured on the tiny models: equal to the bit (cu_seqlens, windows within an image;
+    # Qwen3-VL's position embeddings resampled per image grid), deepstack features included.
     for a, b, c in zip(together, reversed_, alone, strict=True):
-        assert torch.equal(a, b) and torch.equal(a, c)
+        for x, y, z in zip(_tensors(a), _tensors(b), _tensors(c), strict=True):
+            assert torch.equal(x, y) and torch.equal(x, z)
 
 
 def test_a_grid_split_refuses_inputs_that_are_not_one_grid_an_image() -> None:
@@ -219,8 +237,9 @@ def test_generation_replies_as_without_the_cache(
     assert not calls
 
 
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen3_vl"])
 def test_shared_prefixes_read_the_cache(
-    mixed: Callable[[str], Path], sized: list[Path], tiny_world: Path
+    family: str, mixed: Callable[[str], Path], sized: list[Path], tiny_world: Path
 ) -> None:
     # Feedback-like: 3 queries, each after 3 of 4 one-shot candidates (candidates recur).
     pool = read_examples(tiny_world / "vqa" / "pool.jsonl")
@@ -228,7 +247,7 @@ def test_shared_prefixes_read_the_cache(
     queries = [Turn((ImagePart(pool[5 + q].image), TextPart(pool[5 + q].text))) for q in range(3)]
     batch = [ICLPrompt((demos[(q + c) % 4],), queries[q]) for q in range(3) for c in range(3)]
     answers = [pool[5 + q].answer for q in range(3) for _ in range(3)]
-    path = mixed("qwen2_vl")
+    path = mixed(family)
     shared = HFLVLM(path)
     assert shares_prefixes(shared)
     whole = HFLVLM(path, share_prefixes=False, image_feature_cache_size=0)
@@ -286,3 +305,70 @@ def test_vpgc_bypasses_the_cache(family: str, build: Callable[[str], Any], batch
     expected = adapted(HFLVLM(path, image_feature_cache_size=0)).score(prompts, answers)
     assert _max_diff(scores, expected) <= ATOL
     assert _max_diff(scores, plain) > 1e-3
+
+
+def test_qwen3_vl_passes_its_deepstack_features_back(
+    mixed: Callable[[str], Path], prompts: Prompts
+) -> None:
+    batch, answers = prompts
+    lvlm = HFLVLM(mixed("qwen3_vl"))
+    answer_ids = [lvlm._answer_ids(answer) for answer in answers]
+    with torch.inference_mode():
+        inputs = lvlm.score_inputs(batch, answer_ids)
+        assert "pixel_values" not in inputs.extra and "image_grid_thw" in inputs.extra
+        output = inputs.extra["mm_encoder_outputs"]["image"]
+        images = sum(len(prompt.images) for prompt in batch)
+        # transformers' deepstack output: per layer (1 here), one tensor per image in order.
+        assert type(output).__name__ == "BaseModelOutputWithDeepstackFeatures"
+        assert len(output.pooler_output) == images
+        assert [len(layer) for layer in output.deepstack_features] == [images]
+        logits = lvlm.forward(inputs.input_ids, inputs.attention_mask, **inputs.extra).logits
+        # Without them (zeros) the logits move: the cached deepstack features reach the scores.
+        output.deepstack_features = [
+            [torch.zeros_like(feature) for feature in layer] for layer in output.deepstack_features
+        ]
+        blind = lvlm.forward(inputs.input_ids, inputs.attention_mask, **inputs.extra).logits
+    assert (logits - blind).abs().max() > 1e-3
+
+
+def test_qwen3_vl_cache_smaller_than_a_batch_keeps_whole_entries(
+    mixed: Callable[[str], Path], prompts: Prompts, sized: list[Path]
+) -> None:
+    # 5 distinct images through a 2-entry cache: each entry (tokens and deepstack features)
+    # is counted once and evicted whole while the batch that needs them is assembled.
+    batch, answers = prompts
+    path = mixed("qwen3_vl")
+    expected = HFLVLM(path, image_feature_cache_size=0).score(batch, answers)
+    small = HFLVLM(path, image_feature_cache_size=2)
+    assert _max_diff(small.score(batch, answers), expected) <= ATOL
+    assert _max_diff(small.score(batch[::-1], answers[::-1]), expected[::-1]) <= ATOL
+    assert len(small.feature_cache) == 2
+    # Least recently used out first, an image's tokens and deepstack features together.
+    cache = small.feature_cache
+    cache.clear()
+    a, b, c = sized[:3]
+    with vision_calls(small) as calls, torch.inference_mode():
+        first = cache.features([a, b])
+        cache.features([c])  # evicts a
+        assert len(cache) == 2 and len(calls) == 2
+        kept = cache.features([b, c])
+        assert len(calls) == 2  # b and c were kept
+        again = cache.features([a])
+        assert len(calls) == 3  # a was not
+    assert kept[0] is first[1]
+    for old, new in zip(_tensors(first[0]), _tensors(again[0]), strict=True):
+        assert torch.equal(old, new)
+    assert all(isinstance(entry, DeepstackEncoding) for entry in [*first, *kept, *again])
+
+
+def test_qwen3_vl_answer_loss_bypasses_the_cache(
+    mixed: Callable[[str], Path], prompts: Prompts
+) -> None:
+    batch, answers = prompts
+    lvlm = HFLVLM(mixed("qwen3_vl"))
+    with vision_calls(lvlm) as calls:
+        loss = lvlm.answer_loss(batch, answers)
+    assert calls and len(lvlm.feature_cache) == 0
+    loss.backward()
+    merger = lvlm.model.model.visual.deepstack_merger_list[0]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in merger.parameters())

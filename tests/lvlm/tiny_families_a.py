@@ -27,10 +27,14 @@ from tests.lvlm.tiny_lvlms import (
 )
 
 
-def build_tiny_qwen3_vl(path: Path, seed: int = 0) -> TinyLVLM:
+def build_tiny_qwen3_vl(
+    path: Path, seed: int = 0, max_pixels: int = IMAGE_SIZE * IMAGE_SIZE
+) -> TinyLVLM:
     """Qwen3-VL: 8 px patches merged 2 x 2 (4 visual tokens per 32 px image), a deepstack
     merger after vision block 0 (its features added after decoder layer 0), Qwen3 text layers
-    with M-RoPE sections for head dim 32.
+    with M-RoPE sections for head dim 32. ``max_pixels`` above 32 x 32 lets larger images keep
+    more patches (a grid of their own size; the 4 x 4 learned position embeddings are
+    resampled to it).
 
     Like Qwen2-VL, ``Qwen3VLProcessor`` needs torchvision (its video processor), so the
     tokenizer, a ``Qwen2VLImageProcessorPil`` (Qwen3-VL's image processor) and the chat
@@ -69,7 +73,7 @@ def build_tiny_qwen3_vl(path: Path, seed: int = 0) -> TinyLVLM:
     _set_generation_ids(model, tokenizer)
     pixels = IMAGE_SIZE * IMAGE_SIZE
     image_processor = Qwen2VLImageProcessorPil(
-        min_pixels=pixels, max_pixels=pixels, patch_size=patch, merge_size=merge
+        min_pixels=pixels, max_pixels=max_pixels, patch_size=patch, merge_size=merge
     )
     placeholder = "<|vision_start|><|image_pad|><|vision_end|>"
     model.save_pretrained(path)

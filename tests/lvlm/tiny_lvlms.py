@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from transformers import PreTrainedTokenizerFast
@@ -333,13 +333,14 @@ def build_tiny_blip2(path: Path, seed: int = 0, patch_size: int = 16) -> TinyLVL
 
 def _lazy(module: str, name: str) -> Callable[..., TinyLVLM]:
     """``tests.lvlm.<module>.build_tiny_<name>``, imported when first called (the newer
-    families' builders live in modules beside this one, which import its helpers)."""
+    families' builders live in modules beside this one, which import its helpers); keyword
+    options go through to the builder (Qwen3-VL's ``max_pixels``)."""
 
-    def build(path: Path, seed: int = 0) -> TinyLVLM:
+    def build(path: Path, seed: int = 0, **options: Any) -> TinyLVLM:
         import importlib
 
         builders = importlib.import_module(f"tests.lvlm.{module}")
-        return getattr(builders, f"build_tiny_{name}")(path, seed)
+        return getattr(builders, f"build_tiny_{name}")(path, seed, **options)
 
     build.__name__ = f"build_tiny_{name}"
     return build
