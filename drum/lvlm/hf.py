@@ -69,7 +69,7 @@ from drum.lvlm.encoding import PromptEncoding
 from drum.lvlm.families import served_family
 from drum.lvlm.hooks import LayerHook, LayerHooks, VisualPositions
 from drum.lvlm.image_count_groups import in_image_count_groups
-from drum.lvlm.image_features import ImageFeatureCache
+from drum.lvlm.image_features import DEFAULT_MAX_BYTES, ImageFeatureCache
 from drum.lvlm.last_layer_mlp import last_layer_mlp, only_at_positions
 from drum.lvlm.prefix import score_with_shared_prefixes, shares_prefixes
 from drum.lvlm.processors import load_processor
@@ -135,6 +135,9 @@ class HFLVLM(PromptEncoding, LVLM):
             Qwen2-VL, Qwen2.5-VL, Qwen3-VL; ``HFLVLM.feature_cache``,
             ``drum.lvlm.image_features``); 0 keeps none (every pass runs the vision tower on
             its images, as without a cache).
+        image_feature_cache_bytes: the most memory those encodings may hold (default 2 GiB,
+            on the model's device; ``None``: no byte bound): the least recently used image goes
+            first when either bound is passed.
         context_overflow: for a prompt longer than the context (module docstring), ``"error"``
             (raise ``ContextOverflowError``) or ``"drop_demos"`` (drop its oldest
             demonstrations until it fits, counted in ``truncated_prompts`` and
@@ -162,6 +165,7 @@ class HFLVLM(PromptEncoding, LVLM):
         dtype: torch.dtype | None = None,
         trust_remote_code: bool = False,
         image_feature_cache_size: int = 4096,
+        image_feature_cache_bytes: int | None = DEFAULT_MAX_BYTES,
         context_overflow: str = "error",
         device_map: str | dict[str, Any] | None = None,
         retain_freed_memory: bool = True,
@@ -229,6 +233,7 @@ class HFLVLM(PromptEncoding, LVLM):
             self.device,
             image_feature_cache_size,
             self.family.feature_cache or "rows",
+            image_feature_cache_bytes,
         )
         self._feature_cache_bypass = 0
         self._answer_memo: dict[str, list[int]] = {}

@@ -5,9 +5,10 @@ Feedback scoring and evaluation show the same images in many prompts (a query's 
 every one of its candidates' prompts, a pool image in every query it is a candidate for).
 Their post-projector encodings depend on the pixels alone, so each distinct image is loaded,
 preprocessed and sent through the vision tower and projector once, then reused for as long as
-it stays among the ``capacity`` most recently used. Keys are ``drum.data.images.image_key``
-(the file's SHA-1), memoised per path by ``(size, mtime_ns)`` so that a file is hashed again
-only when it changed.
+it stays among the ``capacity`` most recently used and within ``max_bytes`` (default 2 GiB:
+a 7B model's image is megabytes, so the image count alone could fill a GPU). Keys are
+``drum.data.images.image_key`` (the file's SHA-1), memoised per path by ``(size, mtime_ns)``
+so that a file is hashed again only when it changed.
 
 What else an encoding depends on is fixed per cache: the model (its weights and dtype) and
 the processor's image settings (Qwen's ``min_pixels`` / ``max_pixels``, which set an image's
@@ -78,6 +79,22 @@ class DeepstackEncoding:
 
 # One image's encoding: a ``(tokens, width)`` tensor, or one with its deepstack features.
 Encoding = torch.Tensor | DeepstackEncoding
+
+# The cache's default memory budget. An image's encoding is tokens x width x bytes: a
+# few KB on the built-in LVLM, ~4.7 MB for LLaVA-1.5-7B in bf16 (576 x 4,096), ~4x a Qwen2-VL
+# image's for Qwen3-VL (its deepstack layers): 4,096 images of a 7B model would not fit beside
+# it on most GPUs, so the bytes bound the cache as well as the image count.
+DEFAULT_MAX_BYTES = 2 << 30
+
+
+def encoding_bytes(encoding: Encoding) -> int:
+    """The memory an encoding holds: ``sum(numel x element size)`` over its tensors."""
+    tensors = (
+        (encoding.pooled, *encoding.deepstack)
+        if isinstance(encoding, DeepstackEncoding)
+        else (encoding,)
+    )
+    return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
 
 
 @dataclass(frozen=True)
@@ -166,6 +183,8 @@ class ImageFeatureCache:
         device: where the pixel values go.
         capacity: distinct images kept; 0 keeps none (every call encodes its images).
         layout: a ``LAYOUTS`` name (module docstring).
+        max_bytes: the most memory the kept encodings may hold (``encoding_bytes``); the least
+            recently used go first when either bound is passed. ``None``: no byte bound.
     """
 
     def __init__(
@@ -175,9 +194,12 @@ class ImageFeatureCache:
         device: torch.device,
         capacity: int,
         layout: str = "rows",
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
     ) -> None:
         if capacity < 0:
             raise ValueError(f"image feature cache capacity must be >= 0, got {capacity}")
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"image feature cache max_bytes must be >= 0, got {max_bytes}")
         if layout not in LAYOUTS:
             raise ValueError(
                 f"image feature layout must be one of {sorted(LAYOUTS)}, got {layout!r}"
@@ -186,6 +208,8 @@ class ImageFeatureCache:
         self.image_processor = image_processor
         self.device = device
         self.capacity = capacity
+        self.max_bytes = max_bytes
+        self.bytes = 0  # what the kept encodings hold now
         self.layout = LAYOUTS[layout]
         # One entry per image (a ``DeepstackEncoding`` keeps its layers together): ``capacity``
         # counts images, and evicting an image drops all of its tensors.
@@ -198,6 +222,12 @@ class ImageFeatureCache:
     def clear(self) -> None:
         """Forget every encoding (the path-key memo stays: it follows the files)."""
         self._encodings.clear()
+        self.bytes = 0
+
+    def _over_budget(self) -> bool:
+        return len(self._encodings) > self.capacity or (
+            self.max_bytes is not None and self.bytes > self.max_bytes
+        )
 
     def keys(self, paths: Sequence[Path]) -> list[str]:
         """``image_key`` of each path, memoised by ``(path, size, mtime_ns)``: hashing the file
@@ -261,6 +291,8 @@ class ImageFeatureCache:
             for key, feature in zip(missing, encoded, strict=True):
                 found[key] = feature
                 self._encodings[key] = feature
-            while len(self._encodings) > self.capacity:
-                self._encodings.popitem(last=False)
+                self.bytes += encoding_bytes(feature)
+            while self._encodings and self._over_budget():
+                _, evicted = self._encodings.popitem(last=False)
+                self.bytes -= encoding_bytes(evicted)
         return [found[key] for key in keys]

@@ -252,6 +252,30 @@ def test_llava_feature_cache_smaller_than_a_batch(
     assert len(small.feature_cache) == 2
 
 
+def test_llava_feature_cache_keeps_to_its_byte_budget(
+    build: Callable[[str], Any], batch: tuple[list[ICLPrompt], list[str]]
+) -> None:
+    # A budget of two encodings' bytes holds two images whatever the image count allows; the
+    # bytes it reports are its entries' own, and the scores do not change.
+    from drum.lvlm.image_features import encoding_bytes
+
+    prompts, answers = batch
+    path = build("llava").path
+    expected = HFLVLM(path).score(prompts, answers)
+    roomy = HFLVLM(path)
+    roomy.score(prompts, answers)
+    entries = list(roomy.feature_cache._encodings.values())
+    assert len(entries) > 2 and roomy.feature_cache.bytes == sum(map(encoding_bytes, entries))
+    one = encoding_bytes(entries[0])
+    small = HFLVLM(path, image_feature_cache_bytes=2 * one + one // 2)
+    _assert_scores_close(small.score(prompts, answers), expected)
+    assert len(small.feature_cache) == 2 and small.feature_cache.bytes == 2 * one
+    small.feature_cache.clear()
+    assert small.feature_cache.bytes == 0
+    with pytest.raises(ValueError, match="max_bytes must be >= 0"):
+        HFLVLM(path, image_feature_cache_bytes=-1)
+
+
 def test_processor_without_chat_template_is_a_clear_error(
     build: Callable[[str], Any], tmp_path: Path
 ) -> None:

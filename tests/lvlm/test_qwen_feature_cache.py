@@ -361,6 +361,20 @@ def test_qwen3_vl_cache_smaller_than_a_batch_keeps_whole_entries(
     assert all(isinstance(entry, DeepstackEncoding) for entry in [*first, *kept, *again])
 
 
+def test_qwen3_vl_entries_count_their_deepstack_bytes(
+    mixed: Callable[[str], Path], prompts: Prompts
+) -> None:
+    from drum.lvlm.image_features import encoding_bytes
+
+    batch, answers = prompts
+    lvlm = HFLVLM(mixed("qwen3_vl"))
+    lvlm.score(batch, answers)
+    entries = list(lvlm.feature_cache._encodings.values())
+    pooled = sum(e.pooled.numel() * e.pooled.element_size() for e in entries)
+    assert all(e.deepstack for e in entries)
+    assert lvlm.feature_cache.bytes == sum(map(encoding_bytes, entries)) > pooled
+
+
 def test_qwen3_vl_answer_loss_bypasses_the_cache(
     mixed: Callable[[str], Path], prompts: Prompts
 ) -> None:
