@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from drum.lvlm.context import ContextOverflowError
@@ -36,6 +36,8 @@ from drum.serve.engine import ServeEngine
 from drum.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from drum.serve.metrics import ServeMetrics
 from drum.serve.protocol import ImageStore, RequestError, parse_chat_request
+from drum.serve.streaming import MEDIA_TYPE as STREAM_MEDIA_TYPE
+from drum.serve.streaming import completion_events
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +104,7 @@ def create_app(
         card = {"id": engine.name, "object": "model", "created": created, "owned_by": "drum"}
         return {"object": "list", "data": [card]}
 
-    def answer(body: Any) -> dict[str, Any]:
+    def answer(body: Any) -> Any:
         extra = [f for f in VLLM_FIELDS if isinstance(body, dict) and f in body]
         if not prompt_logprobs and extra:
             raise RequestError(f"Unrecognized request argument supplied: {extra[0]}")
@@ -110,7 +112,11 @@ def create_app(
         if request.model is not None and request.model != engine.name:
             raise UnknownModel(f"The model `{request.model}` does not exist (this server "
                               f"serves `{engine.name}`).")  # fmt: skip
-        return engine.complete(request)
+        completion = engine.complete(request)
+        if request.stream:
+            events = completion_events(completion, request.include_usage)
+            return StreamingResponse(iter(events), media_type=STREAM_MEDIA_TYPE)
+        return completion
 
     metrics = ServeMetrics(engine, lambda: in_flight)
     app.state.metrics = metrics

@@ -6,7 +6,8 @@ Accepted: ``messages`` alternating ``user`` / ``assistant`` (each user message o
 prompt: its text and ``image_url`` parts in order, images as ``data:image/...;base64,`` URLs
 only: the server fetches nothing; string content is one text part); ``model``;
 ``max_tokens`` / ``max_completion_tokens``; ``temperature`` 0 or absent (replies are greedy);
-``n`` 1; ``stream`` false; vLLM's ``prompt_logprobs`` (0 to ``MAX_PROMPT_LOGPROBS``),
+``n`` 1; ``stream`` for generation (``drum.serve.streaming``; ``stream_options`` with
+``include_usage`` alone); vLLM's ``prompt_logprobs`` (0 to ``MAX_PROMPT_LOGPROBS``),
 ``add_generation_prompt``, ``continue_final_message`` and ``return_token_ids``. Other OpenAI
 fields (``top_p``, ``seed``, ``user``, ...) are ignored as vLLM ignores what does not apply.
 
@@ -42,7 +43,8 @@ class RequestError(ValueError):
 class ChatRequest:
     """One parsed request: the prompt, the answer to score (None: generate), the reply's
     length, how many top log-probabilities per scored position (None: no scoring), whether to
-    return token ids, and the model named (None: not named)."""
+    return token ids, the model named (None: not named), and whether the reply is streamed as
+    server-sent events (with a usage chunk at the end)."""
 
     prompt: ICLPrompt
     answer: str | None
@@ -50,6 +52,8 @@ class ChatRequest:
     prompt_logprobs: int | None
     return_token_ids: bool
     model: str | None
+    stream: bool = False
+    include_usage: bool = False
 
 
 class ImageStore:
@@ -146,8 +150,15 @@ def parse_chat_request(body: Any, images: ImageStore) -> ChatRequest:
     """``body`` (decoded JSON) as a ``ChatRequest``, or a ``RequestError`` naming the field."""
     if not isinstance(body, dict):
         raise RequestError("the request body must be a JSON object")
-    if body.get("stream"):
-        raise RequestError("stream: drum serve does not stream (send stream: false)")
+    stream = _flag(body, "stream", False)
+    options = body.get("stream_options")
+    if options is not None and not (
+        stream and isinstance(options, dict) and set(options) <= {"include_usage"}
+    ):
+        raise RequestError(
+            'stream_options must be {"include_usage": true|false}, and only with stream: true'
+        )
+    include_usage = _flag(options or {}, "include_usage", False)
     if _int(body, "n", 1, 1, 1) != 1:
         raise RequestError("n must be 1")
     temperature = body.get("temperature")
@@ -201,6 +212,11 @@ def parse_chat_request(body: Any, images: ImageStore) -> ChatRequest:
                            "continue_final_message, the assistant answer to score)")  # fmt: skip
     if continued and answer is None:
         raise RequestError("continue_final_message: the last message must be the assistant's")
+    if stream and continued:
+        raise RequestError(
+            "stream: drum serve streams generated replies only; a scoring request "
+            "(prompt_logprobs) is answered whole (send stream: false)"
+        )
     return ChatRequest(
         prompt=ICLPrompt(tuple(turns), Turn(pending)),
         answer=answer,
@@ -208,4 +224,6 @@ def parse_chat_request(body: Any, images: ImageStore) -> ChatRequest:
         prompt_logprobs=logprobs,
         return_token_ids=_flag(body, "return_token_ids", False),
         model=model,
+        stream=stream,
+        include_usage=include_usage,
     )
