@@ -51,12 +51,6 @@ class Blip2InterleavedProcessor(TokenizerProcessor):
             image_token,
         )
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write the tokenizer (with its chat template) and the image processor, what
-        ``from_pretrained`` reads back beside the model's config."""
-        self.tokenizer.save_pretrained(directory)
-        self.image_processor.save_pretrained(directory)
-
     def __call__(
         self,
         text: Sequence[str],
