@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.benchmarks.runner import REPO, run_benchmark
+
 SCRIPT = REPO / "benchmarks" / "bench_gpu.py"
 EXPECTED_ROWS = {
     ("embed", "CLIP ViT-L/14 (tiny)"),
@@ -42,15 +41,7 @@ def _gpu_measure() -> ModuleType:
 @pytest.fixture(scope="module")
 def smoke() -> dict:
     """The JSON ``--smoke`` prints (after its table), run as a user would run it."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--peak-tflops", "1"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.splitlines()
-    start = lines.index("{")  # the JSON follows the table
-    return json.loads("\n".join(lines[start:]))
+    return run_benchmark("bench_gpu.py", "--smoke", "--peak-tflops", "1")
 
 
 @pytest.mark.slow

@@ -4,28 +4,16 @@ pass per request, batched fewer, and the scores of both sides agree."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "benchmarks" / "bench_serve.py"
+from tests.benchmarks.runner import run_benchmark
 
 
 @pytest.mark.slow
 def test_smoke_run_batches_and_agrees(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke", "--world", str(tmp_path / "world")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.splitlines()
-    result = json.loads("\n".join(lines[lines.index("{") :]))  # the JSON follows the table
+    result = run_benchmark("bench_serve.py", "--smoke", "--world", str(tmp_path / "world"))
     alone, batched = result["rows"]
     meta = result["meta"]
     assert meta["max_abs_difference"] <= meta["tolerance"] == 1e-4
